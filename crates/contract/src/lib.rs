@@ -1,0 +1,20 @@
+//! warden's model contract: the manifest (`warden.toml`) a model ships with, how its features
+//! map onto the graph's inputs, and the validation every request passes before it may reach a
+//! model.
+//!
+//! This crate does no I/O and knows nothing of HTTP or of any inference engine: it takes text
+//! and JSON values and returns typed data or every violation found, so it can be tested and
+//! fuzzed on its own, and the server stays a translator.
+
+mod binding;
+mod manifest;
+mod validate;
+mod violation;
+
+pub use binding::{Binding, GraphElement, GraphInput, bind_features, features_from_graph};
+pub use manifest::{
+    BackendChoice, Batching, Feature, FeatureType, Manifest, ManifestError, Output, OutputKind,
+    VersionEntry,
+};
+pub use validate::{ColumnValues, FeatureColumn, FeatureColumns, validate_instances};
+pub use violation::{LocSegment, Violation, ViolationType};

@@ -1,0 +1,302 @@
+//! The manifest, `warden.toml`: a model's declared contract (features, outputs), its batching
+//! bounds, an example row for warm-up, and per-version facts. Unknown keys are rejected so a
+//! typo never silently turns a check off.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+/// Which engine runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// The server picks (today: ONNX Runtime).
+    #[default]
+    Auto,
+    Onnxruntime,
+    Tract,
+}
+
+/// A feature's declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureType {
+    Float,
+    Int,
+    Bool,
+    String,
+    Category,
+}
+
+impl FeatureType {
+    /// How the type is named in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureType::Float => "float",
+            FeatureType::Int => "int",
+            FeatureType::Bool => "bool",
+            FeatureType::String => "string",
+            FeatureType::Category => "category",
+        }
+    }
+
+    /// Whether values of this type are numbers (and may have `min`/`max`).
+    pub fn is_numeric(self) -> bool {
+        matches!(self, FeatureType::Float | FeatureType::Int)
+    }
+}
+
+/// One model input feature, in the order the model expects.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feature {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FeatureType,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The allowed values of a `category` feature.
+    pub values: Option<Vec<String>>,
+    #[serde(default)]
+    pub nullable: bool,
+    pub description: Option<String>,
+}
+
+/// What a graph output means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// Per-class probabilities, one column per label.
+    Probability,
+    /// The predicted class label.
+    Label,
+    /// An unbounded per-class or single score.
+    Score,
+    /// A regression value (`raw` is accepted as a synonym).
+    #[serde(alias = "raw")]
+    Value,
+}
+
+/// One graph output the manifest describes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// The graph output's name.
+    pub name: String,
+    pub kind: OutputKind,
+    pub labels: Option<Vec<String>>,
+}
+
+/// Batching and queueing bounds for one model.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batching {
+    #[serde(default = "Batching::default_max_batch_size")]
+    pub max_batch_size: usize,
+    #[serde(default = "Batching::default_max_queue_delay_ms")]
+    pub max_queue_delay_ms: u64,
+    #[serde(default = "Batching::default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+impl Batching {
+    fn default_max_batch_size() -> usize {
+        64
+    }
+    fn default_max_queue_delay_ms() -> u64 {
+        2
+    }
+    fn default_queue_capacity() -> usize {
+        256
+    }
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            max_batch_size: Batching::default_max_batch_size(),
+            max_queue_delay_ms: Batching::default_max_queue_delay_ms(),
+            queue_capacity: Batching::default_queue_capacity(),
+        }
+    }
+}
+
+/// Facts pinned for one version folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionEntry {
+    pub sha256: Option<String>,
+}
+
+/// A parsed `warden.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default)]
+    pub backend: BackendChoice,
+    /// Pins the served version; default: the highest version folder.
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub features: Vec<Feature>,
+    #[serde(default)]
+    pub outputs: Vec<Output>,
+    #[serde(default)]
+    pub batching: Batching,
+    /// One valid row: used for the warm-up inference and in docs.
+    pub example: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub versions: BTreeMap<String, VersionEntry>,
+    /// Training statistics for drift; accepted now, used by the drift monitor.
+    pub baseline: Option<toml::Table>,
+}
+
+/// A manifest that cannot be used, with every problem found.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ManifestError {
+    /// Not valid TOML, or a key or value of the wrong shape (the message has line and column).
+    #[error("{0}")]
+    Syntax(String),
+    /// Well-formed, but inconsistent: each entry is one problem.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl Manifest {
+    /// Parses and checks a manifest.
+    pub fn from_toml(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|err| ManifestError::Syntax(err.to_string()))?;
+        let problems = manifest.problems();
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(ManifestError::Invalid(problems))
+        }
+    }
+
+    /// Every inconsistency in the manifest, in reading order.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen = BTreeSet::new();
+        for feature in &self.features {
+            let name = &feature.name;
+            if !seen.insert(name.as_str()) {
+                problems.push(format!("feature `{name}` is declared twice"));
+            }
+            match (&feature.values, feature.kind) {
+                (None, FeatureType::Category) => problems.push(format!(
+                    "feature `{name}` is a category but declares no `values`"
+                )),
+                (Some(values), FeatureType::Category) if values.is_empty() => {
+                    problems.push(format!("feature `{name}` declares an empty `values` list"))
+                }
+                (Some(_), kind) if kind != FeatureType::Category => problems.push(format!(
+                    "feature `{name}` is of type {} and cannot declare `values` (only a category can)",
+                    kind.name()
+                )),
+                _ => {}
+            }
+            if !feature.kind.is_numeric() && (feature.min.is_some() || feature.max.is_some()) {
+                problems.push(format!(
+                    "feature `{name}` is of type {} and cannot declare `min`/`max`",
+                    feature.kind.name()
+                ));
+            }
+            if let (Some(min), Some(max)) = (feature.min, feature.max)
+                && min > max
+            {
+                problems.push(format!(
+                    "feature `{name}` has min {min} greater than max {max}"
+                ));
+            }
+        }
+        for output in &self.outputs {
+            let needs_labels = matches!(output.kind, OutputKind::Probability | OutputKind::Label);
+            if needs_labels && output.labels.as_ref().is_none_or(Vec::is_empty) {
+                problems.push(format!(
+                    "output `{}` is a {:?} output and must declare its `labels`",
+                    output.name, output.kind
+                ));
+            }
+        }
+        if self.batching.max_batch_size == 0 {
+            problems.push("`batching.max_batch_size` must be at least 1".to_owned());
+        }
+        if self.batching.queue_capacity == 0 {
+            problems.push("`batching.queue_capacity` must be at least 1".to_owned());
+        }
+        for key in self.versions.keys() {
+            if key.parse::<u64>().is_err() {
+                problems.push(format!("`versions.{key}` is not a version number"));
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREDIT: &str = r#"
+        [[features]]
+        name = "age"
+        type = "float"
+        min = 18.0
+
+        [[features]]
+        name = "country"
+        type = "category"
+        values = ["US", "DE"]
+
+        [[outputs]]
+        name = "label"
+        kind = "label"
+        labels = ["approve", "reject"]
+
+        [example]
+        age = 42.0
+        country = "US"
+    "#;
+
+    #[test]
+    fn parses_a_manifest_with_defaults() {
+        let manifest = Manifest::from_toml(CREDIT).unwrap();
+        assert_eq!(manifest.backend, BackendChoice::Auto);
+        assert_eq!(manifest.features.len(), 2);
+        assert_eq!(manifest.features[1].kind, FeatureType::Category);
+        assert_eq!(manifest.batching, Batching::default());
+        let example = manifest.example.unwrap();
+        assert_eq!(example["country"], "US");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_valid_ones_named() {
+        let err = Manifest::from_toml("backnd = \"auto\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `backnd`"), "{err}");
+        assert!(err.contains("`backend`"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn every_inconsistency_is_reported() {
+        let text = r#"
+            [[features]]
+            name = "a"
+            type = "category"
+            [[features]]
+            name = "a"
+            type = "string"
+            min = 1.0
+            [[outputs]]
+            name = "p"
+            kind = "probability"
+        "#;
+        let ManifestError::Invalid(problems) = Manifest::from_toml(text).unwrap_err() else {
+            panic!("expected an invalid manifest");
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+}

@@ -1,0 +1,398 @@
+//! Row validation: the JSON rows of a request checked against the declared features, turned
+//! into typed columns, or rejected with every violation found.
+//!
+//! Nothing is coerced. A category sent as an integer, a number sent as a string, a boolean sent
+//! where a number is declared: each is a violation, because a silently coerced value is a
+//! silently wrong prediction.
+
+use serde_json::Value;
+
+use crate::manifest::{Feature, FeatureType};
+use crate::violation::{LocSegment, Violation, ViolationType};
+
+/// One feature's values for every row of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    /// `float` features (null, where allowed, is NaN).
+    Float(Vec<f64>),
+    Int(Vec<i64>),
+    Bool(Vec<bool>),
+    /// `string` and `category` features.
+    Text(Vec<String>),
+}
+
+/// A validated column, named after its feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureColumn {
+    pub name: String,
+    pub values: ColumnValues,
+}
+
+/// A validated request: one column per feature, in manifest order, each `rows` long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureColumns {
+    pub rows: usize,
+    pub columns: Vec<FeatureColumn>,
+}
+
+/// Checks `instances` (a JSON array of rows, each an object keyed by feature name or an array
+/// of values in feature order) against `features`. `root` is the key the rows came under, used
+/// as the first step of every violation's location.
+pub fn validate_instances(
+    features: &[Feature],
+    instances: &Value,
+    root: &str,
+) -> Result<FeatureColumns, Vec<Violation>> {
+    let Value::Array(rows) = instances else {
+        return Err(vec![Violation::new(
+            vec![root.into()],
+            ViolationType::TypeError,
+            format!("expected an array of rows, got {}", describe(instances)),
+        )]);
+    };
+    if rows.is_empty() {
+        return Err(vec![Violation::new(
+            vec![root.into()],
+            ViolationType::ValueError,
+            "expected at least one row, got an empty array",
+        )]);
+    }
+    let mut columns: Vec<ColumnBuilder> = features
+        .iter()
+        .map(|f| ColumnBuilder::new(f, rows.len()))
+        .collect();
+    let mut violations = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        let at = |key: &str| vec![root.into(), LocSegment::Index(index), key.into()];
+        match row {
+            Value::Object(fields) => {
+                for (feature, column) in features.iter().zip(&mut columns) {
+                    match fields.get(&feature.name) {
+                        Some(value) => {
+                            column.push(feature, value, at(&feature.name), &mut violations)
+                        }
+                        None => violations.push(Violation::new(
+                            at(&feature.name),
+                            ViolationType::Missing,
+                            format!("feature `{}` is required", feature.name),
+                        )),
+                    }
+                }
+                for key in fields.keys() {
+                    if !features.iter().any(|f| &f.name == key) {
+                        violations.push(Violation::new(
+                            at(key),
+                            ViolationType::ExtraForbidden,
+                            format!(
+                                "unknown feature `{key}`; the model's features are: {}",
+                                feature_names(features)
+                            ),
+                        ));
+                    }
+                }
+            }
+            Value::Array(values) if values.len() == features.len() => {
+                for (position, ((feature, column), value)) in
+                    features.iter().zip(&mut columns).zip(values).enumerate()
+                {
+                    let loc = vec![
+                        root.into(),
+                        LocSegment::Index(index),
+                        LocSegment::Index(position),
+                    ];
+                    column.push(feature, value, loc, &mut violations);
+                }
+            }
+            Value::Array(values) => violations.push(Violation::new(
+                vec![root.into(), LocSegment::Index(index)],
+                ViolationType::ShapeMismatch,
+                format!(
+                    "a row given as an array needs {} values ({}), got {}",
+                    features.len(),
+                    feature_names(features),
+                    values.len()
+                ),
+            )),
+            other => violations.push(Violation::new(
+                vec![root.into(), LocSegment::Index(index)],
+                ViolationType::TypeError,
+                format!(
+                    "expected a row object keyed by feature name, got {}",
+                    describe(other)
+                ),
+            )),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(FeatureColumns {
+        rows: rows.len(),
+        columns: features
+            .iter()
+            .zip(columns)
+            .map(|(feature, column)| FeatureColumn {
+                name: feature.name.clone(),
+                values: column.values,
+            })
+            .collect(),
+    })
+}
+
+fn feature_names(features: &[Feature]) -> String {
+    features
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Describes a JSON value for a message: `integer 3`, `string "3"`, `boolean true`, ...
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) if n.is_f64() => format!("number {n}"),
+        Value::Number(n) => format!("integer {n}"),
+        Value::String(s) => format!("string {}", Value::String(s.clone())),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+struct ColumnBuilder {
+    values: ColumnValues,
+}
+
+impl ColumnBuilder {
+    fn new(feature: &Feature, rows: usize) -> ColumnBuilder {
+        let values = match feature.kind {
+            FeatureType::Float => ColumnValues::Float(Vec::with_capacity(rows)),
+            FeatureType::Int => ColumnValues::Int(Vec::with_capacity(rows)),
+            FeatureType::Bool => ColumnValues::Bool(Vec::with_capacity(rows)),
+            FeatureType::String | FeatureType::Category => {
+                ColumnValues::Text(Vec::with_capacity(rows))
+            }
+        };
+        ColumnBuilder { values }
+    }
+
+    fn push(
+        &mut self,
+        feature: &Feature,
+        value: &Value,
+        loc: Vec<LocSegment>,
+        violations: &mut Vec<Violation>,
+    ) {
+        match check_value(feature, value) {
+            Ok(checked) => match (&mut self.values, checked) {
+                (ColumnValues::Float(v), Checked::Float(x)) => v.push(x),
+                (ColumnValues::Int(v), Checked::Int(x)) => v.push(x),
+                (ColumnValues::Bool(v), Checked::Bool(x)) => v.push(x),
+                (ColumnValues::Text(v), Checked::Text(x)) => v.push(x),
+                // check_value answers in the feature's own type, which chose the column type.
+                _ => violations.push(Violation::new(
+                    loc,
+                    ViolationType::TypeError,
+                    "value does not fit the column",
+                )),
+            },
+            Err((kind, msg)) => violations.push(Violation::new(loc, kind, msg)),
+        }
+    }
+}
+
+enum Checked {
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+fn check_value(feature: &Feature, value: &Value) -> Result<Checked, (ViolationType, String)> {
+    let type_error = |expected: &str| {
+        Err((
+            ViolationType::TypeError,
+            format!("expected {expected}, got {}", describe(value)),
+        ))
+    };
+    if value.is_null() {
+        return match (feature.nullable, feature.kind) {
+            (true, FeatureType::Float) => Ok(Checked::Float(f64::NAN)),
+            (true, _) => Err((
+                ViolationType::ValueError,
+                format!(
+                    "null is only accepted for float features (as a missing value); `{}` is {}",
+                    feature.name,
+                    feature.kind.name()
+                ),
+            )),
+            (false, _) => Err((
+                ViolationType::ValueError,
+                format!("feature `{}` is not nullable; got null", feature.name),
+            )),
+        };
+    }
+    match feature.kind {
+        FeatureType::Float => match value.as_f64() {
+            Some(x) if value.is_number() => check_range(feature, x).map(|()| Checked::Float(x)),
+            _ => type_error("a number"),
+        },
+        FeatureType::Int => {
+            let integral = value.as_i64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15)
+                    .map(|x| x as i64)
+            });
+            match integral {
+                Some(x) => check_range(feature, x as f64).map(|()| Checked::Int(x)),
+                None => type_error("an integer"),
+            }
+        }
+        FeatureType::Bool => match value {
+            Value::Bool(b) => Ok(Checked::Bool(*b)),
+            _ => type_error("a boolean"),
+        },
+        FeatureType::String => match value {
+            Value::String(s) => Ok(Checked::Text(s.clone())),
+            _ => type_error("a string"),
+        },
+        FeatureType::Category => {
+            let allowed = feature.values.as_deref().unwrap_or_default();
+            let one_of = format!("one of {}", allowed.join(", "));
+            match value {
+                Value::String(s) if allowed.iter().any(|a| a == s) => Ok(Checked::Text(s.clone())),
+                Value::String(_) => Err((
+                    ViolationType::CategoryError,
+                    format!("expected {one_of}; got {}", describe(value)),
+                )),
+                _ => Err((
+                    ViolationType::TypeError,
+                    format!("expected {one_of}; got {}", describe(value)),
+                )),
+            }
+        }
+    }
+}
+
+fn check_range(feature: &Feature, x: f64) -> Result<(), (ViolationType, String)> {
+    let below = feature.min.is_some_and(|min| x < min);
+    let above = feature.max.is_some_and(|max| x > max);
+    if !(below || above) {
+        return Ok(());
+    }
+    let bounds = match (feature.min, feature.max) {
+        (Some(min), Some(max)) => format!("between {min} and {max}"),
+        (Some(min), None) => format!("at least {min}"),
+        (None, Some(max)) => format!("at most {max}"),
+        (None, None) => unreachable!("out of range needs a bound"),
+    };
+    Err((
+        ViolationType::RangeError,
+        format!("expected a value {bounds}; got {x}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn features() -> Vec<Feature> {
+        let manifest = crate::Manifest::from_toml(
+            r#"
+            [[features]]
+            name = "age"
+            type = "float"
+            min = 18.0
+            max = 100.0
+            [[features]]
+            name = "children"
+            type = "int"
+            [[features]]
+            name = "country"
+            type = "category"
+            values = ["US", "DE", "FR", "GB", "IN"]
+            "#,
+        )
+        .unwrap();
+        manifest.features
+    }
+
+    #[test]
+    fn valid_rows_become_typed_columns_in_feature_order() {
+        let rows = json!([
+            {"country": "US", "age": 42, "children": 2},
+            [30.5, 0, "DE"]
+        ]);
+        let columns = validate_instances(&features(), &rows, "instances").unwrap();
+        assert_eq!(columns.rows, 2);
+        assert_eq!(
+            columns.columns[0].values,
+            ColumnValues::Float(vec![42.0, 30.5])
+        );
+        assert_eq!(columns.columns[1].values, ColumnValues::Int(vec![2, 0]));
+        assert_eq!(
+            columns.columns[2].values,
+            ColumnValues::Text(vec!["US".into(), "DE".into()])
+        );
+    }
+
+    #[test]
+    fn a_category_sent_as_an_integer_is_a_type_error() {
+        let rows = json!([{"age": 42, "children": 1, "country": 3}]);
+        let violations = validate_instances(&features(), &rows, "instances").unwrap_err();
+        assert_eq!(
+            serde_json::to_value(&violations).unwrap(),
+            json!([{
+                "loc": ["instances", 0, "country"],
+                "msg": "expected one of US, DE, FR, GB, IN; got integer 3",
+                "type": "type_error"
+            }])
+        );
+    }
+
+    #[test]
+    fn every_violation_in_the_request_is_reported() {
+        let rows = json!([
+            {"age": "42", "children": 1.5, "country": "XX", "colour": "red"},
+            {"age": 150, "country": null},
+            {"age": true, "children": 1, "country": "US"}
+        ]);
+        let violations = validate_instances(&features(), &rows, "instances").unwrap_err();
+        let kinds: Vec<_> = violations
+            .iter()
+            .map(|v| (serde_json::to_value(&v.loc).unwrap(), v.kind))
+            .collect();
+        use ViolationType::*;
+        assert_eq!(
+            kinds,
+            vec![
+                (json!(["instances", 0, "age"]), TypeError),
+                (json!(["instances", 0, "children"]), TypeError),
+                (json!(["instances", 0, "country"]), CategoryError),
+                (json!(["instances", 0, "colour"]), ExtraForbidden),
+                (json!(["instances", 1, "age"]), RangeError),
+                (json!(["instances", 1, "children"]), Missing),
+                (json!(["instances", 1, "country"]), ValueError),
+                (json!(["instances", 2, "age"]), TypeError),
+            ]
+        );
+        assert_eq!(
+            violations[4].msg,
+            "expected a value between 18 and 100; got 150"
+        );
+    }
+
+    #[test]
+    fn the_shape_of_the_request_itself_is_checked() {
+        let err = validate_instances(&features(), &json!({"age": 1}), "instances").unwrap_err();
+        assert_eq!(err[0].kind, ViolationType::TypeError);
+        let err = validate_instances(&features(), &json!([]), "instances").unwrap_err();
+        assert_eq!(err[0].kind, ViolationType::ValueError);
+        let err = validate_instances(&features(), &json!([[1.0]]), "instances").unwrap_err();
+        assert_eq!(err[0].kind, ViolationType::ShapeMismatch);
+    }
+}

@@ -1,0 +1,66 @@
+//! A violation: one thing wrong with a request, located precisely enough that a client can fix
+//! it without guessing. Requests are answered with every violation found, not only the first.
+
+use serde::Serialize;
+
+/// One step of a violation's location: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum LocSegment {
+    Key(String),
+    Index(usize),
+}
+
+impl From<&str> for LocSegment {
+    fn from(key: &str) -> Self {
+        LocSegment::Key(key.to_owned())
+    }
+}
+
+impl From<usize> for LocSegment {
+    fn from(index: usize) -> Self {
+        LocSegment::Index(index)
+    }
+}
+
+/// The kind of a violation; its snake_case name is part of the public error format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationType {
+    /// A value of the wrong JSON type (a string for a number, an integer for a category, ...).
+    TypeError,
+    /// A value of the right type that is not allowed (null where not nullable).
+    ValueError,
+    /// A number outside the feature's declared `min`/`max`.
+    RangeError,
+    /// A category value not among the declared `values`.
+    CategoryError,
+    /// A required field or input is absent.
+    Missing,
+    /// A field or input the contract does not know.
+    ExtraForbidden,
+    /// A tensor's datatype disagrees with the graph's.
+    DatatypeMismatch,
+    /// A tensor's shape disagrees with its data or with the graph.
+    ShapeMismatch,
+}
+
+/// One problem in a request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    pub loc: Vec<LocSegment>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: ViolationType,
+}
+
+impl Violation {
+    /// A violation at `loc`.
+    pub fn new(loc: Vec<LocSegment>, kind: ViolationType, msg: impl Into<String>) -> Violation {
+        Violation {
+            loc,
+            msg: msg.into(),
+            kind,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! warden's inference runtime: the [`Backend`] trait every engine implements, the tensor and
+//! signature types that cross it, and the ONNX Runtime backend.
+//!
+//! The trait is deliberately free of any engine's types, so the server, the contract and the
+//! tests speak one tensor vocabulary whichever engine runs the graph (a pure-Rust backend joins
+//! later behind the same trait).
+
+mod backend;
+mod error;
+pub mod onnxruntime;
+mod tensor;
+
+pub use backend::{Backend, LoadOptions, LoadedModel};
+pub use error::RuntimeError;
+pub use tensor::{DataType, NamedTensor, Signature, Tensor, TensorData, TensorSpec};
