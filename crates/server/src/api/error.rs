@@ -1,0 +1,183 @@
+//! The one table of client-visible errors: every error a client can see has a stable `code`,
+//! an HTTP status and a one-line meaning, here and nowhere else. The README's table is rendered
+//! from [`ErrorCode::ALL`] and a test keeps the two equal.
+//!
+//! Bodies are `{"code": ..., "error": ...}` plus `details` (one entry per violation) when there
+//! are any; the KServe V2 routes keep the protocol's `error` key, so V2 clients read them too.
+//! Internal causes (paths, engine messages) are logged with the request id, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use warden_contract::Violation;
+
+/// Every client-visible error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    MalformedJson,
+    InvalidInput,
+    BatchTooLarge,
+    ModelNotFound,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidOutput,
+    Internal,
+    Overloaded,
+    ModelNotReady,
+}
+
+impl ErrorCode {
+    /// The table, in the order the README shows it.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::MalformedJson,
+        ErrorCode::InvalidInput,
+        ErrorCode::BatchTooLarge,
+        ErrorCode::ModelNotFound,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::InvalidOutput,
+        ErrorCode::Internal,
+        ErrorCode::Overloaded,
+        ErrorCode::ModelNotReady,
+    ];
+
+    /// The stable code clients match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::BatchTooLarge => "batch_too_large",
+            ErrorCode::ModelNotFound => "model_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::InvalidOutput => "invalid_output",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::ModelNotReady => "model_not_ready",
+        }
+    }
+
+    /// The HTTP status it is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::MalformedJson | ErrorCode::InvalidInput | ErrorCode::BatchTooLarge => {
+                StatusCode::BAD_REQUEST
+            }
+            ErrorCode::ModelNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidOutput | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Overloaded | ErrorCode::ModelNotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// When it happens, in one line.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "the body is not valid JSON (line and column given)",
+            ErrorCode::InvalidInput => {
+                "the request breaks the model's contract or the protocol (every violation in `details`)"
+            }
+            ErrorCode::BatchTooLarge => "more rows than the model's `max_batch_size`",
+            ErrorCode::ModelNotFound => "unknown model or version",
+            ErrorCode::NotFound => "no such route",
+            ErrorCode::MethodNotAllowed => "the route exists but not for this HTTP method",
+            ErrorCode::PayloadTooLarge => "the body is over the configured limit (default 8 MiB)",
+            ErrorCode::UnsupportedMediaType => "the content type is not JSON",
+            ErrorCode::InvalidOutput => {
+                "the model answered NaN, a broken probability or an unknown label; the values are withheld"
+            }
+            ErrorCode::Internal => "anything else; details only in the log, under the request id",
+            ErrorCode::Overloaded => "the model's queue is full (with `Retry-After`)",
+            ErrorCode::ModelNotReady => "the model is loading or failed to load",
+        }
+    }
+
+    /// The error table as Markdown, as the README shows it.
+    pub fn markdown_table() -> String {
+        let mut table = String::from("| code | status | when |\n|---|---|---|\n");
+        for code in ErrorCode::ALL {
+            table.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                code.as_str(),
+                code.status().as_u16(),
+                code.meaning()
+            ));
+        }
+        table
+    }
+}
+
+/// An error answer: a code from the table, a message for humans, and violations if any.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Vec<Violation>,
+}
+
+impl ApiError {
+    /// An error with a message and no details.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// `invalid_input` listing every violation.
+    pub fn invalid_input(details: Vec<Violation>) -> ApiError {
+        let message = match details.len() {
+            1 => "1 problem in the request".to_owned(),
+            n => format!("{n} problems in the request"),
+        };
+        ApiError {
+            code: ErrorCode::InvalidInput,
+            message,
+            details,
+        }
+    }
+
+    /// `internal`, with the cause logged (never sent).
+    pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+        tracing::error!(cause = %cause, "internal error");
+        ApiError::new(
+            ErrorCode::Internal,
+            "internal error; the server log has the details under this request's x-request-id",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    error: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    details: &'a [Violation],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code.as_str(),
+            error: &self.message,
+            details: &self.details,
+        };
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if self.code == ErrorCode::Overloaded {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTP layer: routes, shared state, and the middleware every request passes through.
+//!
+//! Handlers translate between HTTP and the model layer and decide nothing themselves: lookups,
+//! validation and inference live in [`crate::registry`], [`crate::v2_protocol`] and
+//! [`crate::model`]. [`router`] is a plain function so tests drive the real router on a socket.
+
+mod body;
+pub mod error;
+mod observe;
+mod v1;
+mod v2;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::model::{ModelVersion, PredictError};
+use crate::registry::{LookupError, ModelRegistry};
+use crate::worker::InferError;
+use error::{ApiError, ErrorCode};
+pub use observe::ServedBy;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub registry: Arc<ModelRegistry>,
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/models/{model}", get(v2::model_metadata))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(v2::model_metadata),
+        )
+        .route("/v2/models/{model}/ready", get(v2::model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(v2::model_ready),
+        )
+        .route("/v2/models/{model}/infer", post(v2::infer))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(v2::infer),
+        )
+        .route("/v1/models/{model_action}", post(v1::predict))
+        .route(
+            "/v1/models/{model}/versions/{version_action}",
+            post(v1::predict_version),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .with_state(state);
+    api.layer(CatchPanicLayer::custom(|_panic| {
+        ApiError::internal(&"a handler panicked").into_response()
+    }))
+    .layer(middleware::from_fn(observe::access_log))
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "no such route; see the README for the API",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that HTTP method",
+    )
+}
+
+/// Marks a response as answered by `model`, for the access log.
+fn served(model: &ModelVersion, response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(ServedBy {
+        model: model.name.clone(),
+        version: model.version,
+    });
+    response
+}
+
+impl From<LookupError> for ApiError {
+    fn from(err: LookupError) -> ApiError {
+        let code = match err {
+            LookupError::UnknownModel(_) | LookupError::UnknownVersion { .. } => {
+                ErrorCode::ModelNotFound
+            }
+            LookupError::NotReady { .. } => ErrorCode::ModelNotReady,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+/// Maps a prediction failure of `model` to its answer, logging what the client is not told.
+fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
+    match err {
+        PredictError::Invalid(violations) => ApiError::invalid_input(violations),
+        PredictError::BatchTooLarge { .. } => {
+            ApiError::new(ErrorCode::BatchTooLarge, err.to_string())
+        }
+        PredictError::NoRowContract(_) => ApiError::new(ErrorCode::InvalidInput, err.to_string()),
+        PredictError::Infer(InferError::Overloaded) => ApiError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "model `{}` is at capacity; retry after the Retry-After delay",
+                model.name
+            ),
+        ),
+        PredictError::Infer(InferError::WorkerStopped) => ApiError::new(
+            ErrorCode::ModelNotReady,
+            format!("model `{}` is not running", model.name),
+        ),
+        PredictError::InvalidOutput(problems) => {
+            tracing::warn!(
+                model = %model.name,
+                version = model.version,
+                problems = %problems.join("; "),
+                "model output failed its guards; answer withheld"
+            );
+            ApiError::new(
+                ErrorCode::InvalidOutput,
+                format!(
+                    "model `{}` version {} produced an invalid output; the values are withheld",
+                    model.name, model.version
+                ),
+            )
+        }
+        PredictError::Infer(InferError::Runtime(cause)) => ApiError::internal(&cause),
+        PredictError::Encode(cause) => ApiError::internal(&cause),
+    }
+}

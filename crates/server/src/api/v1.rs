@@ -1,0 +1,72 @@
+//! The row API, in TF Serving's REST convention, for people coming from Flask:
+//! `POST /v1/models/{m}[/versions/{v}]:predict` with `{"instances": [{...}, ...]}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorCode};
+use super::{AppState, predict_error, served};
+use warden_contract::{Violation, ViolationType};
+
+/// `POST /v1/models/{model}:predict`
+pub async fn predict(
+    State(state): State<AppState>,
+    Path(model_action): Path<String>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let model = predict_action(&model_action)?;
+    answer(state, model, None, body).await
+}
+
+/// `POST /v1/models/{model}/versions/{version}:predict`
+pub async fn predict_version(
+    State(state): State<AppState>,
+    Path((model, version_action)): Path<(String, String)>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let version = predict_action(&version_action)?;
+    answer(state, &model, Some(version), body).await
+}
+
+/// Splits `name:predict`; any other action is not a route.
+fn predict_action(segment: &str) -> Result<&str, ApiError> {
+    match segment.rsplit_once(':') {
+        Some((name, "predict")) => Ok(name),
+        _ => Err(ApiError::new(
+            ErrorCode::NotFound,
+            "no such route; the row API is POST /v1/models/{model}[/versions/{version}]:predict",
+        )),
+    }
+}
+
+async fn answer(
+    state: AppState,
+    name: &str,
+    version: Option<&str>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let model = state.registry.get(name, version)?;
+    let Some(instances) = body.get("instances") else {
+        return Err(ApiError::invalid_input(vec![Violation::new(
+            vec!["instances".into()],
+            ViolationType::Missing,
+            "the body must be {\"instances\": [row, ...]}",
+        )]));
+    };
+    let result = model
+        .predict_rows(instances)
+        .await
+        .map_err(|err| predict_error(&model, err))?;
+    let body: Value = json!({
+        "predictions": result.predictions,
+        "model": {
+            "name": model.name,
+            "version": model.version.to_string(),
+            "sha256": model.sha256,
+        },
+    });
+    Ok(served(&model, Json(body)))
+}

@@ -1,0 +1,95 @@
+//! KServe V2 (Open Inference Protocol) REST handlers: health, metadata, readiness, inference.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorCode};
+use super::{AppState, predict_error, served};
+use crate::registry::ModelEntry;
+use crate::v2_protocol::{InferResponse, decode_request, response_outputs, tensor_metadata};
+
+/// `{model}` and the optional `{version}` of a V2 path.
+#[derive(Debug, Deserialize)]
+pub struct ModelPath {
+    model: String,
+    version: Option<String>,
+}
+
+pub async fn live() -> Json<serde_json::Value> {
+    Json(json!({"live": true}))
+}
+
+pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.registry.is_ready() {
+        return Ok(Json(json!({"ready": true})));
+    }
+    let waiting: Vec<String> = state
+        .registry
+        .entries()
+        .filter_map(|(name, entry)| match entry {
+            ModelEntry::Ready(_) => None,
+            ModelEntry::Unavailable { reason } => Some(format!("{name} ({reason})")),
+        })
+        .collect();
+    Err(ApiError::new(
+        ErrorCode::ModelNotReady,
+        format!("not every model is ready: {}", waiting.join(", ")),
+    ))
+}
+
+pub async fn server_metadata() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "warden",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+pub async fn model_metadata(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Response, ApiError> {
+    let model = state.registry.get(&path.model, path.version.as_deref())?;
+    let body = json!({
+        "name": model.name,
+        "versions": [model.version.to_string()],
+        "platform": model.platform,
+        "inputs": tensor_metadata(&model.signature.inputs),
+        "outputs": tensor_metadata(&model.signature.outputs),
+        "sha256": model.sha256,
+    });
+    Ok(served(&model, Json(body)))
+}
+
+pub async fn model_ready(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Response, ApiError> {
+    let model = state.registry.get(&path.model, path.version.as_deref())?;
+    let body = json!({"name": model.name, "version": model.version.to_string(), "ready": true});
+    Ok(served(&model, Json(body)))
+}
+
+pub async fn infer(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let model = state.registry.get(&path.model, path.version.as_deref())?;
+    let request = decode_request(body, &model.signature).map_err(ApiError::invalid_input)?;
+    let outputs = model
+        .infer(request.inputs, request.outputs, request.rows)
+        .await
+        .map_err(|err| predict_error(&model, err))?;
+    let response = InferResponse {
+        model_name: &model.name,
+        model_version: model.version.to_string(),
+        id: request.id,
+        outputs: response_outputs(&outputs),
+    };
+    Ok(served(&model, Json(response).into_response()))
+}

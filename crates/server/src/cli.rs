@@ -1,0 +1,117 @@
+//! The command line: `warden serve PATH [--host H] [--port P] [--onnxruntime-lib FILE]`, and
+//! its resolution with `WARDEN_*` variables (flags win) into a [`ServeConfig`].
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{EnvSource, ServeConfig};
+use crate::startup::StartupError;
+
+/// warden: a model server that cannot fail silently.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a model repository (or one .onnx file) over HTTP: KServe V2 and a row API.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A model repository (NAME/warden.toml + NAME/VERSION/model.onnx) or a single .onnx file.
+    pub path: PathBuf,
+    /// Address to listen on [env: WARDEN_HOST] [default: 127.0.0.1]
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// Port to listen on; 0 picks a free one [env: WARDEN_PORT] [default: 8000]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
+    #[arg(long, value_name = "FILE")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Largest request body accepted, in bytes [env: WARDEN_MAX_BODY_BYTES] [default: 8 MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Resolves flags over `WARDEN_*` variables over defaults, reporting every bad value.
+    pub fn resolve(self, env: &dyn EnvSource) -> Result<ServeConfig, StartupError> {
+        let mut problems = Vec::new();
+        let mut config = ServeConfig::new(self.path);
+        let from_env = |name: &str| env.var(name).filter(|value| !value.is_empty());
+        if let Some(host) = self.host {
+            config.host = host;
+        } else if let Some(value) = from_env("WARDEN_HOST") {
+            match value.parse() {
+                Ok(host) => config.host = host,
+                Err(_) => problems.push(format!(
+                    "WARDEN_HOST={value:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
+                )),
+            }
+        }
+        if let Some(port) = self.port {
+            config.port = port;
+        } else if let Some(value) = from_env("WARDEN_PORT") {
+            match value.parse() {
+                Ok(port) => config.port = port,
+                Err(_) => problems.push(format!(
+                    "WARDEN_PORT={value:?} is not a port number (0 to 65535)"
+                )),
+            }
+        }
+        if let Some(bytes) = self.max_body_bytes {
+            config.body_limit_bytes = bytes;
+        } else if let Some(value) = from_env("WARDEN_MAX_BODY_BYTES") {
+            match value.parse() {
+                Ok(bytes) => config.body_limit_bytes = bytes,
+                Err(_) => problems.push(format!(
+                    "WARDEN_MAX_BODY_BYTES={value:?} is not a number of bytes"
+                )),
+            }
+        }
+        config.onnxruntime_lib = self.onnxruntime_lib;
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(StartupError::Config(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn args(argv: &[&str]) -> ServeArgs {
+        let Command::Serve(args) = Cli::parse_from(argv).command;
+        args
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_and_bad_variables_are_named() {
+        let env: BTreeMap<String, String> = [
+            ("WARDEN_PORT".to_owned(), "abc".to_owned()),
+            ("WARDEN_HOST".to_owned(), "0.0.0.0".to_owned()),
+        ]
+        .into();
+        let config = args(&["warden", "serve", "m", "--port", "9000"])
+            .resolve(&env)
+            .unwrap();
+        assert_eq!(
+            (config.host.to_string().as_str(), config.port),
+            ("0.0.0.0", 9000)
+        );
+        let err = args(&["warden", "serve", "m"]).resolve(&env).unwrap_err();
+        assert!(err.to_string().contains("WARDEN_PORT=\"abc\""), "{err}");
+    }
+}

@@ -1,0 +1,316 @@
+//! A served model version: its graph loaded on a backend, its contract resolved against the
+//! graph, warmed up, and its inference worker running.
+//!
+//! Loading does every check that can be done before a request arrives (the manifest against
+//! the graph, a warm-up inference through the same path a request takes, the output guards), so
+//! a version that is served has already answered once correctly.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use warden_contract::{
+    Binding, Feature, FeatureType, GraphElement, GraphInput, Output, Violation, bind_features,
+    features_from_graph, validate_instances,
+};
+use warden_runtime::{Backend, DataType, LoadOptions, NamedTensor, RuntimeError, Signature};
+
+use crate::guards::check_outputs;
+use crate::repository::ModelSource;
+use crate::rows;
+use crate::worker::{InferError, InferenceWorker};
+
+/// Queue capacity used when no manifest sets one.
+const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// Batch bound used when no manifest sets one.
+const DEFAULT_MAX_BATCH_SIZE: usize = 64;
+
+/// The contract a version is served under.
+#[derive(Debug, Clone)]
+pub struct ModelContract {
+    /// The features the row API accepts, in model order; `None` when the graph's inputs cannot
+    /// be described as named features (only the V2 API serves it then).
+    pub features: Option<(Vec<Feature>, Binding)>,
+    pub outputs: Vec<Output>,
+    /// True when a manifest declared the contract, false when it was read off the graph.
+    pub declared: bool,
+    pub max_batch_size: usize,
+}
+
+/// A loaded, checked, warmed-up model version.
+#[derive(Debug)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: u64,
+    pub sha256: String,
+    pub platform: &'static str,
+    pub signature: Signature,
+    pub contract: ModelContract,
+    worker: InferenceWorker,
+}
+
+/// Why a version could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Backend(#[from] RuntimeError),
+    #[error("the manifest of model `{model}` does not match its graph: {}", problems.join("; "))]
+    Contract {
+        model: String,
+        problems: Vec<String>,
+    },
+    #[error("warm-up inference of model `{model}` failed: {reason}")]
+    WarmUp { model: String, reason: String },
+    #[error("cannot start the inference thread of model `{model}`: {source}")]
+    Worker {
+        model: String,
+        source: std::io::Error,
+    },
+}
+
+/// Why a request could not be answered with predictions.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error("{} problems in the request", .0.len())]
+    Invalid(Vec<Violation>),
+    #[error("the request has {rows} rows; model `{model}` accepts at most {max} per request")]
+    BatchTooLarge {
+        model: String,
+        rows: usize,
+        max: usize,
+    },
+    #[error("model `{0}` declares no named features; use the V2 inference API")]
+    NoRowContract(String),
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    #[error("model output failed its guards: {}", .0.join("; "))]
+    InvalidOutput(Vec<String>),
+    #[error("could not encode the request: {0}")]
+    Encode(String),
+}
+
+/// Predictions for a row request.
+#[derive(Debug)]
+pub struct RowPredictions {
+    pub predictions: Vec<Value>,
+}
+
+impl ModelVersion {
+    /// Loads `source` on `backend`, resolves its contract and warms it up.
+    pub fn load(source: &ModelSource, backend: &dyn Backend) -> Result<ModelVersion, LoadError> {
+        let bytes = std::fs::read(&source.graph).map_err(|err| LoadError::Read {
+            path: source.graph.clone(),
+            source: err,
+        })?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let mut model = backend.load(&bytes, &source.graph, &LoadOptions::default())?;
+        let signature = model.signature().clone();
+        let contract = resolve_contract(source, &signature)?;
+        // Warm up on this thread, through the same encode and guard path a request takes,
+        // before the model is handed to its worker.
+        let warm_up = |reason: String| LoadError::WarmUp {
+            model: source.name.clone(),
+            reason,
+        };
+        if let Some(example) = example_row(source, &contract) {
+            let (inputs, _) = encode_rows(
+                &source.name,
+                &contract,
+                &signature,
+                &Value::Array(vec![example]),
+            )
+            .map_err(|err| warm_up(err.to_string()))?;
+            let outputs = model
+                .run(inputs, &[])
+                .map_err(|err| warm_up(err.to_string()))?;
+            check_outputs(&outputs, &contract.outputs)
+                .map_err(|problems| warm_up(problems.join("; ")))?;
+        }
+        let capacity = source
+            .manifest
+            .as_ref()
+            .map_or(DEFAULT_QUEUE_CAPACITY, |m| m.batching.queue_capacity);
+        let worker = InferenceWorker::spawn(format!("infer-{}", source.name), model, capacity)
+            .map_err(|err| LoadError::Worker {
+                model: source.name.clone(),
+                source: err,
+            })?;
+        Ok(ModelVersion {
+            name: source.name.clone(),
+            version: source.version,
+            sha256,
+            platform: backend.platform(),
+            signature,
+            contract,
+            worker,
+        })
+    }
+
+    /// Answers a row request: validate, encode, infer, guard, decode.
+    pub async fn predict_rows(&self, instances: &Value) -> Result<RowPredictions, PredictError> {
+        let (inputs, rows) = encode_rows(&self.name, &self.contract, &self.signature, instances)?;
+        let outputs = self.infer(inputs, Vec::new(), rows).await?;
+        Ok(RowPredictions {
+            predictions: rows::predictions(&outputs, &self.contract.outputs, rows),
+        })
+    }
+
+    /// Runs already-checked graph inputs of `rows` rows and guards the outputs.
+    pub async fn infer(
+        &self,
+        inputs: Vec<NamedTensor>,
+        outputs: Vec<String>,
+        rows: usize,
+    ) -> Result<Vec<NamedTensor>, PredictError> {
+        if rows > self.contract.max_batch_size {
+            return Err(PredictError::BatchTooLarge {
+                model: self.name.clone(),
+                rows,
+                max: self.contract.max_batch_size,
+            });
+        }
+        let results = self.worker.infer(inputs, outputs).await?;
+        check_outputs(&results, &self.contract.outputs).map_err(PredictError::InvalidOutput)?;
+        Ok(results)
+    }
+}
+
+/// The manifest's example row, or one synthesised from the contract (the lower bound or zero,
+/// the first category) when there is none.
+fn example_row(source: &ModelSource, contract: &ModelContract) -> Option<Value> {
+    if let Some(example) = source.manifest.as_ref().and_then(|m| m.example.clone()) {
+        return Some(Value::Object(example));
+    }
+    let (features, _) = contract.features.as_ref()?;
+    Some(Value::Object(
+        features
+            .iter()
+            .map(|f| {
+                let value = match f.kind {
+                    FeatureType::Float => Value::from(f.min.unwrap_or(0.0)),
+                    FeatureType::Int => Value::from(f.min.unwrap_or(0.0) as i64),
+                    FeatureType::Bool => Value::Bool(false),
+                    FeatureType::String => Value::from(""),
+                    FeatureType::Category => Value::from(
+                        f.values
+                            .as_ref()
+                            .and_then(|v| v.first())
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                };
+                (f.name.clone(), value)
+            })
+            .collect(),
+    ))
+}
+
+/// Validates row instances against the contract and encodes them as graph inputs.
+fn encode_rows(
+    model: &str,
+    contract: &ModelContract,
+    signature: &Signature,
+    instances: &Value,
+) -> Result<(Vec<NamedTensor>, usize), PredictError> {
+    let (features, binding) = contract
+        .features
+        .as_ref()
+        .ok_or_else(|| PredictError::NoRowContract(model.to_owned()))?;
+    if let Value::Array(rows) = instances
+        && rows.len() > contract.max_batch_size
+    {
+        return Err(PredictError::BatchTooLarge {
+            model: model.to_owned(),
+            rows: rows.len(),
+            max: contract.max_batch_size,
+        });
+    }
+    let columns =
+        validate_instances(features, instances, "instances").map_err(PredictError::Invalid)?;
+    let inputs = rows::encode(&columns, binding, signature).map_err(PredictError::Encode)?;
+    Ok((inputs, columns.rows))
+}
+
+fn resolve_contract(
+    source: &ModelSource,
+    signature: &Signature,
+) -> Result<ModelContract, LoadError> {
+    let graph_inputs: Vec<GraphInput> = signature
+        .inputs
+        .iter()
+        .map(|spec| GraphInput {
+            name: spec.name.clone(),
+            element: match spec.data_type {
+                DataType::String => GraphElement::Text,
+                DataType::Bool => GraphElement::Bool,
+                dtype if dtype.is_float() => GraphElement::Float,
+                _ => GraphElement::Integer,
+            },
+            shape: spec.shape.clone(),
+        })
+        .collect();
+    let contract_error = |problems: Vec<String>| LoadError::Contract {
+        model: source.name.clone(),
+        problems,
+    };
+    let Some(manifest) = &source.manifest else {
+        let features = features_from_graph(&graph_inputs).and_then(|features| {
+            let binding = bind_features(&features, &graph_inputs).ok()?;
+            Some((features, binding))
+        });
+        return Ok(ModelContract {
+            features,
+            outputs: Vec::new(),
+            declared: false,
+            max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+        });
+    };
+    let binding = bind_features(&manifest.features, &graph_inputs).map_err(contract_error)?;
+    let mut problems = Vec::new();
+    for output in &manifest.outputs {
+        match signature.output(&output.name) {
+            None => problems.push(format!(
+                "output `{}` is not a graph output (the graph's outputs are: {})",
+                output.name,
+                signature
+                    .outputs
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(spec) => {
+                let labels = output.labels.as_ref().map_or(0, Vec::len);
+                if let (Some(&width), [_, _]) = (spec.shape.last(), spec.shape.as_slice())
+                    && width > 0
+                    && labels > 0
+                    && width as usize != labels
+                    && output.kind == warden_contract::OutputKind::Probability
+                {
+                    problems.push(format!(
+                        "output `{}` has {width} columns but declares {labels} labels",
+                        output.name
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(contract_error(problems));
+    }
+    Ok(ModelContract {
+        features: Some((manifest.features.clone(), binding)),
+        outputs: manifest.outputs.clone(),
+        declared: true,
+        max_batch_size: manifest.batching.max_batch_size,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

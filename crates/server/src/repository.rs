@@ -1,0 +1,190 @@
+//! The model repository on disk: which models exist, which version of each is served, and
+//! where its files are. Scanning only reads directory listings and manifests; loading graphs is
+//! the job of [`crate::model`].
+//!
+//! Layout (as TF Serving and Triton): `REPO/NAME/warden.toml` and `REPO/NAME/VERSION/model.onnx`,
+//! the highest numeric version served unless the manifest pins one. A single `.onnx` file is a
+//! repository of one model, named after the file, version 1, without a manifest.
+
+use std::path::{Path, PathBuf};
+
+use warden_contract::{Manifest, ManifestError};
+
+/// The file name of a model's manifest.
+pub const MANIFEST_FILE: &str = "warden.toml";
+/// The file name of a version's graph.
+pub const MODEL_FILE: &str = "model.onnx";
+
+/// A model version found on disk, ready to be loaded.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    pub name: String,
+    pub version: u64,
+    pub graph: PathBuf,
+    /// `None` for a bare `.onnx` file: the contract is then what the graph declares.
+    pub manifest: Option<Manifest>,
+}
+
+/// Why a repository or one of its models cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error("{path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no model: expected NAME/{MANIFEST_FILE} and NAME/1/{MODEL_FILE}")]
+    Empty { path: PathBuf },
+    #[error("{path}: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: ManifestError,
+    },
+    #[error("model `{model}` has no version folder with a {MODEL_FILE} in {path}")]
+    NoVersion { model: String, path: PathBuf },
+    #[error("model `{model}` pins version {version}, but {path} does not exist")]
+    PinnedVersionMissing {
+        model: String,
+        version: u64,
+        path: PathBuf,
+    },
+}
+
+/// Finds every model under `path` (a repository folder or one `.onnx` file).
+pub fn scan(path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
+    let metadata = std::fs::metadata(path).map_err(|source| io_error(path, source))?;
+    if metadata.is_file() {
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".to_owned());
+        return Ok(vec![ModelSource {
+            name,
+            version: 1,
+            graph: path.to_path_buf(),
+            manifest: None,
+        }]);
+    }
+    let mut models = Vec::new();
+    for entry in read_dir_sorted(path)? {
+        let manifest_path = entry.join(MANIFEST_FILE);
+        if manifest_path.is_file() {
+            models.push(scan_model(&entry, &manifest_path)?);
+        }
+    }
+    if models.is_empty() {
+        return Err(RepositoryError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(models)
+}
+
+fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, RepositoryError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text =
+        std::fs::read_to_string(manifest_path).map_err(|source| io_error(manifest_path, source))?;
+    let manifest = Manifest::from_toml(&text).map_err(|source| RepositoryError::Manifest {
+        path: manifest_path.to_path_buf(),
+        source,
+    })?;
+    let version = match manifest.version {
+        Some(pinned) => {
+            let graph = dir.join(pinned.to_string()).join(MODEL_FILE);
+            if !graph.is_file() {
+                return Err(RepositoryError::PinnedVersionMissing {
+                    model: name,
+                    version: pinned,
+                    path: graph,
+                });
+            }
+            pinned
+        }
+        None => read_dir_sorted(dir)?
+            .iter()
+            .filter(|entry| entry.join(MODEL_FILE).is_file())
+            .filter_map(|entry| entry.file_name()?.to_str()?.parse::<u64>().ok())
+            .max()
+            .ok_or_else(|| RepositoryError::NoVersion {
+                model: name.clone(),
+                path: dir.to_path_buf(),
+            })?,
+    };
+    Ok(ModelSource {
+        graph: dir.join(version.to_string()).join(MODEL_FILE),
+        name,
+        version,
+        manifest: Some(manifest),
+    })
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, RepositoryError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| io_error(dir, source))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir())
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> RepositoryError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        RepositoryError::NotFound {
+            path: path.to_path_buf(),
+        }
+    } else {
+        RepositoryError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models")
+    }
+
+    #[test]
+    fn the_bundled_repository_holds_both_models_at_version_1() {
+        let models = scan(&examples()).unwrap();
+        let names: Vec<_> = models
+            .iter()
+            .map(|m| (m.name.as_str(), m.version))
+            .collect();
+        assert_eq!(names, vec![("credit", 1), ("iris", 1)]);
+        assert!(
+            models
+                .iter()
+                .all(|m| m.manifest.is_some() && m.graph.is_file())
+        );
+    }
+
+    #[test]
+    fn a_single_file_is_a_model_named_after_it() {
+        let models = scan(&examples().join("iris/1/model.onnx")).unwrap();
+        assert_eq!(models[0].name, "model");
+        assert!(models[0].manifest.is_none());
+    }
+
+    #[test]
+    fn a_missing_path_and_an_empty_repository_are_told_apart() {
+        let missing = scan(Path::new("/nonexistent/models")).unwrap_err();
+        assert!(
+            matches!(missing, RepositoryError::NotFound { .. }),
+            "{missing}"
+        );
+        let empty = scan(&examples().join("iris/1")).unwrap_err();
+        assert!(matches!(empty, RepositoryError::Empty { .. }), "{empty}");
+    }
+}

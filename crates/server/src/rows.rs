@@ -1,0 +1,254 @@
+//! The row API's translation between validated feature columns and graph tensors.
+//!
+//! Encoding follows the binding resolved at load: one `[N, F]` tensor for packed graphs, one
+//! `[N]`/`[N, 1]` tensor per feature otherwise, each in the exact element type the graph
+//! declares. Decoding turns graph outputs into one prediction object per row, shaped by the
+//! output kinds the manifest declares (`label`, `probabilities`, `value`, ...).
+
+use serde_json::{Map, Value};
+use warden_contract::{Binding, ColumnValues, FeatureColumns, Output, OutputKind};
+use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData};
+
+/// Turns validated columns into the graph's input tensors.
+pub fn encode(
+    columns: &FeatureColumns,
+    binding: &Binding,
+    signature: &Signature,
+) -> Result<Vec<NamedTensor>, String> {
+    let rows = columns.rows;
+    match binding {
+        Binding::Packed { input } => {
+            let spec = signature
+                .input(input)
+                .ok_or_else(|| format!("graph input `{input}` vanished"))?;
+            let width = columns.columns.len();
+            let mut flat = vec![0.0f64; rows * width];
+            for (c, column) in columns.columns.iter().enumerate() {
+                for (r, x) in as_f64(&column.values)?.into_iter().enumerate() {
+                    flat[r * width + c] = x;
+                }
+            }
+            Ok(vec![NamedTensor {
+                name: input.clone(),
+                tensor: Tensor::new(vec![rows, width], numeric(spec.data_type, flat)?)?,
+            }])
+        }
+        Binding::PerColumn => columns
+            .columns
+            .iter()
+            .map(|column| {
+                let spec = signature
+                    .input(&column.name)
+                    .ok_or_else(|| format!("graph input `{}` vanished", column.name))?;
+                let shape = if spec.shape.len() == 1 {
+                    vec![rows]
+                } else {
+                    vec![rows, 1]
+                };
+                let data = match &column.values {
+                    ColumnValues::Text(values) if spec.data_type == DataType::String => {
+                        TensorData::String(values.clone())
+                    }
+                    ColumnValues::Bool(values) if spec.data_type == DataType::Bool => {
+                        TensorData::Bool(values.clone())
+                    }
+                    ColumnValues::Int(values) if spec.data_type == DataType::I64 => {
+                        TensorData::I64(values.clone())
+                    }
+                    other => numeric(spec.data_type, as_f64(other)?)?,
+                };
+                Ok(NamedTensor {
+                    name: column.name.clone(),
+                    tensor: Tensor::new(shape, data)?,
+                })
+            })
+            .collect(),
+    }
+}
+
+fn as_f64(values: &ColumnValues) -> Result<Vec<f64>, String> {
+    Ok(match values {
+        ColumnValues::Float(v) => v.clone(),
+        ColumnValues::Int(v) => v.iter().map(|&x| x as f64).collect(),
+        ColumnValues::Bool(v) => v.iter().map(|&b| f64::from(u8::from(b))).collect(),
+        ColumnValues::Text(_) => return Err("a text column cannot feed a numeric input".into()),
+    })
+}
+
+/// Numbers in the graph's element type. The contract was checked against the graph at load,
+/// so only numeric element types reach here.
+fn numeric(dtype: DataType, values: Vec<f64>) -> Result<TensorData, String> {
+    Ok(match dtype {
+        DataType::F32 => TensorData::F32(values.into_iter().map(|x| x as f32).collect()),
+        DataType::F64 => TensorData::F64(values),
+        DataType::I64 => TensorData::I64(values.into_iter().map(|x| x as i64).collect()),
+        DataType::I32 => TensorData::I32(values.into_iter().map(|x| x as i32).collect()),
+        DataType::Bool => TensorData::Bool(values.into_iter().map(|x| x != 0.0).collect()),
+        other => return Err(format!("cannot feed numbers to a {other} input")),
+    })
+}
+
+/// One JSON prediction per row. With declared outputs, a classifier's row is
+/// `{"label": ..., "probabilities": {label: p}}` and a regressor's `{"value": x}`; without, each
+/// graph output appears under its own name.
+pub fn predictions(outputs: &[NamedTensor], declared: &[Output], rows: usize) -> Vec<Value> {
+    (0..rows)
+        .map(|row| {
+            let mut prediction = Map::new();
+            for output in outputs {
+                let values = row_values(&output.tensor, row, rows);
+                match declared.iter().find(|d| d.name == output.name) {
+                    Some(spec) => {
+                        let labels = spec.labels.as_deref().unwrap_or_default();
+                        let (key, value) = match spec.kind {
+                            OutputKind::Label => ("label", label_value(values, labels)),
+                            OutputKind::Probability => ("probabilities", by_label(values, labels)),
+                            OutputKind::Score if !labels.is_empty() => {
+                                ("scores", by_label(values, labels))
+                            }
+                            OutputKind::Score => ("score", scalar_or_array(values)),
+                            OutputKind::Value => ("value", scalar_or_array(values)),
+                        };
+                        prediction.insert(key.to_owned(), value);
+                    }
+                    None => {
+                        prediction.insert(output.name.clone(), scalar_or_array(values));
+                    }
+                }
+            }
+            Value::Object(prediction)
+        })
+        .collect()
+}
+
+/// The elements of `tensor` that belong to `row`, as JSON.
+fn row_values(tensor: &Tensor, row: usize, rows: usize) -> Vec<Value> {
+    let per_row = tensor.data.len().checked_div(rows).unwrap_or(0);
+    let range = row * per_row..(row + 1) * per_row;
+    match &tensor.data {
+        TensorData::Bool(v) => v[range].iter().map(|&x| Value::Bool(x)).collect(),
+        TensorData::U8(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::U16(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::U32(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::U64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::I8(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::I16(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::I32(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::I64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::F32(v) => v[range].iter().map(|&x| f32_json(x)).collect(),
+        TensorData::F64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::String(v) => v[range].iter().map(|x| Value::from(x.as_str())).collect(),
+    }
+}
+
+/// An `f32` as the shortest decimal that reads back as the same `f32` (0.9, not
+/// 0.8999999761581421), which is what the model computed.
+pub fn f32_json(x: f32) -> Value {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+fn scalar_or_array(mut values: Vec<Value>) -> Value {
+    if values.len() == 1 {
+        values.remove(0)
+    } else {
+        Value::Array(values)
+    }
+}
+
+/// A label output: strings as they are; an integer class index as its declared label.
+fn label_value(values: Vec<Value>, labels: &[String]) -> Value {
+    match scalar_or_array(values) {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|i| labels.get(i as usize))
+            .map_or(Value::Number(n), |label| Value::from(label.as_str())),
+        other => other,
+    }
+}
+
+fn by_label(values: Vec<Value>, labels: &[String]) -> Value {
+    if values.len() != labels.len() {
+        return Value::Array(values);
+    }
+    Value::Object(labels.iter().cloned().zip(values).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use warden_contract::FeatureColumn;
+    use warden_runtime::TensorSpec;
+
+    use super::*;
+
+    fn spec(name: &str, data_type: DataType, shape: &[i64]) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            data_type,
+            shape: shape.to_vec(),
+        }
+    }
+
+    #[test]
+    fn packed_columns_become_one_row_major_tensor() {
+        let columns = FeatureColumns {
+            rows: 2,
+            columns: vec![
+                FeatureColumn {
+                    name: "a".into(),
+                    values: ColumnValues::Float(vec![1.0, 2.0]),
+                },
+                FeatureColumn {
+                    name: "b".into(),
+                    values: ColumnValues::Int(vec![3, 4]),
+                },
+            ],
+        };
+        let signature = Signature {
+            inputs: vec![spec("x", DataType::F32, &[-1, 2])],
+            outputs: vec![],
+        };
+        let binding = Binding::Packed { input: "x".into() };
+        let tensors = encode(&columns, &binding, &signature).unwrap();
+        assert_eq!(tensors[0].tensor.shape, vec![2, 2]);
+        assert_eq!(
+            tensors[0].tensor.data,
+            TensorData::F32(vec![1.0, 3.0, 2.0, 4.0])
+        );
+    }
+
+    #[test]
+    fn classifier_outputs_become_label_and_probabilities_per_row() {
+        let labels = Some(vec!["approve".to_owned(), "reject".to_owned()]);
+        let declared = [
+            Output {
+                name: "label".into(),
+                kind: OutputKind::Label,
+                labels: labels.clone(),
+            },
+            Output {
+                name: "probabilities".into(),
+                kind: OutputKind::Probability,
+                labels,
+            },
+        ];
+        let outputs = [
+            NamedTensor {
+                name: "label".into(),
+                tensor: Tensor::new(vec![1], TensorData::String(vec!["reject".into()])).unwrap(),
+            },
+            NamedTensor {
+                name: "probabilities".into(),
+                tensor: Tensor::new(vec![1, 2], TensorData::F32(vec![0.1, 0.9])).unwrap(),
+            },
+        ];
+        assert_eq!(
+            predictions(&outputs, &declared, 1),
+            vec![json!({"label": "reject", "probabilities": {"approve": 0.1, "reject": 0.9}})]
+        );
+    }
+}

@@ -1,0 +1,514 @@
+//! The HTTP API driven over a real socket: every route, every error with its exact JSON,
+//! and answers checked against ONNX Runtime run in-process on the same model file.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use common::{TestServer, examples, onnxruntime};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
+
+async fn get(server: &TestServer, path: &str) -> (StatusCode, Value) {
+    let response = reqwest::get(server.url(path)).await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn post(server: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// Runs a bundled model directly on ONNX Runtime, outside the server.
+fn reference(model: &str, inputs: Vec<NamedTensor>) -> Vec<NamedTensor> {
+    let path = examples().join(model).join("1/model.onnx");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut loaded = onnxruntime()
+        .load(&bytes, &path, &LoadOptions::default())
+        .unwrap();
+    loaded.run(inputs, &[]).unwrap()
+}
+
+fn f32s(value: &Value) -> Vec<f32> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn assert_close(served: &[f32], expected: &[f32]) {
+    assert_eq!(served.len(), expected.len());
+    for (s, e) in served.iter().zip(expected) {
+        assert!(
+            (s - e).abs() <= 1e-6,
+            "served {served:?}, expected {expected:?}"
+        );
+    }
+}
+
+const IRIS_ROWS: [[f32; 4]; 3] = [
+    [5.1, 3.5, 1.4, 0.2],
+    [6.2, 2.9, 4.3, 1.3],
+    [7.7, 3.0, 6.1, 2.3],
+];
+
+fn iris_reference() -> (Vec<String>, Vec<f32>) {
+    let flat: Vec<f32> = IRIS_ROWS.iter().flatten().copied().collect();
+    let outputs = reference(
+        "iris",
+        vec![NamedTensor {
+            name: "float_input".into(),
+            tensor: Tensor::new(vec![3, 4], TensorData::F32(flat)).unwrap(),
+        }],
+    );
+    let TensorData::String(labels) = &outputs[0].tensor.data else {
+        panic!("iris labels are strings")
+    };
+    let TensorData::F32(probabilities) = &outputs[1].tensor.data else {
+        panic!("iris probabilities are FP32")
+    };
+    (labels.clone(), probabilities.clone())
+}
+
+#[tokio::test]
+async fn health_and_server_metadata() {
+    let server = TestServer::start(&examples()).await;
+    assert_eq!(
+        get(&server, "/v2/health/live").await,
+        (StatusCode::OK, json!({"live": true}))
+    );
+    assert_eq!(
+        get(&server, "/v2/health/ready").await,
+        (StatusCode::OK, json!({"ready": true}))
+    );
+    let (status, metadata) = get(&server, "/v2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(metadata["name"], "warden");
+    assert_eq!(metadata["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(metadata["extensions"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn model_metadata_describes_the_graph_on_versioned_and_unversioned_paths() {
+    let server = TestServer::start(&examples()).await;
+    for path in ["/v2/models/iris", "/v2/models/iris/versions/1"] {
+        let (status, metadata) = get(&server, path).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(metadata["name"], "iris");
+        assert_eq!(metadata["versions"], json!(["1"]));
+        assert_eq!(metadata["platform"], "onnxruntime_onnx");
+        assert_eq!(
+            metadata["inputs"],
+            json!([{"name": "float_input", "datatype": "FP32", "shape": [-1, 4]}])
+        );
+        assert_eq!(metadata["outputs"][0]["name"], "label");
+        assert_eq!(metadata["outputs"][0]["datatype"], "BYTES");
+        assert_eq!(metadata["outputs"][1]["name"], "probabilities");
+        assert_eq!(metadata["outputs"][1]["datatype"], "FP32");
+        assert_eq!(metadata["sha256"].as_str().unwrap().len(), 64);
+    }
+    let (_, credit) = get(&server, "/v2/models/credit").await;
+    let inputs: Vec<(String, String)> = credit["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().into(),
+                i["datatype"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for (name, datatype) in [
+        ("age", "FP32"),
+        ("income", "FP32"),
+        ("debt_ratio", "FP32"),
+        ("country", "BYTES"),
+        ("employment", "BYTES"),
+    ] {
+        assert!(
+            inputs.contains(&(name.into(), datatype.into())),
+            "{inputs:?}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn model_readiness_and_unknown_models_and_versions() {
+    let server = TestServer::start(&examples()).await;
+    for path in [
+        "/v2/models/iris/ready",
+        "/v2/models/credit/versions/1/ready",
+    ] {
+        let (status, body) = get(&server, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body["ready"], true);
+    }
+    assert_eq!(
+        get(&server, "/v2/models/nope/ready").await,
+        (
+            StatusCode::NOT_FOUND,
+            json!({"code": "model_not_found", "error": "unknown model `nope`"})
+        )
+    );
+    assert_eq!(
+        get(&server, "/v2/models/iris/versions/7").await,
+        (
+            StatusCode::NOT_FOUND,
+            json!({"code": "model_not_found", "error": "model `iris` has no version 7; it serves version 1"})
+        )
+    );
+    let (status, body) = post(&server, "/v2/models/nope/infer", &json!({"inputs": []})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "model_not_found");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn v2_infer_on_iris_matches_onnxruntime_and_echoes_the_id() {
+    let server = TestServer::start(&examples()).await;
+    let (labels, probabilities) = iris_reference();
+    let request = json!({
+        "id": "req-42",
+        "parameters": {"anything": true},
+        "inputs": [{"name": "float_input", "shape": [3, 4], "datatype": "FP32", "data": IRIS_ROWS}]
+    });
+    for path in ["/v2/models/iris/infer", "/v2/models/iris/versions/1/infer"] {
+        let (status, body) = post(&server, path, &request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], "req-42");
+        assert_eq!(body["model_name"], "iris");
+        assert_eq!(body["model_version"], "1");
+        let outputs = body["outputs"].as_array().unwrap();
+        assert_eq!(outputs[0]["name"], "label");
+        assert_eq!(outputs[0]["datatype"], "BYTES");
+        assert_eq!(outputs[0]["shape"], json!([3]));
+        assert_eq!(outputs[0]["data"], json!(labels));
+        assert_eq!(outputs[1]["name"], "probabilities");
+        assert_eq!(outputs[1]["shape"], json!([3, 3]));
+        assert_close(&f32s(&outputs[1]["data"]), &probabilities);
+    }
+    // Requested outputs are honoured, in the order asked.
+    let mut only = request.clone();
+    only["outputs"] = json!([{"name": "probabilities", "parameters": {"binary_data": false}}]);
+    let (status, body) = post(&server, "/v2/models/iris/infer", &only).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["outputs"][0]["name"], "probabilities");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn v2_infer_on_credit_takes_bytes_inputs_and_matches_onnxruntime() {
+    let server = TestServer::start(&examples()).await;
+    let column = |name: &str, data: TensorData| NamedTensor {
+        name: name.into(),
+        tensor: Tensor::new(vec![2, 1], data).unwrap(),
+    };
+    let expected = reference(
+        "credit",
+        vec![
+            column("age", TensorData::F32(vec![42.0, 23.0])),
+            column("income", TensorData::F32(vec![52000.0, 9000.0])),
+            column("debt_ratio", TensorData::F32(vec![0.3, 1.2])),
+            column(
+                "country",
+                TensorData::String(vec!["US".into(), "IN".into()]),
+            ),
+            column(
+                "employment",
+                TensorData::String(vec!["salaried".into(), "unemployed".into()]),
+            ),
+        ],
+    );
+    let request = json!({"inputs": [
+        {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [42, 23]},
+        {"name": "income", "shape": [2, 1], "datatype": "FP32", "data": [[52000], [9000]]},
+        {"name": "debt_ratio", "shape": [2, 1], "datatype": "FP32", "data": [0.3, 1.2]},
+        {"name": "country", "shape": [2, 1], "datatype": "BYTES", "data": ["US", "IN"]},
+        {"name": "employment", "shape": [2, 1], "datatype": "BYTES", "data": ["salaried", "unemployed"]}
+    ]});
+    let (status, body) = post(&server, "/v2/models/credit/infer", &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("id").is_none());
+    let TensorData::String(labels) = &expected[0].tensor.data else {
+        panic!()
+    };
+    let TensorData::F32(probabilities) = &expected[1].tensor.data else {
+        panic!()
+    };
+    assert_eq!(body["outputs"][0]["data"], json!(labels));
+    assert_close(&f32s(&body["outputs"][1]["data"]), probabilities);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn v2_protocol_errors_have_exact_json() {
+    let server = TestServer::start(&examples()).await;
+    let cases = [
+        (
+            json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}),
+            json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+                {"loc": ["inputs", 0, "datatype"], "msg": "input `float_input` is FP32 in the model; got FP64", "type": "datatype_mismatch"}
+            ]}),
+        ),
+        (
+            json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}),
+            json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+                {"loc": ["inputs", 0, "shape"], "msg": "shape [2, 4] holds 8 elements but `data` has 4", "type": "shape_mismatch"}
+            ]}),
+        ),
+        (
+            json!({"inputs": [{"name": "float_input", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}),
+            json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+                {"loc": ["inputs", 0, "shape"], "msg": "input `float_input` has shape [-1, 4] in the model (-1 = any); got [4]", "type": "shape_mismatch"}
+            ]}),
+        ),
+        (
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}),
+            json!({"code": "invalid_input", "error": "2 problems in the request", "details": [
+                {"loc": ["inputs", 0, "name"], "msg": "unknown input `x`; the model's inputs are: float_input", "type": "extra_forbidden"},
+                {"loc": ["inputs"], "msg": "input `float_input` is required (FP32 [-1, 4])", "type": "missing"}
+            ]}),
+        ),
+        (
+            json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1, "2", 3, null]}]}),
+            json!({"code": "invalid_input", "error": "2 problems in the request", "details": [
+                {"loc": ["inputs", 0, "data", 1], "msg": "expected a number for FP32, got \"2\"", "type": "type_error"},
+                {"loc": ["inputs", 0, "data", 3], "msg": "expected a number for FP32, got null", "type": "type_error"}
+            ]}),
+        ),
+        (
+            json!({"input": []}),
+            json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+                {"loc": [], "msg": "the body does not follow the inference protocol: missing field `inputs`", "type": "type_error"}
+            ]}),
+        ),
+    ];
+    for (request, expected) in cases {
+        let (status, body) = post(&server, "/v2/models/iris/infer", &request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{request}");
+        assert_eq!(body, expected, "{request}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn row_api_answers_both_models_with_labels_probabilities_and_the_model() {
+    let server = TestServer::start(&examples()).await;
+    let (labels, probabilities) = iris_reference();
+    let instances: Vec<Value> = IRIS_ROWS
+        .iter()
+        .map(|r| {
+            json!({"sepal_length": r[0], "sepal_width": r[1], "petal_length": r[2], "petal_width": r[3]})
+        })
+        .collect();
+    let (status, body) = post(
+        &server,
+        "/v1/models/iris:predict",
+        &json!({"instances": instances}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sha256 = get(&server, "/v2/models/iris").await.1["sha256"].clone();
+    assert_eq!(
+        body["model"],
+        json!({"name": "iris", "version": "1", "sha256": sha256})
+    );
+    let names = ["setosa", "versicolor", "virginica"];
+    for (row, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(prediction["label"], labels[row].as_str());
+        let served: Vec<f32> = names
+            .iter()
+            .map(|n| prediction["probabilities"][*n].as_f64().unwrap() as f32)
+            .collect();
+        assert_close(&served, &probabilities[row * 3..row * 3 + 3]);
+    }
+    // TF Serving's positional rows work too, on the versioned path.
+    let (status, positional) = post(
+        &server,
+        "/v1/models/iris/versions/1:predict",
+        &json!({"instances": IRIS_ROWS}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(positional["predictions"], body["predictions"]);
+
+    let row = json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"});
+    let (status, body) = post(
+        &server,
+        "/v1/models/credit:predict",
+        &json!({"instances": [row]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let prediction = &body["predictions"][0];
+    assert!(["approve", "reject"].contains(&prediction["label"].as_str().unwrap()));
+    let p = &prediction["probabilities"];
+    let sum = p["approve"].as_f64().unwrap() + p["reject"].as_f64().unwrap();
+    assert!((sum - 1.0).abs() < 1e-5, "{p}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_incident_request_never_reaches_the_model() {
+    let server = TestServer::start(&examples()).await;
+    let row = json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": 3, "employment": "salaried"});
+    let (status, body) = post(
+        &server,
+        "/v1/models/credit:predict",
+        &json!({"instances": [row]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+            {"loc": ["instances", 0, "country"], "msg": "expected one of US, DE, FR, GB, IN; got integer 3", "type": "type_error"}
+        ]})
+    );
+    let (status, body) = post(&server, "/v1/models/credit:predict", &json!({"rows": []})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+            {"loc": ["instances"], "msg": "the body must be {\"instances\": [row, ...]}", "type": "missing"}
+        ]})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_level_errors_have_exact_json() {
+    let server = TestServer::start_with_limit(&examples(), 4096).await;
+    let client = reqwest::Client::new();
+    let send = |path: &str, content_type: &str, body: Vec<u8>| {
+        client
+            .post(server.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let check = |status: StatusCode, body: Value, expected_status: StatusCode, expected: Value| {
+        assert_eq!((status, body), (expected_status, expected));
+    };
+
+    let response = send(
+        "/v1/models/iris:predict",
+        "application/json",
+        b"{\"instances\": [1,}".to_vec(),
+    )
+    .await
+    .unwrap();
+    check(
+        response.status(),
+        response.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        json!({"code": "malformed_json", "error": "the body is not valid JSON: expected value at line 1 column 18"}),
+    );
+
+    let response = send("/v2/models/iris/infer", "text/plain", b"{}".to_vec())
+        .await
+        .unwrap();
+    check(
+        response.status(),
+        response.json().await.unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        json!({"code": "unsupported_media_type", "error": "expected Content-Type: application/json, got \"text/plain\""}),
+    );
+
+    let response = send(
+        "/v2/models/iris/infer",
+        "application/json",
+        vec![b' '; 5000],
+    )
+    .await
+    .unwrap();
+    check(
+        response.status(),
+        response.json().await.unwrap(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        json!({"code": "payload_too_large", "error": "the request body is over the server's limit"}),
+    );
+
+    let rows = vec![json!([5.1, 3.5, 1.4, 0.2]); 65];
+    let (status, body) = post(
+        &server,
+        "/v1/models/iris:predict",
+        &json!({"instances": rows}),
+    )
+    .await;
+    check(
+        status,
+        body,
+        StatusCode::BAD_REQUEST,
+        json!({"code": "batch_too_large", "error": "the request has 65 rows; model `iris` accepts at most 64 per request"}),
+    );
+
+    let (status, body) = get(&server, "/v3/nothing").await;
+    check(
+        status,
+        body,
+        StatusCode::NOT_FOUND,
+        json!({"code": "not_found", "error": "no such route; see the README for the API"}),
+    );
+    let (status, body) = post(&server, "/v1/models/iris:explain", &json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let response = reqwest::get(server.url("/v2/models/iris/infer"))
+        .await
+        .unwrap();
+    check(
+        response.status(),
+        response.json().await.unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        json!({"code": "method_not_allowed", "error": "this route does not accept that HTTP method"}),
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn request_ids_are_returned_whether_given_or_generated() {
+    let server = TestServer::start(&examples()).await;
+    let client = reqwest::Client::new();
+    let given = client
+        .get(server.url("/v2/health/live"))
+        .header("x-request-id", "trace-me-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "trace-me-7");
+    let generated = client
+        .get(server.url("/v2/models/nope"))
+        .send()
+        .await
+        .unwrap();
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    server.stop().await;
+}
+
+#[test]
+fn the_readme_shows_the_error_table_of_the_code() {
+    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let table = warden_server::api::error::ErrorCode::markdown_table();
+    assert!(
+        readme.contains(&table),
+        "README.md must contain the error table exactly as the code renders it:\n{table}"
+    );
+}

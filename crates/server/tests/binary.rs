@@ -1,0 +1,120 @@
+//! The real `warden` binary: serving, graceful shutdown with a request in flight, and the exit
+//! codes and messages of start-up failures.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{WardenProcess, examples, repo_root, warden_bin};
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    let mut warden = WardenProcess::serve(&examples());
+    let body = br#"{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+
+    let mut stream = TcpStream::connect(warden.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/models/iris:predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server answers 100 Continue once the handler reads the body: the request is in flight.
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    reader.read_line(&mut line).unwrap();
+    stream.write_all(first_half).unwrap();
+
+    warden.terminate();
+    // Shutdown has begun once new connections are refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(warden.address).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "warden kept accepting after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    stream.write_all(second_half).unwrap();
+    let mut response = String::new();
+    reader.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"label\":\"setosa\""), "{response}");
+    assert_eq!(warden.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+fn run_warden(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(warden_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_model_path_exits_66_naming_the_path() {
+    let (code, stderr) = run_warden(&["serve", "/nonexistent/models", "--port", "0"], &[]);
+    assert_eq!(code, Some(66), "{stderr}");
+    assert!(
+        stderr.contains("error: /nonexistent/models does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("= hint:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    let (code, stderr) = run_warden(&["serve"], &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    let (code, stderr) = run_warden(&["serve", "x", "--port", "70000"], &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+}
+
+#[test]
+fn a_bad_environment_variable_exits_78_naming_it() {
+    let (code, stderr) = run_warden(&["serve", "examples/models"], &[("WARDEN_PORT", "abc")]);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("WARDEN_PORT=\"abc\""), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_exits_69_naming_the_address() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let (code, stderr) = run_warden(&["serve", "examples/models", "--port", &port], &[]);
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
+
+#[test]
+fn an_onnxruntime_library_that_is_not_there_exits_69_naming_the_variable() {
+    let (code, stderr) = run_warden(
+        &["serve", "examples/models", "--port", "0"],
+        &[("WARDEN_ONNXRUNTIME_LIB", "/nonexistent/libonnxruntime.so")],
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("WARDEN_ONNXRUNTIME_LIB"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/libonnxruntime.so"),
+        "{stderr}"
+    );
+}

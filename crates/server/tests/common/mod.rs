@@ -1,0 +1,185 @@
+//! Shared harness for the integration tests: the real router served on 127.0.0.1:0 with the
+//! checked-in example models, and the real binary started as a child process.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::zombie_processes)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use warden_runtime::onnxruntime::OnnxRuntime;
+use warden_server::config::{DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig};
+use warden_server::startup;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The bundled example repository.
+pub fn examples() -> PathBuf {
+    repo_root().join("examples/models")
+}
+
+/// The process's one ONNX Runtime (ONNX Runtime allows a single environment per process).
+pub fn onnxruntime() -> Arc<OnnxRuntime> {
+    static RUNTIME: OnceLock<Arc<OnnxRuntime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            startup::init_onnxruntime(&ServeConfig::new(examples()), &ProcessEnv)
+                .expect("ONNX Runtime must be available for the tests: run scripts/test")
+        })
+        .clone()
+}
+
+/// A server on an ephemeral port, stopped when dropped.
+pub struct TestServer {
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serves `path` with the default body limit.
+    pub async fn start(path: &Path) -> TestServer {
+        TestServer::start_with_limit(path, DEFAULT_BODY_LIMIT_BYTES).await
+    }
+
+    /// Serves `path` with a given body limit.
+    pub async fn start_with_limit(path: &Path, body_limit: usize) -> TestServer {
+        let state = startup::load_models(path, onnxruntime()).expect("models load");
+        let mut config = ServeConfig::new(path);
+        config.port = 0;
+        let listener = startup::bind(&config).expect("bind 127.0.0.1:0");
+        let address: SocketAddr = listener.local_addr().unwrap();
+        let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            startup::serve(state, listener, body_limit, async {
+                let _ = signal.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer {
+            base: format!("http://{address}"),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// The `warden` binary cargo built for these tests.
+pub fn warden_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_warden"))
+}
+
+/// The real binary, serving on an ephemeral port, with its stderr read line by line.
+pub struct WardenProcess {
+    pub child: Child,
+    pub address: SocketAddr,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl WardenProcess {
+    /// Starts `warden serve PATH --port 0` and waits (with a deadline) for its `listening` line.
+    pub fn serve(path: &Path) -> WardenProcess {
+        let mut child = Command::new(warden_bin())
+            .args(["serve", path.to_str().unwrap(), "--port", "0"])
+            .current_dir(repo_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warden starts");
+        let stderr = child.stderr.take().unwrap();
+        let (lines, stderr_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            match stderr_lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                        && event["message"] == "listening"
+                    {
+                        let address = event["address"].as_str().unwrap().parse().unwrap();
+                        return WardenProcess {
+                            child,
+                            address,
+                            stderr: stderr_lines,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = child.kill();
+        panic!(
+            "warden did not report listening; stderr:\n{}",
+            seen.join("\n")
+        );
+    }
+
+    /// Sends SIGTERM to the process (by its PID, through `kill`).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, with a deadline, and returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("warden did not exit within {limit:?}");
+    }
+}
+
+impl Drop for WardenProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

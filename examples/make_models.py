@@ -1,0 +1,151 @@
+"""Makes the bundled example models: examples/models/{iris,credit}/1/model.onnx and the
+synthetic credit data set examples/data/credit.csv.
+
+Deterministic: pinned package versions (checked at start), fixed seeds, and ONNX bytes with
+nothing variable in them, so running it twice gives the same sha256. Run from the repository
+root after `scripts/python-env dev`:
+
+    .venv/bin/python examples/make_models.py
+"""
+
+import csv
+import hashlib
+import pathlib
+import sys
+
+PINNED = {
+    "sklearn": "1.9.1",
+    "skl2onnx": "1.20.0",
+    "onnx": "1.19.1",
+    "onnxruntime": "1.23.2",
+    "pandas": "2.3.3",
+}
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime  # noqa: E402
+import pandas  # noqa: E402
+import skl2onnx  # noqa: E402
+import sklearn  # noqa: E402
+from skl2onnx import convert_sklearn  # noqa: E402
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType  # noqa: E402
+from sklearn.compose import ColumnTransformer  # noqa: E402
+from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent
+OPSET = {"": 17, "ai.onnx.ml": 3}  # runs on ONNX Runtime >= 1.17
+COUNTRIES = ["US", "DE", "FR", "GB", "IN"]
+EMPLOYMENT = ["salaried", "self_employed", "unemployed"]
+NUMERIC = ["age", "income", "debt_ratio"]
+CATEGORICAL = ["country", "employment"]
+
+
+def check_versions():
+    found = {name: sys.modules[name].__version__ for name in PINNED}
+    wrong = {n: v for n, v in found.items() if v != PINNED[n]}
+    if wrong:
+        sys.exit(f"error: make_models.py needs {PINNED}, found {found}; run scripts/python-env dev")
+
+
+def export(model, initial_types, n_classes, path):
+    """Converts a classifier to ONNX with plain `label` and `probabilities` outputs."""
+    classifier = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    onx = convert_sklearn(
+        model,
+        initial_types=initial_types,
+        options={id(classifier): {"zipmap": False}},
+        target_opset=OPSET,
+        final_types=[
+            ("label", StringTensorType([None])),
+            ("probabilities", FloatTensorType([None, n_classes])),
+        ],
+    )
+    onx.producer_version = skl2onnx.__version__
+    onx.doc_string = ""
+    onx.graph.doc_string = ""
+    onx.graph.name = path.parent.parent.name  # skl2onnx puts a random UUID here
+    # skl2onnx lists opset imports in set order, which changes with Python's hash seed.
+    opsets = sorted(onx.opset_import, key=lambda o: o.domain)
+    del onx.opset_import[:]
+    onx.opset_import.extend(opsets)
+    onnx.checker.check_model(onx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onx.SerializeToString())
+    return path
+
+
+def verify(path, model, feeds, frame):
+    """ONNX Runtime must agree with scikit-learn on every training row."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    labels, probabilities = session.run(["label", "probabilities"], feeds)
+    assert list(labels) == list(model.predict(frame)), f"{path}: labels differ from sklearn"
+    np.testing.assert_allclose(probabilities, model.predict_proba(frame), atol=1e-5)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
+    print(f"{path.relative_to(ROOT.parent)}  sha256 {digest}")
+    print(f"  inputs {inputs}  classes {list(model.classes_)}")
+
+
+def make_iris():
+    data = load_iris()
+    x = data.data.astype(np.float32)
+    y = np.array(data.target_names)[data.target]
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    path = export(model, [("float_input", FloatTensorType([None, 4]))], 3,
+                  ROOT / "models/iris/1/model.onnx")
+    verify(path, model, {"float_input": x}, x)
+
+
+def credit_rows(n=600, seed=7):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        age = rng.uniform(18, 80)
+        income = float(np.exp(rng.normal(10.8, 0.6)).clip(8000, 250000))
+        debt_ratio = rng.uniform(0, 1.5)
+        country = COUNTRIES[rng.integers(len(COUNTRIES))]
+        employment = EMPLOYMENT[rng.choice(3, p=[0.65, 0.25, 0.10])]
+        score = (1.6 * np.log(income / 40000) - 2.2 * debt_ratio + 0.02 * (age - 40)
+                 - {"salaried": 0.0, "self_employed": 0.4, "unemployed": 1.8}[employment]
+                 + {"US": 0.2, "DE": 0.3, "FR": 0.0, "GB": 0.1, "IN": -0.3}[country]
+                 + 1.0 + rng.normal(0, 0.6))
+        rows.append({"age": round(age, 2), "income": round(income, 2),
+                     "debt_ratio": round(debt_ratio, 2), "country": country,
+                     "employment": employment, "decision": "approve" if score > 0 else "reject"})
+    return rows
+
+
+def make_credit():
+    rows = credit_rows()
+    csv_path = ROOT / "data/credit.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=NUMERIC + CATEGORICAL + ["decision"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    frame = pandas.DataFrame(rows)
+    x, y = frame[NUMERIC + CATEGORICAL], frame["decision"].to_numpy()
+    model = Pipeline([
+        ("prepare", ColumnTransformer([
+            ("scale", StandardScaler(), NUMERIC),
+            ("onehot", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+        ])),
+        ("classify", LogisticRegression(max_iter=1000)),
+    ]).fit(x, y)
+    initial_types = [(c, FloatTensorType([None, 1])) for c in NUMERIC]
+    initial_types += [(c, StringTensorType([None, 1])) for c in CATEGORICAL]
+    path = export(model, initial_types, 2, ROOT / "models/credit/1/model.onnx")
+    feeds = {c: x[c].to_numpy().astype(np.float32).reshape(-1, 1) for c in NUMERIC}
+    feeds.update({c: x[c].to_numpy().astype(object).reshape(-1, 1) for c in CATEGORICAL})
+    verify(path, model, feeds, x)
+    approve = sum(r["decision"] == "approve" for r in rows)
+    print(f"  {csv_path.relative_to(ROOT.parent)}: {len(rows)} rows, {approve} approve, {len(rows) - approve} reject")
+
+
+if __name__ == "__main__":
+    check_versions()
+    make_iris()
+    make_credit()
