@@ -1,6 +1,11 @@
 //! The Open Inference Protocol (KServe V2) REST wire format: inference requests decoded into
 //! graph tensors and checked against the graph's signature, and responses encoded.
 //!
+//! Tensor data comes as JSON (`data`, flat or nested) or, with Triton's binary tensor
+//! extension (the default of Triton's own clients), as raw little-endian bytes after the JSON
+//! header, whose length the `Inference-Header-Content-Length` header gives; each such input
+//! names its byte count in `parameters.binary_data_size`. Responses are always JSON.
+//!
 //! Decoding never coerces: a tensor's `datatype` must be the graph's, every element must be a
 //! JSON value of that type and in its range, and the shape must match both the data and the
 //! graph. Every problem is reported with its location, so a client sees all of them at once.
@@ -18,7 +23,6 @@ const MAX_ELEMENT_VIOLATIONS: usize = 10;
 struct RequestBody {
     id: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     parameters: Option<Map<String, Value>>,
     inputs: Vec<RequestInput>,
     outputs: Option<Vec<RequestOutput>>,
@@ -30,16 +34,27 @@ struct RequestInput {
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
-    #[allow(dead_code)]
     parameters: Option<Map<String, Value>>,
-    data: Value,
+    /// Absent when the data travels as binary after the JSON header.
+    data: Option<Value>,
+}
+
+impl RequestInput {
+    /// `parameters.binary_data_size`, when the data travels as binary.
+    fn binary_data_size(&self) -> Option<Result<usize, ()>> {
+        let size = self.parameters.as_ref()?.get("binary_data_size")?;
+        Some(
+            size.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(()),
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct RequestOutput {
     name: String,
     #[serde(default)]
-    #[allow(dead_code)]
     parameters: Option<Map<String, Value>>,
 }
 
@@ -52,10 +67,39 @@ pub struct InferRequest {
     pub outputs: Vec<String>,
     /// The batch dimension (first dim) shared by the inputs.
     pub rows: usize,
+    /// Which outputs the client asked to receive as binary (the binary tensor extension).
+    pub binary_outputs: BinaryOutputs,
 }
 
-/// Decodes a V2 inference request body and checks it against `signature`.
-pub fn decode_request(body: Value, signature: &Signature) -> Result<InferRequest, Vec<Violation>> {
+/// The client's choice of binary or JSON per output: an output's own `binary_data` parameter,
+/// else the request's `binary_data_output`, else JSON.
+#[derive(Debug, Clone, Default)]
+pub struct BinaryOutputs {
+    default: bool,
+    per_output: Vec<(String, bool)>,
+}
+
+impl BinaryOutputs {
+    /// Whether output `name` goes out as binary.
+    pub fn wants(&self, name: &str) -> bool {
+        self.per_output
+            .iter()
+            .find(|(output, _)| output == name)
+            .map_or(self.default, |(_, binary)| *binary)
+    }
+}
+
+fn flag(parameters: Option<&Map<String, Value>>, key: &str) -> Option<bool> {
+    parameters?.get(key)?.as_bool()
+}
+
+/// Decodes a V2 inference request (its JSON header and the binary tensor data after it, empty
+/// when there is none) and checks it against `signature`.
+pub fn decode_request(
+    body: Value,
+    binary: &[u8],
+    signature: &Signature,
+) -> Result<InferRequest, Vec<Violation>> {
     let request: RequestBody = serde_json::from_value(body).map_err(|err| {
         vec![Violation::new(
             vec![],
@@ -65,8 +109,55 @@ pub fn decode_request(body: Value, signature: &Signature) -> Result<InferRequest
     })?;
     let mut violations = Vec::new();
     let mut inputs = Vec::new();
+    let mut binary_offset = 0usize;
     for (index, input) in request.inputs.iter().enumerate() {
         let loc = |key: &str| vec![LocSegment::from("inputs"), index.into(), key.into()];
+        // Binary chunks follow the inputs' order, so claim this input's bytes before anything
+        // else can skip it.
+        let payload = match (input.binary_data_size(), &input.data) {
+            (None, Some(data)) => Payload::Json(data),
+            (None, None) => {
+                violations.push(Violation::new(
+                    loc("data"),
+                    ViolationType::Missing,
+                    format!(
+                        "input `{}` has neither `data` nor a binary_data_size",
+                        input.name
+                    ),
+                ));
+                continue;
+            }
+            (Some(Err(())), _) => {
+                violations.push(Violation::new(
+                    vec![
+                        "inputs".into(),
+                        index.into(),
+                        "parameters".into(),
+                        "binary_data_size".into(),
+                    ],
+                    ViolationType::TypeError,
+                    "binary_data_size must be a non-negative integer",
+                ));
+                continue;
+            }
+            (Some(Ok(size)), _) => {
+                let end = binary_offset.saturating_add(size);
+                let Some(bytes) = binary.get(binary_offset..end) else {
+                    violations.push(Violation::new(
+                        vec!["inputs".into(), index.into(), "parameters".into(), "binary_data_size".into()],
+                        ViolationType::ShapeMismatch,
+                        format!(
+                            "input `{}` claims {size} bytes at offset {binary_offset}, but the binary data after the JSON header has {} bytes",
+                            input.name,
+                            binary.len()
+                        ),
+                    ));
+                    continue;
+                };
+                binary_offset = end;
+                Payload::Binary(bytes)
+            }
+        };
         if request.inputs[..index]
             .iter()
             .any(|earlier| earlier.name == input.name)
@@ -90,7 +181,7 @@ pub fn decode_request(body: Value, signature: &Signature) -> Result<InferRequest
             ));
             continue;
         };
-        match decode_input(input, spec, index) {
+        match decode_input(input, payload, spec, index) {
             Ok(tensor) => inputs.push(NamedTensor {
                 name: input.name.clone(),
                 tensor,
@@ -126,6 +217,16 @@ pub fn decode_request(body: Value, signature: &Signature) -> Result<InferRequest
             outputs.push(output.name.clone());
         }
     }
+    if violations.is_empty() && binary_offset != binary.len() {
+        violations.push(Violation::new(
+            vec!["inputs".into()],
+            ViolationType::ShapeMismatch,
+            format!(
+                "{} bytes of binary data follow the JSON header but the inputs claim {binary_offset}",
+                binary.len()
+            ),
+        ));
+    }
     let batch_sizes: Vec<usize> = inputs
         .iter()
         .filter_map(|input| input.tensor.shape.first().copied())
@@ -143,11 +244,21 @@ pub fn decode_request(body: Value, signature: &Signature) -> Result<InferRequest
     if !violations.is_empty() {
         return Err(violations);
     }
+    let binary_outputs = BinaryOutputs {
+        default: flag(request.parameters.as_ref(), "binary_data_output").unwrap_or(false),
+        per_output: request
+            .outputs
+            .iter()
+            .flatten()
+            .filter_map(|o| Some((o.name.clone(), flag(o.parameters.as_ref(), "binary_data")?)))
+            .collect(),
+    };
     Ok(InferRequest {
         id: request.id,
         inputs,
         outputs,
         rows: batch_sizes.first().copied().unwrap_or(1),
+        binary_outputs,
     })
 }
 
@@ -159,8 +270,15 @@ fn names(specs: &[TensorSpec]) -> String {
         .join(", ")
 }
 
+/// Where an input's elements are.
+enum Payload<'a> {
+    Json(&'a Value),
+    Binary(&'a [u8]),
+}
+
 fn decode_input(
     input: &RequestInput,
+    payload: Payload<'_>,
     spec: &TensorSpec,
     index: usize,
 ) -> Result<Tensor, Vec<Violation>> {
@@ -197,19 +315,6 @@ fn decode_input(
             format!("shape {:?} has a negative dimension", input.shape),
         )]);
     };
-    let mut elements = Vec::new();
-    flatten(&input.data, &mut elements);
-    let expected: usize = shape.iter().product();
-    if expected != elements.len() {
-        return Err(vec![Violation::new(
-            loc("shape"),
-            ViolationType::ShapeMismatch,
-            format!(
-                "shape {shape:?} holds {expected} elements but `data` has {}",
-                elements.len()
-            ),
-        )]);
-    }
     if !spec.accepts_shape(&shape) {
         return Err(vec![Violation::new(
             loc("shape"),
@@ -220,8 +325,114 @@ fn decode_input(
             ),
         )]);
     }
-    let data = decode_elements(dtype, &elements, index)?;
+    let expected: usize = shape.iter().product();
+    let data = match payload {
+        Payload::Json(data) => {
+            let mut elements = Vec::new();
+            flatten(data, &mut elements);
+            if expected != elements.len() {
+                return Err(vec![Violation::new(
+                    loc("shape"),
+                    ViolationType::ShapeMismatch,
+                    format!(
+                        "shape {shape:?} holds {expected} elements but `data` has {}",
+                        elements.len()
+                    ),
+                )]);
+            }
+            decode_elements(dtype, &elements, index)?
+        }
+        Payload::Binary(bytes) => decode_binary(dtype, bytes, expected).map_err(|msg| {
+            vec![Violation::new(
+                loc("parameters"),
+                ViolationType::ShapeMismatch,
+                msg,
+            )]
+        })?,
+    };
     Ok(Tensor { shape, data })
+}
+
+/// Decodes Triton's binary tensor layout: little-endian elements back to back; BOOL one byte
+/// each; BYTES each a 4-byte little-endian length and then the bytes (which must be UTF-8).
+fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<TensorData, String> {
+    fn fixed<const N: usize, T>(
+        bytes: &[u8],
+        expected: usize,
+        dtype: DataType,
+        convert: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, String> {
+        if bytes.len() != expected * N {
+            return Err(format!(
+                "{expected} {dtype} elements take {} bytes; binary_data_size is {}",
+                expected * N,
+                bytes.len()
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|chunk| {
+                let mut array = [0u8; N];
+                array.copy_from_slice(chunk);
+                convert(array)
+            })
+            .collect())
+    }
+    Ok(match dtype {
+        DataType::Bool => TensorData::Bool(fixed::<1, _>(bytes, expected, dtype, |b| b[0] != 0)?),
+        DataType::U8 => TensorData::U8(fixed(bytes, expected, dtype, u8::from_le_bytes)?),
+        DataType::U16 => TensorData::U16(fixed(bytes, expected, dtype, u16::from_le_bytes)?),
+        DataType::U32 => TensorData::U32(fixed(bytes, expected, dtype, u32::from_le_bytes)?),
+        DataType::U64 => TensorData::U64(fixed(bytes, expected, dtype, u64::from_le_bytes)?),
+        DataType::I8 => TensorData::I8(fixed(bytes, expected, dtype, i8::from_le_bytes)?),
+        DataType::I16 => TensorData::I16(fixed(bytes, expected, dtype, i16::from_le_bytes)?),
+        DataType::I32 => TensorData::I32(fixed(bytes, expected, dtype, i32::from_le_bytes)?),
+        DataType::I64 => TensorData::I64(fixed(bytes, expected, dtype, i64::from_le_bytes)?),
+        DataType::F32 => {
+            let values = fixed(bytes, expected, dtype, f32::from_le_bytes)?;
+            if let Some(position) = values.iter().position(|x| !x.is_finite()) {
+                return Err(format!(
+                    "element {position} is {}, not a finite number",
+                    values[position]
+                ));
+            }
+            TensorData::F32(values)
+        }
+        DataType::F64 => {
+            let values = fixed(bytes, expected, dtype, f64::from_le_bytes)?;
+            if let Some(position) = values.iter().position(|x| !x.is_finite()) {
+                return Err(format!(
+                    "element {position} is {}, not a finite number",
+                    values[position]
+                ));
+            }
+            TensorData::F64(values)
+        }
+        DataType::String => {
+            let mut strings = Vec::with_capacity(expected);
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let (length, tail) = rest
+                    .split_first_chunk::<4>()
+                    .ok_or("a BYTES element is cut short before its 4-byte length")?;
+                let length = u32::from_le_bytes(*length) as usize;
+                let value = tail
+                    .get(..length)
+                    .ok_or("a BYTES element is shorter than its length prefix says")?;
+                let text = std::str::from_utf8(value)
+                    .map_err(|_| format!("BYTES element {} is not UTF-8 text", strings.len()))?;
+                strings.push(text.to_owned());
+                rest = &tail[length..];
+            }
+            if strings.len() != expected {
+                return Err(format!(
+                    "shape holds {expected} elements but the binary data has {}",
+                    strings.len()
+                ));
+            }
+            TensorData::String(strings)
+        }
+    })
 }
 
 fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
@@ -333,36 +544,96 @@ impl Serialize for FlatData<'_> {
     }
 }
 
-/// One output tensor on the wire.
+/// One output tensor on the wire: its data inline as JSON, or its byte count in the binary part.
 #[derive(Debug, Serialize)]
-pub struct ResponseOutput<'a> {
+struct ResponseOutput<'a> {
     name: &'a str,
     datatype: &'static str,
     shape: &'a [usize],
-    data: FlatData<'a>,
-}
-
-/// An inference response on the wire.
-#[derive(Debug, Serialize)]
-pub struct InferResponse<'a> {
-    pub model_name: &'a str,
-    pub model_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub outputs: Vec<ResponseOutput<'a>>,
+    parameters: Option<BinarySize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<FlatData<'a>>,
 }
 
-/// Encodes outputs for the wire.
-pub fn response_outputs(outputs: &[NamedTensor]) -> Vec<ResponseOutput<'_>> {
-    outputs
-        .iter()
-        .map(|output| ResponseOutput {
+#[derive(Debug, Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ResponseHeader<'a> {
+    model_name: &'a str,
+    model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: Vec<ResponseOutput<'a>>,
+}
+
+/// An encoded inference response: the JSON part and the binary part after it (empty when no
+/// output was asked for as binary; then there is no `Inference-Header-Content-Length`).
+#[derive(Debug)]
+pub struct EncodedResponse {
+    pub json: Vec<u8>,
+    pub binary: Vec<u8>,
+}
+
+/// Encodes an inference response, each output as JSON or binary as the request asked.
+pub fn encode_response(
+    model_name: &str,
+    model_version: u64,
+    request_id: Option<&str>,
+    outputs: &[NamedTensor],
+    binary_outputs: &BinaryOutputs,
+) -> Result<EncodedResponse, serde_json::Error> {
+    let mut binary = Vec::new();
+    let mut wire = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let (parameters, data) = if binary_outputs.wants(&output.name) {
+            let before = binary.len();
+            append_binary(&output.tensor.data, &mut binary);
+            let binary_data_size = binary.len() - before;
+            (Some(BinarySize { binary_data_size }), None)
+        } else {
+            (None, Some(FlatData(&output.tensor.data)))
+        };
+        wire.push(ResponseOutput {
             name: &output.name,
             datatype: output.tensor.data_type().protocol_name(),
             shape: &output.tensor.shape,
-            data: FlatData(&output.tensor.data),
-        })
-        .collect()
+            parameters,
+            data,
+        });
+    }
+    let json = serde_json::to_vec(&ResponseHeader {
+        model_name,
+        model_version: model_version.to_string(),
+        id: request_id,
+        outputs: wire,
+    })?;
+    Ok(EncodedResponse { json, binary })
+}
+
+/// Appends tensor data in the binary tensor layout (the inverse of [`decode_binary`]).
+fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
+    match data {
+        TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+        TensorData::U8(v) => out.extend_from_slice(v),
+        TensorData::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I8(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::String(v) => v.iter().for_each(|text| {
+            // Strings longer than 4 GiB cannot come out of a request under the body limit.
+            out.extend((text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }),
+    }
 }
 
 /// One tensor's metadata on the wire.
@@ -412,7 +683,7 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[42], [30.5]]},
             {"name": "country", "shape": [2, 1], "datatype": "BYTES", "data": ["US", "DE"]}
         ], "outputs": [{"name": "label", "parameters": {"binary_data": false}}]});
-        let request = decode_request(body, &signature()).unwrap();
+        let request = decode_request(body, &[], &signature()).unwrap();
         assert_eq!(request.id.as_deref(), Some("r1"));
         assert_eq!(request.rows, 2);
         assert_eq!(
@@ -429,7 +700,7 @@ mod tests {
             {"name": "country", "shape": [3, 1], "datatype": "BYTES", "data": ["US", "DE"]},
             {"name": "colour", "shape": [1], "datatype": "BYTES", "data": ["red"]}
         ], "outputs": [{"name": "nope"}]});
-        let violations = decode_request(body, &signature()).unwrap_err();
+        let violations = decode_request(body, &[], &signature()).unwrap_err();
         let kinds: Vec<_> = violations.iter().map(|v| v.kind).collect();
         assert_eq!(
             kinds,
@@ -452,7 +723,7 @@ mod tests {
             {"name": "age", "shape": [1, 1], "datatype": "FP32", "data": ["42"]},
             {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": [3]}
         ]});
-        let violations = decode_request(body, &signature()).unwrap_err();
+        let violations = decode_request(body, &[], &signature()).unwrap_err();
         assert_eq!(
             serde_json::to_value(&violations).unwrap(),
             json!([
@@ -463,11 +734,48 @@ mod tests {
     }
 
     #[test]
+    fn binary_tensor_data_round_trips() {
+        let mut binary = Vec::new();
+        append_binary(&TensorData::F32(vec![42.0, 30.5]), &mut binary);
+        let floats = binary.len();
+        append_binary(
+            &TensorData::String(vec!["US".into(), "DE".into()]),
+            &mut binary,
+        );
+        let body = json!({"inputs": [
+            {"name": "age", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": floats}},
+            {"name": "country", "shape": [2, 1], "datatype": "BYTES", "parameters": {"binary_data_size": binary.len() - floats}}
+        ], "parameters": {"binary_data_output": true}});
+        let request = decode_request(body, &binary, &signature()).unwrap();
+        assert_eq!(
+            request.inputs[0].tensor.data,
+            TensorData::F32(vec![42.0, 30.5])
+        );
+        assert_eq!(
+            request.inputs[1].tensor.data,
+            TensorData::String(vec!["US".into(), "DE".into()])
+        );
+        assert!(request.binary_outputs.wants("label"));
+    }
+
+    #[test]
+    fn binary_data_that_does_not_add_up_is_rejected() {
+        let body = json!({"inputs": [
+            {"name": "age", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
+            {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": ["US"]}
+        ]});
+        let short = decode_request(body.clone(), &[0; 4], &signature()).unwrap_err();
+        assert_eq!(short[0].kind, ViolationType::ShapeMismatch, "{short:?}");
+        let long = decode_request(body, &[0; 12], &signature()).unwrap_err();
+        assert!(long[0].msg.contains("12 bytes of binary data"), "{long:?}");
+    }
+
+    #[test]
     fn a_missing_input_and_a_graph_shape_mismatch_are_reported() {
         let body = json!({"inputs": [
             {"name": "age", "shape": [2], "datatype": "FP32", "data": [1, 2]}
         ]});
-        let violations = decode_request(body, &signature()).unwrap_err();
+        let violations = decode_request(body, &[], &signature()).unwrap_err();
         assert_eq!(violations.len(), 2, "{violations:?}");
         assert_eq!(violations[0].kind, ViolationType::ShapeMismatch);
         assert_eq!(violations[1].kind, ViolationType::Missing);

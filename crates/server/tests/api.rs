@@ -95,7 +95,7 @@ async fn health_and_server_metadata() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(metadata["name"], "warden");
     assert_eq!(metadata["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(metadata["extensions"], json!([]));
+    assert_eq!(metadata["extensions"], json!(["binary_tensor_data"]));
     server.stop().await;
 }
 
@@ -511,4 +511,55 @@ fn the_readme_shows_the_error_table_of_the_code() {
         readme.contains(&table),
         "README.md must contain the error table exactly as the code renders it:\n{table}"
     );
+}
+
+#[tokio::test]
+async fn binary_tensor_extension_in_and_out() {
+    let server = TestServer::start(&examples()).await;
+    let (labels, probabilities) = iris_reference();
+    let binary: Vec<u8> = IRIS_ROWS
+        .iter()
+        .flatten()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let header = serde_json::to_vec(&json!({
+        "inputs": [{"name": "float_input", "shape": [3, 4], "datatype": "FP32",
+                    "parameters": {"binary_data_size": binary.len()}}],
+        "outputs": [{"name": "label", "parameters": {"binary_data": false}},
+                    {"name": "probabilities", "parameters": {"binary_data": true}}]
+    }))
+    .unwrap();
+    let mut body = header.clone();
+    body.extend_from_slice(&binary);
+    let response = reqwest::Client::new()
+        .post(server.url("/v2/models/iris/infer"))
+        .header("inference-header-content-length", header.len().to_string())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let json_length: usize = response.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = response.bytes().await.unwrap();
+    let (json_part, binary_part) = bytes.split_at(json_length);
+    let answer: Value = serde_json::from_slice(json_part).unwrap();
+    assert_eq!(answer["outputs"][0]["data"], json!(labels));
+    assert_eq!(
+        answer["outputs"][1]["parameters"],
+        json!({"binary_data_size": 9 * 4})
+    );
+    assert!(answer["outputs"][1].get("data").is_none());
+    let served: Vec<f32> = binary_part
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        served, probabilities,
+        "binary output is the model's exact f32s"
+    );
+    server.stop().await;
 }

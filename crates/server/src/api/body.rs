@@ -1,13 +1,16 @@
-//! The JSON request body extractor: enforces the content type and the size limit and parses
-//! JSON, answering each failure with its own code from the error table (415, 413,
-//! `malformed_json` with line and column) instead of axum's plain-text rejections.
+//! Request body extractors: they enforce the content type and the size limit and parse JSON,
+//! answering each failure with its own code from the error table (415, 413, `malformed_json`
+//! with line and column) instead of axum's plain-text rejections.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorCode};
+
+/// The header of Triton's binary tensor extension: the length of the JSON part of the body.
+const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// A request body parsed as JSON.
 #[derive(Debug)]
@@ -17,47 +20,115 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<JsonBody, ApiError> {
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let essence = content_type
-                .to_str()
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            let is_json = essence == "application/json"
-                || (essence.starts_with("application/") && essence.ends_with("+json"));
-            if !is_json {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!(
-                        "expected Content-Type: application/json, got {:?}",
-                        content_type.to_str().unwrap_or("(not text)")
-                    ),
-                ));
-            }
+        check_content_type(request.headers(), false)?;
+        let bytes = read(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A KServe V2 inference body: the JSON header and, with the binary tensor extension, the
+/// binary tensor data that follows it (empty otherwise).
+#[derive(Debug)]
+pub struct InferBody {
+    pub json: Value,
+    pub binary: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for InferBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<InferBody, ApiError> {
+        let header_length = match request.headers().get(INFERENCE_HEADER_LENGTH) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::InvalidInput,
+                            "Inference-Header-Content-Length must be a byte count",
+                        )
+                    })?,
+            ),
+        };
+        check_content_type(request.headers(), header_length.is_some())?;
+        let mut bytes = read(request, state).await?;
+        let Some(length) = header_length else {
+            return Ok(InferBody {
+                json: parse_json(&bytes)?,
+                binary: Bytes::new(),
+            });
+        };
+        if length > bytes.len() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "Inference-Header-Content-Length is {length} but the body has {} bytes",
+                    bytes.len()
+                ),
+            ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        "the request body is over the server's limit",
-                    )
-                } else {
-                    ApiError::new(
-                        ErrorCode::InvalidInput,
-                        "the request body could not be read",
-                    )
-                }
-            })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|err| {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("the body is not valid JSON: {err}"),
-            )
+        let binary = bytes.split_off(length);
+        Ok(InferBody {
+            json: parse_json(&bytes)?,
+            binary,
         })
     }
+}
+
+/// JSON bodies may come without a content type (Triton's client sends none) or with a JSON
+/// one; a binary-extension body may also be `application/octet-stream`.
+fn check_content_type(headers: &HeaderMap, binary: bool) -> Result<(), ApiError> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json || (binary && essence == "application/octet-stream") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::UnsupportedMediaType,
+        format!(
+            "expected Content-Type: application/json, got {:?}",
+            content_type.to_str().unwrap_or("(not text)")
+        ),
+    ))
+}
+
+async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is over the server's limit",
+                )
+            } else {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    "the request body could not be read",
+                )
+            }
+        })
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {err}"),
+        )
+    })
 }

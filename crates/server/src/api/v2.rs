@@ -2,15 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::body::JsonBody;
+use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
 use super::{AppState, predict_error, served};
 use crate::registry::ModelEntry;
-use crate::v2_protocol::{InferResponse, decode_request, response_outputs, tensor_metadata};
+use crate::v2_protocol::{decode_request, encode_response, tensor_metadata};
 
 /// `{model}` and the optional `{version}` of a V2 path.
 #[derive(Debug, Deserialize)]
@@ -45,7 +46,7 @@ pub async fn server_metadata() -> Json<serde_json::Value> {
     Json(json!({
         "name": "warden",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data"],
     }))
 }
 
@@ -77,19 +78,40 @@ pub async fn model_ready(
 pub async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
-    JsonBody(body): JsonBody,
+    body: InferBody,
 ) -> Result<Response, ApiError> {
     let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let request = decode_request(body, &model.signature).map_err(ApiError::invalid_input)?;
+    let request = decode_request(body.json, &body.binary, &model.signature)
+        .map_err(ApiError::invalid_input)?;
     let outputs = model
         .infer(request.inputs, request.outputs, request.rows)
         .await
         .map_err(|err| predict_error(&model, err))?;
-    let response = InferResponse {
-        model_name: &model.name,
-        model_version: model.version.to_string(),
-        id: request.id,
-        outputs: response_outputs(&outputs),
+    let encoded = encode_response(
+        &model.name,
+        model.version,
+        request.id.as_deref(),
+        &outputs,
+        &request.binary_outputs,
+    )
+    .map_err(|err| ApiError::internal(&err))?;
+    let response = if encoded.binary.is_empty() {
+        ([(header::CONTENT_TYPE, "application/json")], encoded.json).into_response()
+    } else {
+        let json_length = encoded.json.len().to_string();
+        let mut body = encoded.json;
+        body.extend_from_slice(&encoded.binary);
+        (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (
+                    HeaderName::from_static("inference-header-content-length"),
+                    json_length,
+                ),
+            ],
+            body,
+        )
+            .into_response()
     };
-    Ok(served(&model, Json(response).into_response()))
+    Ok(served(&model, response))
 }
