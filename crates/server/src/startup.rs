@@ -194,7 +194,10 @@ pub fn init_onnxruntime(
         python: Some("python3".into()),
         venvs: project_venvs(),
     };
-    let located = locate_library(&search).map_err(StartupError::OnnxRuntime)?;
+    let mut located = locate_library(&search).map_err(StartupError::OnnxRuntime)?;
+    if let Ok(absolute) = std::fs::canonicalize(&located.path) {
+        located.path = absolute;
+    }
     let runtime = OnnxRuntime::init(&located.path).map_err(StartupError::OnnxRuntime)?;
     tracing::info!(
         library = %located.path.display(),

@@ -7,6 +7,7 @@
 //! `overloaded`) instead of growing without bound. This is the seam where the batching
 //! scheduler plugs in: it replaces the one-job-at-a-time loop, not the interface.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
@@ -59,7 +60,18 @@ impl InferenceWorker {
                     if job.reply.is_closed() {
                         continue;
                     }
-                    let result = job.span.in_scope(|| model.run(job.inputs, &job.outputs));
+                    // A panic inside the engine must not kill the worker and strand every later
+                    // request: it becomes this request's error.
+                    let result = job.span.in_scope(|| {
+                        std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            model.run(job.inputs, &job.outputs)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(RuntimeError::Inference(
+                                "the inference engine panicked".into(),
+                            ))
+                        })
+                    });
                     // The receiver may have gone while we ran; nothing is owed to it then.
                     let _ = job.reply.send(result);
                 }

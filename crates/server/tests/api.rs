@@ -563,3 +563,21 @@ async fn binary_tensor_extension_in_and_out() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_names_the_model_version_that_produced_it() {
+    let server = TestServer::start(&examples()).await;
+    let sha256 = get(&server, "/v2/models/iris").await.1["sha256"].clone();
+    let response = reqwest::Client::new()
+        .post(server.url("/v1/models/iris:predict"))
+        .json(&json!({"instances": [[5.1, 3.5, 1.4, 0.2]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    assert_eq!(headers["x-model-name"], "iris");
+    assert_eq!(headers["x-model-version"], "1");
+    assert_eq!(headers["x-model-sha256"], sha256.as_str().unwrap());
+    server.stop().await;
+}

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -84,9 +85,20 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Marks a response as answered by `model`, for the access log.
+/// Marks a response as answered by `model`: headers naming the model version and its hash
+/// (so every answer says what produced it), and an extension for the access log.
 fn served(model: &ModelVersion, response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-model-name", model.name.clone()),
+        ("x-model-version", model.version.to_string()),
+        ("x-model-sha256", model.sha256.clone()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
     response.extensions_mut().insert(ServedBy {
         model: model.name.clone(),
         version: model.version,
