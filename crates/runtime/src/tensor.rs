@@ -163,8 +163,9 @@ pub struct Tensor {
 impl Tensor {
     /// Builds a tensor, checking that the data fills the shape exactly.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, String> {
-        let expected: usize = shape.iter().product();
-        if expected != data.len() {
+        let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if expected != Some(data.len()) {
+            let expected = expected.map_or_else(|| "more".to_owned(), |n| n.to_string());
             return Err(format!(
                 "shape {shape:?} holds {expected} elements but {} were given",
                 data.len()

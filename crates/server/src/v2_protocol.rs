@@ -325,7 +325,13 @@ fn decode_input(
             ),
         )]);
     }
-    let expected: usize = shape.iter().product();
+    let Some(expected) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
+        return Err(vec![Violation::new(
+            loc("shape"),
+            ViolationType::ShapeMismatch,
+            format!("shape {shape:?} holds more elements than can exist"),
+        )]);
+    };
     let data = match payload {
         Payload::Json(data) => {
             let mut elements = Vec::new();
@@ -362,10 +368,9 @@ fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<Tenso
         dtype: DataType,
         convert: fn([u8; N]) -> T,
     ) -> Result<Vec<T>, String> {
-        if bytes.len() != expected * N {
+        if expected.checked_mul(N) != Some(bytes.len()) {
             return Err(format!(
-                "{expected} {dtype} elements take {} bytes; binary_data_size is {}",
-                expected * N,
+                "{expected} {dtype} elements take {expected}×{N} bytes; binary_data_size is {}",
                 bytes.len()
             ));
         }

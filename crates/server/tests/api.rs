@@ -581,3 +581,54 @@ async fn every_answer_names_the_model_version_that_produced_it() {
     assert_eq!(headers["x-model-sha256"], sha256.as_str().unwrap());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn hostile_requests_get_a_4xx_with_a_code_and_the_server_keeps_serving() {
+    let server = TestServer::start(&examples()).await;
+    let client = reqwest::Client::new();
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let huge_shape = json!({"inputs": [{"name": "float_input", "shape": [u64::MAX, u64::MAX], "datatype": "FP32", "data": [1]}]});
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("/v2/models/iris/infer", vec![0xff, 0xfe, 0x00, 0x01]),
+        ("/v2/models/iris/infer", b"".to_vec()),
+        ("/v2/models/iris/infer", deep.clone().into_bytes()),
+        ("/v2/models/iris/infer", huge_shape.to_string().into_bytes()),
+        ("/v2/models/iris/infer", br#"{"inputs": [{"name": "float_input", "shape": [-1, 4], "datatype": "FP32", "data": []}]}"#.to_vec()),
+        ("/v2/models/iris/infer", br#"{"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1e999, 1, 1, 1]}]}"#.to_vec()),
+        ("/v2/models/iris/infer", br#"{"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [[1, [2]], {"a": 3}, 4]}]}"#.to_vec()),
+        ("/v2/models/iris/infer", br#"{"inputs": "float_input"}"#.to_vec()),
+        ("/v2/models/iris/infer", br#"{"id": 7, "inputs": []}"#.to_vec()),
+        ("/v2/models/credit/infer", br#"{"inputs": [{"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": [3]}]}"#.to_vec()),
+        ("/v1/models/iris:predict", deep.into_bytes()),
+        ("/v1/models/iris:predict", br#"{"instances": []}"#.to_vec()),
+        ("/v1/models/iris:predict", br#"{"instances": [null, 3, "x", {}]}"#.to_vec()),
+        ("/v1/models/iris:predict", br#"{"instances": [{"sepal_length": -1, "sepal_width": 1e308, "petal_length": NaN, "petal_width": 1}]}"#.to_vec()),
+        ("/v1/models/iris:predict", br#"[]"#.to_vec()),
+        ("/v1/models/credit:predict", br#"{"instances": [{"age": "42", "income": true, "debt_ratio": null, "country": "us", "employment": ["salaried"]}]}"#.to_vec()),
+        ("/v1/models/%00:predict", br#"{"instances": [[1, 2, 3, 4]]}"#.to_vec()),
+    ];
+    for (path, body) in bodies {
+        let response = client
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(
+            status.is_client_error(),
+            "{path} {:?} answered {status}: {text}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert!(answer["code"].is_string(), "{text}");
+        assert!(
+            !text.contains("/work") && !text.contains(".rs"),
+            "internals leaked: {text}"
+        );
+    }
+    assert_eq!(get(&server, "/v2/health/ready").await.0, StatusCode::OK);
+    server.stop().await;
+}
