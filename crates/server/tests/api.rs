@@ -632,3 +632,38 @@ async fn hostile_requests_get_a_4xx_with_a_code_and_the_server_keeps_serving() {
     assert_eq!(get(&server, "/v2/health/ready").await.0, StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_bare_onnx_file_is_served_with_the_contract_its_graph_declares() {
+    let file = examples().join("iris/1/model.onnx");
+    let server = TestServer::start(&file).await;
+    let (status, metadata) = get(&server, "/v2/models/model").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(metadata["inputs"][0]["name"], "float_input");
+    let row = json!({"float_input_0": 5.1, "float_input_1": 3.5, "float_input_2": 1.4, "float_input_3": 0.2});
+    let (status, body) = post(
+        &server,
+        "/v1/models/model:predict",
+        &json!({"instances": [row]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Without a manifest, outputs appear under their graph names.
+    assert_eq!(body["predictions"][0]["label"], "setosa");
+    assert_eq!(
+        body["predictions"][0]["probabilities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (status, body) = post(
+        &server,
+        "/v1/models/model:predict",
+        &json!({"instances": [{"x": 1}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["details"].as_array().unwrap().len(), 5, "{body}");
+    server.stop().await;
+}

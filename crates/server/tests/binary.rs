@@ -118,3 +118,34 @@ fn an_onnxruntime_library_that_is_not_there_exits_69_naming_the_variable() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_manifest_that_disagrees_with_its_graph_exits_65_naming_each_problem() {
+    let repository = tempfile::tempdir().unwrap();
+    let model = repository.path().join("iris");
+    std::fs::create_dir_all(model.join("1")).unwrap();
+    std::fs::copy(
+        examples().join("iris/1/model.onnx"),
+        model.join("1/model.onnx"),
+    )
+    .unwrap();
+    let mut manifest = std::fs::read_to_string(examples().join("iris/warden.toml")).unwrap();
+    manifest.push_str("\n[[features]]\nname = \"colour\"\ntype = \"string\"\n");
+    std::fs::write(model.join("warden.toml"), manifest).unwrap();
+    let (code, stderr) = run_warden(
+        &["serve", repository.path().to_str().unwrap(), "--port", "0"],
+        &[],
+    );
+    assert_eq!(code, Some(65), "{stderr}");
+    assert!(stderr.contains("model `iris`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "graph input `float_input` has 4 columns but the manifest declares 5 features"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("feature `colour` is declared string"),
+        "{stderr}"
+    );
+}
