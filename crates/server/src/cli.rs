@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -46,42 +47,60 @@ impl ServeArgs {
     pub fn resolve(self, env: &dyn EnvSource) -> Result<ServeConfig, StartupError> {
         let mut problems = Vec::new();
         let mut config = ServeConfig::new(self.path);
-        let from_env = |name: &str| env.var(name).filter(|value| !value.is_empty());
-        if let Some(host) = self.host {
+        if let Some(host) = setting(
+            self.host,
+            env,
+            &mut problems,
+            "WARDEN_HOST",
+            "an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
+        ) {
             config.host = host;
-        } else if let Some(value) = from_env("WARDEN_HOST") {
-            match value.parse() {
-                Ok(host) => config.host = host,
-                Err(_) => problems.push(format!(
-                    "WARDEN_HOST={value:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
-                )),
-            }
         }
-        if let Some(port) = self.port {
+        if let Some(port) = setting(
+            self.port,
+            env,
+            &mut problems,
+            "WARDEN_PORT",
+            "a port number (0 to 65535)",
+        ) {
             config.port = port;
-        } else if let Some(value) = from_env("WARDEN_PORT") {
-            match value.parse() {
-                Ok(port) => config.port = port,
-                Err(_) => problems.push(format!(
-                    "WARDEN_PORT={value:?} is not a port number (0 to 65535)"
-                )),
-            }
         }
-        if let Some(bytes) = self.max_body_bytes {
+        if let Some(bytes) = setting(
+            self.max_body_bytes,
+            env,
+            &mut problems,
+            "WARDEN_MAX_BODY_BYTES",
+            "a number of bytes",
+        ) {
             config.body_limit_bytes = bytes;
-        } else if let Some(value) = from_env("WARDEN_MAX_BODY_BYTES") {
-            match value.parse() {
-                Ok(bytes) => config.body_limit_bytes = bytes,
-                Err(_) => problems.push(format!(
-                    "WARDEN_MAX_BODY_BYTES={value:?} is not a number of bytes"
-                )),
-            }
         }
         config.onnxruntime_lib = self.onnxruntime_lib;
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(StartupError::Config(problems))
+        }
+    }
+}
+
+/// A flag's value, else the environment variable's, parsed; a variable that does not parse is
+/// recorded as a problem naming it.
+fn setting<T: FromStr>(
+    flag: Option<T>,
+    env: &dyn EnvSource,
+    problems: &mut Vec<String>,
+    name: &str,
+    what: &str,
+) -> Option<T> {
+    if flag.is_some() {
+        return flag;
+    }
+    let value = env.var(name).filter(|value| !value.is_empty())?;
+    match value.parse() {
+        Ok(parsed) => Some(parsed),
+        Err(_) => {
+            problems.push(format!("{name}={value:?} is not {what}"));
+            None
         }
     }
 }
