@@ -27,7 +27,7 @@ pub fn run(cli: Cli, env: &dyn EnvSource) -> Result<(), StartupError> {
         Command::Serve(args) => {
             let config = args.resolve(env)?;
             let runtime = startup::init_onnxruntime(&config, env)?;
-            let state = startup::load_models(&config.model_path, runtime)?;
+            let state = startup::load_models(&config.model_path, runtime.as_ref())?;
             let listener = startup::bind(&config)?;
             let tokio = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use warden_runtime::RuntimeError;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
+use warden_runtime::{Backend, RuntimeError};
 
 use crate::api::{AppState, router};
 use crate::config::{EnvSource, ServeConfig};
@@ -220,7 +220,7 @@ fn project_venvs() -> Vec<PathBuf> {
 }
 
 /// Scans the repository and loads every model; fails if any model fails, naming each.
-pub fn load_models(model_path: &Path, runtime: Arc<OnnxRuntime>) -> Result<AppState, StartupError> {
+pub fn load_models(model_path: &Path, backend: &dyn Backend) -> Result<AppState, StartupError> {
     let sources = repository::scan(model_path)?;
     let total = sources.len();
     let mut models = BTreeMap::new();
@@ -234,7 +234,7 @@ pub fn load_models(model_path: &Path, runtime: Arc<OnnxRuntime>) -> Result<AppSt
                  no ranges or categories are checked"
             );
         }
-        match ModelVersion::load(source, runtime.as_ref()) {
+        match ModelVersion::load(source, backend) {
             Ok(model) => {
                 tracing::info!(
                     model = %model.name,

@@ -7,10 +7,13 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use warden_runtime::onnxruntime::OnnxRuntime;
+use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
+use warden_server::api::AppState;
 use warden_server::config::{DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig};
 use warden_server::startup;
 
@@ -50,7 +53,19 @@ impl TestServer {
 
     /// Serves `path` with a given body limit.
     pub async fn start_with_limit(path: &Path, body_limit: usize) -> TestServer {
-        let state = startup::load_models(path, onnxruntime()).expect("models load");
+        let state = startup::load_models(path, onnxruntime().as_ref()).expect("models load");
+        TestServer::serve(state, body_limit).await
+    }
+
+    /// Serves `path` on a given backend.
+    pub async fn start_on(path: &Path, backend: &dyn Backend) -> TestServer {
+        let state = startup::load_models(path, backend).expect("models load");
+        TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await
+    }
+
+    /// Serves a prepared state.
+    pub async fn serve(state: AppState, body_limit: usize) -> TestServer {
+        let path = PathBuf::new();
         let mut config = ServeConfig::new(path);
         config.port = 0;
         let listener = startup::bind(&config).expect("bind 127.0.0.1:0");
@@ -181,5 +196,106 @@ impl Drop for WardenProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// What a [`ScriptedBackend`]'s models do when run after warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Run the real model.
+    Run,
+    /// Fail with an engine error that mentions an internal path.
+    Fail,
+    /// Signal `entered`, then wait for `release` before running.
+    Block,
+}
+
+/// ONNX Runtime wrapped to count every run and, once armed, to fail or block on demand, so tests
+/// can prove what reached the model and drive the error paths a healthy model never takes.
+#[derive(Debug, Clone)]
+pub struct ScriptedBackend {
+    pub runs: Arc<AtomicUsize>,
+    pub script: Arc<Mutex<Script>>,
+    pub entered: Arc<Mutex<mpsc::Sender<()>>>,
+    pub release: Arc<Mutex<mpsc::Receiver<()>>>,
+}
+
+impl ScriptedBackend {
+    /// A backend, the receiver of its `entered` signals, and the sender that releases blocked runs.
+    pub fn new() -> (ScriptedBackend, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (entered, entered_rx) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let backend = ScriptedBackend {
+            runs: Arc::new(AtomicUsize::new(0)),
+            script: Arc::new(Mutex::new(Script::Run)),
+            entered: Arc::new(Mutex::new(entered)),
+            release: Arc::new(Mutex::new(release)),
+        };
+        (backend, entered_rx, release_tx)
+    }
+
+    pub fn arm(&self, script: Script) {
+        *self.script.lock().unwrap() = script;
+    }
+
+    pub fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+impl Backend for ScriptedBackend {
+    fn platform(&self) -> &'static str {
+        "onnxruntime_onnx"
+    }
+
+    fn load(
+        &self,
+        model: &[u8],
+        origin: &Path,
+        options: &LoadOptions,
+    ) -> Result<Box<dyn LoadedModel>, RuntimeError> {
+        Ok(Box::new(ScriptedModel {
+            inner: onnxruntime().load(model, origin, options)?,
+            backend: self.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ScriptedModel {
+    inner: Box<dyn LoadedModel>,
+    backend: ScriptedBackend,
+}
+
+impl LoadedModel for ScriptedModel {
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn run(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        outputs: &[String],
+    ) -> Result<Vec<NamedTensor>, RuntimeError> {
+        self.backend.runs.fetch_add(1, Ordering::SeqCst);
+        let script = *self.backend.script.lock().unwrap();
+        match script {
+            Script::Run => {}
+            Script::Fail => {
+                return Err(RuntimeError::Inference(
+                    "kernel failed in /opt/secret/onnxruntime/core.cc".into(),
+                ));
+            }
+            Script::Block => {
+                let _ = self.backend.entered.lock().unwrap().send(());
+                let _ = self
+                    .backend
+                    .release
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(30));
+            }
+        }
+        self.inner.run(inputs, outputs)
     }
 }

@@ -1,0 +1,240 @@
+//! The error paths a healthy model never takes, driven through a scripted backend: the $50k
+//! incident never reaching the model, an engine failure (`internal`), a full queue
+//! (`overloaded`), and models that are not ready (`model_not_ready`) — each with its exact JSON.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Script, ScriptedBackend, TestServer, examples};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use warden_server::api::AppState;
+use warden_server::config::DEFAULT_BODY_LIMIT_BYTES;
+use warden_server::registry::{ModelEntry, ModelRegistry};
+
+async fn post(server: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+fn credit_row() -> Value {
+    json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"})
+}
+
+/// A copy of one bundled model in a fresh repository, its manifest edited by `edit`.
+fn repository_with(model: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let repository = tempfile::tempdir().unwrap();
+    let dir = repository.path().join(model);
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    let source = examples().join(model);
+    std::fs::copy(source.join("1/model.onnx"), dir.join("1/model.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(source.join("warden.toml")).unwrap();
+    std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
+    repository
+}
+
+#[tokio::test]
+async fn the_incident_category_as_an_integer_never_reaches_the_model() {
+    let (backend, _, _) = ScriptedBackend::new();
+    let server = TestServer::start_on(&examples(), &backend).await;
+    let warmed_up = backend.runs();
+
+    let mut row = credit_row();
+    row["country"] = json!(3);
+    let (status, body) = post(
+        &server,
+        "/v1/models/credit:predict",
+        &json!({"instances": [row]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+            {"loc": ["instances", 0, "country"], "msg": "expected one of US, DE, FR, GB, IN; got integer 3", "type": "type_error"}
+        ]})
+    );
+
+    let v2 = json!({"inputs": [
+        {"name": "age", "shape": [1, 1], "datatype": "FP32", "data": [42]},
+        {"name": "income", "shape": [1, 1], "datatype": "FP32", "data": [52000]},
+        {"name": "debt_ratio", "shape": [1, 1], "datatype": "FP32", "data": [0.3]},
+        {"name": "country", "shape": [1, 1], "datatype": "INT64", "data": [3]},
+        {"name": "employment", "shape": [1, 1], "datatype": "BYTES", "data": ["salaried"]}
+    ]});
+    let (status, body) = post(&server, "/v2/models/credit/infer", &v2).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+            {"loc": ["inputs", 3, "datatype"], "msg": "input `country` is BYTES in the model; got INT64", "type": "datatype_mismatch"}
+        ]})
+    );
+    assert_eq!(
+        backend.runs(),
+        warmed_up,
+        "a rejected request reached the model"
+    );
+
+    let (status, _) = post(
+        &server,
+        "/v1/models/credit:predict",
+        &json!({"instances": [credit_row()]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        backend.runs(),
+        warmed_up + 1,
+        "the counter sees requests that do reach it"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_engine_failure_is_internal_and_leaks_nothing() {
+    let (backend, _, _) = ScriptedBackend::new();
+    let server = TestServer::start_on(&examples(), &backend).await;
+    backend.arm(Script::Fail);
+    let (status, body) = post(
+        &server,
+        "/v1/models/credit:predict",
+        &json!({"instances": [credit_row()]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"code": "internal", "error": "internal error; the server log has the details under this request's x-request-id"})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
+    let repository = repository_with("credit", |m| {
+        m.replace(
+            "max_batch_size = 64",
+            "max_batch_size = 64\nqueue_capacity = 1",
+        )
+    });
+    let (backend, entered, release) = ScriptedBackend::new();
+    let server = TestServer::start_on(repository.path(), &backend).await;
+    backend.arm(Script::Block);
+    let body = json!({"instances": [credit_row()]});
+    let url = server.url("/v1/models/credit:predict");
+    let send = |body: Value| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let running = send(body.clone());
+    // Once the first request is inside the model, of three more exactly one fits the queue of
+    // one; the other two are refused at once, without waiting for the model.
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut more: Vec<_> = (0..3)
+        .map(|_| Box::pin(client.post(&url).json(&body).send()))
+        .collect();
+    let (first, _, rest) = futures_select_all(&mut more).await;
+    let refused = first.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(
+        refused.json::<Value>().await.unwrap(),
+        json!({"code": "overloaded", "error": "model `credit` is at capacity; retry after the Retry-After delay"})
+    );
+    backend.arm(Script::Run);
+    release.send(()).unwrap();
+    assert_eq!(running.await.unwrap(), StatusCode::OK);
+    let mut statuses = Vec::new();
+    for response in rest {
+        statuses.push(response.await.unwrap().status());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE]
+    );
+    server.stop().await;
+}
+
+/// The first of several futures to finish, its index, and the others still pending.
+async fn futures_select_all<F: Future + Unpin>(futures: &mut Vec<F>) -> (F::Output, usize, Vec<F>) {
+    let (output, index) = std::future::poll_fn(|cx| {
+        for (index, future) in futures.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(output) = std::pin::Pin::new(future).poll(cx) {
+                return std::task::Poll::Ready((output, index));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+    let mut rest = std::mem::take(futures);
+    rest.remove(index);
+    (output, index, rest)
+}
+
+#[tokio::test]
+async fn models_that_are_not_ready_answer_model_not_ready() {
+    let models = BTreeMap::from([(
+        "credit".to_owned(),
+        ModelEntry::Unavailable {
+            reason: "loading".into(),
+        },
+    )]);
+    let state = AppState {
+        registry: Arc::new(ModelRegistry::new(models)),
+    };
+    let server = TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await;
+    let get = |path: &str| reqwest::get(server.url(path));
+    let live = get("/v2/health/live").await.unwrap();
+    assert_eq!(
+        live.status(),
+        StatusCode::OK,
+        "liveness does not depend on models"
+    );
+    let ready = get("/v2/health/ready").await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"code": "model_not_ready", "error": "not every model is ready: credit (loading)"})
+    );
+    let model = get("/v2/models/credit/ready").await.unwrap();
+    assert_eq!(model.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        model.json::<Value>().await.unwrap(),
+        json!({"code": "model_not_ready", "error": "model `credit` is not ready: loading"})
+    );
+    let (status, body) = post(
+        &server,
+        "/v1/models/credit:predict",
+        &json!({"instances": [credit_row()]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("model_not_ready"))
+    );
+    server.stop().await;
+}
