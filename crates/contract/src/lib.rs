@@ -16,5 +16,7 @@ pub use manifest::{
     BackendChoice, Batching, Feature, FeatureType, Manifest, ManifestError, Output, OutputKind,
     VersionEntry,
 };
-pub use validate::{ColumnValues, FeatureColumn, FeatureColumns, validate_instances};
+pub use validate::{
+    ColumnValues, FeatureColumn, FeatureColumns, check_columns, validate_instances,
+};
 pub use violation::{LocSegment, Violation, ViolationType};

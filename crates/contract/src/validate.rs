@@ -258,21 +258,101 @@ fn check_value(feature: &Feature, value: &Value) -> Result<Checked, (ViolationTy
             Value::String(s) => Ok(Checked::Text(s.clone())),
             _ => type_error("a string"),
         },
-        FeatureType::Category => {
-            let allowed = feature.values.as_deref().unwrap_or_default();
-            let one_of = format!("one of {}", allowed.join(", "));
-            match value {
-                Value::String(s) if allowed.iter().any(|a| a == s) => Ok(Checked::Text(s.clone())),
-                Value::String(_) => Err((
-                    ViolationType::CategoryError,
-                    format!("expected {one_of}; got {}", describe(value)),
-                )),
-                _ => Err((
-                    ViolationType::TypeError,
-                    format!("expected {one_of}; got {}", describe(value)),
-                )),
+        FeatureType::Category => match value {
+            Value::String(s) => check_category(feature, s).map(|()| Checked::Text(s.clone())),
+            _ => Err((
+                ViolationType::TypeError,
+                format!("expected {}; got {}", one_of(feature), describe(value)),
+            )),
+        },
+    }
+}
+
+fn one_of(feature: &Feature) -> String {
+    format!(
+        "one of {}",
+        feature.values.as_deref().unwrap_or_default().join(", ")
+    )
+}
+
+fn check_category(feature: &Feature, value: &str) -> Result<(), (ViolationType, String)> {
+    let allowed = feature.values.as_deref().unwrap_or_default();
+    if allowed.iter().any(|a| a == value) {
+        return Ok(());
+    }
+    Err((
+        ViolationType::CategoryError,
+        format!(
+            "expected {}; got {}",
+            one_of(feature),
+            describe(&Value::String(value.to_owned()))
+        ),
+    ))
+}
+
+/// Checks columns that are already typed (decoded from V2 tensors) against the features'
+/// value rules: an `int` must be integral, numbers within `min`/`max`, categories among
+/// `values`, no NaN unless nullable. `locate(feature, row)` names where a value came from.
+/// The JSON row path applies the same rules while it types each value.
+pub fn check_columns(
+    features: &[Feature],
+    columns: &[ColumnValues],
+    locate: impl Fn(usize, usize) -> Vec<LocSegment>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for (index, (feature, column)) in features.iter().zip(columns).enumerate() {
+        let mut note = |row: usize, result: Result<(), (ViolationType, String)>| {
+            if let Err((kind, msg)) = result {
+                violations.push(Violation::new(locate(index, row), kind, msg));
             }
+        };
+        match column {
+            ColumnValues::Float(values) => {
+                for (row, &x) in values.iter().enumerate() {
+                    let result = if x.is_nan() {
+                        if feature.nullable {
+                            Ok(())
+                        } else {
+                            Err((
+                                ViolationType::ValueError,
+                                format!("feature `{}` is not nullable; got NaN", feature.name),
+                            ))
+                        }
+                    } else if feature.kind == FeatureType::Int && x.fract() != 0.0 {
+                        Err((
+                            ViolationType::TypeError,
+                            format!("expected an integer, got {}", show(x)),
+                        ))
+                    } else {
+                        check_range(feature, x)
+                    };
+                    note(row, result);
+                }
+            }
+            ColumnValues::Int(values) => {
+                for (row, &x) in values.iter().enumerate() {
+                    note(row, check_range(feature, x as f64));
+                }
+            }
+            ColumnValues::Text(values) if feature.kind == FeatureType::Category => {
+                for (row, value) in values.iter().enumerate() {
+                    note(row, check_category(feature, value));
+                }
+            }
+            ColumnValues::Text(_) | ColumnValues::Bool(_) => {}
         }
+    }
+    violations
+}
+
+/// A number as short as it reads: values that came from an `f32` tensor print as the `f32`
+/// they were (`-0.2`, not `-0.20000000298023224`).
+fn show(x: f64) -> String {
+    let narrow = x as f32;
+    if f64::from(narrow) == x {
+        narrow.to_string()
+    } else {
+        x.to_string()
     }
 }
 
@@ -290,7 +370,7 @@ fn check_range(feature: &Feature, x: f64) -> Result<(), (ViolationType, String)>
     };
     Err((
         ViolationType::RangeError,
-        format!("expected a value {bounds}; got {x}"),
+        format!("expected a value {bounds}; got {}", show(x)),
     ))
 }
 
@@ -383,6 +463,31 @@ mod tests {
         assert_eq!(
             violations[4].msg,
             "expected a value between 18 and 100; got 150"
+        );
+    }
+
+    #[test]
+    fn typed_columns_follow_the_same_value_rules() {
+        let columns = [
+            ColumnValues::Float(vec![42.0, 150.0, f64::NAN]),
+            ColumnValues::Float(vec![1.0, 1.5, 2.0]),
+            ColumnValues::Text(vec!["US".into(), "XX".into(), "DE".into()]),
+        ];
+        let violations = check_columns(&features(), &columns, |feature, row| {
+            vec![LocSegment::Index(feature), LocSegment::Index(row)]
+        });
+        let found: Vec<_> = violations
+            .iter()
+            .map(|v| (serde_json::to_value(&v.loc).unwrap(), v.kind))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (json!([0, 1]), ViolationType::RangeError),
+                (json!([0, 2]), ViolationType::ValueError),
+                (json!([1, 1]), ViolationType::TypeError),
+                (json!([2, 1]), ViolationType::CategoryError),
+            ]
         );
     }
 

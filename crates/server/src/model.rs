@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_contract::{
     Binding, Feature, FeatureType, GraphElement, GraphInput, Output, Violation, bind_features,
-    features_from_graph, validate_instances,
+    check_columns, features_from_graph, validate_instances,
 };
 use warden_runtime::{Backend, DataType, LoadOptions, NamedTensor, RuntimeError, Signature};
 
@@ -158,6 +158,38 @@ impl ModelVersion {
         Ok(RowPredictions {
             predictions: rows::predictions(&outputs, &self.contract.outputs, rows),
         })
+    }
+
+    /// Checks decoded V2 input tensors against the declared features' value rules (ranges,
+    /// categories, integral ints, NaN), locating each violation in the request.
+    pub fn check_inputs(&self, inputs: &[NamedTensor]) -> Result<(), PredictError> {
+        if !self.contract.declared {
+            return Ok(());
+        }
+        let Some((features, binding)) = &self.contract.features else {
+            return Ok(());
+        };
+        let Some(columns) = rows::decode_columns(features, binding, inputs) else {
+            return Ok(());
+        };
+        let (values, places): (Vec<_>, Vec<_>) = columns
+            .into_iter()
+            .map(|(values, input, layout)| (values, (input, layout)))
+            .unzip();
+        let violations = check_columns(features, &values, |feature, row| {
+            let (input, layout) = places[feature];
+            vec![
+                "inputs".into(),
+                input.into(),
+                "data".into(),
+                layout.flat_index(row).into(),
+            ]
+        });
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(PredictError::Invalid(violations))
+        }
     }
 
     /// Runs already-checked graph inputs of `rows` rows and guards the outputs.

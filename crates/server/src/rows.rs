@@ -6,7 +6,7 @@
 //! output kinds the manifest declares (`label`, `probabilities`, `value`, ...).
 
 use serde_json::{Map, Value};
-use warden_contract::{Binding, ColumnValues, FeatureColumns, Output, OutputKind};
+use warden_contract::{Binding, ColumnValues, Feature, FeatureColumns, Output, OutputKind};
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData};
 
 /// Turns validated columns into the graph's input tensors.
@@ -86,6 +86,87 @@ fn numeric(dtype: DataType, values: Vec<f64>) -> Result<TensorData, String> {
         DataType::Bool => TensorData::Bool(values.into_iter().map(|x| x != 0.0).collect()),
         other => return Err(format!("cannot feed numbers to a {other} input")),
     })
+}
+
+/// The feature columns inside graph input tensors (the inverse of [`encode`]), each with a
+/// function that gives a value's flat position in its tensor, so V2 requests can be checked
+/// against the same value rules as rows. `None` when an input the binding needs is absent.
+pub fn decode_columns(
+    features: &[Feature],
+    binding: &Binding,
+    inputs: &[NamedTensor],
+) -> Option<Vec<(ColumnValues, usize, ColumnLayout)>> {
+    let position = |name: &str| inputs.iter().position(|input| input.name == name);
+    match binding {
+        Binding::PerColumn => features
+            .iter()
+            .map(|feature| {
+                let index = position(&feature.name)?;
+                let values = column_values(&inputs[index].tensor.data, 0, 1);
+                Some((
+                    values,
+                    index,
+                    ColumnLayout {
+                        column: 0,
+                        width: 1,
+                    },
+                ))
+            })
+            .collect(),
+        Binding::Packed { input } => {
+            let index = position(input)?;
+            let width = features.len();
+            Some(
+                (0..width)
+                    .map(|column| {
+                        let values = column_values(&inputs[index].tensor.data, column, width);
+                        (values, index, ColumnLayout { column, width })
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Where a column's values sit in a row-major tensor.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnLayout {
+    column: usize,
+    width: usize,
+}
+
+impl ColumnLayout {
+    /// The flat index of `row`'s value.
+    pub fn flat_index(self, row: usize) -> usize {
+        row * self.width + self.column
+    }
+}
+
+fn column_values(data: &TensorData, column: usize, width: usize) -> ColumnValues {
+    fn pick<T: Copy, U>(values: &[T], column: usize, width: usize, f: impl Fn(T) -> U) -> Vec<U> {
+        values
+            .iter()
+            .skip(column)
+            .step_by(width)
+            .map(|&x| f(x))
+            .collect()
+    }
+    match data {
+        TensorData::F32(v) => ColumnValues::Float(pick(v, column, width, f64::from)),
+        TensorData::F64(v) => ColumnValues::Float(pick(v, column, width, |x| x)),
+        TensorData::I8(v) => ColumnValues::Int(pick(v, column, width, i64::from)),
+        TensorData::I16(v) => ColumnValues::Int(pick(v, column, width, i64::from)),
+        TensorData::I32(v) => ColumnValues::Int(pick(v, column, width, i64::from)),
+        TensorData::I64(v) => ColumnValues::Int(pick(v, column, width, |x| x)),
+        TensorData::U8(v) => ColumnValues::Int(pick(v, column, width, i64::from)),
+        TensorData::U16(v) => ColumnValues::Int(pick(v, column, width, i64::from)),
+        TensorData::U32(v) => ColumnValues::Int(pick(v, column, width, i64::from)),
+        TensorData::U64(v) => ColumnValues::Float(pick(v, column, width, |x| x as f64)),
+        TensorData::Bool(v) => ColumnValues::Bool(pick(v, column, width, |x| x)),
+        TensorData::String(v) => {
+            ColumnValues::Text(v.iter().skip(column).step_by(width).cloned().collect())
+        }
+    }
 }
 
 /// One JSON prediction per row. With declared outputs, a classifier's row is

@@ -667,3 +667,35 @@ async fn a_bare_onnx_file_is_served_with_the_contract_its_graph_declares() {
     assert_eq!(body["details"].as_array().unwrap().len(), 5, "{body}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn v2_inputs_are_held_to_the_manifest_contract_too() {
+    let server = TestServer::start(&examples()).await;
+    let request = json!({"inputs": [
+        {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [42, 150]},
+        {"name": "income", "shape": [2, 1], "datatype": "FP32", "data": [52000, 9000]},
+        {"name": "debt_ratio", "shape": [2, 1], "datatype": "FP32", "data": [0.3, 0.1]},
+        {"name": "country", "shape": [2, 1], "datatype": "BYTES", "data": ["US", "3"]},
+        {"name": "employment", "shape": [2, 1], "datatype": "BYTES", "data": ["salaried", "retired"]}
+    ]});
+    let (status, body) = post(&server, "/v2/models/credit/infer", &request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_input", "error": "3 problems in the request", "details": [
+            {"loc": ["inputs", 0, "data", 1], "msg": "expected a value between 18 and 100; got 150", "type": "range_error"},
+            {"loc": ["inputs", 3, "data", 1], "msg": "expected one of US, DE, FR, GB, IN; got string \"3\"", "type": "category_error"},
+            {"loc": ["inputs", 4, "data", 1], "msg": "expected one of salaried, self_employed, unemployed; got string \"retired\"", "type": "category_error"}
+        ]})
+    );
+    // A packed input is checked column by column: row 1's petal_width is out of range.
+    let request = json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32",
+                                      "data": [5.1, 3.5, 1.4, 0.2, 5.1, 3.5, 1.4, -0.2]}]});
+    let (status, body) = post(&server, "/v2/models/iris/infer", &request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["details"],
+        json!([{"loc": ["inputs", 0, "data", 7], "msg": "expected a value between 0 and 20; got -0.2", "type": "range_error"}])
+    );
+    server.stop().await;
+}

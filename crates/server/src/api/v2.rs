@@ -83,6 +83,9 @@ pub async fn infer(
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let request = decode_request(body.json, &body.binary, &model.signature)
         .map_err(ApiError::invalid_input)?;
+    model
+        .check_inputs(&request.inputs)
+        .map_err(|err| predict_error(&model, err))?;
     let outputs = model
         .infer(request.inputs, request.outputs, request.rows)
         .await
