@@ -1,5 +1,7 @@
 """Makes the bundled example models: examples/models/{iris,credit}/1/model.onnx and the
-synthetic credit data set examples/data/credit.csv.
+synthetic credit data set examples/data/credit.csv; and two tiny graphs the output-guard tests
+serve (crates/server/tests/fixtures/models/{sqrt,echo}): `sqrt` answers NaN for a negative
+input, `echo` answers its input as "probabilities", so any row can be a broken probability.
 
 Deterministic: pinned package versions (checked at start), fixed seeds, and ONNX bytes with
 nothing variable in them, so running it twice gives the same sha256. Run from the repository
@@ -145,7 +147,33 @@ def make_credit():
     print(f"  {csv_path.relative_to(ROOT.parent)}: {len(rows)} rows, {approve} approve, {len(rows) - approve} reject")
 
 
+def make_guard_fixtures():
+    from onnx import TensorProto, helper
+
+    fixtures = ROOT.parent / "crates" / "server" / "tests" / "fixtures" / "models"
+    graphs = {
+        "sqrt": ("Sqrt", [None, 1], "value"),
+        "echo": ("Identity", [None, 2], "probabilities"),
+    }
+    for name, (op, shape, output) in graphs.items():
+        graph = helper.make_graph(
+            [helper.make_node(op, ["x"], [output])],
+            name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, shape)],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="warden-tests")
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        path = fixtures / name / "1" / "model.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(model.SerializeToString())
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        print(f"{path.relative_to(ROOT.parent)}  sha256 {digest}")
+
+
 if __name__ == "__main__":
     check_versions()
     make_iris()
     make_credit()
+    make_guard_fixtures()

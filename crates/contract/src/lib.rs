@@ -14,7 +14,7 @@ mod violation;
 pub use binding::{Binding, GraphElement, GraphInput, bind_features, features_from_graph};
 pub use manifest::{
     BackendChoice, Batching, Feature, FeatureType, Manifest, ManifestError, Output, OutputKind,
-    VersionEntry,
+    RelaxableGuard, VersionEntry,
 };
 pub use validate::{
     ColumnValues, FeatureColumn, FeatureColumns, check_columns, validate_instances,

@@ -77,6 +77,19 @@ pub enum OutputKind {
     Value,
 }
 
+/// An output guard that a manifest may switch off for one output. Non-finite values are
+/// always refused: there is no guard to relax for NaN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelaxableGuard {
+    /// Probabilities must lie within [0, 1].
+    ProbabilityRange,
+    /// Each probability row must sum to 1 ± 1e-3.
+    ProbabilitySum,
+    /// Labels must be among the declared labels.
+    KnownLabels,
+}
+
 /// One graph output the manifest describes.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +98,9 @@ pub struct Output {
     pub name: String,
     pub kind: OutputKind,
     pub labels: Option<Vec<String>>,
+    /// Guards switched off for this output (the server says so at start).
+    #[serde(default)]
+    pub relax: Vec<RelaxableGuard>,
 }
 
 /// Batching and queueing bounds for one model.

@@ -4,7 +4,7 @@
 //! within [0, 1] and each row summing to 1, labels among the declared labels. A failed guard
 //! turns the answer into `invalid_output`; the values never reach the client.
 
-use warden_contract::{Output, OutputKind};
+use warden_contract::{Output, OutputKind, RelaxableGuard};
 use warden_runtime::{NamedTensor, TensorData};
 
 /// How far a probability row may sum from 1.
@@ -26,10 +26,19 @@ pub fn check_outputs(outputs: &[NamedTensor], declared: &[Output]) -> Result<(),
             continue;
         };
         let labels = spec.labels.as_deref().unwrap_or_default();
+        let on = |guard| !spec.relax.contains(&guard);
         match spec.kind {
-            OutputKind::Probability => check_probabilities(output, &values, &mut problems),
-            OutputKind::Label => check_labels(output, labels, &mut problems),
-            OutputKind::Score | OutputKind::Value => {}
+            OutputKind::Probability => check_probabilities(
+                output,
+                &values,
+                on(RelaxableGuard::ProbabilityRange),
+                on(RelaxableGuard::ProbabilitySum),
+                &mut problems,
+            ),
+            OutputKind::Label if on(RelaxableGuard::KnownLabels) => {
+                check_labels(output, labels, &mut problems)
+            }
+            OutputKind::Label | OutputKind::Score | OutputKind::Value => {}
         }
     }
     if problems.is_empty() {
@@ -47,12 +56,21 @@ fn float_values(data: &TensorData) -> Vec<f64> {
     }
 }
 
-fn check_probabilities(output: &NamedTensor, values: &[f64], problems: &mut Vec<String>) {
-    if let Some(bad) = values.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+fn check_probabilities(
+    output: &NamedTensor,
+    values: &[f64],
+    range: bool,
+    sum: bool,
+    problems: &mut Vec<String>,
+) {
+    if range && let Some(bad) = values.iter().find(|p| !(0.0..=1.0).contains(*p)) {
         problems.push(format!(
             "output `{}` holds a probability outside [0, 1]: {bad}",
             output.name
         ));
+        return;
+    }
+    if !sum {
         return;
     }
     let width = output.tensor.shape.last().copied().unwrap_or(1).max(1);
@@ -108,13 +126,35 @@ mod tests {
                 name: "label".into(),
                 kind: OutputKind::Label,
                 labels: labels.clone(),
+                relax: vec![],
             },
             Output {
                 name: "probabilities".into(),
                 kind: OutputKind::Probability,
                 labels,
+                relax: vec![],
             },
         ]
+    }
+
+    #[test]
+    fn a_relaxed_guard_lets_its_check_pass_but_never_nan() {
+        let mut relaxed = declared();
+        relaxed[1].relax = vec![
+            RelaxableGuard::ProbabilitySum,
+            RelaxableGuard::ProbabilityRange,
+        ];
+        let sums_to_half = tensor("probabilities", vec![1, 2], TensorData::F32(vec![0.3, 0.2]));
+        assert_eq!(
+            check_outputs(std::slice::from_ref(&sums_to_half), &relaxed),
+            Ok(())
+        );
+        let nan = tensor(
+            "probabilities",
+            vec![1, 2],
+            TensorData::F32(vec![f32::NAN, 0.2]),
+        );
+        assert!(check_outputs(&[nan], &relaxed).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! a version that is served has already answered once correctly.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,6 +47,8 @@ pub struct ModelVersion {
     pub platform: &'static str,
     pub signature: Signature,
     pub contract: ModelContract,
+    /// Answers withheld because the output failed its guards (for metrics).
+    pub invalid_outputs: AtomicU64,
     worker: InferenceWorker,
 }
 
@@ -147,6 +150,7 @@ impl ModelVersion {
             platform: backend.platform(),
             signature,
             contract,
+            invalid_outputs: AtomicU64::new(0),
             worker,
         })
     }
@@ -207,7 +211,17 @@ impl ModelVersion {
             });
         }
         let results = self.worker.infer(inputs, outputs).await?;
-        check_outputs(&results, &self.contract.outputs).map_err(PredictError::InvalidOutput)?;
+        if let Err(problems) = check_outputs(&results, &self.contract.outputs) {
+            let count = self.invalid_outputs.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                model = %self.name,
+                version = self.version,
+                problems = %problems.join("; "),
+                invalid_outputs_total = count,
+                "model output failed its guards; answer withheld"
+            );
+            return Err(PredictError::InvalidOutput(problems));
+        }
         Ok(results)
     }
 }

@@ -310,11 +310,13 @@ mod tests {
                 name: "label".into(),
                 kind: OutputKind::Label,
                 labels: labels.clone(),
+                relax: vec![],
             },
             Output {
                 name: "probabilities".into(),
                 kind: OutputKind::Probability,
                 labels,
+                relax: vec![],
             },
         ];
         let outputs = [

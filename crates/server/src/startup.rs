@@ -236,6 +236,16 @@ pub fn load_models(model_path: &Path, backend: &dyn Backend) -> Result<AppState,
         }
         match ModelVersion::load(source, backend) {
             Ok(model) => {
+                for output in &model.contract.outputs {
+                    for guard in &output.relax {
+                        tracing::warn!(
+                            model = %model.name,
+                            output = %output.name,
+                            guard = ?guard,
+                            "output guard relaxed by the manifest: this check does not run"
+                        );
+                    }
+                }
                 tracing::info!(
                     model = %model.name,
                     version = model.version,

@@ -1,5 +1,6 @@
 //! Logging: one JSON object per line on stderr (stdout stays free for command output), level
 //! from `WARDEN_LOG` (a tracing filter such as `info` or `warden_server=debug`), default `info`.
+//! Lines logged while a request is handled carry its `span.request_id`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +15,7 @@ pub fn init(env: &dyn EnvSource) {
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -137,21 +137,13 @@ fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
             ErrorCode::ModelNotReady,
             format!("model `{}` is not running", model.name),
         ),
-        PredictError::InvalidOutput(problems) => {
-            tracing::warn!(
-                model = %model.name,
-                version = model.version,
-                problems = %problems.join("; "),
-                "model output failed its guards; answer withheld"
-            );
-            ApiError::new(
-                ErrorCode::InvalidOutput,
-                format!(
-                    "model `{}` version {} produced an invalid output; the values are withheld",
-                    model.name, model.version
-                ),
-            )
-        }
+        PredictError::InvalidOutput(_) => ApiError::new(
+            ErrorCode::InvalidOutput,
+            format!(
+                "model `{}` version {} produced an invalid output; the values are withheld",
+                model.name, model.version
+            ),
+        ),
         PredictError::Infer(InferError::Runtime(cause)) => ApiError::internal(&cause),
         PredictError::Encode(cause) => ApiError::internal(&cause),
     }

@@ -22,6 +22,11 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The test fixtures' model repository (graphs made by examples/make_models.py).
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
+}
+
 /// The bundled example repository.
 pub fn examples() -> PathBuf {
     repo_root().join("examples/models")
@@ -117,6 +122,8 @@ pub fn warden_bin() -> PathBuf {
 pub struct WardenProcess {
     pub child: Child,
     pub address: SocketAddr,
+    /// The lines logged before `listening`.
+    pub startup_log: Vec<String>,
     pub stderr: mpsc::Receiver<String>,
 }
 
@@ -151,6 +158,7 @@ impl WardenProcess {
                         return WardenProcess {
                             child,
                             address,
+                            startup_log: seen,
                             stderr: stderr_lines,
                         };
                     }
