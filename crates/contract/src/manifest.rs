@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Which engine runs a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// The server picks (today: ONNX Runtime).
@@ -18,7 +18,7 @@ pub enum BackendChoice {
 }
 
 /// A feature's declared type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureType {
     Float,
@@ -47,23 +47,27 @@ impl FeatureType {
 }
 
 /// One model input feature, in the order the model expects.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Feature {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: FeatureType,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
     /// The allowed values of a `category` feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nullable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
 /// What a graph output means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputKind {
     /// Per-class probabilities, one column per label.
@@ -79,7 +83,7 @@ pub enum OutputKind {
 
 /// An output guard that a manifest may switch off for one output. Non-finite values are
 /// always refused: there is no guard to relax for NaN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RelaxableGuard {
     /// Probabilities must lie within [0, 1].
@@ -91,20 +95,21 @@ pub enum RelaxableGuard {
 }
 
 /// One graph output the manifest describes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
     /// The graph output's name.
     pub name: String,
     pub kind: OutputKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
     /// Guards switched off for this output (the server says so at start).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relax: Vec<RelaxableGuard>,
 }
 
 /// Batching and queueing bounds for one model.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Batching {
     #[serde(default = "Batching::default_max_batch_size")]
@@ -138,19 +143,21 @@ impl Default for Batching {
 }
 
 /// Facts pinned for one version folder.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
 }
 
 /// A parsed `warden.toml`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     #[serde(default)]
     pub backend: BackendChoice,
     /// Pins the served version; default: the highest version folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     #[serde(default)]
     pub features: Vec<Feature>,
@@ -159,10 +166,12 @@ pub struct Manifest {
     #[serde(default)]
     pub batching: Batching,
     /// One valid row: used for the warm-up inference and in docs.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub example: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub versions: BTreeMap<String, VersionEntry>,
     /// Training statistics for drift; accepted now, used by the drift monitor.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<toml::Table>,
 }
 
@@ -188,6 +197,11 @@ impl Manifest {
         } else {
             Err(ManifestError::Invalid(problems))
         }
+    }
+
+    /// The manifest as TOML that [`Manifest::from_toml`] reads back to an equal manifest.
+    pub fn to_toml(&self) -> Result<String, ManifestError> {
+        toml::to_string(self).map_err(|err| ManifestError::Syntax(err.to_string()))
     }
 
     /// Every inconsistency in the manifest, in reading order.
@@ -284,6 +298,19 @@ mod tests {
         assert_eq!(manifest.batching, Batching::default());
         let example = manifest.example.unwrap();
         assert_eq!(example["country"], "US");
+    }
+
+    #[test]
+    fn a_manifest_written_as_toml_reads_back_equal() {
+        let mut manifest = Manifest::from_toml(CREDIT).unwrap();
+        manifest.versions.insert(
+            "1".into(),
+            VersionEntry {
+                sha256: Some("ab".repeat(32)),
+            },
+        );
+        let text = manifest.to_toml().unwrap();
+        assert_eq!(Manifest::from_toml(&text).unwrap(), manifest, "{text}");
     }
 
     #[test]

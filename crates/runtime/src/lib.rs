@@ -7,6 +7,7 @@
 
 mod backend;
 mod error;
+pub mod graph_facts;
 pub mod onnxruntime;
 mod tensor;
 
