@@ -91,10 +91,20 @@ def verify(path, model, feeds, frame):
     print(f"  inputs {inputs}  classes {list(model.classes_)}")
 
 
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
 def make_iris():
     data = load_iris()
     x = data.data.astype(np.float32)
     y = np.array(data.target_names)[data.target]
+    # The training data as a CSV with named columns: `warden init --data` reads it.
+    csv_path = ROOT / "data/iris.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(IRIS_FEATURES + ["species"])
+        writer.writerows([*map(float, row), label] for row, label in zip(data.data, y))
     model = LogisticRegression(max_iter=1000).fit(x, y)
     path = export(model, [("float_input", FloatTensorType([None, 4]))], 3,
                   ROOT / "models/iris/1/model.onnx")

@@ -197,5 +197,5 @@ def test_row_api_and_the_incident(server):
     assert status == 400
     assert body["code"] == "invalid_input"
     assert body["details"] == [
-        {"loc": ["instances", 0, "country"], "msg": "expected one of US, DE, FR, GB, IN; got integer 3", "type": "type_error"}
+        {"loc": ["instances", 0, "country"], "msg": "expected one of DE, FR, GB, IN, US; got integer 3", "type": "type_error"}
     ]

@@ -22,6 +22,33 @@ pub struct Cli {
 pub enum Command {
     /// Serve a model repository (or one .onnx file) over HTTP: KServe V2 and a row API.
     Serve(ServeArgs),
+    /// Write a model folder (NAME/warden.toml + NAME/1/model.onnx) from a graph and its
+    /// training data; the folder serves without edits.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The ONNX graph to serve.
+    pub model: PathBuf,
+    /// The model's name: its folder and its URL segment.
+    #[arg(long)]
+    pub name: String,
+    /// The model repository to write NAME/ into.
+    #[arg(long, value_name = "DIR")]
+    pub repository: PathBuf,
+    /// Training data as CSV (a header row): ranges, categories, an example and a baseline.
+    #[arg(long, value_name = "TRAIN.csv")]
+    pub data: Option<PathBuf>,
+    /// The CSV's label column (not a feature): its classes are checked against the model's.
+    #[arg(long, value_name = "COLUMN", requires = "data")]
+    pub target: Option<String>,
+    /// Overwrite an existing manifest.
+    #[arg(long)]
+    pub force: bool,
+    /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
+    #[arg(long, value_name = "FILE")]
+    pub onnxruntime_lib: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -112,8 +139,10 @@ mod tests {
     use super::*;
 
     fn args(argv: &[&str]) -> ServeArgs {
-        let Command::Serve(args) = Cli::parse_from(argv).command;
-        args
+        match Cli::parse_from(argv).command {
+            Command::Serve(args) => args,
+            Command::Init(_) => panic!("expected serve"),
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod guards;
+pub mod init;
 pub mod model;
 pub mod registry;
 pub mod repository;
@@ -26,7 +27,7 @@ pub fn run(cli: Cli, env: &dyn EnvSource) -> Result<(), StartupError> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.resolve(env)?;
-            let runtime = startup::init_onnxruntime(&config, env)?;
+            let runtime = startup::init_onnxruntime(config.onnxruntime_lib.as_deref(), env)?;
             let state = startup::load_models(&config.model_path, runtime.as_ref())?;
             let listener = startup::bind(&config)?;
             let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -39,6 +40,23 @@ pub fn run(cli: Cli, env: &dyn EnvSource) -> Result<(), StartupError> {
                 config.body_limit_bytes,
                 startup::shutdown_signal(),
             ))
+        }
+        Command::Init(args) => {
+            let runtime = startup::init_onnxruntime(args.onnxruntime_lib.as_deref(), env)?;
+            let request = init::InitRequest {
+                model: args.model,
+                name: args.name,
+                repository: args.repository,
+                data: args.data,
+                target: args.target,
+                force: args.force,
+            };
+            let written = init::init(&request, runtime.as_ref())?;
+            tracing::info!(
+                manifest = %written.display(),
+                "model folder written; it loads and passes its warm-up"
+            );
+            Ok(())
         }
     }
 }

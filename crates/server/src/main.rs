@@ -21,8 +21,9 @@ fn main() -> ExitCode {
     match warden_server::run(cli, &ProcessEnv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(exit_code = err.exit_code(), error = %err, "start-up failed");
-            eprint!("{}", Diagnostic(&err));
+            let diagnostic = Diagnostic(&err).to_string();
+            tracing::error!(exit_code = err.exit_code(), error = %diagnostic.trim_end(), "start-up failed");
+            eprint!("{diagnostic}");
             ExitCode::from(err.exit_code())
         }
     }

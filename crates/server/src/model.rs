@@ -110,7 +110,7 @@ impl ModelVersion {
             path: source.graph.clone(),
             source: err,
         })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = sha256_hex(&bytes);
         let mut model = backend.load(&bytes, &source.graph, &LoadOptions::default())?;
         let signature = model.signature().clone();
         let contract = resolve_contract(source, &signature)?;
@@ -282,11 +282,9 @@ fn encode_rows(
     Ok((inputs, columns.rows))
 }
 
-fn resolve_contract(
-    source: &ModelSource,
-    signature: &Signature,
-) -> Result<ModelContract, LoadError> {
-    let graph_inputs: Vec<GraphInput> = signature
+/// The graph's inputs in the contract's vocabulary.
+pub fn graph_inputs(signature: &Signature) -> Vec<GraphInput> {
+    signature
         .inputs
         .iter()
         .map(|spec| GraphInput {
@@ -299,7 +297,14 @@ fn resolve_contract(
             },
             shape: spec.shape.clone(),
         })
-        .collect();
+        .collect()
+}
+
+fn resolve_contract(
+    source: &ModelSource,
+    signature: &Signature,
+) -> Result<ModelContract, LoadError> {
+    let graph_inputs = graph_inputs(signature);
     let contract_error = |problems: Vec<String>| LoadError::Contract {
         model: source.name.clone(),
         problems,
@@ -357,6 +362,10 @@ fn resolve_contract(
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 of `bytes` as lowercase hex, as manifests and responses show it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

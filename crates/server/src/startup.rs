@@ -16,6 +16,7 @@ use warden_runtime::{Backend, RuntimeError};
 
 use crate::api::{AppState, router};
 use crate::config::{EnvSource, ServeConfig};
+use crate::init::InitError;
 use crate::model::{LoadError, ModelVersion};
 use crate::registry::{ModelEntry, ModelRegistry};
 use crate::repository::{self, RepositoryError};
@@ -27,6 +28,7 @@ pub mod exit {
     pub const NO_INPUT: u8 = 66;
     pub const UNAVAILABLE: u8 = 69;
     pub const SOFTWARE: u8 = 70;
+    pub const CANNOT_CREATE: u8 = 73;
     pub const IO: u8 = 74;
     pub const NO_PERMISSION: u8 = 77;
     pub const CONFIG: u8 = 78;
@@ -51,6 +53,8 @@ pub enum StartupError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Init(#[from] InitError),
     #[error("{0}")]
     Internal(String),
 }
@@ -82,6 +86,18 @@ impl StartupError {
             StartupError::Bind { source, .. } => match source.kind() {
                 std::io::ErrorKind::PermissionDenied => exit::NO_PERMISSION,
                 _ => exit::UNAVAILABLE,
+            },
+            StartupError::Init(err) => match err {
+                InitError::Read { source, .. } => io_exit(source),
+                InitError::Runtime(
+                    RuntimeError::LibraryNotFound { .. } | RuntimeError::LibraryUnusable { .. },
+                ) => exit::UNAVAILABLE,
+                InitError::Runtime(_)
+                | InitError::Data { .. }
+                | InitError::Graph(_)
+                | InitError::Check(_) => exit::DATA,
+                InitError::Exists { .. } => exit::CANNOT_CREATE,
+                InitError::Write { source, .. } => io_exit(source),
             },
             StartupError::Internal(_) => exit::SOFTWARE,
         }
@@ -127,6 +143,7 @@ impl StartupError {
             ) => path,
             StartupError::OnnxRuntime(RuntimeError::LibraryUnusable { path, .. }) => path,
             StartupError::Bind { address, .. } => return Some(address.to_string()),
+            StartupError::Init(err) => return err.path().map(|p| p.display().to_string()),
             _ => return None,
         };
         Some(path.display().to_string())
@@ -157,6 +174,11 @@ impl fmt::Display for Diagnostic<'_> {
                 writeln!(f, "  = model `{model}`: {cause}")?;
             }
         }
+        if let StartupError::Init(init) = err {
+            for problem in init.problems() {
+                writeln!(f, "  = {problem}")?;
+            }
+        }
         if let StartupError::OnnxRuntime(RuntimeError::LibraryNotFound { searched }) = err {
             for place in searched {
                 writeln!(f, "  = searched: {place}")?;
@@ -171,14 +193,14 @@ impl fmt::Display for Diagnostic<'_> {
 
 /// Locates and loads ONNX Runtime. Once per process: ONNX Runtime keeps one environment.
 pub fn init_onnxruntime(
-    config: &ServeConfig,
+    flag: Option<&Path>,
     env: &dyn EnvSource,
 ) -> Result<Arc<OnnxRuntime>, StartupError> {
     let mut explicit = Vec::new();
-    if let Some(path) = &config.onnxruntime_lib {
+    if let Some(path) = flag {
         explicit.push(ExplicitLibrary {
             source: "--onnxruntime-lib".into(),
-            path: path.clone(),
+            path: path.to_path_buf(),
         });
     }
     for variable in ["WARDEN_ONNXRUNTIME_LIB", "ORT_DYLIB_PATH"] {

@@ -376,7 +376,7 @@ async fn the_incident_request_never_reaches_the_model() {
     assert_eq!(
         body,
         json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
-            {"loc": ["instances", 0, "country"], "msg": "expected one of US, DE, FR, GB, IN; got integer 3", "type": "type_error"}
+            {"loc": ["instances", 0, "country"], "msg": "expected one of DE, FR, GB, IN, US; got integer 3", "type": "type_error"}
         ]})
     );
     let (status, body) = post(&server, "/v1/models/credit:predict", &json!({"rows": []})).await;
@@ -683,8 +683,8 @@ async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     assert_eq!(
         body,
         json!({"code": "invalid_input", "error": "3 problems in the request", "details": [
-            {"loc": ["inputs", 0, "data", 1], "msg": "expected a value between 18 and 100; got 150", "type": "range_error"},
-            {"loc": ["inputs", 3, "data", 1], "msg": "expected one of US, DE, FR, GB, IN; got string \"3\"", "type": "category_error"},
+            {"loc": ["inputs", 0, "data", 1], "msg": "expected a value between 18.17 and 79.96; got 150", "type": "range_error"},
+            {"loc": ["inputs", 3, "data", 1], "msg": "expected one of DE, FR, GB, IN, US; got string \"3\"", "type": "category_error"},
             {"loc": ["inputs", 4, "data", 1], "msg": "expected one of salaried, self_employed, unemployed; got string \"retired\"", "type": "category_error"}
         ]})
     );
@@ -695,7 +695,7 @@ async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["details"],
-        json!([{"loc": ["inputs", 0, "data", 7], "msg": "expected a value between 0 and 20; got -0.2", "type": "range_error"}])
+        json!([{"loc": ["inputs", 0, "data", 7], "msg": "expected a value between 0.1 and 2.5; got -0.2", "type": "range_error"}])
     );
     server.stop().await;
 }

@@ -62,7 +62,7 @@ async fn the_incident_category_as_an_integer_never_reaches_the_model() {
     assert_eq!(
         body,
         json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
-            {"loc": ["instances", 0, "country"], "msg": "expected one of US, DE, FR, GB, IN; got integer 3", "type": "type_error"}
+            {"loc": ["instances", 0, "country"], "msg": "expected one of DE, FR, GB, IN, US; got integer 3", "type": "type_error"}
         ]})
     );
 
@@ -124,10 +124,7 @@ async fn an_engine_failure_is_internal_and_leaks_nothing() {
 #[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
     let repository = repository_with("credit", |m| {
-        m.replace(
-            "max_batch_size = 64",
-            "max_batch_size = 64\nqueue_capacity = 1",
-        )
+        m.replace("queue_capacity = 256", "queue_capacity = 1")
     });
     let (backend, entered, release) = ScriptedBackend::new();
     let server = TestServer::start_on(repository.path(), &backend).await;

@@ -37,7 +37,7 @@ pub fn onnxruntime() -> Arc<OnnxRuntime> {
     static RUNTIME: OnceLock<Arc<OnnxRuntime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            startup::init_onnxruntime(&ServeConfig::new(examples()), &ProcessEnv)
+            startup::init_onnxruntime(None, &ProcessEnv)
                 .expect("ONNX Runtime must be available for the tests: run scripts/test")
         })
         .clone()
