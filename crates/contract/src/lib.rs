@@ -8,6 +8,7 @@
 
 mod binding;
 mod manifest;
+mod non_finite;
 mod validate;
 mod violation;
 
@@ -16,6 +17,7 @@ pub use manifest::{
     BackendChoice, Batching, Feature, FeatureType, Manifest, ManifestError, Output, OutputKind,
     RelaxableGuard, VersionEntry,
 };
+pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
 pub use validate::{
     ColumnValues, FeatureColumn, FeatureColumns, check_columns, validate_instances,
 };

@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::manifest::{Feature, FeatureType};
+use crate::non_finite::{is_bare_token, non_finite_spelling};
 use crate::violation::{LocSegment, Violation, ViolationType};
 
 /// One feature's values for every row of a request.
@@ -154,7 +155,10 @@ fn describe(value: &Value) -> String {
         Value::Bool(b) => format!("boolean {b}"),
         Value::Number(n) if n.is_f64() => format!("number {n}"),
         Value::Number(n) => format!("integer {n}"),
-        Value::String(s) => format!("string {}", Value::String(s.clone())),
+        Value::String(s) => match s.strip_prefix('\u{0}') {
+            Some(bare) => bare.to_owned(),
+            None => format!("string {}", Value::String(s.clone())),
+        },
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
     }
@@ -232,6 +236,28 @@ fn check_value(feature: &Feature, value: &Value) -> Result<Checked, (ViolationTy
                 format!("feature `{}` is not nullable; got null", feature.name),
             )),
         };
+    }
+    if feature.kind.is_numeric()
+        && let Some(spelling) = value.as_str().and_then(non_finite_spelling)
+    {
+        return Err((
+            ViolationType::ValueError,
+            format!(
+                "expected a finite number, got {spelling}; NaN and infinity are refused{}",
+                if feature.nullable {
+                    " (send null for a missing value)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if value.as_str().is_some_and(is_bare_token) {
+        return type_error(if feature.kind == FeatureType::Category {
+            "one of the category's values"
+        } else {
+            "a string"
+        });
     }
     match feature.kind {
         FeatureType::Float => match value.as_f64() {
@@ -488,6 +514,29 @@ mod tests {
                 (json!([1, 1]), ViolationType::TypeError),
                 (json!([2, 1]), ViolationType::CategoryError),
             ]
+        );
+    }
+
+    #[test]
+    fn nan_and_infinity_in_any_spelling_are_value_errors() {
+        let body = br#"[{"age": NaN, "children": -Infinity, "country": "US"},
+                        {"age": "nan", "children": "+inf", "country": "US"}]"#;
+        let marked = crate::mark_bare_non_finite(body).unwrap();
+        let rows: Value = serde_json::from_slice(&marked).unwrap();
+        let violations = validate_instances(&features(), &rows, "instances").unwrap_err();
+        assert_eq!(violations.len(), 4, "{violations:?}");
+        assert!(
+            violations
+                .iter()
+                .all(|v| v.kind == ViolationType::ValueError)
+        );
+        assert_eq!(
+            violations[0].msg,
+            "expected a finite number, got NaN; NaN and infinity are refused"
+        );
+        assert_eq!(
+            violations[3].msg,
+            "expected a finite number, got +inf; NaN and infinity are refused"
         );
     }
 

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use warden_contract::{LocSegment, Violation, ViolationType};
+use warden_contract::{LocSegment, Violation, ViolationType, is_bare_token, non_finite_spelling};
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData, TensorSpec};
 
 /// Bad elements reported per input before the rest are summarised, so a huge tensor of
@@ -457,6 +457,23 @@ fn decode_elements(
     let mut note = |position: usize, value: &Value, expected: &str| {
         bad += 1;
         if bad <= MAX_ELEMENT_VIOLATIONS {
+            let spelling = value.as_str().and_then(non_finite_spelling);
+            let (kind, msg) = match spelling {
+                Some(spelling) if dtype.is_float() => (
+                    ViolationType::ValueError,
+                    format!("expected a finite number for {dtype}, got {spelling}"),
+                ),
+                _ => {
+                    let shown = match value.as_str() {
+                        Some(text) if is_bare_token(text) => text[1..].to_owned(),
+                        _ => value.to_string(),
+                    };
+                    (
+                        ViolationType::TypeError,
+                        format!("expected {expected} for {dtype}, got {shown}"),
+                    )
+                }
+            };
             violations.push(Violation::new(
                 vec![
                     "inputs".into(),
@@ -464,8 +481,8 @@ fn decode_elements(
                     "data".into(),
                     position.into(),
                 ],
-                ViolationType::TypeError,
-                format!("expected {expected} for {dtype}, got {value}"),
+                kind,
+                msg,
             ));
         }
     };
@@ -507,6 +524,7 @@ fn decode_elements(
         DataType::F64 => collect!(F64, "a number", |v: &Value| v.as_f64()),
         DataType::String => collect!(String, "a string", |v: &Value| v
             .as_str()
+            .filter(|text| !is_bare_token(text))
             .map(str::to_owned)),
     };
     if bad > MAX_ELEMENT_VIOLATIONS {

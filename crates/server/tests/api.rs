@@ -699,3 +699,61 @@ async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nan_and_infinity_as_python_sends_them_are_value_errors() {
+    let server = TestServer::start(&examples()).await;
+    let client = reqwest::Client::new();
+    let send = |path: &'static str, body: &'static str| {
+        client
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // json.dumps({"instances": [{"sepal_length": float("nan"), ...}]}) writes a bare NaN.
+    let response = send(
+        "/v1/models/iris:predict",
+        r#"{"instances": [{"sepal_length": NaN, "sepal_width": "Infinity", "petal_length": 1.4, "petal_width": -Infinity}]}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"code": "invalid_input", "error": "3 problems in the request", "details": [
+            {"loc": ["instances", 0, "sepal_length"], "msg": "expected a finite number, got NaN; NaN and infinity are refused", "type": "value_error"},
+            {"loc": ["instances", 0, "sepal_width"], "msg": "expected a finite number, got Infinity; NaN and infinity are refused", "type": "value_error"},
+            {"loc": ["instances", 0, "petal_width"], "msg": "expected a finite number, got -Infinity; NaN and infinity are refused", "type": "value_error"}
+        ]})
+    );
+    let response = send(
+        "/v2/models/credit/infer",
+        r#"{"inputs": [
+            {"name": "age", "shape": [1, 1], "datatype": "FP32", "data": [NaN]},
+            {"name": "income", "shape": [1, 1], "datatype": "FP32", "data": ["inf"]},
+            {"name": "debt_ratio", "shape": [1, 1], "datatype": "FP32", "data": [0.3]},
+            {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": [NaN]},
+            {"name": "employment", "shape": [1, 1], "datatype": "BYTES", "data": ["salaried"]}]}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["details"],
+        json!([
+            {"loc": ["inputs", 0, "data", 0], "msg": "expected a finite number for FP32, got NaN", "type": "value_error"},
+            {"loc": ["inputs", 1, "data", 0], "msg": "expected a finite number for FP32, got inf", "type": "value_error"},
+            {"loc": ["inputs", 3, "data", 0], "msg": "expected a string for BYTES, got NaN", "type": "type_error"}
+        ])
+    );
+    // A body that is broken in other ways is still malformed.
+    let response = send("/v1/models/iris:predict", r#"{"instances": [NaN,}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "malformed_json"
+    );
+    server.stop().await;
+}

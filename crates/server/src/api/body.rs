@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
+use warden_contract::mark_bare_non_finite;
 
 use super::error::{ApiError, ErrorCode};
 
@@ -124,11 +125,18 @@ async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiE
         })
 }
 
+/// Parses JSON; a body that is JSON but for bare `NaN`/`Infinity` tokens (as Python's
+/// `json.dumps` writes them) is read with those tokens marked, so validation can refuse them
+/// as non-finite values at their exact location rather than call the whole body malformed.
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::new(
-            ErrorCode::MalformedJson,
-            format!("the body is not valid JSON: {err}"),
-        )
+    serde_json::from_slice(bytes).or_else(|err| {
+        mark_bare_non_finite(bytes)
+            .and_then(|marked| serde_json::from_slice(&marked).ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the body is not valid JSON: {err}"),
+                )
+            })
     })
 }
