@@ -6,14 +6,15 @@
 //! marked strings so validation can answer what is really wrong: a non-finite value
 //! (`value_error`) at a precise location.
 
-/// The marker a bare non-finite token becomes: it cannot come from a client's own string,
-/// because a JSON string cannot start with a raw NUL.
+/// The marker a bare non-finite token becomes: a NUL before the token. Only the three exact
+/// marked tokens count as marks, so a client's own string is misread only if it is exactly
+/// `"\u0000NaN"` (or the two infinities), and then only as what it spells.
 const MARK: char = '\u{0}';
+const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
 
 /// If `body` holds bare `NaN`, `Infinity` or `-Infinity` tokens outside strings, the body
 /// with each replaced by a marked string; `None` when it holds none.
 pub fn mark_bare_non_finite(body: &[u8]) -> Option<Vec<u8>> {
-    const TOKENS: [&[u8]; 3] = [b"-Infinity", b"Infinity", b"NaN"];
     let mut out = Vec::with_capacity(body.len() + 16);
     let mut in_string = false;
     let mut escaped = false;
@@ -30,9 +31,9 @@ pub fn mark_bare_non_finite(body: &[u8]) -> Option<Vec<u8>> {
             }
         } else if byte == b'"' {
             in_string = true;
-        } else if let Some(token) = TOKENS.iter().find(|t| body[i..].starts_with(t)) {
+        } else if let Some(token) = TOKENS.iter().find(|t| body[i..].starts_with(t.as_bytes())) {
             out.extend_from_slice(b"\"\\u0000");
-            out.extend_from_slice(token);
+            out.extend_from_slice(token.as_bytes());
             out.push(b'"');
             i += token.len();
             replaced = true;
@@ -46,13 +47,18 @@ pub fn mark_bare_non_finite(body: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether `text` is a marked bare token (a JSON `NaN` that was never a string).
 pub fn is_bare_token(text: &str) -> bool {
-    text.starts_with(MARK)
+    bare_token(text).is_some()
+}
+
+fn bare_token(text: &str) -> Option<&str> {
+    text.strip_prefix(MARK)
+        .filter(|token| TOKENS.contains(token))
 }
 
 /// The spelling of a non-finite number in `text` (a marked bare token, or a string such as
 /// `"nan"`, `"-Infinity"`, `"inf"`), or `None` when `text` is not one.
 pub fn non_finite_spelling(text: &str) -> Option<&str> {
-    if let Some(token) = text.strip_prefix(MARK) {
+    if let Some(token) = bare_token(text) {
         return Some(token);
     }
     let lower = text.trim().to_ascii_lowercase();
@@ -79,6 +85,7 @@ mod tests {
         );
         assert_eq!(value["c"], "NaN \" NaN");
         assert_eq!(mark_bare_non_finite(br#"{"a": "NaN"}"#), None);
+        assert!(!is_bare_token("\u{0}anything else"));
     }
 
     #[test]

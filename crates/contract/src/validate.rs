@@ -155,10 +155,8 @@ fn describe(value: &Value) -> String {
         Value::Bool(b) => format!("boolean {b}"),
         Value::Number(n) if n.is_f64() => format!("number {n}"),
         Value::Number(n) => format!("integer {n}"),
-        Value::String(s) => match s.strip_prefix('\u{0}') {
-            Some(bare) => bare.to_owned(),
-            None => format!("string {}", Value::String(s.clone())),
-        },
+        Value::String(s) if is_bare_token(s) => s[1..].to_owned(),
+        Value::String(s) => format!("string {}", Value::String(s.clone())),
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
     }
