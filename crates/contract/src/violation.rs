@@ -41,8 +41,10 @@ pub enum ViolationType {
     ExtraForbidden,
     /// A tensor's datatype disagrees with the graph's.
     DatatypeMismatch,
-    /// A tensor's shape disagrees with its data or with the graph.
+    /// A tensor's shape disagrees with its data or with the graph's rank.
     ShapeMismatch,
+    /// A tensor's rows have a different number of values than the graph takes per row.
+    WidthMismatch,
 }
 
 /// One problem in a request.

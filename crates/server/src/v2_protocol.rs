@@ -316,6 +316,19 @@ fn decode_input(
         )]);
     };
     if !spec.accepts_shape(&shape) {
+        // Same rank, a different fixed row width: the client sends the wrong number of features.
+        if let ([_, declared], [_, given]) = (spec.shape.as_slice(), shape.as_slice())
+            && *declared >= 0
+        {
+            return Err(vec![Violation::new(
+                loc("shape"),
+                ViolationType::WidthMismatch,
+                format!(
+                    "input `{}` takes {declared} values per row; got {given}",
+                    input.name
+                ),
+            )]);
+        }
         return Err(vec![Violation::new(
             loc("shape"),
             ViolationType::ShapeMismatch,

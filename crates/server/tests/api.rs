@@ -277,6 +277,12 @@ async fn v2_protocol_errors_have_exact_json() {
             ]}),
         ),
         (
+            json!({"inputs": [{"name": "float_input", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}),
+            json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+                {"loc": ["inputs", 0, "shape"], "msg": "input `float_input` takes 4 values per row; got 3", "type": "width_mismatch"}
+            ]}),
+        ),
+        (
             json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}),
             json!({"code": "invalid_input", "error": "2 problems in the request", "details": [
                 {"loc": ["inputs", 0, "name"], "msg": "unknown input `x`; the model's inputs are: float_input", "type": "extra_forbidden"},
