@@ -167,7 +167,7 @@ def make_guard_fixtures():
     }
     for name, (op, shape, output) in graphs.items():
         graph = helper.make_graph(
-            [helper.make_node(op, ["x"], [output])],
+            [helper.make_node(op, ["x"], [output], name=f"{name}_node")],
             name,
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
             [helper.make_tensor_value_info(output, TensorProto.FLOAT, shape)],
@@ -180,6 +180,22 @@ def make_guard_fixtures():
         path.write_bytes(model.SerializeToString())
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         print(f"{path.relative_to(ROOT.parent)}  sha256 {digest}")
+    # A graph with an operator no engine implements, for the start-up diagnostics tests.
+    graph = helper.make_graph(
+        [helper.make_node("Frobnicate", ["x"], ["y"], name="frobnicate_1", domain="ai.example")],
+        "unsupported",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.example", 1)],
+        producer_name="warden-tests",
+    )
+    model.ir_version = 8
+    path = fixtures.parent / "unsupported.onnx"
+    path.write_bytes(model.SerializeToString())
+    print(f"{path.relative_to(ROOT.parent)}  sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
-//! Serving configuration: flags and `WARDEN_*` environment variables resolved into one
-//! validated [`ServeConfig`] before anything is loaded or bound.
+//! Serving configuration: a TOML file (`--config`), `WARDEN_*` environment variables and flags,
+//! in that order of precedence, resolved into one [`ServeConfig`] and validated in full —
+//! every problem listed, not only the first — before anything is loaded or bound.
 //!
 //! The environment is read through [`EnvSource`], never through process-global state, so tests
 //! hand in a map instead of mutating the process's environment.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use warden_runtime::onnxruntime::ExplicitLibrary;
 
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {
@@ -40,10 +45,12 @@ pub struct ServeConfig {
     pub model_path: PathBuf,
     pub host: IpAddr,
     pub port: u16,
-    /// `--onnxruntime-lib`, highest precedence when locating ONNX Runtime.
-    pub onnxruntime_lib: Option<PathBuf>,
+    /// Places the user named for the ONNX Runtime library, highest precedence first.
+    pub onnxruntime_libs: Vec<ExplicitLibrary>,
     /// Largest request body accepted.
     pub body_limit_bytes: usize,
+    /// Serve the models that load and report the others as not ready, instead of exiting.
+    pub allow_partial: bool,
 }
 
 impl ServeConfig {
@@ -53,8 +60,319 @@ impl ServeConfig {
             model_path: model_path.into(),
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8000,
-            onnxruntime_lib: None,
+            onnxruntime_libs: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            allow_partial: false,
         }
+    }
+}
+
+/// The keys a configuration file may hold; unknown keys are rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    models: Option<PathBuf>,
+    host: Option<String>,
+    port: Option<u16>,
+    max_body_bytes: Option<usize>,
+    onnxruntime_lib: Option<PathBuf>,
+    allow_partial: Option<bool>,
+}
+
+/// What the command line said; `None` where a flag was not given.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub models: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub host: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub max_body_bytes: Option<usize>,
+    pub onnxruntime_lib: Option<PathBuf>,
+    pub allow_partial: bool,
+}
+
+/// Resolves file < environment < flags into a configuration, or lists every problem.
+pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<String>> {
+    let mut problems = Vec::new();
+    let config_path = flags
+        .config
+        .clone()
+        .or_else(|| non_empty(env, "WARDEN_CONFIG").map(PathBuf::from));
+    let (file, file_unreadable) = match &config_path {
+        Some(path) => match read_file(path) {
+            Ok(file) => (file, false),
+            Err((problem, exists)) => {
+                problems.push(problem);
+                (ConfigFile::default(), exists)
+            }
+        },
+        None => (ConfigFile::default(), false),
+    };
+    let file_source = config_path
+        .as_deref()
+        .map_or_else(String::new, |p| p.display().to_string());
+
+    let models = flags
+        .models
+        .or_else(|| non_empty(env, "WARDEN_MODELS").map(PathBuf::from))
+        .or(file.models);
+    let mut config = ServeConfig::new(models.clone().unwrap_or_default());
+    if models.is_none() && !file_unreadable {
+        problems.push(
+            "no model repository given: pass PATH, set WARDEN_MODELS, or set `models` in the \
+             config file"
+                .to_owned(),
+        );
+    }
+    let file_host = file.host.and_then(|host| match host.parse() {
+        Ok(host) => Some(host),
+        Err(_) => {
+            problems.push(format!(
+                "{file_source}: host = {host:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
+            ));
+            None
+        }
+    });
+    let host = setting(
+        flags.host,
+        env,
+        &mut problems,
+        "WARDEN_HOST",
+        "an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
+    );
+    if let Some(host) = host.or(file_host) {
+        config.host = host;
+    }
+    let port = setting(
+        flags.port,
+        env,
+        &mut problems,
+        "WARDEN_PORT",
+        "a port number (0 to 65535)",
+    );
+    if let Some(port) = port.or(file.port) {
+        config.port = port;
+    }
+    let body = setting(
+        flags.max_body_bytes,
+        env,
+        &mut problems,
+        "WARDEN_MAX_BODY_BYTES",
+        "a number of bytes",
+    );
+    if let Some(bytes) = body.or(file.max_body_bytes) {
+        config.body_limit_bytes = bytes;
+    }
+    let allow_partial = setting(
+        flags.allow_partial.then_some(Switch(true)),
+        env,
+        &mut problems,
+        "WARDEN_ALLOW_PARTIAL",
+        "true or false",
+    );
+    config.allow_partial = allow_partial
+        .map(|s| s.0)
+        .or(file.allow_partial)
+        .unwrap_or(false);
+
+    config.onnxruntime_libs = onnxruntime_libraries(flags.onnxruntime_lib, env);
+    if let Some(path) = file.onnxruntime_lib {
+        config.onnxruntime_libs.push(ExplicitLibrary {
+            source: format!("{file_source} (onnxruntime_lib)"),
+            path,
+        });
+    }
+
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The ONNX Runtime library paths named by `--onnxruntime-lib`, `WARDEN_ONNXRUNTIME_LIB` and
+/// `ORT_DYLIB_PATH`, in that order of precedence, each with where it came from.
+pub fn onnxruntime_libraries(flag: Option<PathBuf>, env: &dyn EnvSource) -> Vec<ExplicitLibrary> {
+    let named = [
+        ("--onnxruntime-lib", flag),
+        (
+            "WARDEN_ONNXRUNTIME_LIB",
+            non_empty(env, "WARDEN_ONNXRUNTIME_LIB").map(PathBuf::from),
+        ),
+        (
+            "ORT_DYLIB_PATH",
+            non_empty(env, "ORT_DYLIB_PATH").map(PathBuf::from),
+        ),
+    ];
+    named
+        .into_iter()
+        .filter_map(|(source, path)| {
+            Some(ExplicitLibrary {
+                source: source.to_owned(),
+                path: path?,
+            })
+        })
+        .collect()
+}
+
+/// The config file, or the problem with it and whether the file exists (whose settings are
+/// then unknown, so what it might have set is not reported missing).
+fn read_file(path: &Path) -> Result<ConfigFile, (String, bool)> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            (
+                format!("the config file {} does not exist", path.display()),
+                false,
+            )
+        } else {
+            (
+                format!("cannot read the config file {}: {err}", path.display()),
+                true,
+            )
+        }
+    })?;
+    toml::from_str(&text).map_err(|err| {
+        (
+            format!("{}: {}", path.display(), err.to_string().trim_end()),
+            true,
+        )
+    })
+}
+
+fn non_empty(env: &dyn EnvSource, name: &str) -> Option<String> {
+    env.var(name).filter(|value| !value.is_empty())
+}
+
+/// A boolean as environment variables spell it.
+#[derive(Debug, Clone, Copy)]
+struct Switch(bool);
+
+impl FromStr for Switch {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Switch, ()> {
+        match text.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Switch(true)),
+            "0" | "false" | "no" | "off" => Ok(Switch(false)),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A flag's value, else the environment variable's, parsed; a variable that does not parse is
+/// recorded as a problem naming it.
+fn setting<T: FromStr>(
+    flag: Option<T>,
+    env: &dyn EnvSource,
+    problems: &mut Vec<String>,
+    name: &str,
+    what: &str,
+) -> Option<T> {
+    if flag.is_some() {
+        return flag;
+    }
+    let value = non_empty(env, name)?;
+    match value.parse() {
+        Ok(parsed) => Some(parsed),
+        Err(_) => {
+            problems.push(format!("{name}={value:?} is not {what}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "models = \"m\"\nport = 7000\nhost = \"0.0.0.0\"\nallow_partial = true\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let config = resolve(flags.clone(), &env(&[("WARDEN_PORT", "7001")])).unwrap();
+        assert_eq!(config.model_path, PathBuf::from("m"));
+        assert_eq!(
+            (config.host.to_string().as_str(), config.port),
+            ("0.0.0.0", 7001)
+        );
+        assert!(config.allow_partial);
+        let flagged = Flags {
+            port: Some(7002),
+            ..flags
+        };
+        assert_eq!(
+            resolve(flagged, &env(&[("WARDEN_PORT", "7001")]))
+                .unwrap()
+                .port,
+            7002
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed_naming_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "models = \"m\"\nprot = 7000\n").unwrap();
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let problems = resolve(
+            flags,
+            &env(&[
+                ("WARDEN_PORT", "abc"),
+                ("WARDEN_HOST", "localhost:80"),
+                ("WARDEN_ALLOW_PARTIAL", "maybe"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].contains("unknown field `prot`") && problems[0].contains("`port`"));
+        assert!(problems[1].contains("WARDEN_HOST=\"localhost:80\""));
+        assert!(problems[2].contains("WARDEN_PORT=\"abc\" is not a port number"));
+        assert!(problems[3].contains("WARDEN_ALLOW_PARTIAL=\"maybe\""));
+    }
+
+    #[test]
+    fn a_missing_config_file_and_a_missing_model_path_are_problems() {
+        let flags = Flags {
+            config: Some("/nonexistent/warden.toml".into()),
+            ..Flags::default()
+        };
+        let problems = resolve(flags, &env(&[])).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems[0].contains("/nonexistent/warden.toml does not exist"));
+        assert!(problems[1].contains("no model repository given"));
+    }
+
+    #[test]
+    fn library_paths_keep_their_precedence_and_sources() {
+        let flags = Flags {
+            models: Some("m".into()),
+            onnxruntime_lib: Some("/flag/lib.so".into()),
+            ..Flags::default()
+        };
+        let config = resolve(flags, &env(&[("ORT_DYLIB_PATH", "/ort/lib.so")])).unwrap();
+        let sources: Vec<_> = config
+            .onnxruntime_libs
+            .iter()
+            .map(|lib| lib.source.as_str())
+            .collect();
+        assert_eq!(sources, vec!["--onnxruntime-lib", "ORT_DYLIB_PATH"]);
     }
 }

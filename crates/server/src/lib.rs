@@ -7,42 +7,76 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod diagnostics;
 pub mod guards;
 pub mod init;
 pub mod model;
+pub mod preflight;
 pub mod registry;
 pub mod repository;
+pub mod resources;
 pub mod rows;
 pub mod startup;
 pub mod telemetry;
 pub mod v2_protocol;
 pub mod worker;
 
-use cli::{Cli, Command};
+use cli::{CheckFormat, Cli, Command};
 use config::EnvSource;
-use startup::StartupError;
+use diagnostics::StartupError;
+use preflight::{Mode, Status};
 
-/// Runs the command the user asked for.
-pub fn run(cli: Cli, env: &dyn EnvSource) -> Result<(), StartupError> {
+/// Runs the command the user asked for. `out` receives what a command prints for the user
+/// (`check`'s checklist); logs go to stderr.
+pub fn run(
+    cli: Cli,
+    env: &dyn EnvSource,
+    out: &mut dyn std::io::Write,
+) -> Result<(), StartupError> {
     match cli.command {
         Command::Serve(args) => {
-            let config = args.resolve(env)?;
-            let runtime = startup::init_onnxruntime(config.onnxruntime_lib.as_deref(), env)?;
-            let state = startup::load_models(&config.model_path, runtime.as_ref())?;
-            let listener = startup::bind(&config)?;
+            let outcome = preflight::run(args.flags(), env, Mode::Serve);
+            let prepared = outcome.result?;
+            let listener = prepared
+                .listener
+                .ok_or_else(|| StartupError::Internal("no listener after the checks".into()))?;
             let tokio = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(|err| StartupError::Internal(format!("cannot start tokio: {err}")))?;
             tokio.block_on(startup::serve(
-                state,
+                prepared.state,
                 listener,
-                config.body_limit_bytes,
+                prepared.config.body_limit_bytes,
                 startup::shutdown_signal(),
             ))
         }
+        Command::Check(args) => {
+            let outcome = preflight::run(args.serve.flags(), env, Mode::Check);
+            let exit_code = outcome
+                .result
+                .as_ref()
+                .err()
+                .map_or(0, StartupError::exit_code);
+            let printed = match args.format {
+                CheckFormat::Text => write_checklist(out, &outcome.items, exit_code),
+                CheckFormat::Json => serde_json::to_writer_pretty(
+                    &mut *out,
+                    &serde_json::json!({
+                        "ok": exit_code == 0,
+                        "exit_code": exit_code,
+                        "checks": outcome.items,
+                    }),
+                )
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out)),
+            };
+            printed.map_err(|err| StartupError::Internal(format!("cannot print: {err}")))?;
+            outcome.result.map(|_| ())
+        }
         Command::Init(args) => {
-            let runtime = startup::init_onnxruntime(args.onnxruntime_lib.as_deref(), env)?;
+            let explicit = config::onnxruntime_libraries(args.onnxruntime_lib, env);
+            let runtime = startup::init_onnxruntime(&explicit)?;
             let request = init::InitRequest {
                 model: args.model,
                 name: args.name,
@@ -58,5 +92,41 @@ pub fn run(cli: Cli, env: &dyn EnvSource) -> Result<(), StartupError> {
             );
             Ok(())
         }
+    }
+}
+
+/// `warden check`'s text checklist: one line per check, problems and hints under it.
+fn write_checklist(
+    out: &mut dyn std::io::Write,
+    items: &[preflight::CheckItem],
+    exit_code: u8,
+) -> std::io::Result<()> {
+    for item in items {
+        let mark = match item.status {
+            Status::Ok => "ok  ",
+            Status::Failed => "FAIL",
+            Status::Skipped => "skip",
+        };
+        writeln!(out, "{mark}  {}: {}", item.check, item.detail)?;
+        for problem in &item.problems {
+            writeln!(out, "        = {problem}")?;
+        }
+        if let Some(hint) = &item.hint {
+            writeln!(out, "        = hint: {hint}")?;
+        }
+    }
+    let failed = items.iter().filter(|i| i.status == Status::Failed).count();
+    if failed == 0 {
+        writeln!(
+            out,
+            "all {} checks passed; `warden serve` would start",
+            items.len()
+        )
+    } else {
+        writeln!(
+            out,
+            "{failed} of {} checks failed; `warden serve` would exit with code {exit_code}",
+            items.len()
+        )
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use warden_server::cli::Cli;
 use warden_server::config::ProcessEnv;
-use warden_server::startup::{Diagnostic, exit};
+use warden_server::diagnostics::{Diagnostic, exit};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -18,7 +18,30 @@ fn main() -> ExitCode {
         }
     };
     warden_server::telemetry::init(&ProcessEnv);
-    match warden_server::run(cli, &ProcessEnv) {
+    // A bug must still end in one line and a distinct exit code, never a Rust panic dump.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()));
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            panic = %message,
+            location = location.as_deref().unwrap_or(""),
+            "internal error (a bug in warden)"
+        );
+    }));
+    let outcome =
+        std::panic::catch_unwind(|| warden_server::run(cli, &ProcessEnv, &mut std::io::stdout()));
+    let Ok(result) = outcome else {
+        eprintln!("error: internal error (a bug in warden); the log line above has the details");
+        return ExitCode::from(exit::SOFTWARE);
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let diagnostic = Diagnostic(&err).to_string();

@@ -14,6 +14,7 @@ use warden_contract::{
     Binding, Feature, FeatureType, GraphElement, GraphInput, Output, Violation, bind_features,
     check_columns, features_from_graph, validate_instances,
 };
+use warden_runtime::graph_facts::{NodeFacts, NotOnnx, inspect};
 use warden_runtime::{Backend, DataType, LoadOptions, NamedTensor, RuntimeError, Signature};
 
 use crate::guards::check_outputs;
@@ -59,6 +60,15 @@ pub enum LoadError {
     Read {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("{path} is {}, not an ONNX model", kind.describe())]
+    NotOnnx { path: PathBuf, kind: NotOnnx },
+    #[error("{path}: operator `{operator}`{} of node `{node}` is not supported by the engine", if domain.is_empty() { String::new() } else { format!(" (domain `{domain}`)") })]
+    UnsupportedOperator {
+        path: PathBuf,
+        operator: String,
+        domain: String,
+        node: String,
     },
     #[error(transparent)]
     Backend(#[from] RuntimeError),
@@ -111,7 +121,13 @@ impl ModelVersion {
             source: err,
         })?;
         let sha256 = sha256_hex(&bytes);
-        let mut model = backend.load(&bytes, &source.graph, &LoadOptions::default())?;
+        let nodes = inspect(&bytes).map_err(|kind| LoadError::NotOnnx {
+            path: source.graph.clone(),
+            kind,
+        })?;
+        let mut model = backend
+            .load(&bytes, &source.graph, &LoadOptions::default())
+            .map_err(|err| unsupported_operator(err, &nodes, &source.graph))?;
         let signature = model.signature().clone();
         let contract = resolve_contract(source, &signature)?;
         // Warm up on this thread, through the same encode and guard path a request takes,
@@ -280,6 +296,36 @@ fn encode_rows(
         validate_instances(features, instances, "instances").map_err(PredictError::Invalid)?;
     let inputs = rows::encode(&columns, binding, signature).map_err(PredictError::Encode)?;
     Ok((inputs, columns.rows))
+}
+
+/// An engine's load failure that names one of the graph's operators becomes a failure naming
+/// that operator and its node; any other stays as the engine said it.
+fn unsupported_operator(
+    err: RuntimeError,
+    nodes: &[NodeFacts],
+    path: &std::path::Path,
+) -> LoadError {
+    if let RuntimeError::Load { reason, .. } = &err {
+        let unsupported = [
+            "not a registered function/op",
+            "Could not find an implementation",
+            "not implemented",
+        ];
+        if unsupported.iter().any(|phrase| reason.contains(phrase))
+            && let Some(node) = nodes.iter().find(|n| {
+                let qualified = format!("{}:{}(", n.domain, n.op_type);
+                reason.contains(&qualified) || reason.contains(&format!(" {}(", n.op_type))
+            })
+        {
+            return LoadError::UnsupportedOperator {
+                path: path.to_path_buf(),
+                operator: node.op_type.clone(),
+                domain: node.domain.clone(),
+                node: node.name.clone(),
+            };
+        }
+    }
+    LoadError::Backend(err)
 }
 
 /// The graph's inputs in the contract's vocabulary.

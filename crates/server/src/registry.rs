@@ -34,21 +34,27 @@ pub enum LookupError {
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
     models: BTreeMap<String, ModelEntry>,
+    allow_partial: bool,
 }
 
 impl ModelRegistry {
-    /// A registry of the given models.
-    pub fn new(models: BTreeMap<String, ModelEntry>) -> ModelRegistry {
-        ModelRegistry { models }
+    /// A registry of the given models. With `allow_partial`, the server is ready when at least
+    /// one model is (the others report not ready on their own routes).
+    pub fn new(models: BTreeMap<String, ModelEntry>, allow_partial: bool) -> ModelRegistry {
+        ModelRegistry {
+            models,
+            allow_partial,
+        }
     }
 
-    /// Ready when there is at least one model and every model is ready.
+    /// Ready when every model is ready (or, with `allow_partial`, at least one is).
     pub fn is_ready(&self) -> bool {
-        !self.models.is_empty()
-            && self
-                .models
-                .values()
-                .all(|entry| matches!(entry, ModelEntry::Ready(_)))
+        let ready = |entry: &ModelEntry| matches!(entry, ModelEntry::Ready(_));
+        if self.allow_partial {
+            self.models.values().any(ready)
+        } else {
+            !self.models.is_empty() && self.models.values().all(ready)
+        }
     }
 
     /// All models in name order.

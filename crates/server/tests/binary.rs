@@ -83,7 +83,7 @@ fn a_missing_model_path_exits_66_naming_the_path() {
 
 #[test]
 fn usage_errors_exit_64() {
-    let (code, stderr) = run_warden(&["serve"], &[]);
+    let (code, stderr) = run_warden(&["serve", "--bogus"], &[]);
     assert_eq!(code, Some(64), "{stderr}");
     let (code, stderr) = run_warden(&["serve", "x", "--port", "70000"], &[]);
     assert_eq!(code, Some(64), "{stderr}");

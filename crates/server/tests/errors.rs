@@ -201,7 +201,7 @@ async fn models_that_are_not_ready_answer_model_not_ready() {
         },
     )]);
     let state = AppState {
-        registry: Arc::new(ModelRegistry::new(models)),
+        registry: Arc::new(ModelRegistry::new(models, false)),
     };
     let server = TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await;
     let get = |path: &str| reqwest::get(server.url(path));

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use warden_runtime::onnxruntime::OnnxRuntime;
 use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
 use warden_server::api::AppState;
-use warden_server::config::{DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig};
+use warden_server::config::{
+    DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig, onnxruntime_libraries,
+};
 use warden_server::startup;
 
 /// The repository's root.
@@ -37,7 +39,7 @@ pub fn onnxruntime() -> Arc<OnnxRuntime> {
     static RUNTIME: OnceLock<Arc<OnnxRuntime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            startup::init_onnxruntime(None, &ProcessEnv)
+            startup::init_onnxruntime(&onnxruntime_libraries(None, &ProcessEnv))
                 .expect("ONNX Runtime must be available for the tests: run scripts/test")
         })
         .clone()

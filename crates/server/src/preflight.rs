@@ -1,0 +1,317 @@
+//! The start-up checks, shared by `warden serve` (which stops at the first failure) and
+//! `warden check` (which runs every check it can and prints them as a checklist), so the two
+//! cannot disagree: same checks, same order, same first failure, same exit code.
+//!
+//! Order: configuration, resources, repository, ONNX Runtime, memory fit, each model (load,
+//! contract against graph, warm-up, output guards), and the listening address.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use warden_runtime::onnxruntime::OnnxRuntime;
+
+use crate::api::AppState;
+use crate::config::{self, EnvSource, Flags, ServeConfig};
+use crate::diagnostics::{StartupError, load_exit, load_hint};
+use crate::registry::{ModelEntry, ModelRegistry};
+use crate::repository;
+use crate::resources::{self, human_bytes};
+use crate::startup;
+
+/// Whether the checks stop at the first failure (`serve`) or go on (`check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    Check,
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+/// One line of the checklist. Its JSON form is `warden check --format json`'s, and stable.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckItem {
+    /// What was checked, e.g. `model credit version 1`.
+    pub check: String,
+    pub status: Status,
+    /// What was found, or what went wrong.
+    pub detail: String,
+    /// Each problem, place searched or failed model, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Everything serving needs, when every check passed.
+#[derive(Debug)]
+pub struct Prepared {
+    pub config: ServeConfig,
+    pub state: AppState,
+    /// The bound listener (`serve`); `None` for `check`, which only probes the address.
+    pub listener: Option<TcpListener>,
+}
+
+/// The checklist and, when a check failed, the failure `serve` exits with.
+#[derive(Debug)]
+pub struct Outcome {
+    pub items: Vec<CheckItem>,
+    pub result: Result<Prepared, StartupError>,
+}
+
+struct Checklist {
+    mode: Mode,
+    items: Vec<CheckItem>,
+    first_failure: Option<StartupError>,
+}
+
+impl Checklist {
+    fn ok(&mut self, check: impl Into<String>, detail: impl Into<String>) {
+        self.items.push(CheckItem {
+            check: check.into(),
+            status: Status::Ok,
+            detail: detail.into(),
+            problems: Vec::new(),
+            hint: None,
+        });
+    }
+
+    fn skipped(&mut self, check: impl Into<String>, detail: impl Into<String>) {
+        self.items.push(CheckItem {
+            check: check.into(),
+            status: Status::Skipped,
+            detail: detail.into(),
+            problems: Vec::new(),
+            hint: None,
+        });
+    }
+
+    /// Records a failure; true when the caller must stop (serve mode).
+    fn failed(&mut self, check: impl Into<String>, err: StartupError) -> bool {
+        let mut detail = err.to_string();
+        if let Some(location) = err.location()
+            && !detail.contains(&location)
+        {
+            detail.push_str(&format!(" ({location})"));
+        }
+        self.items.push(CheckItem {
+            check: check.into(),
+            status: Status::Failed,
+            detail,
+            problems: err.details(),
+            hint: err.hint(),
+        });
+        if self.first_failure.is_none() {
+            self.first_failure = Some(err);
+        }
+        self.mode == Mode::Serve
+    }
+
+    fn finish(self, prepared: Option<Prepared>) -> Outcome {
+        let result = match (self.first_failure, prepared) {
+            (Some(err), _) => Err(err),
+            (None, Some(prepared)) => Ok(prepared),
+            (None, None) => Err(StartupError::Internal(
+                "the checks stopped without a cause".into(),
+            )),
+        };
+        Outcome {
+            items: self.items,
+            result,
+        }
+    }
+}
+
+/// Runs the start-up checks.
+pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
+    let mut list = Checklist {
+        mode,
+        items: Vec::new(),
+        first_failure: None,
+    };
+    let config = match config::resolve(flags, env) {
+        Ok(config) => config,
+        Err(problems) => {
+            list.failed("configuration", StartupError::Config(problems));
+            return list.finish(None);
+        }
+    };
+    list.ok(
+        "configuration",
+        format!(
+            "models from {}, listening on {}",
+            config.model_path.display(),
+            SocketAddr::new(config.host, config.port)
+        ),
+    );
+
+    let limits = resources::detect(Path::new("/"));
+    let memory = limits
+        .memory_bytes
+        .map_or_else(|| "unknown".to_owned(), human_bytes);
+    tracing::info!(
+        cpus = limits.cpus,
+        cpu_source = limits.cpu_source,
+        memory_limit_bytes = limits.memory_bytes,
+        memory_source = limits.memory_source,
+        "resources"
+    );
+    list.ok(
+        "resources",
+        format!(
+            "{} CPUs ({}), memory limit {memory} ({})",
+            limits.cpus, limits.cpu_source, limits.memory_source
+        ),
+    );
+
+    let sources = match repository::scan(&config.model_path) {
+        Ok(sources) => sources,
+        Err(err) => {
+            list.failed("model repository", err.into());
+            return list.finish(None);
+        }
+    };
+    let names: Vec<String> = sources
+        .iter()
+        .map(|s| format!("{} version {}", s.name, s.version))
+        .collect();
+    list.ok(
+        "model repository",
+        format!("{}: {}", config.model_path.display(), names.join(", ")),
+    );
+
+    let runtime: Option<Arc<OnnxRuntime>> =
+        match startup::init_onnxruntime(&config.onnxruntime_libs) {
+            Ok(runtime) => {
+                list.ok(
+                    "ONNX Runtime",
+                    format!("{} from {}", runtime.version(), runtime.library().display()),
+                );
+                Some(runtime)
+            }
+            Err(err) => {
+                if list.failed("ONNX Runtime", err) {
+                    return list.finish(None);
+                }
+                None
+            }
+        };
+
+    let sizes: Vec<(String, u64)> = sources
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), std::fs::metadata(&s.graph).ok()?.len())))
+        .collect();
+    for (name, bytes) in &sizes {
+        tracing::info!(model = %name, bytes, size = %human_bytes(*bytes), "model size");
+    }
+    match resources::check_fit(limits.memory_bytes, &sizes) {
+        Ok(()) => list.ok(
+            "memory",
+            format!(
+                "models take {} of {memory}",
+                human_bytes(sizes.iter().map(|(_, b)| b).sum())
+            ),
+        ),
+        Err(detail) => {
+            if list.failed("memory", StartupError::Memory { detail }) {
+                return list.finish(None);
+            }
+        }
+    }
+
+    let mut models = BTreeMap::new();
+    let mut failures = Vec::new();
+    for source in &sources {
+        let check = format!("model {} version {}", source.name, source.version);
+        let Some(runtime) = &runtime else {
+            list.skipped(check, "needs ONNX Runtime");
+            continue;
+        };
+        match startup::load_model(source, runtime.as_ref()) {
+            Ok(model) => {
+                list.ok(
+                    check,
+                    format!(
+                        "{}, {} contract, warm-up passed, sha256 {}",
+                        model.platform,
+                        if model.contract.declared {
+                            "declared"
+                        } else {
+                            "graph-only"
+                        },
+                        &model.sha256[..12]
+                    ),
+                );
+                models.insert(source.name.clone(), ModelEntry::Ready(Arc::new(model)));
+            }
+            Err(err) => {
+                tracing::error!(model = %source.name, error = %err, "model failed to load");
+                list.items.push(CheckItem {
+                    check,
+                    status: Status::Failed,
+                    detail: err.to_string(),
+                    problems: Vec::new(),
+                    hint: load_hint(&err),
+                });
+                models.insert(
+                    source.name.clone(),
+                    ModelEntry::Unavailable {
+                        reason: format!("failed to load (exit code {})", load_exit(&err)),
+                    },
+                );
+                failures.push((source.name.clone(), err));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        if config.allow_partial && failures.len() < sources.len() {
+            tracing::warn!(
+                failed = failures.len(),
+                total = sources.len(),
+                "--allow-partial: serving the models that loaded; the others report not ready"
+            );
+        } else {
+            let total = sources.len();
+            // The per-model lines are already on the list; record the failure without a new line.
+            if list.first_failure.is_none() {
+                list.first_failure = Some(StartupError::Models { total, failures });
+            }
+            if mode == Mode::Serve {
+                return list.finish(None);
+            }
+        }
+    }
+
+    let address = SocketAddr::new(config.host, config.port);
+    let listener = match startup::bind(&config) {
+        Ok(listener) => {
+            list.ok("address", format!("{address} is free"));
+            Some(listener)
+        }
+        Err(err) => {
+            list.failed("address", err);
+            return list.finish(None);
+        }
+    };
+    let state = AppState {
+        registry: Arc::new(ModelRegistry::new(models, config.allow_partial)),
+    };
+    let listener = match mode {
+        Mode::Serve => listener,
+        Mode::Check => None,
+    };
+    list.finish(Some(Prepared {
+        config,
+        state,
+        listener,
+    }))
+}
