@@ -89,7 +89,7 @@ pub enum LoadError {
 /// Why a request could not be answered with predictions.
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
-    #[error("{} problems in the request", .0.len())]
+    #[error("{}", describe_violations(.0))]
     Invalid(Vec<Violation>),
     #[error("the request has {rows} rows; model `{model}` accepts at most {max} per request")]
     BatchTooLarge {
@@ -105,6 +105,24 @@ pub enum PredictError {
     InvalidOutput(Vec<String>),
     #[error("could not encode the request: {0}")]
     Encode(String),
+}
+
+/// Violations in one line, for logs and start-up messages: `sepal_length: expected …; …`.
+fn describe_violations(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| {
+            let field = v
+                .loc
+                .last()
+                .map_or_else(String::new, |segment| match segment {
+                    warden_contract::LocSegment::Key(key) => format!("{key}: "),
+                    warden_contract::LocSegment::Index(index) => format!("[{index}]: "),
+                });
+            format!("{field}{}", v.msg)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Predictions for a row request.

@@ -132,8 +132,14 @@ pub struct WardenProcess {
 impl WardenProcess {
     /// Starts `warden serve PATH --port 0` and waits (with a deadline) for its `listening` line.
     pub fn serve(path: &Path) -> WardenProcess {
+        WardenProcess::serve_with(path, &[])
+    }
+
+    /// As [`WardenProcess::serve`], with extra arguments.
+    pub fn serve_with(path: &Path, extra: &[&str]) -> WardenProcess {
         let mut child = Command::new(warden_bin())
             .args(["serve", path.to_str().unwrap(), "--port", "0"])
+            .args(extra)
             .current_dir(repo_root())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,491 @@
+//! The catalogue of start-up failures, over the real binary: for each, `warden serve` exits
+//! with the expected code and a message naming the file, address or variable involved, and
+//! `warden check` agrees on the code. Nothing prints a panic, a backtrace or a `Debug` dump.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{examples, fixtures, repo_root, warden_bin};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// How to run the binary for one case.
+#[derive(Default)]
+struct Invocation {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    remove_env: Vec<String>,
+    cwd: Option<PathBuf>,
+    binary: Option<PathBuf>,
+    as_nobody: bool,
+}
+
+impl Invocation {
+    fn new(args: &[&str]) -> Invocation {
+        Invocation {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            ..Invocation::default()
+        }
+    }
+
+    fn env(mut self, name: &str, value: &str) -> Invocation {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn run(&self, command: &str) -> Run {
+        let binary = self.binary.clone().unwrap_or_else(warden_bin);
+        let mut process = if self.as_nobody && running_as_root() {
+            let mut setpriv = Command::new("setpriv");
+            setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+            setpriv.arg(&binary);
+            setpriv
+        } else {
+            Command::new(&binary)
+        };
+        process
+            .arg(command)
+            .args(&self.args)
+            .current_dir(self.cwd.clone().unwrap_or_else(repo_root));
+        for (name, value) in &self.env {
+            process.env(name, value);
+        }
+        for name in &self.remove_env {
+            process.env_remove(name);
+        }
+        let output = process.output().unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    let output = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim() == "0"
+}
+
+/// Runs `serve` and `check` for a case and asserts the code, the named things, and agreement.
+fn expect(case: &str, invocation: &Invocation, code: i32, needles: &[&str]) {
+    let serve = invocation.run("serve");
+    assert_eq!(serve.code, Some(code), "{case}: serve\n{}", serve.stderr);
+    for needle in needles {
+        assert!(
+            serve.stderr.contains(needle),
+            "{case}: serve's message lacks {needle:?}:\n{}",
+            serve.stderr
+        );
+    }
+    for forbidden in ["panicked", "RUST_BACKTRACE", "\nError: ", "stack backtrace"] {
+        assert!(
+            !serve.stderr.contains(forbidden),
+            "{case}: {forbidden:?} in\n{}",
+            serve.stderr
+        );
+    }
+    assert!(
+        serve.stderr.contains("error: "),
+        "{case}: no diagnostic:\n{}",
+        serve.stderr
+    );
+    let check = invocation.run("check");
+    assert_eq!(
+        check.code,
+        Some(code),
+        "{case}: check disagrees with serve\n{}\n{}",
+        check.stdout,
+        check.stderr
+    );
+    if code != 64 {
+        assert!(
+            check.stdout.contains("FAIL"),
+            "{case}: check printed no failure:\n{}",
+            check.stdout
+        );
+        assert!(
+            check
+                .stdout
+                .contains(&format!("would exit with code {code}")),
+            "{case}: {}",
+            check.stdout
+        );
+    }
+}
+
+/// A repository in a fresh folder holding `model` with the given graph bytes and manifest.
+fn repository(model: &str, graph: &[u8], manifest: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(model);
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::write(dir.join("1/model.onnx"), graph).unwrap();
+    std::fs::write(dir.join("warden.toml"), manifest).unwrap();
+    root
+}
+
+fn iris_graph() -> Vec<u8> {
+    std::fs::read(examples().join("iris/1/model.onnx")).unwrap()
+}
+
+fn iris_manifest() -> String {
+    std::fs::read_to_string(examples().join("iris/warden.toml")).unwrap()
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+fn serve_args(path: &Path) -> Invocation {
+    Invocation::new(&[&path_str(path), "--port", "0"])
+}
+
+#[test]
+fn missing_and_empty_repositories_exit_66() {
+    expect(
+        "missing path",
+        &Invocation::new(&["/nonexistent/models", "--port", "0"]),
+        66,
+        &["/nonexistent/models does not exist", "hint"],
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let path = path_str(empty.path());
+    expect(
+        "empty repository",
+        &serve_args(empty.path()),
+        66,
+        &[
+            &format!("{path} holds no model"),
+            "NAME/warden.toml and NAME/1/model.onnx",
+        ],
+    );
+}
+
+#[test]
+fn a_model_file_the_user_cannot_read_exits_77() {
+    let root = repository("iris", &iris_graph(), &iris_manifest());
+    let graph = root.path().join("iris/1/model.onnx");
+    for dir in [
+        root.path().to_path_buf(),
+        root.path().join("iris"),
+        root.path().join("iris/1"),
+    ] {
+        set_mode(&dir, 0o755);
+    }
+    set_mode(&root.path().join("iris/warden.toml"), 0o644);
+    set_mode(&graph, 0o000);
+    let mut invocation = serve_args(root.path());
+    invocation.as_nobody = true;
+    expect(
+        "unreadable model",
+        &invocation,
+        77,
+        &[&path_str(&graph), "Permission denied", "chmod a+r"],
+    );
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn files_that_are_not_onnx_exit_65_saying_what_they_are() {
+    let iris = iris_graph();
+    let noise: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let pickle =
+        b"\x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00\x8c\x15sklearn.linear_model".to_vec();
+    let cases: [(&str, Vec<u8>, &[&str]); 4] = [
+        (
+            "truncated",
+            iris[..iris.len() / 2].to_vec(),
+            &["not a readable ONNX model", "copy it again"],
+        ),
+        ("random bytes", noise, &["not a readable ONNX model"]),
+        (
+            "empty file",
+            Vec::new(),
+            &["is an empty file, not an ONNX model"],
+        ),
+        (
+            "pickle",
+            pickle,
+            &[
+                "a Python pickle",
+                "warden never unpickles",
+                "from skl2onnx import to_onnx",
+            ],
+        ),
+    ];
+    for (case, bytes, needles) in cases {
+        let root = repository("iris", &bytes, &iris_manifest());
+        let graph = path_str(&root.path().join("iris/1/model.onnx"));
+        let mut needles = needles.to_vec();
+        needles.push(&graph);
+        expect(case, &serve_args(root.path()), 65, &needles);
+    }
+}
+
+#[test]
+fn an_operator_the_engine_cannot_run_is_named_with_its_node() {
+    expect(
+        "unsupported operator",
+        &serve_args(&fixtures().join("../unsupported.onnx")),
+        65,
+        &[
+            "operator `Frobnicate` (domain `ai.example`) of node `frobnicate_1`",
+            "hint",
+        ],
+    );
+}
+
+#[test]
+fn manifest_problems_exit_65_naming_each_one() {
+    let manifest = iris_manifest();
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "TOML syntax error",
+            manifest.replace("name = \"sepal_width\"", "name = \"sepal_width"),
+            vec!["TOML parse error at line", "warden.toml"],
+        ),
+        (
+            "unknown key",
+            manifest.replace(
+                "backend = \"auto\"",
+                "backend = \"auto\"\nbakend = \"tract\"",
+            ),
+            vec!["unknown field `bakend`", "`backend`", "line"],
+        ),
+        (
+            "feature missing from the graph",
+            format!("{manifest}\n[[features]]\nname = \"colour\"\ntype = \"float\"\n"),
+            vec!["graph input `float_input` has 4 columns but the manifest declares 5 features"],
+        ),
+        (
+            "dtype disagrees with the graph",
+            manifest
+                .replacen(
+                    "type = \"float\"",
+                    "type = \"category\"\nvalues = [\"a\"]",
+                    1,
+                )
+                .replace("min = 4.3\nmax = 7.9\n", ""),
+            vec![
+                "feature `sepal_length` is declared category but graph input `float_input` holds floating-point values",
+            ],
+        ),
+        (
+            "output that is not in the graph",
+            manifest.replace("name = \"probabilities\"", "name = \"probs\""),
+            vec![
+                "output `probs` is not a graph output",
+                "label, probabilities",
+            ],
+        ),
+    ];
+    for (case, text, needles) in cases {
+        let root = repository("iris", &iris_graph(), &text);
+        let mut needles = needles;
+        needles.push("iris");
+        expect(case, &serve_args(root.path()), 65, &needles);
+    }
+}
+
+#[test]
+fn a_failing_warm_up_exits_65() {
+    let bad_example = iris_manifest().replace("sepal_length = 5.1", "sepal_length = \"long\"");
+    let root = repository("iris", &iris_graph(), &bad_example);
+    expect(
+        "example breaks the contract",
+        &serve_args(root.path()),
+        65,
+        &[
+            "warm-up inference of model `iris` failed",
+            "sepal_length",
+            "[example]",
+        ],
+    );
+    let sqrt = std::fs::read(fixtures().join("sqrt/1/model.onnx")).unwrap();
+    let manifest = std::fs::read_to_string(fixtures().join("sqrt/warden.toml"))
+        .unwrap()
+        .replace("x = 4.0", "x = -4.0");
+    let root = repository("sqrt", &sqrt, &manifest);
+    expect(
+        "warm-up output fails the guards",
+        &serve_args(root.path()),
+        65,
+        &["warm-up inference of model `sqrt` failed", "non-finite"],
+    );
+}
+
+#[test]
+fn onnx_runtime_missing_or_unusable_exits_69() {
+    // A copy of the binary far from the project's .venv, with no python3 on PATH: as in a bare
+    // container.
+    let bare = tempfile::tempdir().unwrap();
+    let binary = bare.path().join("warden");
+    if std::fs::hard_link(warden_bin(), &binary).is_err() {
+        std::fs::copy(warden_bin(), &binary).unwrap();
+    }
+    let invocation = Invocation {
+        args: vec![path_str(&examples()), "--port".into(), "0".into()],
+        env: vec![("PATH".into(), "/nonexistent".into())],
+        remove_env: vec!["WARDEN_ONNXRUNTIME_LIB".into(), "ORT_DYLIB_PATH".into()],
+        cwd: Some(bare.path().to_path_buf()),
+        binary: Some(binary),
+        as_nobody: false,
+    };
+    expect(
+        "library not found",
+        &invocation,
+        69,
+        &[
+            "ONNX Runtime shared library was not found",
+            "searched: the onnxruntime package of `python3`",
+            "pip install onnxruntime",
+        ],
+    );
+
+    let not_a_library = bare.path().join("libonnxruntime.so");
+    std::fs::write(&not_a_library, "not a shared library").unwrap();
+    expect(
+        "library unusable",
+        &serve_args(&examples()).env("WARDEN_ONNXRUNTIME_LIB", &path_str(&not_a_library)),
+        69,
+        &[&path_str(&not_a_library), "WARDEN_ONNXRUNTIME_LIB"],
+    );
+}
+
+#[test]
+fn addresses_ports_and_variables() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let models = path_str(&examples());
+    expect(
+        "port in use",
+        &Invocation::new(&[&models, "--port", &port]),
+        69,
+        &[&format!("127.0.0.1:{port}"), "ss -ltnp"],
+    );
+    expect(
+        "address not available",
+        &Invocation::new(&[&models, "--host", "192.0.2.1", "--port", "0"]),
+        69,
+        &["192.0.2.1", "not an address of this machine"],
+    );
+    expect(
+        "port out of range",
+        &Invocation::new(&[&models, "--port", "70000"]),
+        64,
+        &["70000"],
+    );
+    expect(
+        "port out of range in the environment",
+        &Invocation::new(&[&models]).env("WARDEN_PORT", "70000"),
+        78,
+        &["WARDEN_PORT=\"70000\" is not a port number"],
+    );
+    expect(
+        "invalid environment value",
+        &Invocation::new(&[&models]).env("WARDEN_PORT", "abc"),
+        78,
+        &["WARDEN_PORT=\"abc\""],
+    );
+    drop(holder);
+}
+
+#[test]
+fn config_files_missing_or_malformed_exit_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.toml");
+    expect(
+        "config file missing",
+        &Invocation::new(&["--config", &path_str(&missing)]),
+        78,
+        &[&format!("{} does not exist", path_str(&missing))],
+    );
+    let malformed = dir.path().join("warden.toml");
+    std::fs::write(
+        &malformed,
+        "models = \"examples/models\"\nport = \"eighty\"\n",
+    )
+    .unwrap();
+    expect(
+        "config file malformed",
+        &Invocation::new(&["--config", &path_str(&malformed)]),
+        78,
+        &[&path_str(&malformed), "line 2"],
+    );
+}
+
+#[test]
+fn every_broken_model_is_reported_then_exit_65() {
+    let root = tempfile::tempdir().unwrap();
+    for (model, graph, manifest) in [
+        ("broken-a", Vec::new(), iris_manifest()),
+        (
+            "broken-b",
+            iris_graph(),
+            iris_manifest().replace("backend", "bakend"),
+        ),
+        ("iris", iris_graph(), iris_manifest()),
+    ] {
+        let dir = root.path().join(model);
+        std::fs::create_dir_all(dir.join("1")).unwrap();
+        std::fs::write(dir.join("1/model.onnx"), graph).unwrap();
+        std::fs::write(dir.join("warden.toml"), manifest).unwrap();
+    }
+    // A manifest that does not parse stops the scan; the model files are checked on load.
+    std::fs::write(root.path().join("broken-b/warden.toml"), iris_manifest()).unwrap();
+    std::fs::write(root.path().join("broken-b/1/model.onnx"), b"\x80\x04\x95").unwrap();
+    expect(
+        "two broken models",
+        &serve_args(root.path()),
+        65,
+        &[
+            "2 of 3 models failed to load",
+            "model `broken-a`",
+            "model `broken-b`",
+        ],
+    );
+    let partial = serve_args(root.path());
+    let mut partial = partial;
+    partial.args.push("--allow-partial".into());
+    let check = partial.run("check");
+    assert_eq!(check.code, Some(0), "{}", check.stdout);
+    assert_eq!(check.stdout.matches("FAIL").count(), 2, "{}", check.stdout);
+}
+
+#[tokio::test]
+async fn allow_partial_serves_the_good_models_and_reports_the_bad_not_ready() {
+    let root = tempfile::tempdir().unwrap();
+    for (model, graph) in [("broken", b"\x80\x04\x95".to_vec()), ("iris", iris_graph())] {
+        let dir = root.path().join(model);
+        std::fs::create_dir_all(dir.join("1")).unwrap();
+        std::fs::write(dir.join("1/model.onnx"), graph).unwrap();
+        std::fs::write(dir.join("warden.toml"), iris_manifest()).unwrap();
+    }
+    let mut warden = common::WardenProcess::serve_with(root.path(), &["--allow-partial"]);
+    let status = |path: &'static str| {
+        let url = format!("http://{}{path}", warden.address);
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/v2/health/ready").await, 200);
+    assert_eq!(status("/v2/models/iris/ready").await, 200);
+    assert_eq!(status("/v2/models/broken/ready").await, 503);
+    warden.terminate();
+    assert_eq!(
+        warden.wait_exit(std::time::Duration::from_secs(10)),
+        Some(0)
+    );
+}
