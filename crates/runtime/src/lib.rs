@@ -2,14 +2,18 @@
 //! signature types that cross it, and the ONNX Runtime backend.
 //!
 //! The trait is deliberately free of any engine's types, so the server, the contract and the
-//! tests speak one tensor vocabulary whichever engine runs the graph (a pure-Rust backend joins
-//! later behind the same trait).
+//! tests speak one tensor vocabulary whichever engine runs the graph: ONNX Runtime (a C++
+//! library loaded at run time) or tract (pure Rust, behind the default `tract` feature).
 
 mod backend;
 mod error;
 pub mod graph_facts;
 pub mod onnxruntime;
+#[cfg(feature = "tract")]
+pub mod rewrite;
 mod tensor;
+#[cfg(feature = "tract")]
+pub mod tract;
 
 pub use backend::{Backend, LoadOptions, LoadedModel};
 pub use error::RuntimeError;

@@ -1,0 +1,489 @@
+//! Load-time rewrites of ONNX graphs, so that what scikit-learn, XGBoost and LightGBM export
+//! runs on engines that lack some ONNX-ML operators.
+//!
+//! Each rewrite is a small function from a graph to an equivalent graph built from operators
+//! the engines do run:
+//! - `ZipMap` (a per-row map of label to probability) is cut: its input tensor, `[N, classes]`
+//!   in label order, becomes the output under the same name. Both backends need this — warden
+//!   exchanges tensors, and the output guards check that tensor.
+//! - `Scaler` becomes `Cast` + `Sub` + `Mul` (`y = (x - offset) * scale`).
+//! - `OneHotEncoder` on strings becomes `CategoryMapper` + `Reshape` + `Equal` + `Cast`.
+//! - `TreeEnsembleRegressor` becomes a `TreeEnsembleClassifier` whose raw scores are the
+//!   regression targets, then a `Slice` to the targets.
+//! - A classifier with string class labels (`LinearClassifier`, `TreeEnsembleClassifier`)
+//!   predicts the class index instead, and a `CategoryMapper` turns the index into the label
+//!   (tract's classifiers only produce numeric labels).
+
+use prost::Message;
+use tract_onnx::pb::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+};
+
+const ML: &str = "ai.onnx.ml";
+
+/// Parses ONNX bytes into the protobuf model.
+pub fn parse(bytes: &[u8]) -> Result<ModelProto, String> {
+    ModelProto::decode(bytes).map_err(|err| format!("not a readable ONNX model: {err}"))
+}
+
+/// The model's opset for the default domain.
+fn opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version)
+}
+
+/// What ONNX Runtime needs: ZipMap cut. `None` when the graph has no ZipMap (load as is).
+pub fn for_onnxruntime(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut model = parse(bytes).ok()?;
+    let graph = model.graph.as_mut()?;
+    if !cut_zipmap(graph) {
+        return None;
+    }
+    Some(model.encode_to_vec())
+}
+
+/// Every rewrite tract needs, applied in place; returns the names of the rewrites applied.
+pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
+    let opset = opset(model);
+    let Some(graph) = model.graph.as_mut() else {
+        return Vec::new();
+    };
+    let mut applied = Vec::new();
+    if cut_zipmap(graph) {
+        applied.push("ZipMap");
+    }
+    if scaler_to_arithmetic(graph) {
+        applied.push("Scaler");
+    }
+    if one_hot_strings_to_category_mapper(graph) {
+        applied.push("OneHotEncoder");
+    }
+    if tree_regressor_to_classifier(graph, opset) {
+        applied.push("TreeEnsembleRegressor");
+    }
+    if string_labels_to_indices(graph) {
+        applied.push("classlabels_strings");
+    }
+    applied
+}
+
+fn is(node: &NodeProto, op: &str) -> bool {
+    node.op_type == op && node.domain == ML
+}
+
+fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn ints_attr(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        r#type: AttributeType::Ints as i32,
+        ints,
+        ..AttributeProto::default()
+    }
+}
+
+fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..AttributeProto::default()
+    }
+}
+
+fn strings_attr(name: &str, strings: Vec<Vec<u8>>) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        r#type: AttributeType::Strings as i32,
+        strings,
+        ..AttributeProto::default()
+    }
+}
+
+fn node(
+    op: &str,
+    domain: &str,
+    name: String,
+    input: Vec<String>,
+    output: Vec<String>,
+) -> NodeProto {
+    NodeProto {
+        input,
+        output,
+        name,
+        op_type: op.to_owned(),
+        domain: domain.to_owned(),
+        ..NodeProto::default()
+    }
+}
+
+fn float_tensor(name: String, values: Vec<f32>) -> TensorProto {
+    TensorProto {
+        dims: vec![values.len() as i64],
+        data_type: DataType::Float as i32,
+        float_data: values,
+        name,
+        ..TensorProto::default()
+    }
+}
+
+fn int64_tensor(name: String, values: Vec<i64>) -> TensorProto {
+    TensorProto {
+        dims: vec![values.len() as i64],
+        data_type: DataType::Int64 as i32,
+        int64_data: values,
+        name,
+        ..TensorProto::default()
+    }
+}
+
+/// A tensor type for a graph output: float, `[N, width]` (`N` symbolic).
+fn float_matrix_type(width: Option<i64>) -> TypeProto {
+    let dim = |value: Option<tensor_shape_proto::dimension::Value>| tensor_shape_proto::Dimension {
+        value,
+        ..Default::default()
+    };
+    let mut dims = vec![dim(Some(tensor_shape_proto::dimension::Value::DimParam(
+        "N".into(),
+    )))];
+    if let Some(width) = width {
+        dims.push(dim(Some(tensor_shape_proto::dimension::Value::DimValue(
+            width,
+        ))));
+    }
+    TypeProto {
+        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+            elem_type: DataType::Float as i32,
+            shape: Some(TensorShapeProto { dim: dims }),
+        })),
+        ..TypeProto::default()
+    }
+}
+
+/// Replaces each ZipMap by an Identity, so its output is the probability tensor it mapped.
+pub fn cut_zipmap(graph: &mut GraphProto) -> bool {
+    let mut changed = false;
+    for index in 0..graph.node.len() {
+        if !is(&graph.node[index], "ZipMap") {
+            continue;
+        }
+        let zipmap = &graph.node[index];
+        let labels = attribute(zipmap, "classlabels_strings")
+            .map(|a| a.strings.len())
+            .or_else(|| attribute(zipmap, "classlabels_int64s").map(|a| a.ints.len()));
+        let output = zipmap.output[0].clone();
+        let replacement = node(
+            "Identity",
+            "",
+            format!("{}_cut", zipmap.name),
+            zipmap.input.clone(),
+            zipmap.output.clone(),
+        );
+        graph.node[index] = replacement;
+        for value in graph.output.iter_mut().filter(|v| v.name == output) {
+            value.r#type = Some(float_matrix_type(labels.map(|n| n as i64)));
+        }
+        changed = true;
+    }
+    changed
+}
+
+/// Scaler: `y = (float(x) - offset) * scale`.
+pub fn scaler_to_arithmetic(graph: &mut GraphProto) -> bool {
+    let mut changed = false;
+    let mut index = 0;
+    while index < graph.node.len() {
+        if !is(&graph.node[index], "Scaler") {
+            index += 1;
+            continue;
+        }
+        let scaler = graph.node.remove(index);
+        let prefix = if scaler.name.is_empty() {
+            format!("scaler{index}")
+        } else {
+            scaler.name.clone()
+        };
+        let offset = attribute(&scaler, "offset")
+            .map(|a| a.floats.clone())
+            .unwrap_or_else(|| vec![0.0]);
+        let scale = attribute(&scaler, "scale")
+            .map(|a| a.floats.clone())
+            .unwrap_or_else(|| vec![1.0]);
+        graph
+            .initializer
+            .push(float_tensor(format!("{prefix}_offset"), offset));
+        graph
+            .initializer
+            .push(float_tensor(format!("{prefix}_scale"), scale));
+        let mut cast = node(
+            "Cast",
+            "",
+            format!("{prefix}_cast"),
+            scaler.input.clone(),
+            vec![format!("{prefix}_float")],
+        );
+        cast.attribute.push(int_attr("to", DataType::Float as i64));
+        let sub = node(
+            "Sub",
+            "",
+            format!("{prefix}_sub"),
+            vec![format!("{prefix}_float"), format!("{prefix}_offset")],
+            vec![format!("{prefix}_centred")],
+        );
+        let mul = node(
+            "Mul",
+            "",
+            format!("{prefix}_mul"),
+            vec![format!("{prefix}_centred"), format!("{prefix}_scale")],
+            scaler.output.clone(),
+        );
+        graph.node.splice(index..index, [cast, sub, mul]);
+        index += 3;
+        changed = true;
+    }
+    changed
+}
+
+/// OneHotEncoder over strings: each string's category index (CategoryMapper, -1 if unknown),
+/// compared with every index, as floats: `[N, F]` strings → `[N, F, C]` floats.
+pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
+    let mut changed = false;
+    let mut index = 0;
+    while index < graph.node.len() {
+        let node_ref = &graph.node[index];
+        let Some(categories) = attribute(node_ref, "cats_strings").map(|a| a.strings.clone())
+        else {
+            index += 1;
+            continue;
+        };
+        if !is(node_ref, "OneHotEncoder") {
+            index += 1;
+            continue;
+        }
+        let encoder = graph.node.remove(index);
+        let prefix = if encoder.name.is_empty() {
+            format!("onehot{index}")
+        } else {
+            encoder.name.clone()
+        };
+        let count = categories.len() as i64;
+        let mut mapper = node(
+            "CategoryMapper",
+            ML,
+            format!("{prefix}_mapper"),
+            encoder.input.clone(),
+            vec![format!("{prefix}_index")],
+        );
+        mapper
+            .attribute
+            .push(strings_attr("cats_strings", categories));
+        mapper
+            .attribute
+            .push(ints_attr("cats_int64s", (0..count).collect()));
+        mapper.attribute.push(int_attr("default_int64", -1));
+        graph
+            .initializer
+            .push(int64_tensor(format!("{prefix}_column"), vec![0, 0, 1]));
+        graph.initializer.push(int64_tensor(
+            format!("{prefix}_categories"),
+            (0..count).collect(),
+        ));
+        let reshape = node(
+            "Reshape",
+            "",
+            format!("{prefix}_reshape"),
+            vec![format!("{prefix}_index"), format!("{prefix}_column")],
+            vec![format!("{prefix}_index3")],
+        );
+        let equal = node(
+            "Equal",
+            "",
+            format!("{prefix}_equal"),
+            vec![format!("{prefix}_index3"), format!("{prefix}_categories")],
+            vec![format!("{prefix}_hot")],
+        );
+        let mut cast = node(
+            "Cast",
+            "",
+            format!("{prefix}_cast"),
+            vec![format!("{prefix}_hot")],
+            encoder.output.clone(),
+        );
+        cast.attribute.push(int_attr("to", DataType::Float as i64));
+        graph
+            .node
+            .splice(index..index, [mapper, reshape, equal, cast]);
+        index += 4;
+        changed = true;
+    }
+    changed
+}
+
+/// TreeEnsembleRegressor as a TreeEnsembleClassifier without post-transform, whose per-class
+/// scores are the sums of leaf weights per target, sliced back to the targets. AVERAGE becomes
+/// SUM over weights divided by the number of trees. A single target gets a second, empty class
+/// so the classifier keeps one score column per class.
+pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool {
+    let mut changed = false;
+    let mut index = 0;
+    while index < graph.node.len() {
+        if !is(&graph.node[index], "TreeEnsembleRegressor") {
+            index += 1;
+            continue;
+        }
+        let aggregate = attribute(&graph.node[index], "aggregate_function").map_or_else(
+            || "SUM".to_owned(),
+            |a| String::from_utf8_lossy(&a.s).into_owned(),
+        );
+        if aggregate != "SUM" && aggregate != "AVERAGE" {
+            index += 1;
+            continue;
+        }
+        let regressor = graph.node.remove(index);
+        let prefix = if regressor.name.is_empty() {
+            format!("trees{index}")
+        } else {
+            regressor.name.clone()
+        };
+        let targets = attribute(&regressor, "n_targets").map_or(1, |a| a.i.max(1));
+        let classes = targets.max(2);
+        let trees = attribute(&regressor, "nodes_treeids")
+            .map_or(1, |a| a.ints.iter().copied().max().unwrap_or(0) + 1);
+        let mut classifier = node(
+            "TreeEnsembleClassifier",
+            ML,
+            format!("{prefix}_as_classifier"),
+            regressor.input.clone(),
+            vec![format!("{prefix}_label"), format!("{prefix}_scores")],
+        );
+        for attr in &regressor.attribute {
+            let mut attr = attr.clone();
+            match attr.name.as_str() {
+                "n_targets" | "aggregate_function" => continue,
+                "target_weights" if aggregate == "AVERAGE" => {
+                    attr.floats.iter_mut().for_each(|w| *w /= trees as f32);
+                }
+                "base_values" => attr.floats.resize(classes as usize, 0.0),
+                _ => {}
+            }
+            if let Some(rest) = attr.name.strip_prefix("target_") {
+                attr.name = format!("class_{rest}");
+            }
+            classifier.attribute.push(attr);
+        }
+        if targets == 1 {
+            // The empty second class: one zero-weight leaf on the first leaf of the first tree.
+            let first = |name: &str| {
+                classifier
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == name)
+                    .and_then(|a| a.ints.first().copied())
+                    .unwrap_or(0)
+            };
+            let (tree, node_id) = (first("class_treeids"), first("class_nodeids"));
+            for attr in &mut classifier.attribute {
+                match attr.name.as_str() {
+                    "class_treeids" => attr.ints.insert(1, tree),
+                    "class_nodeids" => attr.ints.insert(1, node_id),
+                    "class_ids" => attr.ints.insert(1, 1),
+                    "class_weights" => attr.floats.insert(1, 0.0),
+                    _ => {}
+                }
+            }
+        }
+        classifier
+            .attribute
+            .push(ints_attr("classlabels_int64s", (0..classes).collect()));
+        let mut slice = node(
+            "Slice",
+            "",
+            format!("{prefix}_targets"),
+            vec![format!("{prefix}_scores")],
+            regressor.output.clone(),
+        );
+        if opset >= 10 {
+            for (name, value) in [("starts", 0), ("ends", targets), ("axes", 1)] {
+                graph
+                    .initializer
+                    .push(int64_tensor(format!("{prefix}_{name}"), vec![value]));
+                slice.input.push(format!("{prefix}_{name}"));
+            }
+        } else {
+            slice.attribute.push(ints_attr("starts", vec![0]));
+            slice.attribute.push(ints_attr("ends", vec![targets]));
+            slice.attribute.push(ints_attr("axes", vec![1]));
+        }
+        graph.node.splice(index..index, [classifier, slice]);
+        index += 2;
+        changed = true;
+    }
+    changed
+}
+
+/// Classifiers with string labels answer the label's index, mapped back to the string by a
+/// CategoryMapper under the original output name.
+pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
+    let mut changed = false;
+    let mut index = 0;
+    while index < graph.node.len() {
+        let candidate = &graph.node[index];
+        let classifier =
+            is(candidate, "LinearClassifier") || is(candidate, "TreeEnsembleClassifier");
+        let Some(position) = candidate
+            .attribute
+            .iter()
+            .position(|a| a.name == "classlabels_strings")
+        else {
+            index += 1;
+            continue;
+        };
+        if !classifier || candidate.output.is_empty() {
+            index += 1;
+            continue;
+        }
+        let node_ref = &mut graph.node[index];
+        let labels = node_ref.attribute.remove(position).strings;
+        let count = labels.len() as i64;
+        // The ONNX-ML spec names the integer labels differently per operator.
+        let ints_name = if node_ref.op_type == "LinearClassifier" {
+            "classlabels_ints"
+        } else {
+            "classlabels_int64s"
+        };
+        node_ref
+            .attribute
+            .push(ints_attr(ints_name, (0..count).collect()));
+        let label_output = node_ref.output[0].clone();
+        let indices = format!("{label_output}_index");
+        node_ref.output[0] = indices.clone();
+        let prefix = format!("{}_labels", node_ref.name);
+        let mut mapper = node(
+            "CategoryMapper",
+            ML,
+            prefix,
+            vec![indices],
+            vec![label_output],
+        );
+        mapper
+            .attribute
+            .push(ints_attr("cats_int64s", (0..count).collect()));
+        mapper.attribute.push(strings_attr("cats_strings", labels));
+        mapper.attribute.push(AttributeProto {
+            name: "default_string".into(),
+            r#type: AttributeType::String as i32,
+            s: Vec::new(),
+            ..AttributeProto::default()
+        });
+        graph.node.insert(index + 1, mapper);
+        index += 2;
+        changed = true;
+    }
+    changed
+}
