@@ -230,6 +230,11 @@ impl Backend for OnnxRuntime {
                 .with_intra_threads(threads)
                 .map_err(|err| load_error(err.to_string()))?;
         }
+        // ZipMap's per-row maps are cut to the probability tensor they map (see `rewrite`).
+        #[cfg(feature = "tract")]
+        let rewritten = crate::rewrite::for_onnxruntime(model);
+        #[cfg(feature = "tract")]
+        let model = rewritten.as_deref().unwrap_or(model);
         let session = builder
             .commit_from_memory(model)
             .map_err(|err| load_error(err.to_string()))?;

@@ -8,6 +8,7 @@
 //!   exchanges tensors, and the output guards check that tensor.
 //! - `Scaler` becomes `Cast` + `Sub` + `Mul` (`y = (x - offset) * scale`).
 //! - `OneHotEncoder` on strings becomes `CategoryMapper` + `Reshape` + `Equal` + `Cast`.
+//! - `Imputer` becomes `Where(IsNaN(x), imputed, x)` (or `Equal` for a non-NaN marker).
 //! - `TreeEnsembleRegressor` becomes a `TreeEnsembleClassifier` whose raw scores are the
 //!   regression targets, then a `Slice` to the targets.
 //! - A classifier with string class labels (`LinearClassifier`, `TreeEnsembleClassifier`)
@@ -48,6 +49,13 @@ pub fn for_onnxruntime(bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// Every rewrite tract needs, applied in place; returns the names of the rewrites applied.
 pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
+    // Rewrites add standard operators; a pure ONNX-ML graph may not import the default domain.
+    if !model.opset_import.iter().any(|o| o.domain.is_empty() || o.domain == "ai.onnx") {
+        model.opset_import.push(tract_onnx::pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        });
+    }
     let opset = opset(model);
     let Some(graph) = model.graph.as_mut() else {
         return Vec::new();
@@ -61,6 +69,9 @@ pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
     }
     if one_hot_strings_to_category_mapper(graph) {
         applied.push("OneHotEncoder");
+    }
+    if imputer_to_where(graph) {
+        applied.push("Imputer");
     }
     if tree_regressor_to_classifier(graph, opset) {
         applied.push("TreeEnsembleRegressor");
@@ -482,6 +493,71 @@ pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
             ..AttributeProto::default()
         });
         graph.node.insert(index + 1, mapper);
+        index += 2;
+        changed = true;
+    }
+    changed
+}
+
+/// Imputer over floats: each value equal to the marker (NaN by default in skl2onnx exports)
+/// is replaced by its column's imputed value.
+pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
+    let mut changed = false;
+    let mut index = 0;
+    while index < graph.node.len() {
+        let candidate = &graph.node[index];
+        let Some(imputed) = attribute(candidate, "imputed_value_floats").map(|a| a.floats.clone())
+        else {
+            index += 1;
+            continue;
+        };
+        if !is(candidate, "Imputer") || imputed.is_empty() {
+            index += 1;
+            continue;
+        }
+        let imputer = graph.node.remove(index);
+        let prefix = if imputer.name.is_empty() {
+            format!("imputer{index}")
+        } else {
+            imputer.name.clone()
+        };
+        let marker = attribute(&imputer, "replaced_value_float").map_or(0.0, |a| a.f);
+        graph
+            .initializer
+            .push(float_tensor(format!("{prefix}_imputed"), imputed));
+        let missing = format!("{prefix}_missing");
+        let test = if marker.is_nan() {
+            node(
+                "IsNaN",
+                "",
+                format!("{prefix}_isnan"),
+                imputer.input.clone(),
+                vec![missing.clone()],
+            )
+        } else {
+            graph
+                .initializer
+                .push(float_tensor(format!("{prefix}_marker"), vec![marker]));
+            node(
+                "Equal",
+                "",
+                format!("{prefix}_equal"),
+                vec![imputer.input[0].clone(), format!("{prefix}_marker")],
+                vec![missing.clone()],
+            )
+        };
+        let choose = node(
+            "Where",
+            "",
+            format!("{prefix}_where"),
+            vec![
+                missing,
+                format!("{prefix}_imputed"),
+                imputer.input[0].clone(),
+            ],
+            imputer.output.clone(),
+        );
+        graph.node.splice(index..index, [test, choose]);
         index += 2;
         changed = true;
     }

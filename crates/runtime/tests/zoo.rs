@@ -1,0 +1,227 @@
+//! The model zoo (tests/zoo, made by make_zoo.py) on both backends: every model kind people
+//! export from scikit-learn, XGBoost and LightGBM, answered as ONNX Runtime's Python API
+//! answered on the same rows, within 1e-5 — or refused at load with the operator named.
+
+#![cfg(feature = "tract")]
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use serde_json::Value;
+use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
+use warden_runtime::tract::Tract;
+use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn onnxruntime() -> &'static OnnxRuntime {
+    static RUNTIME: OnceLock<OnnxRuntime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let explicit = std::env::var("WARDEN_ONNXRUNTIME_LIB")
+            .ok()
+            .map(|path| ExplicitLibrary {
+                source: "WARDEN_ONNXRUNTIME_LIB".into(),
+                path: path.into(),
+            });
+        let search = LibrarySearch {
+            explicit: explicit.into_iter().collect(),
+            python: None,
+            venvs: vec![root().join(".venv")],
+        };
+        OnnxRuntime::init(&locate_library(&search).unwrap().path).unwrap()
+    })
+}
+
+/// A zoo entry: its graph, test rows and reference answers.
+struct Entry {
+    name: String,
+    graph: PathBuf,
+    inputs: Vec<NamedTensor>,
+    expected: Vec<NamedTensor>,
+}
+
+fn zoo() -> Vec<Entry> {
+    let dir = root().join("tests/zoo");
+    let mut entries: Vec<Entry> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|json| {
+            let case: Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            Entry {
+                name: json.file_stem().unwrap().to_string_lossy().into_owned(),
+                graph: json.with_extension("onnx"),
+                inputs: case["inputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(tensor)
+                    .collect(),
+                expected: case["outputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(tensor)
+                    .collect(),
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        entries.len() >= 20,
+        "the zoo is missing: run tests/zoo/make_zoo.py"
+    );
+    entries
+}
+
+fn tensor(value: &Value) -> NamedTensor {
+    let shape: Vec<usize> = value["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = value["data"].as_array().unwrap();
+    let data = match value["datatype"].as_str().unwrap() {
+        "FP32" => TensorData::F32(data.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
+        "FP64" => TensorData::F64(data.iter().map(|x| x.as_f64().unwrap()).collect()),
+        "INT64" => TensorData::I64(data.iter().map(|x| x.as_i64().unwrap()).collect()),
+        "INT32" => TensorData::I32(data.iter().map(|x| x.as_i64().unwrap() as i32).collect()),
+        "BYTES" => TensorData::String(
+            data.iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect(),
+        ),
+        other => panic!("unexpected datatype {other}"),
+    };
+    NamedTensor {
+        name: value["name"].as_str().unwrap().to_owned(),
+        tensor: Tensor::new(shape, data).unwrap(),
+    }
+}
+
+/// Where the answers differ, if they do: floats within 1e-5 (relative above 1), labels equal.
+fn difference(expected: &[NamedTensor], got: &[NamedTensor]) -> Option<String> {
+    for want in expected {
+        let Some(have) = got.iter().find(|t| t.name == want.name) else {
+            return Some(format!("no output `{}`", want.name));
+        };
+        let numbers = |data: &TensorData| -> Option<Vec<f64>> {
+            match data {
+                TensorData::F32(v) => Some(v.iter().map(|&x| f64::from(x)).collect()),
+                TensorData::F64(v) => Some(v.clone()),
+                TensorData::I64(v) => Some(v.iter().map(|&x| x as f64).collect()),
+                TensorData::I32(v) => Some(v.iter().map(|&x| f64::from(x)).collect()),
+                _ => None,
+            }
+        };
+        let same = match (numbers(&want.tensor.data), numbers(&have.tensor.data)) {
+            (Some(a), Some(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(&b)
+                        .all(|(x, y)| (x - y).abs() <= 1e-5 * x.abs().max(1.0))
+            }
+            _ => want.tensor.data == have.tensor.data,
+        };
+        if !same {
+            return Some(format!(
+                "`{}`: expected {:?}, got {:?}",
+                want.name, want.tensor.data, have.tensor.data
+            ));
+        }
+    }
+    None
+}
+
+/// Runs one entry on one backend: `Ok(latency of one row)` or why it is refused.
+fn serve(backend: &dyn Backend, entry: &Entry) -> Result<f64, String> {
+    let bytes = std::fs::read(&entry.graph).unwrap();
+    let mut model = backend
+        .load(&bytes, &entry.graph, &LoadOptions::default())
+        .map_err(|err| err.to_string())?;
+    let got = model
+        .run(entry.inputs.clone(), &[])
+        .map_err(|err| err.to_string())?;
+    if let Some(difference) = difference(&entry.expected, &got) {
+        return Err(format!("answers differ: {difference}"));
+    }
+    let one_row: Vec<NamedTensor> = entry
+        .inputs
+        .iter()
+        .map(|input| {
+            let width: usize = input.tensor.shape[1..].iter().product();
+            let data = match &input.tensor.data {
+                TensorData::F32(v) => TensorData::F32(v[..width].to_vec()),
+                TensorData::String(v) => TensorData::String(v[..width].to_vec()),
+                other => other.clone(),
+            };
+            let mut shape = input.tensor.shape.clone();
+            shape[0] = 1;
+            NamedTensor {
+                name: input.name.clone(),
+                tensor: Tensor::new(shape, data).unwrap(),
+            }
+        })
+        .collect();
+    let mut times: Vec<f64> = (0..200)
+        .map(|_| {
+            let started = Instant::now();
+            model.run(one_row.clone(), &[]).unwrap();
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Models tract refuses, with the operator that stops it.
+const TRACT_UNSUPPORTED: [(&str, &str); 2] =
+    [("svc", "SVMClassifier"), ("svc_zipmap", "SVMClassifier")];
+
+#[test]
+fn every_zoo_model_answers_as_onnxruntime_python_did_on_both_backends() {
+    let mut failures = Vec::new();
+    for entry in zoo() {
+        if let Err(err) = serve(onnxruntime(), &entry) {
+            failures.push(format!("{} on onnxruntime: {err}", entry.name));
+        }
+        let expected_refusal = TRACT_UNSUPPORTED
+            .iter()
+            .find(|(name, _)| *name == entry.name);
+        match (serve(&Tract, &entry), expected_refusal) {
+            (Ok(_), None) => {}
+            (Err(err), Some((_, operator))) if err.contains(operator) => {}
+            (result, _) => failures.push(format!("{} on tract: {result:?}", entry.name)),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The README's zoo table: `cargo test -p warden-runtime --release --test zoo -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the README table with timings; run it in release mode"]
+fn print_zoo_table() {
+    println!("| model | ONNX Runtime (µs/row) | tract (µs/row) |\n|---|---|---|");
+    for entry in zoo() {
+        let cell = |result: Result<f64, String>| match result {
+            Ok(micros) => format!("yes ({micros:.0})"),
+            Err(err) => format!(
+                "no: {}",
+                err.split(':').next_back().unwrap_or_default().trim()
+            ),
+        };
+        println!(
+            "| {} | {} | {} |",
+            entry.name,
+            cell(serve(onnxruntime(), &entry)),
+            cell(serve(&Tract, &entry))
+        );
+    }
+}
