@@ -49,7 +49,9 @@ def check_versions():
     found = {name: sys.modules[name].__version__ for name in PINNED}
     wrong = {n: v for n, v in found.items() if v != PINNED[n]}
     if wrong:
-        sys.exit(f"error: make_models.py needs {PINNED}, found {found}; run scripts/python-env dev")
+        listed = ", ".join(f"{n} {v} (pinned {PINNED[n]})" for n, v in wrong.items())
+        sys.exit(f"error: make_models.py needs the pinned packages, found {listed}; "
+                 "the models would not be byte-identical. Run scripts/python-env dev")
 
 
 def export(model, initial_types, n_classes, path):
@@ -79,16 +81,21 @@ def export(model, initial_types, n_classes, path):
     return path
 
 
-def verify(path, model, feeds, frame):
-    """ONNX Runtime must agree with scikit-learn on every training row."""
+def verify(path, model, feeds, frame, classes):
+    """ONNX Runtime must agree with scikit-learn on every training row, and the columns of
+    `probabilities` must be in the order the manifests declare (sklearn sorts the classes)."""
+    assert [str(c) for c in model.classes_] == classes, f"{path}: classes {model.classes_}, want {classes}"
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
     labels, probabilities = session.run(["label", "probabilities"], feeds)
     assert list(labels) == list(model.predict(frame)), f"{path}: labels differ from sklearn"
     np.testing.assert_allclose(probabilities, model.predict_proba(frame), atol=1e-5)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
+    outputs = [(o.name, o.type, o.shape) for o in session.get_outputs()]
+    opsets = {o.domain or "ai.onnx": o.version for o in onnx.load(path).opset_import}
     print(f"{path.relative_to(ROOT.parent)}  sha256 {digest}")
-    print(f"  inputs {inputs}  classes {list(model.classes_)}")
+    print(f"  inputs {inputs}\n  outputs {outputs}\n  opsets {opsets}  classes {classes}")
 
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -108,7 +115,7 @@ def make_iris():
     model = LogisticRegression(max_iter=1000).fit(x, y)
     path = export(model, [("float_input", FloatTensorType([None, 4]))], 3,
                   ROOT / "models/iris/1/model.onnx")
-    verify(path, model, {"float_input": x}, x)
+    verify(path, model, {"float_input": x}, x, ["setosa", "versicolor", "virginica"])
 
 
 def credit_rows(n=600, seed=7):
@@ -152,7 +159,7 @@ def make_credit():
     path = export(model, initial_types, 2, ROOT / "models/credit/1/model.onnx")
     feeds = {c: x[c].to_numpy().astype(np.float32).reshape(-1, 1) for c in NUMERIC}
     feeds.update({c: x[c].to_numpy().astype(object).reshape(-1, 1) for c in CATEGORICAL})
-    verify(path, model, feeds, x)
+    verify(path, model, feeds, x, ["approve", "reject"])
     approve = sum(r["decision"] == "approve" for r in rows)
     print(f"  {csv_path.relative_to(ROOT.parent)}: {len(rows)} rows, {approve} approve, {len(rows) - approve} reject")
 

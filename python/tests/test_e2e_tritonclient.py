@@ -36,7 +36,9 @@ IRIS_ROWS = np.array(
 
 def onnxruntime_library():
     capi = pathlib.Path(onnxruntime.__file__).parent / "capi"
-    return sorted(glob.glob(str(capi / "libonnxruntime.so.*")))[-1]
+    found = sorted(glob.glob(str(capi / "libonnxruntime.so.*")))
+    assert found, f"no libonnxruntime.so.* in {capi}; set WARDEN_ONNXRUNTIME_LIB"
+    return found[-1]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,7 @@ def server():
         [binary, "serve", str(MODELS), "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+    # Drained for the whole run, so the server never blocks on a full pipe.
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
     seen, address, deadline = [], None, time.monotonic() + 60
@@ -65,10 +68,18 @@ def server():
             address = event["address"]
     if address is None:
         process.kill()
-        pytest.fail("warden did not report listening:\n" + "".join(seen))
+        process.wait()
+        pytest.fail(f"warden did not report listening (exit code {process.returncode}):\n" + "".join(seen))
     yield address
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait()
+    while not lines.empty():
+        seen.append(lines.get())
+    assert code == 0, f"warden exited with {code} after SIGTERM:\n" + "".join(seen[-40:])
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +127,14 @@ def test_model_metadata(client):
     assert iris["inputs"] == [{"name": "float_input", "datatype": "FP32", "shape": [-1, 4]}]
     assert [(o["name"], o["datatype"]) for o in iris["outputs"]] == [("label", "BYTES"), ("probabilities", "FP32")]
     credit = client.get_model_metadata("credit", model_version="1")
+    assert credit["name"] == "credit" and "1" in credit["versions"]
+    assert credit["platform"] == "onnxruntime_onnx"
     inputs = {i["name"]: (i["datatype"], i["shape"]) for i in credit["inputs"]}
     assert inputs == {
         "age": ("FP32", [-1, 1]), "income": ("FP32", [-1, 1]), "debt_ratio": ("FP32", [-1, 1]),
         "country": ("BYTES", [-1, 1]), "employment": ("BYTES", [-1, 1]),
     }
+    assert [(o["name"], o["datatype"]) for o in credit["outputs"]] == [("label", "BYTES"), ("probabilities", "FP32")]
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
