@@ -50,7 +50,11 @@ pub fn for_onnxruntime(bytes: &[u8]) -> Option<Vec<u8>> {
 /// Every rewrite tract needs, applied in place; returns the names of the rewrites applied.
 pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
     // Rewrites add standard operators; a pure ONNX-ML graph may not import the default domain.
-    if !model.opset_import.iter().any(|o| o.domain.is_empty() || o.domain == "ai.onnx") {
+    if !model
+        .opset_import
+        .iter()
+        .any(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+    {
         model.opset_import.push(tract_onnx::pb::OperatorSetIdProto {
             domain: String::new(),
             version: 13,

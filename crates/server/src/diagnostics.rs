@@ -210,6 +210,7 @@ pub fn load_exit(err: &LoadError) -> u8 {
     match err {
         LoadError::Read { source, .. } => io_exit(source),
         LoadError::Worker { .. } => exit::SOFTWARE,
+        LoadError::BackendUnavailable { .. } => exit::UNAVAILABLE,
         _ => exit::DATA,
     }
 }
@@ -239,6 +240,11 @@ pub fn load_hint(err: &LoadError) -> Option<String> {
         LoadError::UnsupportedOperator { .. } => {
             "export with standard ONNX and ONNX-ML operators (skl2onnx, onnxmltools, torch.onnx), \
              or load the library that implements a custom operator"
+                .to_owned()
+        }
+        LoadError::BackendUnavailable { .. } => {
+            "install ONNX Runtime (`python3 -m pip install onnxruntime`), or set `backend = \"auto\"` \
+             in the manifest to let warden use the engine it has"
                 .to_owned()
         }
         LoadError::Contract { .. } => {

@@ -17,9 +17,10 @@ use warden_contract::{
     OutputKind, VersionEntry,
 };
 use warden_runtime::graph_facts::class_labels;
-use warden_runtime::{Backend, DataType, LoadOptions, RuntimeError, Signature, TensorSpec};
+use warden_runtime::{DataType, LoadOptions, RuntimeError, Signature, TensorSpec};
 
-use crate::model::{ModelVersion, graph_inputs, sha256_hex};
+use crate::backends::Backends;
+use crate::model::{graph_inputs, sha256_hex};
 use crate::repository::{MANIFEST_FILE, MODEL_FILE, ModelSource};
 
 /// Category columns with more distinct values than this are declared `string` instead.
@@ -89,7 +90,12 @@ impl InitError {
 }
 
 /// Writes the model folder and checks that it serves; returns the manifest's path.
-pub fn init(request: &InitRequest, backend: &dyn Backend) -> Result<PathBuf, InitError> {
+pub fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf, InitError> {
+    let backend = backends
+        .onnxruntime
+        .clone()
+        .or_else(|| backends.tract.clone())
+        .ok_or_else(|| InitError::Graph("no inference engine is available".into()))?;
     let bytes = std::fs::read(&request.model).map_err(|source| InitError::Read {
         path: request.model.clone(),
         source,
@@ -137,7 +143,9 @@ pub fn init(request: &InitRequest, backend: &dyn Backend) -> Result<PathBuf, Ini
         graph: graph_path,
         manifest: Some(manifest),
     };
-    ModelVersion::load(&source, backend).map_err(|err| InitError::Check(err.to_string()))?;
+    backends
+        .load(&source)
+        .map_err(|err| InitError::Check(err.to_string()))?;
     Ok(manifest_path)
 }
 

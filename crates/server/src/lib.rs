@@ -5,6 +5,7 @@
 //! an exit code; everything else lives here so tests drive the same code.
 
 pub mod api;
+pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
@@ -76,7 +77,7 @@ pub fn run(
         }
         Command::Init(args) => {
             let explicit = config::onnxruntime_libraries(args.onnxruntime_lib, env);
-            let runtime = startup::init_onnxruntime(&explicit)?;
+            let backends = startup::backends(&explicit)?;
             let request = init::InitRequest {
                 model: args.model,
                 name: args.name,
@@ -85,7 +86,7 @@ pub fn run(
                 target: args.target,
                 force: args.force,
             };
-            let written = init::init(&request, runtime.as_ref())?;
+            let written = init::init(&request, &backends)?;
             tracing::info!(
                 manifest = %written.display(),
                 "model folder written; it loads and passes its warm-up"

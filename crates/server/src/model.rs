@@ -72,6 +72,11 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Backend(#[from] RuntimeError),
+    #[error("the `{backend}` backend is not available: {reason}")]
+    BackendUnavailable {
+        backend: &'static str,
+        reason: String,
+    },
     #[error("the manifest of model `{model}` does not match its graph: {}", problems.join("; "))]
     Contract {
         model: String,

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
-use warden_runtime::onnxruntime::OnnxRuntime;
 
 use crate::api::AppState;
+use crate::backends::Backends;
 use crate::config::{self, EnvSource, Flags, ServeConfig};
 use crate::diagnostics::{StartupError, load_exit, load_hint};
 use crate::registry::{ModelEntry, ModelRegistry};
@@ -189,22 +189,30 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
         format!("{}: {}", config.model_path.display(), names.join(", ")),
     );
 
-    let runtime: Option<Arc<OnnxRuntime>> =
-        match startup::init_onnxruntime(&config.onnxruntime_libs) {
-            Ok(runtime) => {
-                list.ok(
+    let backends: Option<Backends> = match startup::backends(&config.onnxruntime_libs) {
+        Ok(backends) => {
+            match (&backends.onnxruntime, &backends.onnxruntime_missing) {
+                (Some(_), _) => list.ok(
                     "ONNX Runtime",
-                    format!("{} from {}", runtime.version(), runtime.library().display()),
-                );
-                Some(runtime)
+                    backends.onnxruntime_detail.clone().unwrap_or_default(),
+                ),
+                (None, missing) => list.skipped(
+                    "ONNX Runtime",
+                    format!(
+                        "{}; models load on tract, the built-in pure-Rust engine",
+                        missing.as_deref().unwrap_or("not found")
+                    ),
+                ),
             }
-            Err(err) => {
-                if list.failed("ONNX Runtime", err) {
-                    return list.finish(None);
-                }
-                None
+            Some(backends)
+        }
+        Err(err) => {
+            if list.failed("ONNX Runtime", err) {
+                return list.finish(None);
             }
-        };
+            None
+        }
+    };
 
     let sizes: Vec<(String, u64)> = sources
         .iter()
@@ -232,11 +240,11 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
     let mut failures = Vec::new();
     for source in &sources {
         let check = format!("model {} version {}", source.name, source.version);
-        let Some(runtime) = &runtime else {
-            list.skipped(check, "needs ONNX Runtime");
+        let Some(backends) = &backends else {
+            list.skipped(check, "needs an inference engine");
             continue;
         };
-        match startup::load_model(source, runtime.as_ref()) {
+        match startup::load_model(source, backends) {
             Ok(model) => {
                 list.ok(
                     check,

@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use warden_runtime::Backend;
+use warden_runtime::RuntimeError;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
 
 use crate::api::{AppState, router};
+use crate::backends::Backends;
 use crate::config::ServeConfig;
 use crate::diagnostics::StartupError;
 use crate::model::{LoadError, ModelVersion};
@@ -40,6 +41,30 @@ pub fn init_onnxruntime(explicit: &[ExplicitLibrary]) -> Result<Arc<OnnxRuntime>
     Ok(Arc::new(runtime))
 }
 
+/// The engines for this process: ONNX Runtime when its library is found, and tract when built
+/// in. ONNX Runtime missing everywhere is not fatal when tract can serve instead; a library the
+/// user named that does not load is.
+pub fn backends(explicit: &[ExplicitLibrary]) -> Result<Backends, StartupError> {
+    match init_onnxruntime(explicit) {
+        Ok(runtime) => {
+            let detail = format!("{} from {}", runtime.version(), runtime.library().display());
+            let mut backends = Backends::new(Some(runtime), None);
+            backends.onnxruntime_detail = Some(detail);
+            Ok(backends)
+        }
+        Err(StartupError::OnnxRuntime(missing @ RuntimeError::LibraryNotFound { .. }))
+            if Backends::new(None, None).tract.is_some() =>
+        {
+            tracing::warn!(
+                error = %missing,
+                "no ONNX Runtime library: models load on tract, the built-in pure-Rust engine"
+            );
+            Ok(Backends::new(None, Some(missing.to_string())))
+        }
+        Err(err) => Err(err),
+    }
+}
+
 /// `.venv` in the working directory and beside the binary's ancestors (so
 /// `target/release/warden` finds the project's own `.venv`).
 fn project_venvs() -> Vec<PathBuf> {
@@ -52,13 +77,13 @@ fn project_venvs() -> Vec<PathBuf> {
 }
 
 /// Scans the repository and loads every model; fails if any model fails, naming each.
-pub fn load_models(model_path: &Path, backend: &dyn Backend) -> Result<AppState, StartupError> {
+pub fn load_models(model_path: &Path, backends: &Backends) -> Result<AppState, StartupError> {
     let sources = repository::scan(model_path)?;
     let total = sources.len();
     let mut models = BTreeMap::new();
     let mut failures = Vec::new();
     for source in &sources {
-        match load_model(source, backend) {
+        match load_model(source, backends) {
             Ok(model) => {
                 models.insert(source.name.clone(), ModelEntry::Ready(Arc::new(model)));
             }
@@ -74,7 +99,7 @@ pub fn load_models(model_path: &Path, backend: &dyn Backend) -> Result<AppState,
 }
 
 /// Loads one model version, logging what a user should know about it.
-pub fn load_model(source: &ModelSource, backend: &dyn Backend) -> Result<ModelVersion, LoadError> {
+pub fn load_model(source: &ModelSource, backends: &Backends) -> Result<ModelVersion, LoadError> {
     if source.manifest.is_none() {
         tracing::info!(
             model = %source.name,
@@ -83,7 +108,7 @@ pub fn load_model(source: &ModelSource, backend: &dyn Backend) -> Result<ModelVe
              no ranges or categories are checked"
         );
     }
-    let model = ModelVersion::load(source, backend)?;
+    let model = backends.load(source)?;
     for output in &model.contract.outputs {
         for guard in &output.relax {
             tracing::warn!(

@@ -61,7 +61,22 @@ impl Invocation {
         for name in &self.remove_env {
             process.env_remove(name);
         }
-        let output = process.output().unwrap();
+        // A case that unexpectedly starts serving must fail the test, not hang it.
+        let mut child = process
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                let _ = child.wait();
+                panic!("`warden {command}` did not exit within 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().unwrap();
         Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -328,34 +343,95 @@ fn a_failing_warm_up_exits_65() {
     );
 }
 
-#[test]
-fn onnx_runtime_missing_or_unusable_exits_69() {
-    // A copy of the binary far from the project's .venv, with no python3 on PATH: as in a bare
-    // container.
+/// A copy of the binary far from the project's .venv, with no python3 on PATH and no library
+/// variables: as in a bare container.
+fn bare_container(args: &[&str]) -> (tempfile::TempDir, Invocation) {
     let bare = tempfile::tempdir().unwrap();
     let binary = bare.path().join("warden");
     if std::fs::hard_link(warden_bin(), &binary).is_err() {
         std::fs::copy(warden_bin(), &binary).unwrap();
     }
     let invocation = Invocation {
-        args: vec![path_str(&examples()), "--port".into(), "0".into()],
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
         env: vec![("PATH".into(), "/nonexistent".into())],
         remove_env: vec!["WARDEN_ONNXRUNTIME_LIB".into(), "ORT_DYLIB_PATH".into()],
         cwd: Some(bare.path().to_path_buf()),
         binary: Some(binary),
         as_nobody: false,
     };
+    (bare, invocation)
+}
+
+#[tokio::test]
+async fn with_no_onnx_runtime_anywhere_auto_serves_on_tract() {
+    let models = path_str(&examples());
+    let (_bare, invocation) = bare_container(&[&models, "--port", "0"]);
+    let check = invocation.run("check");
+    assert_eq!(check.code, Some(0), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("skip  ONNX Runtime"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("model iris version 1: tract_onnx"),
+        "{}",
+        check.stdout
+    );
+
+    let mut command = Command::new(invocation.binary.as_ref().unwrap());
+    command
+        .arg("serve")
+        .args(&invocation.args)
+        .current_dir(invocation.cwd.as_ref().unwrap());
+    command
+        .env("PATH", "/nonexistent")
+        .env_remove("WARDEN_ONNXRUNTIME_LIB")
+        .env_remove("ORT_DYLIB_PATH");
+    let mut warden = common::WardenProcess::spawn(command);
+    let base = format!("http://{}", warden.address);
+    let metadata: serde_json::Value = reqwest::get(format!("{base}/v2/models/credit"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["platform"], "tract_onnx");
+    let row = serde_json::json!({"instances": [{"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"}]});
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/models/credit:predict"))
+        .json(&row)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["predictions"][0]["label"], "approve", "{answer}");
+    warden.terminate();
+    assert_eq!(
+        warden.wait_exit(std::time::Duration::from_secs(10)),
+        Some(0)
+    );
+}
+
+#[test]
+fn onnx_runtime_required_but_missing_or_unusable_exits_69() {
+    let manifest = iris_manifest().replace("backend = \"auto\"", "backend = \"onnxruntime\"");
+    let root = repository("iris", &iris_graph(), &manifest);
+    let (_bare, invocation) = bare_container(&[&path_str(root.path()), "--port", "0"]);
     expect(
-        "library not found",
+        "library required but not found",
         &invocation,
         69,
         &[
-            "ONNX Runtime shared library was not found",
-            "searched: the onnxruntime package of `python3`",
+            "the `onnxruntime` backend is not available",
+            "was not found",
             "pip install onnxruntime",
         ],
     );
 
+    let bare = tempfile::tempdir().unwrap();
     let not_a_library = bare.path().join("libonnxruntime.so");
     std::fs::write(&not_a_library, "not a shared library").unwrap();
     expect(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use warden_runtime::onnxruntime::OnnxRuntime;
 use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
 use warden_server::api::AppState;
+use warden_server::backends::Backends;
 use warden_server::config::{
     DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig, onnxruntime_libraries,
 };
@@ -60,13 +61,19 @@ impl TestServer {
 
     /// Serves `path` with a given body limit.
     pub async fn start_with_limit(path: &Path, body_limit: usize) -> TestServer {
-        let state = startup::load_models(path, onnxruntime().as_ref()).expect("models load");
+        let backends = Backends::only(onnxruntime());
+        let state = startup::load_models(path, &backends).expect("models load");
         TestServer::serve(state, body_limit).await
     }
 
     /// Serves `path` on a given backend.
-    pub async fn start_on(path: &Path, backend: &dyn Backend) -> TestServer {
-        let state = startup::load_models(path, backend).expect("models load");
+    pub async fn start_on(path: &Path, backend: &ScriptedBackend) -> TestServer {
+        TestServer::start_on_backends(path, &Backends::only(Arc::new(backend.clone()))).await
+    }
+
+    /// Serves `path` with the given engines.
+    pub async fn start_on_backends(path: &Path, backends: &Backends) -> TestServer {
+        let state = startup::load_models(path, backends).expect("models load");
         TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await
     }
 
@@ -137,10 +144,17 @@ impl WardenProcess {
 
     /// As [`WardenProcess::serve`], with extra arguments.
     pub fn serve_with(path: &Path, extra: &[&str]) -> WardenProcess {
-        let mut child = Command::new(warden_bin())
+        let mut command = Command::new(warden_bin());
+        command
             .args(["serve", path.to_str().unwrap(), "--port", "0"])
             .args(extra)
-            .current_dir(repo_root())
+            .current_dir(repo_root());
+        WardenProcess::spawn(command)
+    }
+
+    /// Starts a prepared `warden serve` command and waits for its `listening` line.
+    pub fn spawn(mut command: Command) -> WardenProcess {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,118 @@
+//! The model zoo served end to end: every model in tests/zoo on each backend, through the
+//! KServe V2 API over a real socket, answering what ONNX Runtime's Python API answered.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::{TestServer, onnxruntime, repo_root};
+use serde_json::{Value, json};
+use warden_runtime::Backend;
+use warden_runtime::tract::Tract;
+use warden_server::backends::Backends;
+use warden_server::startup;
+
+fn zoo() -> Vec<(String, PathBuf, Value)> {
+    let dir = repo_root().join("tests/zoo");
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|json| {
+            let case: Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            (
+                json.file_stem().unwrap().to_string_lossy().into_owned(),
+                json.with_extension("onnx"),
+                case,
+            )
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(entries.len() >= 20);
+    entries
+}
+
+fn close(expected: &Value, got: &Value) -> bool {
+    match (expected.as_f64(), got.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+        _ => expected == got,
+    }
+}
+
+async fn serve_zoo(platform: &str, backend: Arc<dyn Backend>, refused: &[&str]) -> Vec<String> {
+    let backends = Backends::only(backend);
+    let mut failures = Vec::new();
+    for (name, graph, case) in zoo() {
+        if refused.contains(&name.as_str()) {
+            assert!(
+                startup::load_models(&graph, &backends).is_err(),
+                "{name} should be refused on {platform}"
+            );
+            continue;
+        }
+        let server = TestServer::start_on_backends(&graph, &backends).await;
+        let metadata: Value = reqwest::get(server.url(&format!("/v2/models/{name}")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(metadata["platform"], platform, "{name}");
+        let response = reqwest::Client::new()
+            .post(server.url(&format!("/v2/models/{name}/infer")))
+            .json(&json!({"inputs": case["inputs"]}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        if !status.is_success() {
+            failures.push(format!("{name} on {platform}: {status} {body}"));
+            server.stop().await;
+            continue;
+        }
+        for expected in case["outputs"].as_array().unwrap() {
+            let got = body["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["name"] == expected["name"]);
+            let same = got.is_some_and(|got| {
+                got["shape"] == expected["shape"]
+                    && got["data"].as_array().unwrap().len()
+                        == expected["data"].as_array().unwrap().len()
+                    && got["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .zip(expected["data"].as_array().unwrap())
+                        .all(|(g, e)| close(e, g))
+            });
+            if !same {
+                failures.push(format!(
+                    "{name} on {platform}: `{}` expected {expected}, got {got:?}",
+                    expected["name"]
+                ));
+            }
+        }
+        server.stop().await;
+    }
+    failures
+}
+
+#[tokio::test]
+async fn every_zoo_model_is_served_end_to_end_on_onnxruntime() {
+    let failures = serve_zoo("onnxruntime_onnx", onnxruntime(), &[]).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn every_zoo_model_but_svc_is_served_end_to_end_on_tract() {
+    let failures = serve_zoo("tract_onnx", Arc::new(Tract), &["svc", "svc_zipmap"]).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
