@@ -567,3 +567,142 @@ pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zoo(name: &str) -> ModelProto {
+        let path = format!("{}/../../tests/zoo/{name}.onnx", env!("CARGO_MANIFEST_DIR"));
+        parse(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn ops(model: &ModelProto) -> Vec<String> {
+        model
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.clone())
+            .collect()
+    }
+
+    /// Applies `rewrite` to the zoo model `name`: `old` is gone, `new` are there, the graph's
+    /// outputs keep their names. (The zoo tests check the rewritten graphs' answers.)
+    fn check(name: &str, rewrite: fn(&mut GraphProto) -> bool, old: &str, new: &[&str]) {
+        let mut model = zoo(name);
+        let outputs: Vec<String> = model
+            .graph
+            .as_ref()
+            .unwrap()
+            .output
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        assert!(
+            ops(&model).iter().any(|op| op == old),
+            "{name} has no {old}"
+        );
+        assert!(rewrite(model.graph.as_mut().unwrap()));
+        let after = ops(&model);
+        assert!(
+            !after.iter().any(|op| op == old),
+            "{old} is still in {after:?}"
+        );
+        for op in new {
+            assert!(after.iter().any(|o| o == op), "{op} missing from {after:?}");
+        }
+        let kept: Vec<String> = model
+            .graph
+            .as_ref()
+            .unwrap()
+            .output
+            .iter()
+            .map(|o| o.name.clone())
+            .collect();
+        assert_eq!(kept, outputs);
+        assert!(
+            !rewrite(model.graph.as_mut().unwrap()),
+            "a second pass finds nothing to do"
+        );
+    }
+
+    #[test]
+    fn zipmap_is_cut_to_the_probability_tensor() {
+        check(
+            "logistic_regression_zipmap",
+            cut_zipmap,
+            "ZipMap",
+            &["Identity"],
+        );
+    }
+
+    #[test]
+    fn scaler_becomes_arithmetic() {
+        check(
+            "pipeline_impute_scale_onehot",
+            scaler_to_arithmetic,
+            "Scaler",
+            &["Sub", "Mul"],
+        );
+    }
+
+    #[test]
+    fn string_one_hot_becomes_category_mapper_and_equal() {
+        check(
+            "pipeline_impute_scale_onehot",
+            one_hot_strings_to_category_mapper,
+            "OneHotEncoder",
+            &["CategoryMapper", "Equal"],
+        );
+    }
+
+    #[test]
+    fn imputer_becomes_where_isnan() {
+        check(
+            "pipeline_impute_scale_onehot",
+            imputer_to_where,
+            "Imputer",
+            &["IsNaN", "Where"],
+        );
+    }
+
+    #[test]
+    fn tree_regressor_becomes_classifier_scores() {
+        check(
+            "random_forest_regressor",
+            |graph| tree_regressor_to_classifier(graph, 17),
+            "TreeEnsembleRegressor",
+            &["TreeEnsembleClassifier", "Slice"],
+        );
+    }
+
+    #[test]
+    fn string_labels_become_indices_mapped_back() {
+        let mut model = zoo("pipeline_impute_scale_onehot");
+        assert!(string_labels_to_indices(model.graph.as_mut().unwrap()));
+        assert!(ops(&model).contains(&"CategoryMapper".to_owned()));
+    }
+
+    #[test]
+    fn onnxruntime_gets_only_the_zipmap_cut() {
+        let bytes = std::fs::read(format!(
+            "{}/../../tests/zoo/random_forest_classifier_zipmap.onnx",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let cut = parse(&for_onnxruntime(&bytes).unwrap()).unwrap();
+        assert!(ops(&cut).contains(&"Identity".to_owned()));
+        assert!(!ops(&cut).contains(&"ZipMap".to_owned()));
+        let plain = std::fs::read(format!(
+            "{}/../../tests/zoo/random_forest_classifier.onnx",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        assert!(
+            for_onnxruntime(&plain).is_none(),
+            "a graph without ZipMap is loaded as it is"
+        );
+    }
+}

@@ -152,3 +152,102 @@ fn built_in_tract() -> Option<Arc<dyn Backend>> {
 fn built_in_tract() -> Option<Arc<dyn Backend>> {
     None
 }
+
+#[cfg(all(test, feature = "tract"))]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use warden_runtime::tract::Tract;
+    use warden_runtime::{LoadOptions, LoadedModel, RuntimeError};
+
+    use super::*;
+    use crate::repository;
+
+    /// An engine that cannot load anything, standing in for ONNX Runtime failing on a graph.
+    #[derive(Debug)]
+    struct Refuses;
+
+    impl Backend for Refuses {
+        fn platform(&self) -> &'static str {
+            "onnxruntime_onnx"
+        }
+
+        fn load(
+            &self,
+            _: &[u8],
+            origin: &Path,
+            _: &LoadOptions,
+        ) -> Result<Box<dyn LoadedModel>, RuntimeError> {
+            Err(RuntimeError::Load {
+                path: origin.to_path_buf(),
+                reason: "no kernel for this graph".into(),
+            })
+        }
+    }
+
+    fn iris(backend: &str) -> ModelSource {
+        let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/models");
+        let mut source = repository::scan(&examples)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name == "iris")
+            .unwrap();
+        if let Some(manifest) = source.manifest.as_mut() {
+            manifest.backend = match backend {
+                "onnxruntime" => BackendChoice::Onnxruntime,
+                "tract" => BackendChoice::Tract,
+                _ => BackendChoice::Auto,
+            };
+        }
+        source
+    }
+
+    fn backends(onnxruntime: Option<Arc<dyn Backend>>) -> Backends {
+        Backends {
+            onnxruntime,
+            onnxruntime_detail: None,
+            onnxruntime_missing: Some("not found".into()),
+            tract: Some(Arc::new(Tract)),
+        }
+    }
+
+    #[test]
+    fn auto_uses_tract_when_there_is_no_onnx_runtime() {
+        let model = backends(None).load(&iris("auto")).unwrap();
+        assert_eq!(model.platform, "tract_onnx");
+    }
+
+    #[test]
+    fn auto_falls_back_when_the_first_engine_cannot_load_the_graph() {
+        let model = backends(Some(Arc::new(Refuses)))
+            .load(&iris("auto"))
+            .unwrap();
+        assert_eq!(model.platform, "tract_onnx");
+    }
+
+    #[test]
+    fn an_explicit_engine_gets_no_fallback() {
+        let err = backends(Some(Arc::new(Refuses)))
+            .load(&iris("onnxruntime"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no kernel for this graph"),
+            "{err}"
+        );
+        let err = backends(None).load(&iris("onnxruntime")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LoadError::BackendUnavailable {
+                    backend: "onnxruntime",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let model = backends(Some(Arc::new(Refuses)))
+            .load(&iris("tract"))
+            .unwrap();
+        assert_eq!(model.platform, "tract_onnx");
+    }
+}
