@@ -569,6 +569,7 @@ pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 mod tests {
     use super::*;
 

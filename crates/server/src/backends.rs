@@ -154,6 +154,7 @@ fn built_in_tract() -> Option<Arc<dyn Backend>> {
 }
 
 #[cfg(all(test, feature = "tract"))]
+#[allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 mod tests {
     use std::path::{Path, PathBuf};
 
