@@ -124,8 +124,10 @@ impl Batching {
     fn default_max_batch_size() -> usize {
         64
     }
+    /// No waiting for company by default: at low load a request runs at once, and under load
+    /// batches form from what queued while the workers were busy.
     fn default_max_queue_delay_ms() -> u64 {
-        2
+        0
     }
     fn default_queue_capacity() -> usize {
         256

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use warden_contract::BackendChoice;
 use warden_runtime::Backend;
 
-use crate::model::{LoadError, ModelVersion};
+use crate::model::{LoadError, ModelVersion, Serving};
 use crate::repository::ModelSource;
 
 /// An engine to try, and why it is tried.
@@ -26,6 +26,8 @@ pub struct Backends {
     /// Why ONNX Runtime is absent, for messages.
     pub onnxruntime_missing: Option<String>,
     pub tract: Option<Arc<dyn Backend>>,
+    /// Workers per version and engine threads per worker.
+    pub serving: Serving,
 }
 
 impl Backends {
@@ -39,6 +41,7 @@ impl Backends {
             onnxruntime_detail: None,
             onnxruntime_missing,
             tract: built_in_tract(),
+            serving: Serving::default(),
         }
     }
 
@@ -49,6 +52,7 @@ impl Backends {
             onnxruntime_detail: None,
             onnxruntime_missing: None,
             tract: None,
+            serving: Serving::default(),
         }
     }
 
@@ -111,7 +115,7 @@ impl Backends {
             .map_or(BackendChoice::Auto, |m| m.backend);
         let mut first_error = None;
         for (backend, reason) in self.candidates(choice)? {
-            match ModelVersion::load(source, backend.as_ref()) {
+            match ModelVersion::load(source, backend.as_ref(), &self.serving) {
                 Ok(model) => {
                     tracing::info!(
                         model = %source.name,
@@ -209,6 +213,7 @@ mod tests {
             onnxruntime_detail: None,
             onnxruntime_missing: Some("not found".into()),
             tract: Some(Arc::new(Tract)),
+            serving: Serving::default(),
         }
     }
 

@@ -54,6 +54,14 @@ pub struct ServeArgs {
     /// [env: WARDEN_ALLOW_PARTIAL]
     #[arg(long)]
     pub allow_partial: bool,
+    /// A request's deadline when it sends no x-timeout-ms header, in milliseconds
+    /// [env: WARDEN_REQUEST_TIMEOUT_MS] [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Inference threads per model version [env: WARDEN_WORKERS] [default: the CPUs this
+    /// process may use, cgroup-aware]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 impl ServeArgs {
@@ -67,6 +75,8 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             onnxruntime_lib: self.onnxruntime_lib,
             allow_partial: self.allow_partial,
+            request_timeout_ms: self.request_timeout_ms,
+            workers: self.workers,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use warden_runtime::onnxruntime::ExplicitLibrary;
@@ -51,6 +52,10 @@ pub struct ServeConfig {
     pub body_limit_bytes: usize,
     /// Serve the models that load and report the others as not ready, instead of exiting.
     pub allow_partial: bool,
+    /// A request's deadline when it sets no `x-timeout-ms`.
+    pub request_timeout: Duration,
+    /// Inference worker threads per model version; `None`: one per CPU this process may use.
+    pub workers: Option<usize>,
 }
 
 impl ServeConfig {
@@ -63,6 +68,8 @@ impl ServeConfig {
             onnxruntime_libs: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             allow_partial: false,
+            request_timeout: Duration::from_secs(30),
+            workers: None,
         }
     }
 }
@@ -77,6 +84,8 @@ struct ConfigFile {
     max_body_bytes: Option<usize>,
     onnxruntime_lib: Option<PathBuf>,
     allow_partial: Option<bool>,
+    request_timeout_ms: Option<u64>,
+    workers: Option<usize>,
 }
 
 /// What the command line said; `None` where a flag was not given.
@@ -89,6 +98,8 @@ pub struct Flags {
     pub max_body_bytes: Option<usize>,
     pub onnxruntime_lib: Option<PathBuf>,
     pub allow_partial: bool,
+    pub request_timeout_ms: Option<u64>,
+    pub workers: Option<usize>,
 }
 
 /// Resolves file < environment < flags into a configuration, or lists every problem.
@@ -175,6 +186,30 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         .or(file.allow_partial)
         .unwrap_or(false);
 
+    let timeout = setting(
+        flags.request_timeout_ms,
+        env,
+        &mut problems,
+        "WARDEN_REQUEST_TIMEOUT_MS",
+        "a number of milliseconds",
+    );
+    if let Some(ms) = timeout.or(file.request_timeout_ms) {
+        if ms == 0 {
+            problems.push("the request timeout must be at least 1 ms".to_owned());
+        }
+        config.request_timeout = Duration::from_millis(ms);
+    }
+    let workers = setting(
+        flags.workers,
+        env,
+        &mut problems,
+        "WARDEN_WORKERS",
+        "a number of threads",
+    );
+    config.workers = workers.or(file.workers);
+    if config.workers == Some(0) {
+        problems.push("workers must be at least 1".to_owned());
+    }
     config.onnxruntime_libs = onnxruntime_libraries(flags.onnxruntime_lib, env);
     if let Some(path) = file.onnxruntime_lib {
         config.onnxruntime_libs.push(ExplicitLibrary {

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -20,10 +21,8 @@ use warden_runtime::{Backend, DataType, LoadOptions, NamedTensor, RuntimeError, 
 use crate::guards::check_outputs;
 use crate::repository::ModelSource;
 use crate::rows;
-use crate::worker::{InferError, InferenceWorker};
+use crate::worker::{Answer, InferError, Scheduler, SchedulerOptions, Timings};
 
-/// Queue capacity used when no manifest sets one.
-const DEFAULT_QUEUE_CAPACITY: usize = 256;
 /// Batch bound used when no manifest sets one.
 const DEFAULT_MAX_BATCH_SIZE: usize = 64;
 
@@ -50,7 +49,7 @@ pub struct ModelVersion {
     pub contract: ModelContract,
     /// Answers withheld because the output failed its guards (for metrics).
     pub invalid_outputs: AtomicU64,
-    worker: InferenceWorker,
+    worker: Scheduler,
 }
 
 /// Why a version could not be loaded.
@@ -134,11 +133,32 @@ fn describe_violations(violations: &[Violation]) -> String {
 #[derive(Debug)]
 pub struct RowPredictions {
     pub predictions: Vec<Value>,
+    pub timings: Timings,
+}
+
+/// How versions are served: worker threads per version and engine threads per worker.
+#[derive(Debug, Clone, Copy)]
+pub struct Serving {
+    pub workers: usize,
+    pub intra_op_threads: usize,
+}
+
+impl Default for Serving {
+    fn default() -> Serving {
+        Serving {
+            workers: 1,
+            intra_op_threads: 1,
+        }
+    }
 }
 
 impl ModelVersion {
-    /// Loads `source` on `backend`, resolves its contract and warms it up.
-    pub fn load(source: &ModelSource, backend: &dyn Backend) -> Result<ModelVersion, LoadError> {
+    /// Loads `source` on `backend` (one copy per worker), resolves its contract and warms it up.
+    pub fn load(
+        source: &ModelSource,
+        backend: &dyn Backend,
+        serving: &Serving,
+    ) -> Result<ModelVersion, LoadError> {
         let bytes = std::fs::read(&source.graph).map_err(|err| LoadError::Read {
             path: source.graph.clone(),
             source: err,
@@ -148,8 +168,11 @@ impl ModelVersion {
             path: source.graph.clone(),
             kind,
         })?;
+        let options = LoadOptions {
+            intra_op_threads: Some(serving.intra_op_threads.max(1)),
+        };
         let mut model = backend
-            .load(&bytes, &source.graph, &LoadOptions::default())
+            .load(&bytes, &source.graph, &options)
             .map_err(|err| unsupported_operator(err, &nodes, &source.graph))?;
         let signature = model.signature().clone();
         let contract = resolve_contract(source, &signature)?;
@@ -173,15 +196,32 @@ impl ModelVersion {
             check_outputs(&outputs, &contract.outputs)
                 .map_err(|problems| warm_up(problems.join("; ")))?;
         }
-        let capacity = source
+        let batching = source
             .manifest
             .as_ref()
-            .map_or(DEFAULT_QUEUE_CAPACITY, |m| m.batching.queue_capacity);
-        let worker = InferenceWorker::spawn(format!("infer-{}", source.name), model, capacity)
-            .map_err(|err| LoadError::Worker {
+            .map(|m| m.batching.clone())
+            .unwrap_or_default();
+        let batch_major = |specs: &[warden_runtime::TensorSpec]| {
+            specs
+                .iter()
+                .all(|s| s.shape.first().is_some_and(|&d| d < 0))
+        };
+        let scheduler_options = SchedulerOptions {
+            queue_capacity: batching.queue_capacity,
+            max_batch_size: batching.max_batch_size,
+            max_queue_delay: std::time::Duration::from_millis(batching.max_queue_delay_ms),
+            batchable: batch_major(&signature.inputs) && batch_major(&signature.outputs),
+        };
+        let mut models = vec![model];
+        for _ in 1..serving.workers.max(1) {
+            models.push(backend.load(&bytes, &source.graph, &options)?);
+        }
+        let worker = Scheduler::spawn(&source.name, models, scheduler_options).map_err(|err| {
+            LoadError::Worker {
                 model: source.name.clone(),
                 source: err,
-            })?;
+            }
+        })?;
         Ok(ModelVersion {
             name: source.name.clone(),
             version: source.version,
@@ -195,11 +235,17 @@ impl ModelVersion {
     }
 
     /// Answers a row request: validate, encode, infer, guard, decode.
-    pub async fn predict_rows(&self, instances: &Value) -> Result<RowPredictions, PredictError> {
+    pub async fn predict_rows(
+        &self,
+        instances: &Value,
+        deadline: Instant,
+    ) -> Result<RowPredictions, PredictError> {
         let (inputs, rows) = encode_rows(&self.name, &self.contract, &self.signature, instances)?;
-        let outputs = self.infer(inputs, Vec::new(), rows).await?;
+        let answer = self.infer(inputs, Vec::new(), rows, deadline).await?;
+        let outputs = answer.outputs;
         Ok(RowPredictions {
             predictions: rows::predictions(&outputs, &self.contract.outputs, rows),
+            timings: answer.timings,
         })
     }
 
@@ -235,13 +281,20 @@ impl ModelVersion {
         }
     }
 
-    /// Runs already-checked graph inputs of `rows` rows and guards the outputs.
+    /// The scheduler's counters (queue depth, abandoned requests).
+    pub fn counters(&self) -> &crate::worker::Counters {
+        self.worker.counters()
+    }
+
+    /// Runs already-checked graph inputs of `rows` rows before `deadline` and guards the
+    /// outputs.
     pub async fn infer(
         &self,
         inputs: Vec<NamedTensor>,
         outputs: Vec<String>,
         rows: usize,
-    ) -> Result<Vec<NamedTensor>, PredictError> {
+        deadline: Instant,
+    ) -> Result<Answer, PredictError> {
         if rows > self.contract.max_batch_size {
             return Err(PredictError::BatchTooLarge {
                 model: self.name.clone(),
@@ -249,8 +302,8 @@ impl ModelVersion {
                 max: self.contract.max_batch_size,
             });
         }
-        let results = self.worker.infer(inputs, outputs).await?;
-        if let Err(problems) = check_outputs(&results, &self.contract.outputs) {
+        let answer = self.worker.infer(inputs, outputs, rows, deadline).await?;
+        if let Err(problems) = check_outputs(&answer.outputs, &self.contract.outputs) {
             let count = self.invalid_outputs.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(
                 model = %self.name,
@@ -261,7 +314,7 @@ impl ModelVersion {
             );
             return Err(PredictError::InvalidOutput(problems));
         }
-        Ok(results)
+        Ok(answer)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::api::AppState;
 use crate::backends::Backends;
 use crate::config::{self, EnvSource, Flags, ServeConfig};
 use crate::diagnostics::{StartupError, load_exit, load_hint};
+use crate::model::Serving;
 use crate::registry::{ModelEntry, ModelRegistry};
 use crate::repository;
 use crate::resources::{self, human_bytes};
@@ -189,8 +190,21 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
         format!("{}: {}", config.model_path.display(), names.join(", ")),
     );
 
+    // Workers × engine threads fill the CPUs this process may use, and no more.
+    let cpus = (limits.cpus.floor() as usize).max(1);
+    let workers = config.workers.unwrap_or(cpus);
+    let serving = Serving {
+        workers,
+        intra_op_threads: (cpus / workers).max(1),
+    };
+    tracing::info!(
+        workers = serving.workers,
+        intra_op_threads = serving.intra_op_threads,
+        "inference threads per model version"
+    );
     let backends: Option<Backends> = match startup::backends(&config.onnxruntime_libs) {
-        Ok(backends) => {
+        Ok(mut backends) => {
+            backends.serving = serving;
             match (&backends.onnxruntime, &backends.onnxruntime_missing) {
                 (Some(_), _) => list.ok(
                     "ONNX Runtime",
@@ -310,9 +324,8 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
             return list.finish(None);
         }
     };
-    let state = AppState {
-        registry: Arc::new(ModelRegistry::new(models, config.allow_partial)),
-    };
+    let mut state = AppState::new(ModelRegistry::new(models, config.allow_partial));
+    state.request_timeout = config.request_timeout;
     let listener = match mode {
         Mode::Serve => listener,
         Mode::Check => None,

@@ -93,9 +93,7 @@ pub fn load_models(model_path: &Path, backends: &Backends) -> Result<AppState, S
     if !failures.is_empty() {
         return Err(StartupError::Models { total, failures });
     }
-    Ok(AppState {
-        registry: Arc::new(ModelRegistry::new(models, false)),
-    })
+    Ok(AppState::new(ModelRegistry::new(models, false)))
 }
 
 /// Loads one model version, logging what a user should know about it.

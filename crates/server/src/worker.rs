@@ -1,18 +1,26 @@
-//! The inference worker: a dedicated OS thread that owns a loaded model and runs it, fed by a
-//! bounded queue.
+//! The scheduler of one model version: a bounded request queue, dynamic batching, and
+//! inference worker threads that each own a loaded copy of the model.
 //!
 //! Inference is CPU-bound and may block for milliseconds; on a tokio worker it would stall every
-//! other connection. Requests therefore cross a bounded channel to this thread and await the
-//! answer on a oneshot. A full queue is answered at once (the caller turns it into 503
-//! `overloaded`) instead of growing without bound. This is the seam where the batching
-//! scheduler plugs in: it replaces the one-job-at-a-time loop, not the interface.
+//! other connection, so requests cross a bounded channel to dedicated OS threads and await the
+//! answer on a oneshot. A full queue is answered at once (503 `overloaded`) instead of growing.
+//!
+//! A worker takes the oldest request, then every request already waiting (and, when the
+//! manifest sets `max_queue_delay_ms`, those that arrive within that delay) up to
+//! `max_batch_size` rows, concatenates their rows, runs the graph once and hands each request
+//! its own rows back, in order. At low load a request therefore never waits for company; under
+//! load the queue fills while workers are busy and batches form by themselves. A request whose
+//! deadline passed in the queue, or whose client went away, is dropped before inference.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
-use warden_runtime::{LoadedModel, NamedTensor, RuntimeError};
+use warden_runtime::{LoadedModel, NamedTensor, RuntimeError, Tensor, TensorData};
 
 /// Why an inference did not produce outputs.
 #[derive(Debug, thiserror::Error)]
@@ -20,96 +28,453 @@ pub enum InferError {
     /// The queue is full; the client should retry later.
     #[error("the model's queue is full")]
     Overloaded,
-    /// The worker thread is gone (it panicked or the model is being unloaded).
-    #[error("the model's worker has stopped")]
+    /// The request's deadline passed before inference finished.
+    #[error("the request's deadline passed after {0:?}")]
+    DeadlineExceeded(Duration),
+    /// The workers are gone (the model is being unloaded).
+    #[error("the model's workers have stopped")]
     WorkerStopped,
     /// The backend failed to run the graph.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
 
-type Reply = oneshot::Sender<Result<Vec<NamedTensor>, RuntimeError>>;
+/// Where a request's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub queue: Duration,
+    pub inference: Duration,
+    /// Rows in the batch this request rode in.
+    pub batch_rows: usize,
+}
+
+/// A request's outputs and timings.
+#[derive(Debug)]
+pub struct Answer {
+    pub outputs: Vec<NamedTensor>,
+    pub timings: Timings,
+}
+
+type Reply = oneshot::Sender<Result<Answer, InferError>>;
 
 struct Job {
     inputs: Vec<NamedTensor>,
     outputs: Vec<String>,
+    rows: usize,
+    enqueued: Instant,
+    deadline: Instant,
     span: tracing::Span,
     reply: Reply,
 }
 
-/// A worker thread and the sending end of its queue.
-#[derive(Debug)]
-pub struct InferenceWorker {
-    queue: Option<SyncSender<Job>>,
-    thread: Option<JoinHandle<()>>,
+/// How a scheduler batches and how many workers it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulerOptions {
+    pub queue_capacity: usize,
+    pub max_batch_size: usize,
+    pub max_queue_delay: Duration,
+    /// Whether the graph's inputs and outputs all lead with the batch dimension, so requests
+    /// may share a run.
+    pub batchable: bool,
 }
 
-impl InferenceWorker {
-    /// Starts a worker for `model` with a queue of `capacity` waiting requests.
+/// The queue and worker threads of one model version.
+#[derive(Debug)]
+pub struct Scheduler {
+    queue: Option<SyncSender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+/// What the scheduler has seen, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests waiting in the queue now.
+    pub queued: AtomicUsize,
+    /// Requests whose client went away before their answer.
+    pub abandoned: AtomicU64,
+}
+
+/// Counts a request as abandoned if its future is dropped before the answer arrives.
+struct Waiting<'a> {
+    answered: bool,
+    counters: &'a Counters,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Scheduler {
+    /// Starts one worker thread per loaded model copy.
     pub fn spawn(
-        thread_name: String,
-        mut model: Box<dyn LoadedModel>,
-        capacity: usize,
-    ) -> std::io::Result<InferenceWorker> {
-        let (queue, jobs) = mpsc::sync_channel::<Job>(capacity);
-        let thread = std::thread::Builder::new()
-            .name(thread_name)
-            .spawn(move || {
-                for job in jobs {
-                    // A client that went away no longer needs its answer: skip the work.
-                    if job.reply.is_closed() {
-                        continue;
-                    }
-                    // A panic inside the engine must not kill the worker and strand every later
-                    // request: it becomes this request's error.
-                    let result = job.span.in_scope(|| {
-                        std::panic::catch_unwind(AssertUnwindSafe(|| {
-                            model.run(job.inputs, &job.outputs)
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(RuntimeError::Inference(
-                                "the inference engine panicked".into(),
-                            ))
-                        })
-                    });
-                    // The receiver may have gone while we ran; nothing is owed to it then.
-                    let _ = job.reply.send(result);
-                }
-            })?;
-        Ok(InferenceWorker {
+        name: &str,
+        models: Vec<Box<dyn LoadedModel>>,
+        options: SchedulerOptions,
+    ) -> std::io::Result<Scheduler> {
+        let (queue, jobs) = mpsc::sync_channel::<Job>(options.queue_capacity);
+        let jobs = Arc::new(Mutex::new(jobs));
+        let counters = Arc::new(Counters::default());
+        let mut threads = Vec::new();
+        for (index, model) in models.into_iter().enumerate() {
+            let jobs = Arc::clone(&jobs);
+            let counters = Arc::clone(&counters);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("infer-{name}-{index}"))
+                    .spawn(move || work(model, &jobs, &counters, options))?,
+            );
+        }
+        Ok(Scheduler {
             queue: Some(queue),
-            thread: Some(thread),
+            threads,
+            counters,
         })
     }
 
-    /// Queues one inference and waits for it.
+    /// The scheduler's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Queues one request of `rows` rows and waits for its answer until `deadline`.
     pub async fn infer(
         &self,
         inputs: Vec<NamedTensor>,
         outputs: Vec<String>,
-    ) -> Result<Vec<NamedTensor>, InferError> {
+        rows: usize,
+        deadline: Instant,
+    ) -> Result<Answer, InferError> {
         let queue = self.queue.as_ref().ok_or(InferError::WorkerStopped)?;
         let (reply, answer) = oneshot::channel();
+        let enqueued = Instant::now();
         let job = Job {
             inputs,
             outputs,
+            rows,
+            enqueued,
+            deadline,
             span: tracing::Span::current(),
             reply,
         };
-        queue.try_send(job).map_err(|err| match err {
-            TrySendError::Full(_) => InferError::Overloaded,
-            TrySendError::Disconnected(_) => InferError::WorkerStopped,
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        queue.try_send(job).map_err(|err| {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            match err {
+                TrySendError::Full(_) => InferError::Overloaded,
+                TrySendError::Disconnected(_) => InferError::WorkerStopped,
+            }
         })?;
-        Ok(answer.await.map_err(|_| InferError::WorkerStopped)??)
+        let mut waiting = Waiting {
+            answered: false,
+            counters: &self.counters,
+        };
+        let waited = tokio::time::timeout_at(deadline.into(), answer).await;
+        waiting.answered = true;
+        match waited {
+            Err(_) => Err(InferError::DeadlineExceeded(enqueued.elapsed())),
+            Ok(Err(_)) => Err(InferError::WorkerStopped),
+            Ok(Ok(result)) => result,
+        }
     }
 }
 
-impl Drop for InferenceWorker {
-    /// Closes the queue and waits for the thread to finish the jobs already queued.
+impl Drop for Scheduler {
+    /// Closes the queue and waits for the workers to finish the requests already queued.
     fn drop(&mut self) {
         drop(self.queue.take());
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+/// One worker: take a batch, run it, answer each request; until the queue closes.
+fn work(
+    mut model: Box<dyn LoadedModel>,
+    jobs: &Mutex<Receiver<Job>>,
+    counters: &Counters,
+    options: SchedulerOptions,
+) {
+    while let Some((batch, carry)) = next_batch(jobs, counters, options) {
+        run_batch(model.as_mut(), batch);
+        if let Some(job) = carry {
+            run_batch(model.as_mut(), vec![job]);
+        }
+    }
+}
+
+/// The oldest live request and, when the graph allows, the others waiting behind it; plus a
+/// request taken from the queue that did not fit the batch (it runs next, on its own).
+fn next_batch(
+    jobs: &Mutex<Receiver<Job>>,
+    counters: &Counters,
+    options: SchedulerOptions,
+) -> Option<(Vec<Job>, Option<Job>)> {
+    let taken = || {
+        counters.queued.fetch_sub(1, Ordering::Relaxed);
+    };
+    let jobs = jobs.lock().ok()?;
+    let mut batch: Vec<Job> = Vec::new();
+    let mut rows = 0;
+    let first = loop {
+        let job = jobs.recv().ok()?;
+        taken();
+        if let Some(job) = admit(job) {
+            break job;
+        }
+    };
+    rows += first.rows;
+    batch.push(first);
+    if !options.batchable {
+        return Some((batch, None));
+    }
+    let until = Instant::now() + options.max_queue_delay;
+    while rows < options.max_batch_size {
+        let next = match jobs.try_recv() {
+            Ok(job) => job,
+            Err(_) if options.max_queue_delay.is_zero() => break,
+            Err(_) => match jobs.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        taken();
+        let Some(job) = admit(next) else { continue };
+        if rows + job.rows > options.max_batch_size {
+            return Some((batch, Some(job)));
+        }
+        rows += job.rows;
+        batch.push(job);
+    }
+    Some((batch, None))
+}
+
+/// A request worth running: its client is still waiting and its deadline has not passed.
+fn admit(job: Job) -> Option<Job> {
+    if job.reply.is_closed() {
+        return None;
+    }
+    if Instant::now() >= job.deadline {
+        let waited = job.enqueued.elapsed();
+        let _ = job.reply.send(Err(InferError::DeadlineExceeded(waited)));
+        return None;
+    }
+    Some(job)
+}
+
+fn run_batch(model: &mut dyn LoadedModel, mut batch: Vec<Job>) {
+    if batch.len() == 1 {
+        let job = batch.pop().expect("one job");
+        run_alone(model, job);
+        return;
+    }
+    let started = Instant::now();
+    let rows: Vec<usize> = batch.iter().map(|j| j.rows).collect();
+    let total: usize = rows.iter().sum();
+    let merged = merge_inputs(&batch);
+    let outputs = batch[0].outputs.clone();
+    let same_outputs = batch.iter().all(|j| j.outputs == outputs);
+    let result = match (merged, same_outputs) {
+        (Some(inputs), true) => guarded_run(model, inputs, &outputs, &batch[0].span),
+        _ => {
+            // Requests that cannot share a run (different outputs asked): one at a time.
+            for job in batch {
+                run_alone(model, job);
+            }
+            return;
+        }
+    };
+    let inference = started.elapsed();
+    match result.and_then(|outputs| split_outputs(outputs, &rows).map_err(RuntimeError::Inference))
+    {
+        Ok(per_job) => {
+            for (job, outputs) in batch.into_iter().zip(per_job) {
+                let timings = Timings {
+                    queue: started.saturating_duration_since(job.enqueued),
+                    inference,
+                    batch_rows: total,
+                };
+                let _ = job.reply.send(Ok(Answer { outputs, timings }));
+            }
+        }
+        Err(err) => {
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(InferError::Runtime(RuntimeError::Inference(
+                        err.to_string(),
+                    ))));
+            }
+        }
+    }
+}
+
+fn run_alone(model: &mut dyn LoadedModel, job: Job) {
+    let started = Instant::now();
+    let result = guarded_run(model, job.inputs, &job.outputs, &job.span);
+    let timings = Timings {
+        queue: started.saturating_duration_since(job.enqueued),
+        inference: started.elapsed(),
+        batch_rows: job.rows,
+    };
+    let _ = job.reply.send(
+        result
+            .map(|outputs| Answer { outputs, timings })
+            .map_err(InferError::Runtime),
+    );
+}
+
+/// Runs the model; a panic inside the engine becomes this batch's error instead of killing
+/// the worker and stranding every later request.
+fn guarded_run(
+    model: &mut dyn LoadedModel,
+    inputs: Vec<NamedTensor>,
+    outputs: &[String],
+    span: &tracing::Span,
+) -> Result<Vec<NamedTensor>, RuntimeError> {
+    span.in_scope(|| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| model.run(inputs, outputs))).unwrap_or_else(
+            |_| {
+                Err(RuntimeError::Inference(
+                    "the inference engine panicked".into(),
+                ))
+            },
+        )
+    })
+}
+
+/// Every request's tensor of each input, concatenated along the batch dimension; `None` when
+/// the requests' inputs do not line up.
+fn merge_inputs(batch: &[Job]) -> Option<Vec<NamedTensor>> {
+    let first = &batch[0].inputs;
+    first
+        .iter()
+        .map(|input| {
+            let parts: Vec<&Tensor> = batch
+                .iter()
+                .map(|job| {
+                    job.inputs
+                        .iter()
+                        .find(|i| i.name == input.name)
+                        .map(|i| &i.tensor)
+                })
+                .collect::<Option<_>>()?;
+            Some(NamedTensor {
+                name: input.name.clone(),
+                tensor: concat(&parts)?,
+            })
+        })
+        .collect()
+}
+
+fn concat(parts: &[&Tensor]) -> Option<Tensor> {
+    let tail = parts[0].shape.get(1..)?.to_vec();
+    if parts.iter().any(|p| p.shape.get(1..) != Some(&tail[..])) {
+        return None;
+    }
+    let rows: usize = parts.iter().map(|p| p.shape[0]).sum();
+    macro_rules! join {
+        ($variant:ident) => {{
+            let mut all = Vec::new();
+            for part in parts {
+                let TensorData::$variant(values) = &part.data else {
+                    return None;
+                };
+                all.extend_from_slice(values);
+            }
+            TensorData::$variant(all)
+        }};
+    }
+    let data = match &parts[0].data {
+        TensorData::Bool(_) => join!(Bool),
+        TensorData::U8(_) => join!(U8),
+        TensorData::U16(_) => join!(U16),
+        TensorData::U32(_) => join!(U32),
+        TensorData::U64(_) => join!(U64),
+        TensorData::I8(_) => join!(I8),
+        TensorData::I16(_) => join!(I16),
+        TensorData::I32(_) => join!(I32),
+        TensorData::I64(_) => join!(I64),
+        TensorData::F32(_) => join!(F32),
+        TensorData::F64(_) => join!(F64),
+        TensorData::String(_) => join!(String),
+    };
+    let mut shape = vec![rows];
+    shape.extend(tail);
+    Tensor::new(shape, data).ok()
+}
+
+/// Each output cut back into every request's rows, in order.
+fn split_outputs(
+    outputs: Vec<NamedTensor>,
+    rows: &[usize],
+) -> Result<Vec<Vec<NamedTensor>>, String> {
+    let total: usize = rows.iter().sum();
+    let mut per_job: Vec<Vec<NamedTensor>> = rows.iter().map(|_| Vec::new()).collect();
+    for output in outputs {
+        let tensor = &output.tensor;
+        if tensor.shape.first() != Some(&total) {
+            return Err(format!(
+                "output `{}` has shape {:?}, not {total} rows; it cannot be split between requests",
+                output.name, tensor.shape
+            ));
+        }
+        let per_row: usize = tensor.shape[1..].iter().product();
+        let mut start = 0;
+        for (job, &count) in rows.iter().enumerate() {
+            let range = start * per_row..(start + count) * per_row;
+            start += count;
+            macro_rules! cut {
+                ($($variant:ident),*) => {
+                    match &tensor.data {
+                        $(TensorData::$variant(v) => TensorData::$variant(v[range.clone()].to_vec()),)*
+                    }
+                };
+            }
+            let data = cut!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F32, F64, String);
+            let mut shape = tensor.shape.clone();
+            shape[0] = count;
+            per_job[job].push(NamedTensor {
+                name: output.name.clone(),
+                tensor: Tensor { shape, data },
+            });
+        }
+    }
+    Ok(per_job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(values: &[f32], width: usize) -> Tensor {
+        Tensor::new(
+            vec![values.len() / width, width],
+            TensorData::F32(values.to_vec()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn concatenated_rows_split_back_to_their_requests() {
+        let merged = concat(&[&rows(&[1.0, 2.0], 2), &rows(&[3.0, 4.0, 5.0, 6.0], 2)]).unwrap();
+        assert_eq!(merged.shape, vec![3, 2]);
+        let outputs = vec![NamedTensor {
+            name: "y".into(),
+            tensor: merged,
+        }];
+        let per_job = split_outputs(outputs, &[1, 2]).unwrap();
+        assert_eq!(per_job[0][0].tensor, rows(&[1.0, 2.0], 2));
+        assert_eq!(per_job[1][0].tensor, rows(&[3.0, 4.0, 5.0, 6.0], 2));
+    }
+
+    #[test]
+    fn tensors_of_different_widths_do_not_merge() {
+        assert!(concat(&[&rows(&[1.0, 2.0], 2), &rows(&[3.0, 4.0, 5.0], 3)]).is_none());
     }
 }

@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Script, ScriptedBackend, TestServer, examples};
@@ -200,9 +199,7 @@ async fn models_that_are_not_ready_answer_model_not_ready() {
             reason: "loading".into(),
         },
     )]);
-    let state = AppState {
-        registry: Arc::new(ModelRegistry::new(models, false)),
-    };
+    let state = AppState::new(ModelRegistry::new(models, false));
     let server = TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await;
     let get = |path: &str| reqwest::get(server.url(path));
     let live = get("/v2/health/live").await.unwrap();

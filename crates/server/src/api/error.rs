@@ -26,11 +26,12 @@ pub enum ErrorCode {
     Internal,
     Overloaded,
     ModelNotReady,
+    DeadlineExceeded,
 }
 
 impl ErrorCode {
     /// The table, in the order the README shows it.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidInput,
         ErrorCode::BatchTooLarge,
@@ -43,6 +44,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::Overloaded,
         ErrorCode::ModelNotReady,
+        ErrorCode::DeadlineExceeded,
     ];
 
     /// The stable code clients match on.
@@ -60,6 +62,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ModelNotReady => "model_not_ready",
+            ErrorCode::DeadlineExceeded => "deadline_exceeded",
         }
     }
 
@@ -75,6 +78,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InvalidOutput | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Overloaded | ErrorCode::ModelNotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -97,6 +101,9 @@ impl ErrorCode {
             ErrorCode::Internal => "anything else; details only in the log, under the request id",
             ErrorCode::Overloaded => "the model's queue is full (with `Retry-After`)",
             ErrorCode::ModelNotReady => "the model is loading or failed to load",
+            ErrorCode::DeadlineExceeded => {
+                "the request's deadline (`x-timeout-ms`, default 30 s) passed before inference finished"
+            }
         }
     }
 

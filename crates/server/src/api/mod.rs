@@ -11,10 +11,11 @@ mod v1;
 mod v2;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::model::{ModelVersion, PredictError};
 use crate::registry::{LookupError, ModelRegistry};
-use crate::worker::InferError;
+use crate::worker::{InferError, Timings};
 use error::{ApiError, ErrorCode};
 pub use observe::ServedBy;
 
@@ -31,7 +32,44 @@ pub use observe::ServedBy;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub registry: Arc<ModelRegistry>,
+    /// How long a request may take when it does not say (`x-timeout-ms`).
+    pub request_timeout: Duration,
 }
+
+impl AppState {
+    /// A state serving `registry` with the default request timeout.
+    pub fn new(registry: ModelRegistry) -> AppState {
+        AppState {
+            registry: Arc::new(registry),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// When the request must be answered: now plus its `x-timeout-ms`, or the server default.
+    fn deadline(&self, headers: &HeaderMap) -> Result<Instant, ApiError> {
+        let timeout = match headers.get(TIMEOUT_HEADER) {
+            None => self.request_timeout,
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "x-timeout-ms must be a positive number of milliseconds",
+                    )
+                })?,
+        };
+        Ok(Instant::now() + timeout)
+    }
+}
+
+/// The header a client sets to bound a request's time, in milliseconds.
+pub const TIMEOUT_HEADER: &str = "x-timeout-ms";
+/// The deadline of a request that sets none.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole HTTP API.
 pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
@@ -86,10 +124,25 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Marks a response as answered by `model`: headers naming the model version and its hash
-/// (so every answer says what produced it), and an extension for the access log.
-fn served(model: &ModelVersion, response: impl IntoResponse) -> Response {
+/// (so every answer says what produced it), where its time went (`server-timing`), and an
+/// extension for the access log.
+fn served(model: &ModelVersion, timings: Option<Timings>, response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     let headers = response.headers_mut();
+    if let Some(t) = timings {
+        let value = format!(
+            "queue;dur={:.3}, inference;dur={:.3}",
+            t.queue.as_secs_f64() * 1e3,
+            t.inference.as_secs_f64() * 1e3
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static("server-timing"), value);
+        }
+        headers.insert(
+            HeaderName::from_static("x-batch-rows"),
+            HeaderValue::from(t.batch_rows),
+        );
+    }
     for (name, value) in [
         ("x-model-name", model.name.clone()),
         ("x-model-version", model.version.to_string()),
@@ -102,6 +155,7 @@ fn served(model: &ModelVersion, response: impl IntoResponse) -> Response {
     response.extensions_mut().insert(ServedBy {
         model: model.name.clone(),
         version: model.version,
+        timings,
     });
     response
 }
@@ -131,6 +185,14 @@ fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
             format!(
                 "model `{}` is at capacity; retry after the Retry-After delay",
                 model.name
+            ),
+        ),
+        PredictError::Infer(InferError::DeadlineExceeded(waited)) => ApiError::new(
+            ErrorCode::DeadlineExceeded,
+            format!(
+                "model `{}` did not answer within the request's deadline ({} ms); send x-timeout-ms to allow longer",
+                model.name,
+                waited.as_millis()
             ),
         ),
         PredictError::Infer(InferError::WorkerStopped) => ApiError::new(

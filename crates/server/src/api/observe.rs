@@ -16,6 +16,8 @@ use super::error::ErrorCode;
 pub struct ServedBy {
     pub model: String,
     pub version: u64,
+    /// Where an inference's time went (absent for metadata routes).
+    pub timings: Option<crate::worker::Timings>,
 }
 
 /// Logs one line per request, and runs the request inside a span carrying its id so every
@@ -42,6 +44,9 @@ pub async fn access_log(request: Request, next: Next) -> Response {
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         model = served.map(|s| s.model.as_str()),
         version = served.map(|s| s.version),
+        queue_ms = served.and_then(|s| s.timings).map(|t| t.queue.as_secs_f64() * 1e3),
+        inference_ms = served.and_then(|s| s.timings).map(|t| t.inference.as_secs_f64() * 1e3),
+        batch_rows = served.and_then(|s| s.timings).map(|t| t.batch_rows),
         code,
         "request"
     );

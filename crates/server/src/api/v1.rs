@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -15,20 +16,22 @@ use warden_contract::{Violation, ViolationType};
 pub async fn predict(
     State(state): State<AppState>,
     Path(model_action): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let model = predict_action(&model_action)?;
-    answer(state, model, None, body).await
+    answer(state, model, None, &headers, body).await
 }
 
 /// `POST /v1/models/{model}/versions/{version}:predict`
 pub async fn predict_version(
     State(state): State<AppState>,
     Path((model, version_action)): Path<(String, String)>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let version = predict_action(&version_action)?;
-    answer(state, &model, Some(version), body).await
+    answer(state, &model, Some(version), &headers, body).await
 }
 
 /// Splits `name:predict`; any other action is not a route.
@@ -46,8 +49,10 @@ async fn answer(
     state: AppState,
     name: &str,
     version: Option<&str>,
+    headers: &HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    let deadline = state.deadline(headers)?;
     let model = state.registry.get(name, version)?;
     let Some(instances) = body.get("instances") else {
         return Err(ApiError::invalid_input(vec![Violation::new(
@@ -57,7 +62,7 @@ async fn answer(
         )]));
     };
     let result = model
-        .predict_rows(instances)
+        .predict_rows(instances, deadline)
         .await
         .map_err(|err| predict_error(&model, err))?;
     let body: Value = json!({
@@ -68,5 +73,5 @@ async fn answer(
             "sha256": model.sha256,
         },
     });
-    Ok(served(&model, Json(body)))
+    Ok(served(&model, Some(result.timings), Json(body)))
 }

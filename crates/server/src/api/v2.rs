@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -63,7 +63,7 @@ pub async fn model_metadata(
         "outputs": tensor_metadata(&model.signature.outputs),
         "sha256": model.sha256,
     });
-    Ok(served(&model, Json(body)))
+    Ok(served(&model, None, Json(body)))
 }
 
 pub async fn model_ready(
@@ -72,24 +72,27 @@ pub async fn model_ready(
 ) -> Result<Response, ApiError> {
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let body = json!({"name": model.name, "version": model.version.to_string(), "ready": true});
-    Ok(served(&model, Json(body)))
+    Ok(served(&model, None, Json(body)))
 }
 
 pub async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
+    headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, ApiError> {
+    let deadline = state.deadline(&headers)?;
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let request = decode_request(body.json, &body.binary, &model.signature)
         .map_err(ApiError::invalid_input)?;
     model
         .check_inputs(&request.inputs)
         .map_err(|err| predict_error(&model, err))?;
-    let outputs = model
-        .infer(request.inputs, request.outputs, request.rows)
+    let answer = model
+        .infer(request.inputs, request.outputs, request.rows, deadline)
         .await
         .map_err(|err| predict_error(&model, err))?;
+    let outputs = answer.outputs;
     let encoded = encode_response(
         &model.name,
         model.version,
@@ -116,5 +119,5 @@ pub async fn infer(
         )
             .into_response()
     };
-    Ok(served(&model, response))
+    Ok(served(&model, Some(answer.timings), response))
 }

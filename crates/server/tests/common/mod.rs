@@ -49,6 +49,7 @@ pub fn onnxruntime() -> Arc<OnnxRuntime> {
 /// A server on an ephemeral port, stopped when dropped.
 pub struct TestServer {
     pub base: String,
+    pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -85,8 +86,9 @@ impl TestServer {
         let listener = startup::bind(&config).expect("bind 127.0.0.1:0");
         let address: SocketAddr = listener.local_addr().unwrap();
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
+        let served = state.clone();
         let task = tokio::spawn(async move {
-            startup::serve(state, listener, body_limit, async {
+            startup::serve(served, listener, body_limit, async {
                 let _ = signal.await;
             })
             .await
@@ -94,6 +96,7 @@ impl TestServer {
         });
         TestServer {
             base: format!("http://{address}"),
+            state,
             shutdown: Some(shutdown),
             task: Some(task),
         }
@@ -327,5 +330,14 @@ impl LoadedModel for ScriptedModel {
             }
         }
         self.inner.run(inputs, outputs)
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds, failing after `limit`.
+pub async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

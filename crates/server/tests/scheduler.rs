@@ -1,0 +1,188 @@
+//! The scheduler under concurrency: batches form under load and every request gets its own
+//! rows back; an expired deadline answers 504 and never reaches the model; a request whose
+//! client went away is not run.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::time::Duration;
+
+use std::sync::atomic::Ordering;
+
+use common::{Script, ScriptedBackend, TestServer, eventually, examples, fixtures};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A copy of a model folder with its manifest edited.
+fn repository_with(
+    source: &std::path::Path,
+    model: &str,
+    edit: impl Fn(String) -> String,
+) -> tempfile::TempDir {
+    let repository = tempfile::tempdir().unwrap();
+    let dir = repository.path().join(model);
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::copy(
+        source.join(model).join("1/model.onnx"),
+        dir.join("1/model.onnx"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(source.join(model).join("warden.toml")).unwrap();
+    std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
+    repository
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
+    let repository = repository_with(&fixtures(), "echo", |m| {
+        format!("{m}\n[batching]\nmax_batch_size = 64\nmax_queue_delay_ms = 25\n")
+    });
+    let server = TestServer::start(repository.path()).await;
+    let url = server.url("/v1/models/echo:predict");
+    let requests: Vec<_> = (0..48)
+        .map(|i| {
+            let url = url.clone();
+            let yes = f64::from(i) / 64.0;
+            tokio::spawn(async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .json(&json!({"instances": [[yes, 1.0 - yes]]}))
+                    .send()
+                    .await
+                    .unwrap();
+                let batch: usize = response.headers()["x-batch-rows"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let body: Value = response.json().await.unwrap();
+                (yes, batch, body)
+            })
+        })
+        .collect();
+    let mut largest_batch = 0;
+    for request in requests {
+        let (yes, batch, body) = request.await.unwrap();
+        let got = body["predictions"][0]["probabilities"]["yes"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (got - yes).abs() < 1e-6,
+            "a request got another request's row: sent {yes}, got {got}"
+        );
+        largest_batch = largest_batch.max(batch);
+    }
+    assert!(
+        largest_batch > 1,
+        "48 concurrent requests never shared a batch"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_deadline_answers_504_and_never_reaches_the_model() {
+    let (backend, entered, release) = ScriptedBackend::new();
+    let server = TestServer::start_on(&examples(), &backend).await;
+    let warmed_up = backend.runs();
+    backend.arm(Script::Block);
+    let url = server.url("/v1/models/iris:predict");
+    let body = json!({"instances": [[5.1, 3.5, 1.4, 0.2]]});
+    let blocking = {
+        let (url, body) = (url.clone(), body.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
+        .await
+        .unwrap();
+    let late = reqwest::Client::new()
+        .post(&url)
+        .header("x-timeout-ms", "100")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::GATEWAY_TIMEOUT);
+    let answer: Value = late.json().await.unwrap();
+    assert_eq!(answer["code"], "deadline_exceeded", "{answer}");
+    backend.arm(Script::Run);
+    release.send(()).unwrap();
+    assert_eq!(blocking.await.unwrap(), StatusCode::OK);
+    // A request after the expired one proves the queue moved past it.
+    let after = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_eq!(
+        backend.runs(),
+        warmed_up + 2,
+        "the expired request reached the model"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_client_went_away_is_not_run() {
+    let (backend, entered, release) = ScriptedBackend::new();
+    let server = TestServer::start_on(&examples(), &backend).await;
+    let warmed_up = backend.runs();
+    backend.arm(Script::Block);
+    let url = server.url("/v1/models/iris:predict");
+    let body = json!({"instances": [[5.1, 3.5, 1.4, 0.2]]});
+    let send = |url: String, body: Value| {
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    };
+    let blocking = send(url.clone(), body.clone());
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
+        .await
+        .unwrap();
+    let abandoned = send(url.clone(), body.clone());
+    let iris = server.state.registry.get("iris", None).unwrap();
+    let counters = || iris.counters();
+    eventually("the request to be queued", Duration::from_secs(10), || {
+        counters().queued.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    eventually(
+        "the server to see the client go",
+        Duration::from_secs(10),
+        || counters().abandoned.load(Ordering::Relaxed) == 1,
+    )
+    .await;
+    backend.arm(Script::Run);
+    release.send(()).unwrap();
+    assert_eq!(blocking.await.unwrap().unwrap(), StatusCode::OK);
+    let after = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_eq!(
+        backend.runs(),
+        warmed_up + 2,
+        "the abandoned request reached the model"
+    );
+    server.stop().await;
+}
