@@ -31,18 +31,6 @@ fn credit_row() -> Value {
     json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"})
 }
 
-/// A copy of one bundled model in a fresh repository, its manifest edited by `edit`.
-fn repository_with(model: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
-    let repository = tempfile::tempdir().unwrap();
-    let dir = repository.path().join(model);
-    std::fs::create_dir_all(dir.join("1")).unwrap();
-    let source = examples().join(model);
-    std::fs::copy(source.join("1/model.onnx"), dir.join("1/model.onnx")).unwrap();
-    let manifest = std::fs::read_to_string(source.join("warden.toml")).unwrap();
-    std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
-    repository
-}
-
 #[tokio::test]
 async fn the_incident_category_as_an_integer_never_reaches_the_model() {
     let (backend, _, _) = ScriptedBackend::new();
@@ -122,7 +110,7 @@ async fn an_engine_failure_is_internal_and_leaks_nothing() {
 
 #[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
-    let repository = repository_with("credit", |m| {
+    let repository = common::repository_with(&examples(), "credit", |m| {
         m.replace("queue_capacity = 256", "queue_capacity = 1")
     });
     let (backend, entered, release) = ScriptedBackend::new();

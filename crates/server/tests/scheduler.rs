@@ -14,28 +14,9 @@ use common::{Script, ScriptedBackend, TestServer, eventually, examples, fixtures
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A copy of a model folder with its manifest edited.
-fn repository_with(
-    source: &std::path::Path,
-    model: &str,
-    edit: impl Fn(String) -> String,
-) -> tempfile::TempDir {
-    let repository = tempfile::tempdir().unwrap();
-    let dir = repository.path().join(model);
-    std::fs::create_dir_all(dir.join("1")).unwrap();
-    std::fs::copy(
-        source.join(model).join("1/model.onnx"),
-        dir.join("1/model.onnx"),
-    )
-    .unwrap();
-    let manifest = std::fs::read_to_string(source.join(model).join("warden.toml")).unwrap();
-    std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
-    repository
-}
-
 #[tokio::test]
 async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
-    let repository = repository_with(&fixtures(), "echo", |m| {
+    let repository = common::repository_with(&fixtures(), "echo", |m| {
         format!("{m}\n[batching]\nmax_batch_size = 64\nmax_queue_delay_ms = 25\n")
     });
     let server = TestServer::start(repository.path()).await;

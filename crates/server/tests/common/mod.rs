@@ -341,3 +341,22 @@ pub async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> boo
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A copy of `source/model` (graph and manifest) in a fresh repository, its manifest edited.
+pub fn repository_with(
+    source: &Path,
+    model: &str,
+    edit: impl Fn(String) -> String,
+) -> tempfile::TempDir {
+    let repository = tempfile::tempdir().unwrap();
+    let dir = repository.path().join(model);
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::copy(
+        source.join(model).join("1/model.onnx"),
+        dir.join("1/model.onnx"),
+    )
+    .unwrap();
+    let manifest = std::fs::read_to_string(source.join(model).join("warden.toml")).unwrap();
+    std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
+    repository
+}
