@@ -1,0 +1,188 @@
+"""Runs the benchmark: warden (ONNX Runtime and tract backends), the Flask + gunicorn baseline
+(joblib, and onnxruntime), and a fixed-response server (the HTTP ceiling), on the same models
+and machine, interleaved, with oha; prints one table with medians and ratios and writes it to
+bench/RESULTS.md. BENCH_DURATION (seconds per cell, default 10) and BENCH_REPEATS (default 3)
+shorten it."""
+
+import datetime
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WORK = BENCH / "work"
+OHA = BENCH / ".tools" / "bin" / "oha"
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+CORES = os.cpu_count() or 1
+FEATURES = {"light": 20, "heavy": 30}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_kib(pid):
+    """Resident memory of a process and all its descendants."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            todo.extend(int(c) for c in children)
+        except (FileNotFoundError, StopIteration, ProcessLookupError):
+            pass
+    return total
+
+
+def wait_ready(url, process, limit=60):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server exited with {process.returncode} before it was ready: {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return  # answering: e.g. 404 for a route it does not have
+        except OSError:
+            time.sleep(0.005)
+    sys.exit(f"not ready within {limit}s: {url}")
+
+
+class Server:
+    def __init__(self, label, command, env, ready_path, models):
+        self.label, self.command, self.env, self.ready_path, self.models = label, command, env, ready_path, models
+        self.process, self.port, self.startup_ms, self.rss_kib = None, None, None, None
+
+    def start(self):
+        self.port = free_port()
+        command = [part.replace("{port}", str(self.port)) for part in self.command]
+        env = dict(os.environ, **self.env)
+        started = time.monotonic()
+        self.process = subprocess.Popen(command, env=env, cwd=BENCH, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_ready(f"http://127.0.0.1:{self.port}{self.ready_path}", self.process)
+        self.startup_ms = (time.monotonic() - started) * 1000
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def body(model, rows):
+    rng = random.Random(rows * 31 + FEATURES[model])
+    width = FEATURES[model]
+    data = [round(rng.uniform(-2, 2), 4) for _ in range(rows * width)]
+    return json.dumps({"inputs": [{"name": "float_input", "shape": [rows, width], "datatype": "FP32", "data": data}]})
+
+
+def oha(url, payload, concurrency):
+    result = subprocess.run(
+        [str(OHA), "-z", f"{DURATION}s", "-c", str(concurrency), "--no-tui", "--output-format", "json",
+         "-m", "POST", "-H", "content-type: application/json", "-d", payload, url],
+        capture_output=True, text=True, check=True)
+    report = json.loads(result.stdout)
+    codes = report.get("statusCodeDistribution", {})
+    ok = sum(n for code, n in codes.items() if code.startswith("2"))
+    total = sum(codes.values()) or 1
+    rps = report["summary"]["requestsPerSec"] * ok / total
+    p50 = report["latencyPercentiles"]["p50"] * 1000
+    p99 = report["latencyPercentiles"]["p99"] * 1000
+    return rps, p50, p99, codes
+
+
+def main():
+    lib = next((BENCH / ".venv" / "lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*"))
+    warden = str(ROOT / "target" / "release" / "warden")
+    gunicorn = str(BENCH / ".venv" / "bin" / "gunicorn")
+    workers = str(2 * CORES + 1)
+    servers = {
+        "ceiling": [Server("ceiling", [str(BENCH / "ceiling" / "target" / "release" / "ceiling"), "{port}"], {}, "/", None)],
+        "warden-ort": [Server("warden-ort", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
+                              {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)],
+        "warden-tract": [Server("warden-tract", [warden, "serve", str(WORK / "models-tract"), "--port", "{port}"],
+                                {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)],
+    }
+    for variant, env_of in (("flask-joblib", lambda m: {"MODEL_PATH": str(WORK / f"{m}.joblib")}),
+                            ("flask-ort", lambda m: {"BACKEND": "onnxruntime", "ONNX_PATH": str(WORK / f"{m}.onnx")})):
+        servers[variant] = [Server(f"{variant}-{m}", [gunicorn, "-w", workers, "-b", "127.0.0.1:{port}", "-k", "sync",
+                                                       "--log-level", "warning", "flask_app:app"], env_of(m), "/", m)
+                            for m in FEATURES]
+    every = [s for group in servers.values() for s in group]
+    try:
+        for server in every:
+            server.start()
+            # Warm up and load every model, then measure memory with everything resident.
+            for model in ([server.models] if server.models else list(FEATURES)):
+                request = urllib.request.Request(f"http://127.0.0.1:{server.port}/v2/models/{model}/infer",
+                                                 data=body(model, 1).encode(), headers={"content-type": "application/json"})
+                urllib.request.urlopen(request).read()
+            server.rss_kib = tree_rss_kib(server.process.pid)
+            print(f"{server.label}: ready in {server.startup_ms:.0f} ms, RSS {server.rss_kib / 1024:.0f} MiB", flush=True)
+        cells = {}
+        for repeat in range(REPEATS):
+            for model in FEATURES:
+                for rows in (1, 32):
+                    for concurrency in (1, 8, 64):
+                        payload = body(model, rows)
+                        for name, group in servers.items():
+                            server = next(s for s in group if s.models in (None, model))
+                            url = f"http://127.0.0.1:{server.port}/v2/models/{model}/infer"
+                            rps, p50, p99, codes = oha(url, payload, concurrency)
+                            cells.setdefault((model, rows, concurrency, name), []).append((rps, p50, p99))
+                            print(f"rep {repeat} {model} rows={rows} c={concurrency} {name}: {rps:.0f} req/s "
+                                  f"p50 {p50:.2f} ms p99 {p99:.2f} ms {codes}", flush=True)
+    finally:
+        for server in every:
+            server.stop()
+    names = list(servers)
+    header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + ["warden-ort / flask-joblib",
+                                                                                   "warden-ort / flask-ort",
+                                                                                   "warden-ort / ceiling"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in FEATURES:
+        for rows in (1, 32):
+            for concurrency in (1, 8, 64):
+                medians = {n: (statistics.median(r[0] for r in cells[(model, rows, concurrency, n)]),
+                               statistics.median(r[2] for r in cells[(model, rows, concurrency, n)])) for n in names}
+                ratio = lambda a, b: f"{medians[a][0] / medians[b][0]:.1f}×" if medians[b][0] else "n/a"
+                row = [model, str(rows), str(concurrency)] + [f"{medians[n][0]:.0f} ({medians[n][1]:.1f})" for n in names]
+                row += [ratio("warden-ort", "flask-joblib"), ratio("warden-ort", "flask-ort"), ratio("warden-ort", "ceiling")]
+                lines.append("| " + " | ".join(row) + " |")
+    memory = ["| server | exec to ready (ms) | resident memory, whole process tree (MiB) |", "|---|---|---|"]
+    memory += [f"| {s.label} | {s.startup_ms:.0f} | {s.rss_kib / 1024:.0f} |" for s in every]
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    report = (f"# Benchmark results\n\n{datetime.date.today()} · {platform.uname().system} "
+              f"{platform.uname().release} · {cpu} · {CORES} cores · oha, {DURATION} s per cell, "
+              f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers.\n\n"
+              "Requests per second of 2xx answers (p99 latency in ms):\n\n" + "\n".join(lines) +
+              "\n\n" + "\n".join(memory) + "\n\nMade by `bench/run`.\n")
+    (BENCH / "RESULTS.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

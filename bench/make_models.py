@@ -1,0 +1,43 @@
+"""The benchmark's two models, made with fixed seeds into bench/work: `light` (LogisticRegression,
+20 features) and `heavy` (RandomForest, 200 trees, depth 12, 30 features); each as a joblib file
+for the Flask baseline, an ONNX file, and warden repositories forcing each backend."""
+
+import pathlib
+
+import joblib
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+
+WORK = pathlib.Path(__file__).resolve().parent / "work"
+MODELS = {
+    "light": (20, LogisticRegression(max_iter=500)),
+    "heavy": (30, RandomForestClassifier(n_estimators=200, max_depth=12, random_state=0, n_jobs=1)),
+}
+
+for name, (features, model) in MODELS.items():
+    x, y = make_classification(n_samples=2000, n_features=features, n_informative=10, random_state=0)
+    x = x.astype(np.float32)
+    model.fit(x, y)
+    WORK.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, WORK / f"{name}.joblib")
+    onx = convert_sklearn(model, initial_types=[("float_input", FloatTensorType([None, features]))],
+                          target_opset={"": 17, "ai.onnx.ml": 3}, options={id(model): {"zipmap": False}})
+    (WORK / f"{name}.onnx").write_bytes(onx.SerializeToString())
+    outputs = [o.name for o in onx.graph.output]
+    for backend in ("onnxruntime", "tract"):
+        folder = WORK / f"models-{backend}" / name
+        (folder / "1").mkdir(parents=True, exist_ok=True)
+        (folder / "1" / "model.onnx").write_bytes(onx.SerializeToString())
+        feature_tables = "".join(f'[[features]]\nname = "f{i}"\ntype = "float"\n\n' for i in range(features))
+        example = "".join(f"f{i} = 0.0\n" for i in range(features))
+        (folder / "warden.toml").write_text(
+            f'backend = "{backend}"\n\n{feature_tables}'
+            f'[[outputs]]\nname = "{outputs[0]}"\nkind = "label"\nlabels = ["0", "1"]\n\n'
+            f'[[outputs]]\nname = "{outputs[1]}"\nkind = "probability"\nlabels = ["0", "1"]\n\n'
+            f"[batching]\nmax_batch_size = 64\nqueue_capacity = 1024\n\n[example]\n{example}"
+        )
+    print(name, "features", features, "outputs", outputs)
