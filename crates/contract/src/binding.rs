@@ -153,24 +153,32 @@ fn check_element(feature: &Feature, input: &GraphInput, problems: &mut Vec<Strin
     }
 }
 
+impl Feature {
+    /// A feature of the type a graph element holds, with no bounds, categories or description:
+    /// what a graph alone says about an input.
+    pub fn plain(name: impl Into<String>, element: GraphElement) -> Feature {
+        Feature {
+            name: name.into(),
+            kind: match element {
+                GraphElement::Float => FeatureType::Float,
+                GraphElement::Integer => FeatureType::Int,
+                GraphElement::Bool => FeatureType::Bool,
+                GraphElement::Text => FeatureType::String,
+            },
+            min: None,
+            max: None,
+            values: None,
+            nullable: false,
+            description: None,
+        }
+    }
+}
+
 /// The contract a bare graph declares, for a model served without a manifest: one feature per
 /// column input, or `<input>_<i>` for the columns of a single `[N, F]` input of fixed width.
 /// `None` when the graph's inputs cannot be described as named features.
 pub fn features_from_graph(inputs: &[GraphInput]) -> Option<Vec<Feature>> {
-    let feature = |name: String, element: GraphElement| Feature {
-        name,
-        kind: match element {
-            GraphElement::Float => FeatureType::Float,
-            GraphElement::Integer => FeatureType::Int,
-            GraphElement::Bool => FeatureType::Bool,
-            GraphElement::Text => FeatureType::String,
-        },
-        min: None,
-        max: None,
-        values: None,
-        nullable: false,
-        description: None,
-    };
+    let feature = |name: String, element: GraphElement| Feature::plain(name, element);
     if let [input] = inputs
         && let [_, width] = input.shape.as_slice()
         && *width > 1

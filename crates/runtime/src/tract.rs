@@ -197,22 +197,7 @@ fn output_data_type(datum: DatumType) -> Option<DataType> {
     if datum == TDim::datum_type() {
         return Some(DataType::I64);
     }
-    [
-        DataType::Bool,
-        DataType::U8,
-        DataType::U16,
-        DataType::U32,
-        DataType::U64,
-        DataType::I8,
-        DataType::I16,
-        DataType::I32,
-        DataType::I64,
-        DataType::F32,
-        DataType::F64,
-        DataType::String,
-    ]
-    .into_iter()
-    .find(|&d| datum_type(d) == datum)
+    DataType::ALL.into_iter().find(|&d| datum_type(d) == datum)
 }
 
 #[derive(Debug)]

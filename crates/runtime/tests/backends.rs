@@ -4,34 +4,13 @@
 #![cfg(feature = "tract")]
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
 
-use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
+use std::path::Path;
+
+use common::{onnxruntime, root};
 use warden_runtime::tract::Tract;
 use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn onnxruntime() -> &'static OnnxRuntime {
-    static RUNTIME: OnceLock<OnnxRuntime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        let explicit = std::env::var("WARDEN_ONNXRUNTIME_LIB")
-            .ok()
-            .map(|path| ExplicitLibrary {
-                source: "WARDEN_ONNXRUNTIME_LIB".into(),
-                path: path.into(),
-            });
-        let search = LibrarySearch {
-            explicit: explicit.into_iter().collect(),
-            python: None,
-            venvs: vec![root().join(".venv")],
-        };
-        OnnxRuntime::init(&locate_library(&search).unwrap().path).unwrap()
-    })
-}
 
 fn run(backend: &dyn Backend, model: &Path, inputs: Vec<NamedTensor>) -> Vec<NamedTensor> {
     let bytes = std::fs::read(model).unwrap();

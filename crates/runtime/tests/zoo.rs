@@ -5,36 +5,15 @@
 #![cfg(feature = "tract")]
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
+use common::{onnxruntime, root};
 use serde_json::Value;
-use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
 use warden_runtime::tract::Tract;
 use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn onnxruntime() -> &'static OnnxRuntime {
-    static RUNTIME: OnceLock<OnnxRuntime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        let explicit = std::env::var("WARDEN_ONNXRUNTIME_LIB")
-            .ok()
-            .map(|path| ExplicitLibrary {
-                source: "WARDEN_ONNXRUNTIME_LIB".into(),
-                path: path.into(),
-            });
-        let search = LibrarySearch {
-            explicit: explicit.into_iter().collect(),
-            python: None,
-            venvs: vec![root().join(".venv")],
-        };
-        OnnxRuntime::init(&locate_library(&search).unwrap().path).unwrap()
-    })
-}
 
 /// A zoo entry: its graph, test rows and reference answers.
 struct Entry {

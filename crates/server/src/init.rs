@@ -419,20 +419,7 @@ fn profile_feature(
     cells: Option<&[&str]>,
     problems: &mut Vec<String>,
 ) -> FeatureProfile {
-    let mut feature = Feature {
-        name: name.to_owned(),
-        kind: match element {
-            GraphElement::Float => FeatureType::Float,
-            GraphElement::Integer => FeatureType::Int,
-            GraphElement::Bool => FeatureType::Bool,
-            GraphElement::Text => FeatureType::String,
-        },
-        min: None,
-        max: None,
-        values: None,
-        nullable: false,
-        description: None,
-    };
+    let mut feature = Feature::plain(name, element);
     let Some(cells) = cells else {
         return FeatureProfile {
             feature,
