@@ -113,6 +113,28 @@ def oha(url, payload, concurrency):
     return rps, p50, p99, codes
 
 
+def overload(warden, lib):
+    """Far more connections than the queue holds: every answer must be a 200 or a 503 with
+    Retry-After, with no connection errors."""
+    server = Server("warden-ort overload", [warden, "serve", str(WORK / "models-overload"), "--port", "{port}"],
+                    {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/v2/models/heavy/infer"
+        result = subprocess.run(
+            [str(OHA), "-z", f"{DURATION}s", "-c", "256", "--no-tui", "--output-format", "json",
+             "-m", "POST", "-H", "content-type: application/json", "-d", body("heavy", 1), url],
+            capture_output=True, text=True, check=True)
+        report = json.loads(result.stdout)
+        codes = report.get("statusCodeDistribution", {})
+        errors = report.get("errorDistribution", {})
+        p99 = report["latencyPercentiles"]["p99"] * 1000
+        return (f"Overload: heavy model, queue of 16, 256 connections, {DURATION} s: status codes {codes}, "
+                f"connection errors {errors or 'none'}, p99 of all answers {p99:.1f} ms.")
+    finally:
+        server.stop()
+
+
 def main():
     lib = next((BENCH / ".venv" / "lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*"))
     warden = str(ROOT / "target" / "release" / "warden")
@@ -131,6 +153,9 @@ def main():
                                                        "--log-level", "warning", "flask_app:app"], env_of(m), "/", m)
                             for m in FEATURES]
     every = [s for group in servers.values() for s in group]
+    if os.environ.get("BENCH_ONLY") == "overload":
+        print(overload(warden, lib))
+        return
     try:
         for server in every:
             server.start()
@@ -157,6 +182,7 @@ def main():
     finally:
         for server in every:
             server.stop()
+    overloaded = overload(warden, lib)
     names = list(servers)
     header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + ["warden-ort / flask-joblib",
                                                                                    "warden-ort / flask-ort",
@@ -179,7 +205,7 @@ def main():
               f"{platform.uname().release} · {cpu} · {CORES} cores · oha, {DURATION} s per cell, "
               f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers.\n\n"
               "Requests per second of 2xx answers (p99 latency in ms):\n\n" + "\n".join(lines) +
-              "\n\n" + "\n".join(memory) + "\n\nMade by `bench/run`.\n")
+              "\n\n" + "\n".join(memory) + "\n\n" + overloaded + "\n\nMade by `bench/run`.\n")
     (BENCH / "RESULTS.md").write_text(report)
     print(report)
 

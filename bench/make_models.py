@@ -28,8 +28,10 @@ for name, (features, model) in MODELS.items():
                           target_opset={"": 17, "ai.onnx.ml": 3}, options={id(model): {"zipmap": False}})
     (WORK / f"{name}.onnx").write_bytes(onx.SerializeToString())
     outputs = [o.name for o in onx.graph.output]
-    for backend in ("onnxruntime", "tract"):
-        folder = WORK / f"models-{backend}" / name
+    for backend, repository, capacity in (("onnxruntime", "models-onnxruntime", 1024),
+                                          ("tract", "models-tract", 1024),
+                                          ("onnxruntime", "models-overload", 16)):
+        folder = WORK / repository / name
         (folder / "1").mkdir(parents=True, exist_ok=True)
         (folder / "1" / "model.onnx").write_bytes(onx.SerializeToString())
         feature_tables = "".join(f'[[features]]\nname = "f{i}"\ntype = "float"\n\n' for i in range(features))
@@ -38,6 +40,6 @@ for name, (features, model) in MODELS.items():
             f'backend = "{backend}"\n\n{feature_tables}'
             f'[[outputs]]\nname = "{outputs[0]}"\nkind = "label"\nlabels = ["0", "1"]\n\n'
             f'[[outputs]]\nname = "{outputs[1]}"\nkind = "probability"\nlabels = ["0", "1"]\n\n'
-            f"[batching]\nmax_batch_size = 64\nqueue_capacity = 1024\n\n[example]\n{example}"
+            f"[batching]\nmax_batch_size = 64\nqueue_capacity = {capacity}\n\n[example]\n{example}"
         )
     print(name, "features", features, "outputs", outputs)
