@@ -44,4 +44,10 @@ pub trait LoadedModel: Send + Debug {
         inputs: Vec<NamedTensor>,
         outputs: &[String],
     ) -> Result<Vec<NamedTensor>, RuntimeError>;
+
+    /// Another handle on the same loaded graph for another worker, when the engine can run one
+    /// graph from several threads (tract's plans are shared); `None` means load a new copy.
+    fn share(&self) -> Option<Box<dyn LoadedModel>> {
+        None
+    }
 }

@@ -200,7 +200,7 @@ fn output_data_type(datum: DatumType) -> Option<DataType> {
     DataType::ALL.into_iter().find(|&d| datum_type(d) == datum)
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TractModel {
     plan: Arc<TypedRunnableModel>,
     signature: Signature,
@@ -209,6 +209,10 @@ struct TractModel {
 impl LoadedModel for TractModel {
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn share(&self) -> Option<Box<dyn LoadedModel>> {
+        Some(Box::new(self.clone()))
     }
 
     fn run(

@@ -212,10 +212,14 @@ impl ModelVersion {
             max_queue_delay: std::time::Duration::from_millis(batching.max_queue_delay_ms),
             batchable: batch_major(&signature.inputs) && batch_major(&signature.outputs),
         };
-        let mut models = vec![model];
+        let mut models = Vec::with_capacity(serving.workers.max(1));
         for _ in 1..serving.workers.max(1) {
-            models.push(backend.load(&bytes, &source.graph, &options)?);
+            models.push(match model.share() {
+                Some(shared) => shared,
+                None => backend.load(&bytes, &source.graph, &options)?,
+            });
         }
+        models.insert(0, model);
         let worker = Scheduler::spawn(&source.name, models, scheduler_options).map_err(|err| {
             LoadError::Worker {
                 model: source.name.clone(),
