@@ -5,27 +5,12 @@
 
 mod common;
 
+use common::{get_json as get, post_json as post};
+
 use common::{TestServer, examples, onnxruntime};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
-
-async fn get(server: &TestServer, path: &str) -> (StatusCode, Value) {
-    let response = reqwest::get(server.url(path)).await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
-
-async fn post(server: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(server.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
 
 /// Runs a bundled model directly on ONNX Runtime, outside the server.
 fn reference(model: &str, inputs: Vec<NamedTensor>) -> Vec<NamedTensor> {

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::post_json as post;
+
 use std::collections::BTreeMap;
 
 use std::time::Duration;
@@ -16,16 +18,6 @@ use serde_json::{Value, json};
 use warden_server::api::AppState;
 use warden_server::config::DEFAULT_BODY_LIMIT_BYTES;
 use warden_server::registry::{ModelEntry, ModelRegistry};
-
-async fn post(server: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(server.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
 
 fn credit_row() -> Value {
     json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"})

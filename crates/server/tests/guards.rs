@@ -5,19 +5,11 @@
 
 mod common;
 
+use common::post_json as post;
+
 use common::{TestServer, WardenProcess, fixtures};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-async fn post(server: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .post(server.url(path))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
 
 #[tokio::test]
 async fn a_model_that_answers_nan_answers_invalid_output_on_both_apis() {

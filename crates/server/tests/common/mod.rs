@@ -360,3 +360,26 @@ pub fn repository_with(
     std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
     repository
 }
+
+/// GETs `path` and reads the JSON answer.
+pub async fn get_json(server: &TestServer, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = reqwest::get(server.url(path)).await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// POSTs `body` as JSON to `path` and reads the JSON answer.
+pub async fn post_json(
+    server: &TestServer,
+    path: &str,
+    body: &serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
