@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// A model repository (NAME/warden.toml + NAME/VERSION/model.onnx) or a single .onnx file
     /// [env: WARDEN_MODELS] [config: models]
     pub path: Option<PathBuf>,
-    /// A TOML config file (keys: models, host, port, max_body_bytes, onnxruntime_lib,
-    /// allow_partial); the environment and flags override it [env: WARDEN_CONFIG]
+    /// A TOML config file (keys: the [config: …] names below); the environment and flags
+    /// override it [env: WARDEN_CONFIG]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [env: WARDEN_HOST] [default: 127.0.0.1]
@@ -62,6 +62,30 @@ pub struct ServeArgs {
     /// process may use, cgroup-aware]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Refuse any model version whose manifest pins no sha256 under [versions.N]
+    /// [env: WARDEN_REQUIRE_CHECKSUM] [config: require_checksum]
+    #[arg(long)]
+    pub require_checksum: bool,
+    /// Require a bearer token from this file (one per line) on every route but health
+    /// [env: WARDEN_AUTH_TOKENS_FILE, or WARDEN_AUTH_TOKENS=tok1,tok2] [config: auth_tokens_file]
+    #[arg(long, value_name = "FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+    /// Tokens for the repository API (/v2/repository/...) only
+    /// [env: WARDEN_ADMIN_TOKENS_FILE, or WARDEN_ADMIN_TOKENS] [config: admin_tokens_file]
+    #[arg(long, value_name = "FILE")]
+    pub admin_tokens_file: Option<PathBuf>,
+    /// Serve /metrics without a token when tokens are required
+    /// [env: WARDEN_PUBLIC_METRICS] [config: public_metrics]
+    #[arg(long)]
+    pub public_metrics: bool,
+    /// Do not watch the repository; reload only on SIGHUP or the repository API
+    /// [env: WARDEN_WATCH=false] [config: watch]
+    #[arg(long)]
+    pub no_watch: bool,
+    /// How often to rescan the repository when file events are unavailable, in milliseconds
+    /// [env: WARDEN_POLL_INTERVAL_MS] [config: poll_interval_ms] [default: 2000]
+    #[arg(long, value_name = "MS")]
+    pub poll_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -77,6 +101,12 @@ impl ServeArgs {
             allow_partial: self.allow_partial,
             request_timeout_ms: self.request_timeout_ms,
             workers: self.workers,
+            require_checksum: self.require_checksum,
+            auth_tokens_file: self.auth_tokens_file,
+            admin_tokens_file: self.admin_tokens_file,
+            public_metrics: self.public_metrics,
+            no_watch: self.no_watch,
+            poll_interval_ms: self.poll_interval_ms,
         }
     }
 }

@@ -56,7 +56,39 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Inference worker threads per model version; `None`: one per CPU this process may use.
     pub workers: Option<usize>,
+    /// Refuse any version whose manifest pins no `sha256`.
+    pub require_checksum: bool,
+    /// Bearer tokens, when the API requires them.
+    pub auth: Option<AuthConfig>,
+    /// Watch the repository for changes (file events, else polling) and reload.
+    pub watch: bool,
+    /// How often the polling fallback rescans the repository.
+    pub poll_interval: Duration,
 }
+
+/// Who may call the API: tokens for every route but health (and `/metrics` when public), and
+/// optionally separate tokens for the repository API. Never logged: `Debug` shows only counts.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    pub tokens: Vec<String>,
+    /// When non-empty, only these tokens may call `/v2/repository/...`.
+    pub admin_tokens: Vec<String>,
+    /// `/metrics` answers without a token.
+    pub public_metrics: bool,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("tokens", &self.tokens.len())
+            .field("admin_tokens", &self.admin_tokens.len())
+            .field("public_metrics", &self.public_metrics)
+            .finish()
+    }
+}
+
+/// The polling fallback's default interval.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 impl ServeConfig {
     /// A configuration with the defaults, serving `model_path` on 127.0.0.1:8000.
@@ -70,6 +102,10 @@ impl ServeConfig {
             allow_partial: false,
             request_timeout: Duration::from_secs(30),
             workers: None,
+            require_checksum: false,
+            auth: None,
+            watch: true,
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 }
@@ -86,6 +122,12 @@ struct ConfigFile {
     allow_partial: Option<bool>,
     request_timeout_ms: Option<u64>,
     workers: Option<usize>,
+    require_checksum: Option<bool>,
+    auth_tokens_file: Option<PathBuf>,
+    admin_tokens_file: Option<PathBuf>,
+    public_metrics: Option<bool>,
+    watch: Option<bool>,
+    poll_interval_ms: Option<u64>,
 }
 
 /// What the command line said; `None` where a flag was not given.
@@ -100,6 +142,12 @@ pub struct Flags {
     pub allow_partial: bool,
     pub request_timeout_ms: Option<u64>,
     pub workers: Option<usize>,
+    pub require_checksum: bool,
+    pub auth_tokens_file: Option<PathBuf>,
+    pub admin_tokens_file: Option<PathBuf>,
+    pub public_metrics: bool,
+    pub no_watch: bool,
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// Resolves file < environment < flags into a configuration, or lists every problem.
@@ -210,6 +258,83 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
     if config.workers == Some(0) {
         problems.push("workers must be at least 1".to_owned());
     }
+    let switch = |flag: bool, name: &str, file: Option<bool>, problems: &mut Vec<String>| {
+        setting(
+            flag.then_some(Switch(true)),
+            env,
+            problems,
+            name,
+            "true or false",
+        )
+        .map(|s| s.0)
+        .or(file)
+        .unwrap_or(false)
+    };
+    config.require_checksum = switch(
+        flags.require_checksum,
+        "WARDEN_REQUIRE_CHECKSUM",
+        file.require_checksum,
+        &mut problems,
+    );
+    let public_metrics = switch(
+        flags.public_metrics,
+        "WARDEN_PUBLIC_METRICS",
+        file.public_metrics,
+        &mut problems,
+    );
+    let watch = setting(
+        flags.no_watch.then_some(Switch(false)),
+        env,
+        &mut problems,
+        "WARDEN_WATCH",
+        "true or false",
+    );
+    config.watch = watch.map(|s| s.0).or(file.watch).unwrap_or(true);
+    let poll = setting(
+        flags.poll_interval_ms,
+        env,
+        &mut problems,
+        "WARDEN_POLL_INTERVAL_MS",
+        "a number of milliseconds",
+    );
+    if let Some(ms) = poll.or(file.poll_interval_ms) {
+        if ms == 0 {
+            problems.push("the poll interval must be at least 1 ms".to_owned());
+        }
+        config.poll_interval = Duration::from_millis(ms);
+    }
+    let tokens = token_list(
+        flags.auth_tokens_file.or(file.auth_tokens_file),
+        "--auth-tokens-file",
+        non_empty(env, "WARDEN_AUTH_TOKENS_FILE").map(PathBuf::from),
+        non_empty(env, "WARDEN_AUTH_TOKENS"),
+        "WARDEN_AUTH_TOKENS",
+        &mut problems,
+    );
+    let admin_tokens = token_list(
+        flags.admin_tokens_file.or(file.admin_tokens_file),
+        "--admin-tokens-file",
+        non_empty(env, "WARDEN_ADMIN_TOKENS_FILE").map(PathBuf::from),
+        non_empty(env, "WARDEN_ADMIN_TOKENS"),
+        "WARDEN_ADMIN_TOKENS",
+        &mut problems,
+    );
+    config.auth = match (tokens, admin_tokens) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            problems.push(
+                "admin tokens are set but no API tokens: set WARDEN_AUTH_TOKENS or \
+                 --auth-tokens-file too (the admin tokens only guard /v2/repository)"
+                    .to_owned(),
+            );
+            None
+        }
+        (Some(tokens), admin_tokens) => Some(AuthConfig {
+            tokens,
+            admin_tokens: admin_tokens.unwrap_or_default(),
+            public_metrics,
+        }),
+    };
     config.onnxruntime_libs = onnxruntime_libraries(flags.onnxruntime_lib, env);
     if let Some(path) = file.onnxruntime_lib {
         config.onnxruntime_libs.push(ExplicitLibrary {
@@ -272,6 +397,62 @@ fn read_file(path: &Path) -> Result<ConfigFile, (String, bool)> {
             true,
         )
     })
+}
+
+/// Tokens from a file (flag or config file, else `*_FILE` variable) or an inline variable
+/// (comma-separated); `None` when neither is set. A file holds one token per line; blank lines
+/// and lines starting with `#` are skipped. Problems never quote a token.
+fn token_list(
+    file: Option<PathBuf>,
+    file_flag: &str,
+    env_file: Option<PathBuf>,
+    inline: Option<String>,
+    inline_name: &str,
+    problems: &mut Vec<String>,
+) -> Option<Vec<String>> {
+    let (tokens, source) = if let Some(path) = file.or(env_file) {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => (
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+                format!("the token file {} ({file_flag})", path.display()),
+            ),
+            Err(err) => {
+                problems.push(format!(
+                    "cannot read the token file {} ({file_flag}): {err}",
+                    path.display()
+                ));
+                return None;
+            }
+        }
+    } else {
+        let inline = inline?;
+        (
+            inline
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            inline_name.to_owned(),
+        )
+    };
+    if tokens.is_empty() {
+        problems.push(format!("{source} holds no token"));
+        return None;
+    }
+    if let Some(short) = tokens.iter().position(|t| t.len() < 16) {
+        problems.push(format!(
+            "{source}: token {} is shorter than 16 characters; use a random token \
+             (e.g. `openssl rand -hex 32`)",
+            short + 1
+        ));
+        return None;
+    }
+    Some(tokens)
 }
 
 fn non_empty(env: &dyn EnvSource, name: &str) -> Option<String> {

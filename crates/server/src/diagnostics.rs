@@ -70,7 +70,9 @@ impl StartupError {
                 | RepositoryError::NoVersion { .. }
                 | RepositoryError::PinnedVersionMissing { .. }
                 | RepositoryError::Empty { .. } => exit::NO_INPUT,
-                RepositoryError::Manifest { .. } => exit::DATA,
+                RepositoryError::Manifest { .. } | RepositoryError::OutsideRepository { .. } => {
+                    exit::DATA
+                }
                 RepositoryError::Io { source, .. } => io_exit(source),
             },
             StartupError::OnnxRuntime(_) | StartupError::Memory { .. } => exit::UNAVAILABLE,
@@ -119,6 +121,11 @@ impl StartupError {
                     .to_owned()
             }
             StartupError::Repository(RepositoryError::Io { source, .. }) => io_hint(source),
+            StartupError::Repository(RepositoryError::OutsideRepository { .. }) => {
+                "copy the files into the repository instead of linking to them from outside; \
+                 warden serves only what lies under the repository folder"
+                    .to_owned()
+            }
             StartupError::OnnxRuntime(RuntimeError::LibraryNotFound { .. }) => {
                 "install it with `python3 -m pip install onnxruntime` (warden finds the wheel's \
                  library), or point WARDEN_ONNXRUNTIME_LIB or --onnxruntime-lib at libonnxruntime.so"
@@ -171,14 +178,7 @@ impl StartupError {
     /// The file, address or variable the error is about, when there is one.
     pub fn location(&self) -> Option<String> {
         let path = match self {
-            StartupError::Repository(
-                RepositoryError::NotFound { path }
-                | RepositoryError::Io { path, .. }
-                | RepositoryError::Empty { path }
-                | RepositoryError::Manifest { path, .. }
-                | RepositoryError::NoVersion { path, .. }
-                | RepositoryError::PinnedVersionMissing { path, .. },
-            ) => path,
+            StartupError::Repository(err) => err.path(),
             StartupError::OnnxRuntime(RuntimeError::LibraryUnusable { path, .. }) => path,
             StartupError::Bind { address, .. } => return Some(address.to_string()),
             StartupError::Init(err) => return err.path().map(|p| p.display().to_string()),
@@ -249,6 +249,16 @@ pub fn load_hint(err: &LoadError) -> Option<String> {
         }
         LoadError::Contract { .. } => {
             "regenerate the manifest with `warden init`, or fix the features to match the graph"
+                .to_owned()
+        }
+        LoadError::ChecksumMissing { .. } => {
+            "pin the graph's hash in the manifest: `[versions.N]` `sha256 = \"…\"` (`sha256sum \
+             model.onnx`; `warden init` writes it)"
+                .to_owned()
+        }
+        LoadError::ChecksumMismatch { .. } => {
+            "the file is not the one the manifest pins: copy the right file, or update \
+             `sha256` if the model was replaced on purpose"
                 .to_owned()
         }
         LoadError::WarmUp { .. } => {

@@ -45,12 +45,16 @@ pub fn run(
                 .enable_all()
                 .build()
                 .map_err(|err| StartupError::Internal(format!("cannot start tokio: {err}")))?;
-            tokio.block_on(startup::serve(
-                prepared.state,
-                listener,
-                prepared.config.body_limit_bytes,
-                startup::shutdown_signal(),
-            ))
+            tokio.block_on(async {
+                let (shutdown, _hangup) = startup::Signals::install()?.split();
+                startup::serve(
+                    prepared.state,
+                    listener,
+                    prepared.config.body_limit_bytes,
+                    shutdown,
+                )
+                .await
+            })
         }
         Command::Check(args) => {
             let outcome = preflight::run(args.serve.flags(), env, Mode::Check);

@@ -81,6 +81,19 @@ pub enum LoadError {
         model: String,
         problems: Vec<String>,
     },
+    #[error(
+        "model `{model}` version {version} pins no sha256 in its manifest, and the server requires one (--require-checksum)"
+    )]
+    ChecksumMissing { model: String, version: u64 },
+    #[error(
+        "model `{model}` version {version}: the graph's sha256 is {actual}, but the manifest pins {expected}"
+    )]
+    ChecksumMismatch {
+        model: String,
+        version: u64,
+        expected: String,
+        actual: String,
+    },
     #[error("warm-up inference of model `{model}` failed: {reason}")]
     WarmUp { model: String, reason: String },
     #[error("cannot start the inference thread of model `{model}`: {source}")]
@@ -141,6 +154,8 @@ pub struct RowPredictions {
 pub struct Serving {
     pub workers: usize,
     pub intra_op_threads: usize,
+    /// Refuse versions whose manifest pins no sha256.
+    pub require_checksum: bool,
 }
 
 impl Default for Serving {
@@ -148,6 +163,7 @@ impl Default for Serving {
         Serving {
             workers: 1,
             intra_op_threads: 1,
+            require_checksum: false,
         }
     }
 }
@@ -168,6 +184,24 @@ impl ModelVersion {
             path: source.graph.clone(),
             kind,
         })?;
+        // After the format check, so a pickle dropped in place is named as one.
+        match source.pinned_sha256() {
+            Some(expected) if !expected.eq_ignore_ascii_case(&sha256) => {
+                return Err(LoadError::ChecksumMismatch {
+                    model: source.name.clone(),
+                    version: source.version,
+                    expected: expected.to_owned(),
+                    actual: sha256,
+                });
+            }
+            None if serving.require_checksum => {
+                return Err(LoadError::ChecksumMissing {
+                    model: source.name.clone(),
+                    version: source.version,
+                });
+            }
+            _ => {}
+        }
         let options = LoadOptions {
             intra_op_threads: Some(serving.intra_op_threads.max(1)),
         };

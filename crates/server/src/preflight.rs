@@ -196,6 +196,7 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
     let serving = Serving {
         workers,
         intra_op_threads: (cpus / workers).max(1),
+        require_checksum: config.require_checksum,
     };
     tracing::info!(
         workers = serving.workers,

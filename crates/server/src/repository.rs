@@ -5,6 +5,10 @@
 //! Layout (as TF Serving and Triton): `REPO/NAME/warden.toml` and `REPO/NAME/VERSION/model.onnx`,
 //! the highest numeric version served unless the manifest pins one. A single `.onnx` file is a
 //! repository of one model, named after the file, version 1, without a manifest.
+//!
+//! Only names read from the repository's own listing become paths; a name from a URL is looked
+//! up in that listing, never joined onto a path. An entry that resolves outside the repository
+//! (a symlink out of it) is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +27,18 @@ pub struct ModelSource {
     pub graph: PathBuf,
     /// `None` for a bare `.onnx` file: the contract is then what the graph declares.
     pub manifest: Option<Manifest>,
+}
+
+impl ModelSource {
+    /// The graph's sha256 the manifest pins for this version (`[versions.N] sha256`), if any.
+    pub fn pinned_sha256(&self) -> Option<&str> {
+        self.manifest
+            .as_ref()?
+            .versions
+            .get(&self.version.to_string())?
+            .sha256
+            .as_deref()
+    }
 }
 
 /// Why a repository or one of its models cannot be served.
@@ -50,28 +66,76 @@ pub enum RepositoryError {
         version: u64,
         path: PathBuf,
     },
+    #[error("{path} resolves outside the model repository (to {target}); refused")]
+    OutsideRepository { path: PathBuf, target: PathBuf },
 }
 
-/// Finds every model under `path` (a repository folder or one `.onnx` file).
+impl RepositoryError {
+    /// The path the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            RepositoryError::NotFound { path }
+            | RepositoryError::Io { path, .. }
+            | RepositoryError::Empty { path }
+            | RepositoryError::Manifest { path, .. }
+            | RepositoryError::NoVersion { path, .. }
+            | RepositoryError::PinnedVersionMissing { path, .. }
+            | RepositoryError::OutsideRepository { path, .. } => path,
+        }
+    }
+}
+
+/// One model folder of a repository: its name (from the listing) and what scanning it found.
+#[derive(Debug)]
+pub struct ScannedModel {
+    pub name: String,
+    pub source: Result<ModelSource, RepositoryError>,
+}
+
+/// Finds every model under `path` (a repository folder or one `.onnx` file); the first model
+/// that cannot be served fails the scan.
 pub fn scan(path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
+    scan_each(path)?
+        .into_iter()
+        .map(|model| model.source)
+        .collect()
+}
+
+/// Finds every model under `path`, each with its own outcome, so one broken model folder does
+/// not hide the others (reloading needs this; start-up uses [`scan`]).
+pub fn scan_each(path: &Path) -> Result<Vec<ScannedModel>, RepositoryError> {
     let metadata = std::fs::metadata(path).map_err(|source| io_error(path, source))?;
     if metadata.is_file() {
         let name = path
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_owned());
-        return Ok(vec![ModelSource {
+        return Ok(vec![ScannedModel {
+            source: Ok(ModelSource {
+                name: name.clone(),
+                version: 1,
+                graph: path.to_path_buf(),
+                manifest: None,
+            }),
             name,
-            version: 1,
-            graph: path.to_path_buf(),
-            manifest: None,
         }]);
     }
+    let root = std::fs::canonicalize(path).map_err(|source| io_error(path, source))?;
     let mut models = Vec::new();
     for entry in read_dir_sorted(path)? {
         let manifest_path = entry.join(MANIFEST_FILE);
         if manifest_path.is_file() {
-            models.push(scan_model(&entry, &manifest_path)?);
+            let name = entry
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let source = scan_model(&entry, &manifest_path).and_then(|source| {
+                for inside in [&entry, &manifest_path, &source.graph] {
+                    confined(&root, inside)?;
+                }
+                Ok(source)
+            });
+            models.push(ScannedModel { name, source });
         }
     }
     if models.is_empty() {
@@ -80,6 +144,19 @@ pub fn scan(path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
         });
     }
     Ok(models)
+}
+
+/// Refuses `path` when it resolves (through symlinks or `..`) outside `root`.
+fn confined(root: &Path, path: &Path) -> Result<(), RepositoryError> {
+    let target = std::fs::canonicalize(path).map_err(|source| io_error(path, source))?;
+    if target.starts_with(root) {
+        Ok(())
+    } else {
+        Err(RepositoryError::OutsideRepository {
+            path: path.to_path_buf(),
+            target,
+        })
+    }
 }
 
 fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, RepositoryError> {
@@ -175,6 +252,51 @@ mod tests {
         let models = scan(&examples().join("iris/1/model.onnx")).unwrap();
         assert_eq!(models[0].name, "model");
         assert!(models[0].manifest.is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_model_folder_or_graph_linked_from_outside_the_repository_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("1")).unwrap();
+        std::fs::copy(
+            examples().join("iris/1/model.onnx"),
+            outside.path().join("1/model.onnx"),
+        )
+        .unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        // A whole model folder that is a symlink out of the repository.
+        std::fs::create_dir(repo.path().join("linked")).unwrap();
+        std::fs::copy(
+            examples().join("iris/warden.toml"),
+            repo.path().join("linked/warden.toml"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("1"), repo.path().join("linked/1")).unwrap();
+        // A model that is fine.
+        std::fs::create_dir_all(repo.path().join("iris/1")).unwrap();
+        for file in ["warden.toml", "1/model.onnx"] {
+            std::fs::copy(
+                examples().join("iris").join(file),
+                repo.path().join("iris").join(file),
+            )
+            .unwrap();
+        }
+        let scanned = scan_each(repo.path()).unwrap();
+        let outcome: Vec<_> = scanned
+            .iter()
+            .map(|m| (m.name.as_str(), m.source.is_ok()))
+            .collect();
+        assert_eq!(outcome, vec![("iris", true), ("linked", false)]);
+        let err = scanned[1].source.as_ref().unwrap_err();
+        assert!(
+            matches!(err, RepositoryError::OutsideRepository { .. }),
+            "{err}"
+        );
+        assert!(
+            scan(repo.path()).is_err(),
+            "start-up refuses the repository"
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
 use warden_runtime::RuntimeError;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
 
@@ -159,24 +161,44 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves when the process receives SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// The signals warden acts on: SIGTERM and SIGINT (finish in-flight requests, then exit) and
+/// SIGHUP (rescan the repository). Registered before the server reports `listening`, so a
+/// signal sent right after start-up is never met by the default action (death mid-request).
+#[derive(Debug)]
+pub struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    /// Each SIGHUP received.
+    pub hangup: Signal,
+}
+
+impl Signals {
+    /// Registers the handlers; needs a running tokio runtime.
+    pub fn install() -> Result<Signals, StartupError> {
+        let register = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|err| StartupError::Internal(format!("cannot handle {name}: {err}")))
+        };
+        Ok(Signals {
+            terminate: register(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: register(SignalKind::interrupt(), "SIGINT")?,
+            hangup: register(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Splits into the shutdown future (SIGTERM or SIGINT) and the SIGHUP stream.
+    pub fn split(self) -> (impl Future<Output = ()> + Send + 'static, Signal) {
+        let Signals {
+            mut terminate,
+            mut interrupt,
+            hangup,
+        } = self;
+        let shutdown = async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("SIGINT received: finishing in-flight requests"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received: finishing in-flight requests"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received: finishing in-flight requests"),
-        () = terminate => tracing::info!("SIGTERM received: finishing in-flight requests"),
+        };
+        (shutdown, hangup)
     }
 }

@@ -565,3 +565,78 @@ async fn allow_partial_serves_the_good_models_and_reports_the_bad_not_ready() {
         Some(0)
     );
 }
+
+#[test]
+fn a_graph_that_is_not_the_one_its_manifest_pins_is_never_served() {
+    let pinned = "42e15d042985a6c28f8210be9272ca9223d106a04ca4aeb0c97c7a7fe6052442";
+    let manifest = iris_manifest();
+    assert!(
+        manifest.contains(pinned),
+        "the bundled manifest pins the graph"
+    );
+    let wrong = "0".repeat(64);
+    let root = repository("iris", &iris_graph(), &manifest.replace(pinned, &wrong));
+    expect(
+        "checksum mismatch",
+        &serve_args(root.path()),
+        65,
+        &[
+            &format!("the graph's sha256 is {pinned}, but the manifest pins {wrong}"),
+            "hint: the file is not the one the manifest pins",
+        ],
+    );
+}
+
+#[test]
+fn require_checksum_refuses_a_version_that_pins_none_and_serves_one_that_does() {
+    let manifest = iris_manifest();
+    let start = manifest.find("[versions.1]").unwrap();
+    let unpinned: String = manifest[..start].to_owned();
+    let root = repository("iris", &iris_graph(), &unpinned);
+    let mut invocation = serve_args(root.path());
+    invocation.args.push("--require-checksum".into());
+    expect(
+        "no sha256 with --require-checksum",
+        &invocation,
+        65,
+        &[
+            "model `iris` version 1 pins no sha256",
+            "--require-checksum",
+            "hint: pin the graph's hash",
+        ],
+    );
+    // The same flag through the environment, on the bundled models that pin theirs: served.
+    let mut command = Command::new(warden_bin());
+    command
+        .args(["serve", &path_str(&examples()), "--port", "0"])
+        .env("WARDEN_REQUIRE_CHECKSUM", "true")
+        .current_dir(repo_root());
+    let mut served = common::WardenProcess::spawn(command);
+    served.terminate();
+    assert_eq!(
+        served.wait_exit(std::time::Duration::from_secs(30)),
+        Some(0)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_model_folder_linked_from_outside_the_repository_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("1")).unwrap();
+    std::fs::write(outside.path().join("1/model.onnx"), iris_graph()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("iris")).unwrap();
+    std::fs::write(root.path().join("iris/warden.toml"), iris_manifest()).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("1"), root.path().join("iris/1")).unwrap();
+    let linked = root.path().join("iris/1/model.onnx");
+    expect(
+        "version folder linked from outside",
+        &serve_args(root.path()),
+        65,
+        &[
+            &format!("{} resolves outside the model repository", linked.display()),
+            "hint: copy the files into the repository",
+        ],
+    );
+}
