@@ -5,16 +5,8 @@ Run by scripts/test after the Rust build; WARDEN_BIN names the binary (default t
 """
 
 import csv
-import glob
 import hashlib
 import json
-import os
-import pathlib
-import queue
-import signal
-import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -24,8 +16,8 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODELS = ROOT / "examples" / "models"
+from warden_process import MODELS, ROOT, Warden
+
 NUMERIC = ["age", "income", "debt_ratio"]
 CATEGORICAL = ["country", "employment"]
 IRIS_ROWS = np.array(
@@ -34,52 +26,11 @@ IRIS_ROWS = np.array(
 )
 
 
-def onnxruntime_library():
-    capi = pathlib.Path(onnxruntime.__file__).parent / "capi"
-    found = sorted(glob.glob(str(capi / "libonnxruntime.so.*")))
-    assert found, f"no libonnxruntime.so.* in {capi}; set WARDEN_ONNXRUNTIME_LIB"
-    return found[-1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    binary = os.environ.get("WARDEN_BIN", str(ROOT / "target" / "debug" / "warden"))
-    env = dict(os.environ)
-    env.setdefault("WARDEN_ONNXRUNTIME_LIB", onnxruntime_library())
-    process = subprocess.Popen(
-        [binary, "serve", str(MODELS), "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    # Drained for the whole run, so the server never blocks on a full pipe.
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
-    seen, address, deadline = [], None, time.monotonic() + 60
-    while address is None and time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("message") == "listening":
-            address = event["address"]
-    if address is None:
-        process.kill()
-        process.wait()
-        pytest.fail(f"warden did not report listening (exit code {process.returncode}):\n" + "".join(seen))
-    yield address
-    process.send_signal(signal.SIGTERM)
-    try:
-        code = process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait()
-    while not lines.empty():
-        seen.append(lines.get())
-    assert code == 0, f"warden exited with {code} after SIGTERM:\n" + "".join(seen[-40:])
+    warden = Warden([str(MODELS)])
+    yield warden.address
+    warden.stop()
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,36 @@ pub enum ViolationType {
     WidthMismatch,
 }
 
+impl ViolationType {
+    /// Every type, in declaration order.
+    pub const ALL: [ViolationType; 9] = [
+        ViolationType::TypeError,
+        ViolationType::ValueError,
+        ViolationType::RangeError,
+        ViolationType::CategoryError,
+        ViolationType::Missing,
+        ViolationType::ExtraForbidden,
+        ViolationType::DatatypeMismatch,
+        ViolationType::ShapeMismatch,
+        ViolationType::WidthMismatch,
+    ];
+
+    /// The snake_case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViolationType::TypeError => "type_error",
+            ViolationType::ValueError => "value_error",
+            ViolationType::RangeError => "range_error",
+            ViolationType::CategoryError => "category_error",
+            ViolationType::Missing => "missing",
+            ViolationType::ExtraForbidden => "extra_forbidden",
+            ViolationType::DatatypeMismatch => "datatype_mismatch",
+            ViolationType::ShapeMismatch => "shape_mismatch",
+            ViolationType::WidthMismatch => "width_mismatch",
+        }
+    }
+}
+
 /// One problem in a request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Violation {
@@ -63,6 +93,21 @@ impl Violation {
             loc,
             msg: msg.into(),
             kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_serialized_name() {
+        for kind in ViolationType::ALL {
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(serde_json::Value::from(kind.as_str()))
+            );
         }
     }
 }

@@ -5,22 +5,28 @@
 //! an exit code; everything else lives here so tests drive the same code.
 
 pub mod api;
+pub mod auth;
 pub mod backends;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod guards;
 pub mod init;
+pub mod metrics;
 pub mod model;
 pub mod preflight;
 pub mod registry;
+pub mod reload;
 pub mod repository;
 pub mod resources;
 pub mod rows;
 pub mod startup;
 pub mod telemetry;
 pub mod v2_protocol;
+pub mod watch;
 pub mod worker;
+
+use std::sync::Arc;
 
 use cli::{CheckFormat, Cli, Command};
 use config::EnvSource;
@@ -46,7 +52,15 @@ pub fn run(
                 .build()
                 .map_err(|err| StartupError::Internal(format!("cannot start tokio: {err}")))?;
             tokio.block_on(async {
-                let (shutdown, _hangup) = startup::Signals::install()?.split();
+                let (shutdown, hangup) = startup::Signals::install()?.split();
+                if let Some(reloader) = &prepared.state.reloader {
+                    watch::spawn(
+                        Arc::clone(reloader),
+                        hangup,
+                        prepared.config.watch,
+                        prepared.config.poll_interval,
+                    );
+                }
                 startup::serve(
                     prepared.state,
                     listener,

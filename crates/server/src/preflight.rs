@@ -13,11 +13,13 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::api::AppState;
+use crate::auth::Auth;
 use crate::backends::Backends;
 use crate::config::{self, EnvSource, Flags, ServeConfig};
 use crate::diagnostics::{StartupError, load_exit, load_hint};
 use crate::model::Serving;
 use crate::registry::{ModelEntry, ModelRegistry};
+use crate::reload::Reloader;
 use crate::repository;
 use crate::resources::{self, human_bytes};
 use crate::startup;
@@ -327,6 +329,16 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
     };
     let mut state = AppState::new(ModelRegistry::new(models, config.allow_partial));
     state.request_timeout = config.request_timeout;
+    state.auth = config.auth.as_ref().map(|auth| Arc::new(Auth::new(auth)));
+    if let Some(backends) = backends {
+        state.reloader = Some(Arc::new(Reloader::new(
+            config.model_path.clone(),
+            backends,
+            Arc::clone(&state.registry),
+            Arc::clone(&state.metrics),
+            &sources,
+        )));
+    }
     let listener = match mode {
         Mode::Serve => listener,
         Mode::Check => None,

@@ -1,8 +1,13 @@
 //! The set of models the server knows and the state of each: which version is served, or why
 //! none is. Readiness is derived from it, never stored beside it.
+//!
+//! The map sits behind one pointer that is swapped whole (copy on write): a request takes the
+//! current snapshot, finds its version and holds that version's `Arc` until it has answered, so
+//! a reload swaps the pointer without waiting for anyone, in-flight requests finish on the
+//! version they started on, and a replaced version is freed when its last request ends.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::model::ModelVersion;
 
@@ -13,6 +18,8 @@ pub enum ModelEntry {
     Ready(Arc<ModelVersion>),
     /// Known but not servable (loading, or failed with the reason given).
     Unavailable { reason: String },
+    /// Unloaded through the repository API; not counted against readiness.
+    Unloaded,
 }
 
 /// Why a model lookup found nothing to serve.
@@ -30,10 +37,13 @@ pub enum LookupError {
     NotReady { model: String, reason: String },
 }
 
+/// The models by name.
+pub type Models = BTreeMap<String, ModelEntry>;
+
 /// Every model by name.
 #[derive(Debug, Default)]
 pub struct ModelRegistry {
-    models: BTreeMap<String, ModelEntry>,
+    models: RwLock<Arc<Models>>,
     allow_partial: bool,
 }
 
@@ -42,33 +52,60 @@ impl ModelRegistry {
     /// one model is (the others report not ready on their own routes).
     pub fn new(models: BTreeMap<String, ModelEntry>, allow_partial: bool) -> ModelRegistry {
         ModelRegistry {
-            models,
+            models: RwLock::new(Arc::new(models)),
             allow_partial,
         }
     }
 
-    /// Ready when every model is ready (or, with `allow_partial`, at least one is).
-    pub fn is_ready(&self) -> bool {
-        let ready = |entry: &ModelEntry| matches!(entry, ModelEntry::Ready(_));
-        if self.allow_partial {
-            self.models.values().any(ready)
-        } else {
-            !self.models.is_empty() && self.models.values().all(ready)
-        }
+    /// The models as they are now; later swaps do not change the snapshot.
+    pub fn snapshot(&self) -> Arc<Models> {
+        // A poisoned lock still holds a whole map: swaps replace the pointer in one step.
+        Arc::clone(&self.models.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// All models in name order.
-    pub fn entries(&self) -> impl Iterator<Item = (&String, &ModelEntry)> {
-        self.models.iter()
+    /// Sets (or, with `None`, removes) one model's entry in a new snapshot, and returns the
+    /// entry it replaced. Callers serialise their updates (the reloader holds a lock).
+    pub fn update(&self, name: &str, entry: Option<ModelEntry>) -> Option<ModelEntry> {
+        let mut guard = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let mut models = Models::clone(&guard);
+        let previous = match entry {
+            Some(entry) => models.insert(name.to_owned(), entry),
+            None => models.remove(name),
+        };
+        *guard = Arc::new(models);
+        previous
+    }
+
+    /// Ready when every model (not unloaded) is ready, and at least one is; with
+    /// `allow_partial`, when at least one is.
+    pub fn is_ready(&self) -> bool {
+        let models = self.snapshot();
+        let ready = |entry: &ModelEntry| matches!(entry, ModelEntry::Ready(_));
+        let any_ready = models.values().any(ready);
+        if self.allow_partial {
+            any_ready
+        } else {
+            any_ready
+                && models
+                    .values()
+                    .all(|entry| ready(entry) || matches!(entry, ModelEntry::Unloaded))
+        }
     }
 
     /// The served version of `name`, checked against the `version` a URL asked for.
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, LookupError> {
-        match self.models.get(name) {
+        match self.snapshot().get(name) {
             None => Err(LookupError::UnknownModel(name.to_owned())),
             Some(ModelEntry::Unavailable { reason }) => Err(LookupError::NotReady {
                 model: name.to_owned(),
                 reason: reason.clone(),
+            }),
+            Some(ModelEntry::Unloaded) => Err(LookupError::NotReady {
+                model: name.to_owned(),
+                reason: format!(
+                    "unloaded through the repository API; POST /v2/repository/models/{name}/load \
+                     serves it again"
+                ),
             }),
             Some(ModelEntry::Ready(model)) => match version {
                 Some(requested) if requested.parse::<u64>().ok() != Some(model.version) => {

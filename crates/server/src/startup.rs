@@ -18,6 +18,7 @@ use crate::config::ServeConfig;
 use crate::diagnostics::StartupError;
 use crate::model::{LoadError, ModelVersion};
 use crate::registry::{ModelEntry, ModelRegistry};
+use crate::reload::Reloader;
 use crate::repository::{self, ModelSource};
 
 /// Locates and loads ONNX Runtime. Once per process: ONNX Runtime keeps one environment.
@@ -78,7 +79,8 @@ fn project_venvs() -> Vec<PathBuf> {
     venvs
 }
 
-/// Scans the repository and loads every model; fails if any model fails, naming each.
+/// Scans the repository and loads every model, with a reloader for the repository API; fails
+/// if any model fails, naming each. (`serve` goes through [`crate::preflight`].)
 pub fn load_models(model_path: &Path, backends: &Backends) -> Result<AppState, StartupError> {
     let sources = repository::scan(model_path)?;
     let total = sources.len();
@@ -95,7 +97,15 @@ pub fn load_models(model_path: &Path, backends: &Backends) -> Result<AppState, S
     if !failures.is_empty() {
         return Err(StartupError::Models { total, failures });
     }
-    Ok(AppState::new(ModelRegistry::new(models, false)))
+    let mut state = AppState::new(ModelRegistry::new(models, false));
+    state.reloader = Some(Arc::new(Reloader::new(
+        model_path.to_path_buf(),
+        backends.clone(),
+        Arc::clone(&state.registry),
+        Arc::clone(&state.metrics),
+        &sources,
+    )));
+    Ok(state)
 }
 
 /// Loads one model version, logging what a user should know about it.

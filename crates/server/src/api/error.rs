@@ -17,6 +17,9 @@ pub enum ErrorCode {
     MalformedJson,
     InvalidInput,
     BatchTooLarge,
+    LoadFailed,
+    Unauthorized,
+    Forbidden,
     ModelNotFound,
     NotFound,
     MethodNotAllowed,
@@ -31,10 +34,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The table, in the order the README shows it.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidInput,
         ErrorCode::BatchTooLarge,
+        ErrorCode::LoadFailed,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::ModelNotFound,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
@@ -53,6 +59,9 @@ impl ErrorCode {
             ErrorCode::MalformedJson => "malformed_json",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::BatchTooLarge => "batch_too_large",
+            ErrorCode::LoadFailed => "load_failed",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -69,9 +78,12 @@ impl ErrorCode {
     /// The HTTP status it is answered with.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::MalformedJson | ErrorCode::InvalidInput | ErrorCode::BatchTooLarge => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorCode::MalformedJson
+            | ErrorCode::InvalidInput
+            | ErrorCode::BatchTooLarge
+            | ErrorCode::LoadFailed => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::ModelNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -90,6 +102,13 @@ impl ErrorCode {
                 "the request breaks the model's contract or the protocol (every violation in `details`)"
             }
             ErrorCode::BatchTooLarge => "more rows than the model's `max_batch_size`",
+            ErrorCode::LoadFailed => {
+                "the repository API could not load the model: its files failed a load check (the reason given); what was served still is"
+            }
+            ErrorCode::Unauthorized => "missing or wrong bearer token (with `WWW-Authenticate`)",
+            ErrorCode::Forbidden => {
+                "the token is valid but not an admin token, which the repository API requires"
+            }
             ErrorCode::ModelNotFound => "unknown model or version",
             ErrorCode::NotFound => "no such route",
             ErrorCode::MethodNotAllowed => "the route exists but not for this HTTP method",
@@ -122,21 +141,34 @@ impl ErrorCode {
     }
 }
 
+/// The distinct violation types of an `invalid_input` answer, for the metrics.
+#[derive(Debug, Clone)]
+pub struct ViolationTypes(pub Vec<&'static str>);
+
 /// An error answer: a code from the table, a message for humans, and violations if any.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Vec<Violation>,
+    /// The model version the error is about, when there is one (for the log and metrics).
+    pub model: Option<(String, u64)>,
 }
 
 impl ApiError {
+    /// The same error, marked as about `model` version `version`.
+    pub fn about(mut self, model: &str, version: u64) -> ApiError {
+        self.model = Some((model.to_owned(), version));
+        self
+    }
+
     /// An error with a message and no details.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            model: None,
         }
     }
 
@@ -150,6 +182,7 @@ impl ApiError {
             code: ErrorCode::InvalidInput,
             message,
             details,
+            model: None,
         }
     }
 
@@ -179,12 +212,35 @@ impl IntoResponse for ApiError {
             details: &self.details,
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
-        if self.code == ErrorCode::Overloaded {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self.code {
+            ErrorCode::Overloaded => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ErrorCode::Unauthorized => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"warden\""),
+                );
+            }
+            _ => {}
+        }
+        if !self.details.is_empty() {
+            let mut types: Vec<&'static str> =
+                self.details.iter().map(|v| v.kind.as_str()).collect();
+            types.sort_unstable();
+            types.dedup();
+            response.extensions_mut().insert(ViolationTypes(types));
         }
         response.extensions_mut().insert(self.code);
+        if let Some((model, version)) = self.model {
+            response.extensions_mut().insert(super::ServedBy {
+                model,
+                version,
+                timings: None,
+            });
+        }
         response
     }
 }

@@ -7,6 +7,7 @@
 mod body;
 pub mod error;
 mod observe;
+mod operations;
 mod v1;
 mod v2;
 
@@ -22,8 +23,11 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::auth::Auth;
+use crate::metrics::Metrics;
 use crate::model::{ModelVersion, PredictError};
 use crate::registry::{LookupError, ModelRegistry};
+use crate::reload::Reloader;
 use crate::worker::{InferError, Timings};
 use error::{ApiError, ErrorCode};
 pub use observe::ServedBy;
@@ -34,14 +38,24 @@ pub struct AppState {
     pub registry: Arc<ModelRegistry>,
     /// How long a request may take when it does not say (`x-timeout-ms`).
     pub request_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    /// Loads and unloads models for the repository API; `None` when the server was given no
+    /// repository to reload from.
+    pub reloader: Option<Arc<Reloader>>,
+    /// Who may call what; `None`: everyone may call everything.
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl AppState {
-    /// A state serving `registry` with the default request timeout.
+    /// A state serving `registry` with the default request timeout, fresh metrics, no
+    /// repository API and no auth.
     pub fn new(registry: ModelRegistry) -> AppState {
         AppState {
             registry: Arc::new(registry),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            metrics: Arc::new(Metrics::new()),
+            reloader: None,
+            auth: None,
         }
     }
 
@@ -92,6 +106,13 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             "/v2/models/{model}/versions/{version}/infer",
             post(v2::infer),
         )
+        .route("/metrics", get(operations::metrics))
+        .route("/v2/repository/index", post(operations::index))
+        .route("/v2/repository/models/{model}/load", post(operations::load))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(operations::unload),
+        )
         .route("/v1/models/{model_action}", post(v1::predict))
         .route(
             "/v1/models/{model}/versions/{version_action}",
@@ -100,11 +121,15 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))
-        .with_state(state);
+        .with_state(state.clone());
     api.layer(CatchPanicLayer::custom(|_panic| {
         ApiError::internal(&"a handler panicked").into_response()
     }))
-    .layer(middleware::from_fn(observe::access_log))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::auth::require_token,
+    ))
+    .layer(middleware::from_fn_with_state(state, observe::access_log))
     .layer(PropagateRequestIdLayer::x_request_id())
     .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
@@ -174,6 +199,10 @@ impl From<LookupError> for ApiError {
 
 /// Maps a prediction failure of `model` to its answer, logging what the client is not told.
 fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
+    predict_error_code(model, err).about(&model.name, model.version)
+}
+
+fn predict_error_code(model: &ModelVersion, err: PredictError) -> ApiError {
     match err {
         PredictError::Invalid(violations) => ApiError::invalid_input(violations),
         PredictError::BatchTooLarge { .. } => {

@@ -1,15 +1,17 @@
-//! Per-request observability: one structured log line per request with its id, route, status,
-//! duration and the model version that answered. The id comes from the client's `x-request-id`
-//! or is generated (tower-http), and is returned on the response.
+//! Per-request observability: one structured log line and the request metrics for every
+//! request, with its id, route, status, duration and the model version that answered. The id
+//! comes from the client's `x-request-id` or is generated (tower-http), and is returned on the
+//! response.
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::error::ErrorCode;
+use super::AppState;
+use super::error::{ErrorCode, ViolationTypes};
 
 /// Which model version answered; handlers attach it to their responses for the log line.
 #[derive(Debug, Clone)]
@@ -20,12 +22,17 @@ pub struct ServedBy {
     pub timings: Option<crate::worker::Timings>,
 }
 
-/// Logs one line per request, and runs the request inside a span carrying its id so every
-/// other log line it causes (including on the inference thread) carries the id too.
-pub async fn access_log(request: Request, next: Next) -> Response {
+/// Logs one line per request and counts it, and runs the request inside a span carrying its
+/// id so every other log line it causes (including on the inference thread) carries the id too.
+pub async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // The route template, never the raw path: label values must stay few.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -34,21 +41,83 @@ pub async fn access_log(request: Request, next: Next) -> Response {
         .to_owned();
     let span = tracing::info_span!("request", request_id = %request_id);
     let response = next.run(request).instrument(span).await;
+    let elapsed = started.elapsed();
     let served = response.extensions().get::<ServedBy>();
-    let code = response.extensions().get::<ErrorCode>().map(|c| c.as_str());
+    let code = response.extensions().get::<ErrorCode>().copied();
+    record(&state, &route, &response, served, code, elapsed);
     tracing::info!(
         request_id = %request_id,
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
         model = served.map(|s| s.model.as_str()),
         version = served.map(|s| s.version),
         queue_ms = served.and_then(|s| s.timings).map(|t| t.queue.as_secs_f64() * 1e3),
         inference_ms = served.and_then(|s| s.timings).map(|t| t.inference.as_secs_f64() * 1e3),
         batch_rows = served.and_then(|s| s.timings).map(|t| t.batch_rows),
-        code,
+        code = code.map(ErrorCode::as_str),
         "request"
     );
     response
+}
+
+/// Counts one answered request in the metrics.
+fn record(
+    state: &AppState,
+    route: &str,
+    response: &Response,
+    served: Option<&ServedBy>,
+    code: Option<ErrorCode>,
+    elapsed: std::time::Duration,
+) {
+    let metrics = &state.metrics;
+    let (model, version) = served.map_or((String::new(), String::new()), |s| {
+        (s.model.clone(), s.version.to_string())
+    });
+    let status = response.status().as_u16().to_string();
+    metrics
+        .requests
+        .with_label_values(&[model.as_str(), version.as_str(), route, status.as_str()])
+        .inc();
+    if let Some(code) = code {
+        match response.extensions().get::<ViolationTypes>() {
+            Some(ViolationTypes(types)) => {
+                for kind in types {
+                    metrics
+                        .errors
+                        .with_label_values(&[code.as_str(), kind])
+                        .inc();
+                }
+            }
+            None => metrics.errors.with_label_values(&[code.as_str(), ""]).inc(),
+        }
+        if code == ErrorCode::InvalidOutput && served.is_some() {
+            metrics
+                .guard_violations
+                .with_label_values(&[model.as_str(), version.as_str()])
+                .inc();
+        }
+    }
+    if let Some(served) = served {
+        let labels = [model.as_str(), version.as_str()];
+        if let Some(timings) = served.timings {
+            metrics
+                .queue_wait
+                .with_label_values(&labels)
+                .observe(timings.queue.as_secs_f64());
+            metrics
+                .inference
+                .with_label_values(&labels)
+                .observe(timings.inference.as_secs_f64());
+            metrics
+                .batch_rows
+                .with_label_values(&labels)
+                .observe(timings.batch_rows as f64);
+            metrics
+                .request_duration
+                .with_label_values(&labels)
+                .observe(elapsed.as_secs_f64());
+        }
+    }
 }

@@ -30,16 +30,19 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
     }
     let waiting: Vec<String> = state
         .registry
-        .entries()
+        .snapshot()
+        .iter()
         .filter_map(|(name, entry)| match entry {
-            ModelEntry::Ready(_) => None,
+            ModelEntry::Ready(_) | ModelEntry::Unloaded => None,
             ModelEntry::Unavailable { reason } => Some(format!("{name} ({reason})")),
         })
         .collect();
-    Err(ApiError::new(
-        ErrorCode::ModelNotReady,
-        format!("not every model is ready: {}", waiting.join(", ")),
-    ))
+    let message = if waiting.is_empty() {
+        "no model is loaded".to_owned()
+    } else {
+        format!("not every model is ready: {}", waiting.join(", "))
+    };
+    Err(ApiError::new(ErrorCode::ModelNotReady, message))
 }
 
 pub async fn server_metadata() -> Json<serde_json::Value> {
@@ -83,8 +86,10 @@ pub async fn infer(
 ) -> Result<Response, ApiError> {
     let deadline = state.deadline(&headers)?;
     let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let request = decode_request(body.json, &body.binary, &model.signature)
-        .map_err(ApiError::invalid_input)?;
+    let request =
+        decode_request(body.json, &body.binary, &model.signature).map_err(|violations| {
+            ApiError::invalid_input(violations).about(&model.name, model.version)
+        })?;
     model
         .check_inputs(&request.inputs)
         .map_err(|err| predict_error(&model, err))?;

@@ -1,0 +1,100 @@
+//! Operator routes: Prometheus metrics and the repository API (Triton's repository extension:
+//! list, load, unload). Loading runs on a blocking thread: it reads files and warms a model up.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use crate::reload::{IndexEntry, ReloadError, Reloader};
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let text = state.metrics.render(&state.registry);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+fn reloader(state: &AppState) -> Result<Arc<Reloader>, ApiError> {
+    state.reloader.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotFound,
+            "this server was started without a model repository to load from",
+        )
+    })
+}
+
+/// Runs `work` on a blocking thread; a panic there is an internal error, not a lost request.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal(&err))
+}
+
+impl From<ReloadError> for ApiError {
+    fn from(err: ReloadError) -> ApiError {
+        match &err {
+            ReloadError::UnknownModel(_) => {
+                ApiError::new(ErrorCode::ModelNotFound, err.to_string())
+            }
+            ReloadError::LoadFailed { .. } => ApiError::new(ErrorCode::LoadFailed, err.to_string()),
+            ReloadError::Repository(_) => ApiError::internal(&err),
+        }
+    }
+}
+
+/// `POST /v2/repository/index`: every model in the repository or served, with its state.
+pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>>, ApiError> {
+    let reloader = reloader(&state)?;
+    Ok(Json(blocking(move || reloader.index()).await?))
+}
+
+/// `POST /v2/repository/models/{model}/load`: loads the model's current files (retrying files
+/// that failed before) and answers its index entry; a failure leaves what was served serving.
+pub async fn load(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<IndexEntry>, ApiError> {
+    let reloader = reloader(&state)?;
+    let name = model.clone();
+    let entry = blocking(move || {
+        reloader.load(&name)?;
+        Ok::<_, ReloadError>(reloader.index().into_iter().find(|e| e.name == name))
+    })
+    .await??;
+    entry
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, format!("unknown model `{model}`")))
+}
+
+/// `POST /v2/repository/models/{model}/unload`: stops serving the model once its in-flight
+/// requests finish; it stays unloaded until loaded again.
+pub async fn unload(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<IndexEntry>, ApiError> {
+    let reloader = reloader(&state)?;
+    let name = model.clone();
+    let entry = blocking(move || {
+        reloader.unload(&name)?;
+        Ok::<_, ReloadError>(reloader.index().into_iter().find(|e| e.name == name))
+    })
+    .await??;
+    Ok(Json(entry.unwrap_or(IndexEntry {
+        name: model,
+        version: None,
+        state: "UNAVAILABLE",
+        reason: "unloaded".into(),
+    })))
+}

@@ -1,0 +1,214 @@
+//! Prometheus metrics: what the server did (requests, errors, where their time went), what it
+//! serves (models ready, loaded versions, queue depths) and what went wrong loading them.
+//!
+//! Counters and histograms are updated where the event happens (the access-log middleware, the
+//! reloader); gauges describing current state are set from the registry when `/metrics` is
+//! scraped, so they cannot go stale. Each [`Metrics`] has its own `prometheus::Registry` (not
+//! the crate's global one), so servers in one process (the tests) do not share counts.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::registry::{ModelEntry, ModelRegistry};
+
+/// Latency buckets in seconds: 50 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 10.0,
+];
+/// Batch-size buckets in rows.
+const ROW_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
+/// Every metric warden exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `warden_requests_total{model, version, route, code}`: `route` is the route template,
+    /// `code` the HTTP status; model and version are empty for routes no model answered.
+    pub requests: IntCounterVec,
+    /// `warden_errors_total{code, type}`: `code` from the error table, `type` the violation type
+    /// of `invalid_input` errors (one per distinct type in the request), else empty.
+    pub errors: IntCounterVec,
+    /// `warden_output_guard_violations_total{model, version}`: answers withheld by the guards.
+    pub guard_violations: IntCounterVec,
+    pub queue_wait: HistogramVec,
+    pub inference: HistogramVec,
+    pub request_duration: HistogramVec,
+    pub batch_rows: HistogramVec,
+    /// `warden_model_load_failures_total{model}`: versions that failed a load check.
+    pub load_failures: IntCounterVec,
+    /// `warden_model_loads_total{model}`: versions loaded and swapped in (start-up included).
+    pub loads: IntCounterVec,
+    queue_depth: IntGaugeVec,
+    model_ready: IntGaugeVec,
+    loaded_version: IntGaugeVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let model_version = ["model", "version"];
+        let metrics = Metrics {
+            requests: IntCounterVec::new(
+                Opts::new("warden_requests_total", "HTTP requests answered"),
+                &["model", "version", "route", "code"],
+            )
+            .expect("valid metric"),
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "warden_errors_total",
+                    "Error answers by error code and violation type",
+                ),
+                &["code", "type"],
+            )
+            .expect("valid metric"),
+            guard_violations: IntCounterVec::new(
+                Opts::new(
+                    "warden_output_guard_violations_total",
+                    "Answers withheld because the model's output failed its guards",
+                ),
+                &model_version,
+            )
+            .expect("valid metric"),
+            queue_wait: histogram(
+                "warden_queue_wait_seconds",
+                "Time a request waited in its model's queue",
+                &LATENCY_BUCKETS,
+            ),
+            inference: histogram(
+                "warden_inference_seconds",
+                "Time the batch a request rode in spent in the engine",
+                &LATENCY_BUCKETS,
+            ),
+            request_duration: histogram(
+                "warden_request_duration_seconds",
+                "Time from the request's arrival to its answer, for requests a model answered",
+                &LATENCY_BUCKETS,
+            ),
+            batch_rows: histogram(
+                "warden_batch_rows",
+                "Rows in the batch a request rode in",
+                &ROW_BUCKETS,
+            ),
+            load_failures: IntCounterVec::new(
+                Opts::new(
+                    "warden_model_load_failures_total",
+                    "Model versions that failed a load check (file, checksum, contract, warm-up)",
+                ),
+                &["model"],
+            )
+            .expect("valid metric"),
+            loads: IntCounterVec::new(
+                Opts::new(
+                    "warden_model_loads_total",
+                    "Model versions loaded, checked and swapped in",
+                ),
+                &["model"],
+            )
+            .expect("valid metric"),
+            queue_depth: IntGaugeVec::new(
+                Opts::new(
+                    "warden_queue_depth",
+                    "Requests waiting in the model's queue",
+                ),
+                &model_version,
+            )
+            .expect("valid metric"),
+            model_ready: IntGaugeVec::new(
+                Opts::new(
+                    "warden_model_ready",
+                    "1 when the model is served, 0 when it is known but not servable",
+                ),
+                &["model"],
+            )
+            .expect("valid metric"),
+            loaded_version: IntGaugeVec::new(
+                Opts::new(
+                    "warden_model_loaded_version",
+                    "The version of the model being served",
+                ),
+                &["model"],
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new("warden_build_info", "The warden build: always 1"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+            Box::new(metrics.requests.clone()),
+            Box::new(metrics.errors.clone()),
+            Box::new(metrics.guard_violations.clone()),
+            Box::new(metrics.queue_wait.clone()),
+            Box::new(metrics.inference.clone()),
+            Box::new(metrics.request_duration.clone()),
+            Box::new(metrics.batch_rows.clone()),
+            Box::new(metrics.load_failures.clone()),
+            Box::new(metrics.loads.clone()),
+            Box::new(metrics.queue_depth.clone()),
+            Box::new(metrics.model_ready.clone()),
+            Box::new(metrics.loaded_version.clone()),
+            Box::new(build_info),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
+
+    /// The text exposition of every metric, with the model gauges set from `models` now.
+    pub fn render(&self, models: &ModelRegistry) -> String {
+        self.queue_depth.reset();
+        self.model_ready.reset();
+        self.loaded_version.reset();
+        for (name, entry) in models.snapshot().iter() {
+            match entry {
+                ModelEntry::Ready(model) => {
+                    let version = model.version.to_string();
+                    self.model_ready.with_label_values(&[name.as_str()]).set(1);
+                    self.loaded_version
+                        .with_label_values(&[name.as_str()])
+                        .set(i64::try_from(model.version).unwrap_or(i64::MAX));
+                    let queued = model
+                        .counters()
+                        .queued
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    self.queue_depth
+                        .with_label_values(&[name.as_str(), version.as_str()])
+                        .set(i64::try_from(queued).unwrap_or(i64::MAX));
+                }
+                ModelEntry::Unavailable { .. } | ModelEntry::Unloaded => {
+                    self.model_ready.with_label_values(&[name.as_str()]).set(0);
+                }
+            }
+        }
+        let mut text = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        &["model", "version"],
+    )
+    .expect("valid metric")
+}

@@ -1,0 +1,78 @@
+"""Starting and stopping the real warden binary for the Python tests: spawn `warden serve` on
+port 0, read its JSON log until it reports `listening` (with a deadline, no sleeps), and on stop
+send SIGTERM and require exit code 0. WARDEN_BIN names the binary (default target/debug/warden).
+"""
+
+import glob
+import json
+import os
+import pathlib
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import onnxruntime
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MODELS = ROOT / "examples" / "models"
+
+
+def onnxruntime_library():
+    capi = pathlib.Path(onnxruntime.__file__).parent / "capi"
+    found = sorted(glob.glob(str(capi / "libonnxruntime.so.*")))
+    assert found, f"no libonnxruntime.so.* in {capi}; set WARDEN_ONNXRUNTIME_LIB"
+    return found[-1]
+
+
+class Warden:
+    """A running `warden serve`; `address` is host:port."""
+
+    def __init__(self, args, env=None):
+        binary = os.environ.get("WARDEN_BIN", str(ROOT / "target" / "debug" / "warden"))
+        full_env = dict(os.environ)
+        full_env.setdefault("WARDEN_ONNXRUNTIME_LIB", onnxruntime_library())
+        full_env.update(env or {})
+        self.process = subprocess.Popen(
+            [binary, "serve", *args, "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        # Drained for the whole run, so the server never blocks on a full pipe.
+        self.lines = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stderr], daemon=True).start()
+        self.seen, self.address = [], None
+        deadline = time.monotonic() + 60
+        while self.address is None and time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("message") == "listening":
+                self.address = event["address"]
+        if self.address is None:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"warden did not report listening (exit code {self.process.returncode}):\n" + "".join(self.seen))
+
+    @property
+    def url(self):
+        return f"http://{self.address}"
+
+    def stop(self):
+        """SIGTERM, then require a clean exit (code 0) within 30 s."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        assert code == 0, f"warden exited with {code} after SIGTERM:\n" + "".join(self.seen[-40:])
