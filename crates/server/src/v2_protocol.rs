@@ -19,8 +19,10 @@ use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData, Tenso
 /// garbage yields a readable answer.
 const MAX_ELEMENT_VIOLATIONS: usize = 10;
 
-#[derive(Debug, Deserialize)]
-struct RequestBody {
+/// A KServe V2 inference request (its JSON part).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = InferRequest, example = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}))]
+pub(crate) struct RequestBody {
     id: Option<String>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
@@ -28,8 +30,11 @@ struct RequestBody {
     outputs: Option<Vec<RequestOutput>>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RequestInput {
+/// One input tensor: `data` flat or nested in row-major order, or, with the binary tensor
+/// extension, `parameters.binary_data_size` bytes after the JSON part.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = InferRequestInput)]
+pub(crate) struct RequestInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
@@ -51,8 +56,10 @@ impl RequestInput {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct RequestOutput {
+/// An output the client asks for (`parameters.binary_data` for binary).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = InferRequestOutput)]
+pub(crate) struct RequestOutput {
     name: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
@@ -581,24 +588,29 @@ impl Serialize for FlatData<'_> {
 }
 
 /// One output tensor on the wire: its data inline as JSON, or its byte count in the binary part.
-#[derive(Debug, Serialize)]
-struct ResponseOutput<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InferResponseOutput)]
+pub(crate) struct ResponseOutput<'a> {
     name: &'a str,
     datatype: &'static str,
     shape: &'a [usize],
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<BinarySize>,
+    /// The values, flat in row-major order; absent when sent as binary.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Value>>)]
     data: Option<FlatData<'a>>,
 }
 
-#[derive(Debug, Serialize)]
-struct BinarySize {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BinarySize {
     binary_data_size: usize,
 }
 
-#[derive(Debug, Serialize)]
-struct ResponseHeader<'a> {
+/// A KServe V2 inference response (its JSON part).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InferResponse)]
+pub(crate) struct ResponseHeader<'a> {
     model_name: &'a str,
     model_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -673,7 +685,7 @@ fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
 }
 
 /// One tensor's metadata on the wire.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TensorMetadata<'a> {
     name: &'a str,
     datatype: &'static str,

@@ -7,9 +7,11 @@
 mod body;
 pub mod error;
 mod observe;
+pub mod openapi;
 mod operations;
 mod v1;
 mod v2;
+mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,19 +96,20 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/v2/models/{model}", get(v2::model_metadata))
         .route(
             "/v2/models/{model}/versions/{version}",
-            get(v2::model_metadata),
+            get(v2::model_version_metadata),
         )
         .route("/v2/models/{model}/ready", get(v2::model_ready))
         .route(
             "/v2/models/{model}/versions/{version}/ready",
-            get(v2::model_ready),
+            get(v2::model_version_ready),
         )
         .route("/v2/models/{model}/infer", post(v2::infer))
         .route(
             "/v2/models/{model}/versions/{version}/infer",
-            post(v2::infer),
+            post(v2::infer_version),
         )
         .route("/metrics", get(operations::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v2/repository/index", post(operations::index))
         .route("/v2/repository/models/{model}/load", post(operations::load))
         .route(

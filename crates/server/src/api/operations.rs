@@ -13,6 +13,8 @@ use super::error::{ApiError, ErrorCode};
 use crate::reload::{IndexEntry, ReloadError, Reloader};
 
 /// `GET /metrics`: the Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format (version 0.0.4)", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state.metrics.render(&state.registry);
     (
@@ -55,6 +57,8 @@ impl From<ReloadError> for ApiError {
 }
 
 /// `POST /v2/repository/index`: every model in the repository or served, with its state.
+#[utoipa::path(post, path = "/v2/repository/index", tag = "repository",
+    responses((status = 200, description = "Every model on disk or served, with its state", body = Vec<IndexEntry>)))]
 pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>>, ApiError> {
     let reloader = reloader(&state)?;
     Ok(Json(blocking(move || reloader.index()).await?))
@@ -62,6 +66,9 @@ pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>
 
 /// `POST /v2/repository/models/{model}/load`: loads the model's current files (retrying files
 /// that failed before) and answers its index entry; a failure leaves what was served serving.
+#[utoipa::path(post, path = "/v2/repository/models/{model}/load", tag = "repository",
+    params(("model" = String, Path, description = "A model folder's name in the repository")),
+    responses((status = 200, description = "The model is served from its current files", body = IndexEntry)))]
 pub async fn load(
     State(state): State<AppState>,
     Path(model): Path<String>,
@@ -80,6 +87,9 @@ pub async fn load(
 
 /// `POST /v2/repository/models/{model}/unload`: stops serving the model once its in-flight
 /// requests finish; it stays unloaded until loaded again.
+#[utoipa::path(post, path = "/v2/repository/models/{model}/unload", tag = "repository",
+    params(("model" = String, Path, description = "A served model's name")),
+    responses((status = 200, description = "The model is no longer served; in-flight requests finished on it", body = IndexEntry)))]
 pub async fn unload(
     State(state): State<AppState>,
     Path(model): Path<String>,

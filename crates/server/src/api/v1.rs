@@ -4,15 +4,19 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorCode};
+use super::wire::{ModelIdentity, RowRequest, RowResponse};
 use super::{AppState, predict_error, served};
 use warden_contract::{Violation, ViolationType};
 
 /// `POST /v1/models/{model}:predict`
+#[utoipa::path(post, path = "/v1/models/{model}:predict", tag = "rows",
+    params(("model" = String, Path, description = "The model's name")),
+    request_body(content = RowRequest, content_type = "application/json"),
+    responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
 pub async fn predict(
     State(state): State<AppState>,
     Path(model_action): Path<String>,
@@ -24,6 +28,11 @@ pub async fn predict(
 }
 
 /// `POST /v1/models/{model}/versions/{version}:predict`
+#[utoipa::path(post, path = "/v1/models/{model}/versions/{version}:predict", tag = "rows",
+    params(("model" = String, Path, description = "The model's name"),
+           ("version" = String, Path, description = "A version number; only the served version answers")),
+    request_body(content = RowRequest, content_type = "application/json"),
+    responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
 pub async fn predict_version(
     State(state): State<AppState>,
     Path((model, version_action)): Path<(String, String)>,
@@ -65,13 +74,14 @@ async fn answer(
         .predict_rows(instances, deadline)
         .await
         .map_err(|err| predict_error(&model, err))?;
-    let body: Value = json!({
-        "predictions": result.predictions,
-        "model": {
-            "name": model.name,
-            "version": model.version.to_string(),
-            "sha256": model.sha256,
+    let response = Json(RowResponse {
+        predictions: result.predictions,
+        model: ModelIdentity {
+            name: &model.name,
+            version: model.version.to_string(),
+            sha256: &model.sha256,
         },
-    });
-    Ok(served(&model, Some(result.timings), Json(body)))
+    })
+    .into_response();
+    Ok(served(&model, Some(result.timings), response))
 }

@@ -5,13 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
+use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
 use super::{AppState, predict_error, served};
 use crate::registry::ModelEntry;
-use crate::v2_protocol::{decode_request, encode_response, tensor_metadata};
+use crate::v2_protocol::{
+    RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
+};
 
 /// `{model}` and the optional `{version}` of a V2 path.
 #[derive(Debug, Deserialize)]
@@ -20,13 +22,17 @@ pub struct ModelPath {
     version: Option<String>,
 }
 
-pub async fn live() -> Json<serde_json::Value> {
-    Json(json!({"live": true}))
+#[utoipa::path(get, path = "/v2/health/live", tag = "health",
+    responses((status = 200, description = "The process is up", body = Live)))]
+pub async fn live() -> Json<Live> {
+    Json(Live { live: true })
 }
 
-pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/v2/health/ready", tag = "health",
+    responses((status = 200, description = "Every model is loaded, checked and warmed up (with --allow-partial: at least one)", body = Ready)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     if state.registry.is_ready() {
-        return Ok(Json(json!({"ready": true})));
+        return Ok(Json(Ready { ready: true }));
     }
     let waiting: Vec<String> = state
         .registry
@@ -45,40 +51,115 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<serde_json::Val
     Err(ApiError::new(ErrorCode::ModelNotReady, message))
 }
 
-pub async fn server_metadata() -> Json<serde_json::Value> {
-    Json(json!({
-        "name": "warden",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data"],
-    }))
+#[utoipa::path(get, path = "/v2", tag = "metadata",
+    responses((status = 200, description = "The server's name, version and protocol extensions", body = ServerMetadata)))]
+pub async fn server_metadata() -> Json<ServerMetadata> {
+    Json(ServerMetadata {
+        name: "warden",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: vec!["binary_tensor_data", "model_repository"],
+    })
 }
 
+#[utoipa::path(get, path = "/v2/models/{model}", tag = "metadata", params(ModelParam),
+    responses((status = 200, description = "The served version's tensors, engine and hash", body = ModelMetadata)))]
 pub async fn model_metadata(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let body = json!({
-        "name": model.name,
-        "versions": [model.version.to_string()],
-        "platform": model.platform,
-        "inputs": tensor_metadata(&model.signature.inputs),
-        "outputs": tensor_metadata(&model.signature.outputs),
-        "sha256": model.sha256,
-    });
-    Ok(served(&model, None, Json(body)))
+    let body = ModelMetadata {
+        name: &model.name,
+        versions: vec![model.version.to_string()],
+        platform: model.platform,
+        inputs: tensor_metadata(&model.signature.inputs),
+        outputs: tensor_metadata(&model.signature.outputs),
+        sha256: &model.sha256,
+    };
+    let response = Json(body).into_response();
+    Ok(served(&model, None, response))
 }
 
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}", tag = "metadata",
+    params(ModelParam, VersionParam),
+    responses((status = 200, description = "The version's tensors, engine and hash", body = ModelMetadata)))]
+pub async fn model_version_metadata(
+    state: State<AppState>,
+    path: Path<ModelPath>,
+) -> Result<Response, ApiError> {
+    model_metadata(state, path).await
+}
+
+#[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "health", params(ModelParam),
+    responses((status = 200, description = "The model is served", body = ModelReady)))]
 pub async fn model_ready(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Response, ApiError> {
     let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let body = json!({"name": model.name, "version": model.version.to_string(), "ready": true});
-    Ok(served(&model, None, Json(body)))
+    let response = Json(ModelReady {
+        name: &model.name,
+        version: model.version.to_string(),
+        ready: true,
+    })
+    .into_response();
+    Ok(served(&model, None, response))
 }
 
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/ready", tag = "health",
+    params(ModelParam, VersionParam),
+    responses((status = 200, description = "The version is served", body = ModelReady)))]
+pub async fn model_version_ready(
+    state: State<AppState>,
+    path: Path<ModelPath>,
+) -> Result<Response, ApiError> {
+    model_ready(state, path).await
+}
+
+#[utoipa::path(post, path = "/v2/models/{model}/infer", tag = "inference", params(ModelParam),
+    request_body(content = RequestBody, description = "JSON, or with the binary tensor extension a JSON header of `Inference-Header-Content-Length` bytes followed by the tensor bytes"),
+    responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
 pub async fn infer(
+    state: State<AppState>,
+    path: Path<ModelPath>,
+    headers: HeaderMap,
+    body: InferBody,
+) -> Result<Response, ApiError> {
+    infer_any(state, path, headers, body).await
+}
+
+#[utoipa::path(post, path = "/v2/models/{model}/versions/{version}/infer", tag = "inference",
+    params(ModelParam, VersionParam),
+    request_body(content = RequestBody, description = "As for the model's infer route"),
+    responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
+pub async fn infer_version(
+    state: State<AppState>,
+    path: Path<ModelPath>,
+    headers: HeaderMap,
+    body: InferBody,
+) -> Result<Response, ApiError> {
+    infer_any(state, path, headers, body).await
+}
+
+/// The `{model}` path parameter.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("model"), parameter_in = Path)]
+#[allow(dead_code)] // documents the parameter; handlers read it through ModelPath
+pub struct ModelParam(
+    /// The model's name, as its repository folder is named.
+    String,
+);
+
+/// The `{version}` path parameter.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("version"), parameter_in = Path)]
+#[allow(dead_code)] // documents the parameter; handlers read it through ModelPath
+pub struct VersionParam(
+    /// A version number; only the served version answers.
+    String,
+);
+
+async fn infer_any(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
     headers: HeaderMap,

@@ -1,0 +1,75 @@
+//! The JSON bodies of the routes other than V2 inference (whose types live with their codec in
+//! [`crate::v2_protocol`]). Handlers answer with these types and the OpenAPI document is
+//! derived from them, so the two cannot drift.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::v2_protocol::TensorMetadata;
+
+/// `GET /v2/health/live`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    pub live: bool,
+}
+
+/// `GET /v2/health/ready` when every model is ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+}
+
+/// `GET /v2`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerMetadata {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub extensions: Vec<&'static str>,
+}
+
+/// `GET /v2/models/{model}[/versions/{version}]`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelMetadata<'a> {
+    pub name: &'a str,
+    pub versions: Vec<String>,
+    /// The engine serving it: `onnxruntime` or `tract`.
+    pub platform: &'static str,
+    pub inputs: Vec<TensorMetadata<'a>>,
+    pub outputs: Vec<TensorMetadata<'a>>,
+    /// The graph file's SHA-256.
+    pub sha256: &'a str,
+}
+
+/// `GET /v2/models/{model}[/versions/{version}]/ready` when it is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelReady<'a> {
+    pub name: &'a str,
+    pub version: String,
+    pub ready: bool,
+}
+
+/// `POST /v1/models/{model}:predict`: one object per row, keyed by feature name (or an array
+/// of values in feature order).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // the handler reads the body as JSON; this type documents it
+#[schema(example = json!({"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}))]
+pub struct RowRequest {
+    #[schema(value_type = Vec<Object>)]
+    pub instances: Vec<Map<String, Value>>,
+}
+
+/// The model version that answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelIdentity<'a> {
+    pub name: &'a str,
+    pub version: String,
+    pub sha256: &'a str,
+}
+
+/// The answer of the row API: one prediction per row, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowResponse<'a> {
+    pub predictions: Vec<Value>,
+    pub model: ModelIdentity<'a>,
+}
