@@ -80,7 +80,10 @@ async fn health_and_server_metadata() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(metadata["name"], "warden");
     assert_eq!(metadata["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(metadata["extensions"], json!(["binary_tensor_data"]));
+    assert_eq!(
+        metadata["extensions"],
+        json!(["binary_tensor_data", "model_repository"])
+    );
     server.stop().await;
 }
 
