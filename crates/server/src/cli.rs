@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Flags;
+use crate::config::{Flags, WatchMode};
 
 /// warden: a model server that cannot fail silently.
 #[derive(Debug, Parser)]
@@ -78,10 +78,11 @@ pub struct ServeArgs {
     /// [env: WARDEN_PUBLIC_METRICS] [config: public_metrics]
     #[arg(long)]
     pub public_metrics: bool,
-    /// Do not watch the repository; reload only on SIGHUP or the repository API
-    /// [env: WARDEN_WATCH=false] [config: watch]
-    #[arg(long)]
-    pub no_watch: bool,
+    /// How to watch the repository for new versions: file events (falling back to polling),
+    /// polling only (network file systems), or off (SIGHUP and the repository API still reload)
+    /// [env: WARDEN_WATCH] [config: watch] [default: events]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub watch: Option<WatchMode>,
     /// How often to rescan the repository when file events are unavailable, in milliseconds
     /// [env: WARDEN_POLL_INTERVAL_MS] [config: poll_interval_ms] [default: 2000]
     #[arg(long, value_name = "MS")]
@@ -105,7 +106,7 @@ impl ServeArgs {
             auth_tokens_file: self.auth_tokens_file,
             admin_tokens_file: self.admin_tokens_file,
             public_metrics: self.public_metrics,
-            no_watch: self.no_watch,
+            watch: self.watch,
             poll_interval_ms: self.poll_interval_ms,
         }
     }

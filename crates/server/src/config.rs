@@ -60,8 +60,8 @@ pub struct ServeConfig {
     pub require_checksum: bool,
     /// Bearer tokens, when the API requires them.
     pub auth: Option<AuthConfig>,
-    /// Watch the repository for changes (file events, else polling) and reload.
-    pub watch: bool,
+    /// How the repository is watched for changes to reload.
+    pub watch: WatchMode,
     /// How often the polling fallback rescans the repository.
     pub poll_interval: Duration,
 }
@@ -87,6 +87,31 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// How the repository is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// File events (inotify), falling back to polling where the file system has none.
+    Events,
+    /// Polling only: for network file systems (NFS, SMB), where file events miss changes made
+    /// by other machines.
+    Poll,
+    /// No watching: reload with SIGHUP or the repository API.
+    Off,
+}
+
+impl FromStr for WatchMode {
+    type Err = ();
+    fn from_str(text: &str) -> Result<WatchMode, ()> {
+        match text.to_ascii_lowercase().as_str() {
+            "events" => Ok(WatchMode::Events),
+            "poll" => Ok(WatchMode::Poll),
+            "off" => Ok(WatchMode::Off),
+            _ => Err(()),
+        }
+    }
+}
+
 /// The polling fallback's default interval.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -104,7 +129,7 @@ impl ServeConfig {
             workers: None,
             require_checksum: false,
             auth: None,
-            watch: true,
+            watch: WatchMode::Events,
             poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
@@ -126,7 +151,7 @@ struct ConfigFile {
     auth_tokens_file: Option<PathBuf>,
     admin_tokens_file: Option<PathBuf>,
     public_metrics: Option<bool>,
-    watch: Option<bool>,
+    watch: Option<WatchMode>,
     poll_interval_ms: Option<u64>,
 }
 
@@ -146,7 +171,7 @@ pub struct Flags {
     pub auth_tokens_file: Option<PathBuf>,
     pub admin_tokens_file: Option<PathBuf>,
     pub public_metrics: bool,
-    pub no_watch: bool,
+    pub watch: Option<WatchMode>,
     pub poll_interval_ms: Option<u64>,
 }
 
@@ -283,13 +308,13 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         &mut problems,
     );
     let watch = setting(
-        flags.no_watch.then_some(Switch(false)),
+        flags.watch,
         env,
         &mut problems,
         "WARDEN_WATCH",
-        "true or false",
+        "events, poll or off",
     );
-    config.watch = watch.map(|s| s.0).or(file.watch).unwrap_or(true);
+    config.watch = watch.or(file.watch).unwrap_or(WatchMode::Events);
     let poll = setting(
         flags.poll_interval_ms,
         env,
@@ -590,5 +615,72 @@ mod tests {
             .map(|lib| lib.source.as_str())
             .collect();
         assert_eq!(sources, vec!["--onnxruntime-lib", "ORT_DYLIB_PATH"]);
+    }
+
+    #[test]
+    fn auth_watch_and_checksum_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "# ops\n\nfile-token-0123456789\n").unwrap();
+        let flags = Flags {
+            models: Some("m".into()),
+            auth_tokens_file: Some(tokens),
+            watch: Some(WatchMode::Poll),
+            ..Flags::default()
+        };
+        let config = resolve(
+            flags,
+            &env(&[
+                (
+                    "WARDEN_ADMIN_TOKENS",
+                    "admin-token-0123456789, admin-token-abcdefghij",
+                ),
+                ("WARDEN_REQUIRE_CHECKSUM", "yes"),
+                ("WARDEN_POLL_INTERVAL_MS", "250"),
+            ]),
+        )
+        .unwrap();
+        let auth = config.auth.clone().unwrap();
+        assert_eq!(auth.tokens, vec!["file-token-0123456789"]);
+        assert_eq!(auth.admin_tokens.len(), 2);
+        assert!(config.require_checksum);
+        assert_eq!(config.watch, WatchMode::Poll);
+        assert_eq!(config.poll_interval, Duration::from_millis(250));
+        assert!(
+            !format!("{config:?}").contains("token-0123456789"),
+            "Debug shows no token"
+        );
+
+        let problems = resolve(
+            Flags {
+                models: Some("m".into()),
+                ..Flags::default()
+            },
+            &env(&[
+                ("WARDEN_AUTH_TOKENS", "short"),
+                ("WARDEN_WATCH", "sometimes"),
+                ("WARDEN_POLL_INTERVAL_MS", "0"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            vec![
+                "WARDEN_WATCH=\"sometimes\" is not events, poll or off".to_owned(),
+                "the poll interval must be at least 1 ms".to_owned(),
+                "WARDEN_AUTH_TOKENS: token 1 is shorter than 16 characters; use a random token \
+                 (e.g. `openssl rand -hex 32`)"
+                    .to_owned(),
+            ]
+        );
+        let admin_only = resolve(
+            Flags {
+                models: Some("m".into()),
+                ..Flags::default()
+            },
+            &env(&[("WARDEN_ADMIN_TOKENS", "admin-token-0123456789")]),
+        )
+        .unwrap_err();
+        assert!(admin_only[0].starts_with("admin tokens are set but no API tokens"));
     }
 }

@@ -10,20 +10,23 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
+use crate::config::WatchMode;
 use crate::reload::Reloader;
 
 /// How long the repository must be quiet after an event before it is rescanned.
 const QUIET: Duration = Duration::from_millis(300);
 
-/// Starts the triggers: SIGHUP always; file events (else polling every `poll_interval`) when
-/// `watch` is on. Runs until the process ends.
-pub fn spawn(reloader: Arc<Reloader>, hangup: Signal, watch: bool, poll_interval: Duration) {
+/// Starts the triggers: SIGHUP always; file events or polling every `poll_interval` as `mode`
+/// says. Runs until the process ends.
+pub fn spawn(reloader: Arc<Reloader>, hangup: Signal, mode: WatchMode, poll_interval: Duration) {
     let (events, mut changed) = mpsc::unbounded_channel::<()>();
-    let watcher = if watch {
-        start_watcher(&reloader, events.clone(), poll_interval)
-    } else {
-        tracing::info!("repository watching is off: reload with SIGHUP or the repository API");
-        None
+    let watcher = match mode {
+        WatchMode::Events => start_watcher(&reloader, events.clone(), poll_interval, false),
+        WatchMode::Poll => start_watcher(&reloader, events.clone(), poll_interval, true),
+        WatchMode::Off => {
+            tracing::info!("repository watching is off: reload with SIGHUP or the repository API");
+            None
+        }
     };
     tokio::spawn(on_hangup(hangup, events));
     tokio::spawn(async move {
@@ -59,6 +62,7 @@ fn start_watcher(
     reloader: &Reloader,
     events: mpsc::UnboundedSender<()>,
     poll_interval: Duration,
+    poll_only: bool,
 ) -> Option<Box<dyn Watcher + Send>> {
     let path = reloader.repository().to_path_buf();
     let handler = move |event: notify::Result<notify::Event>| {
@@ -74,27 +78,35 @@ fn start_watcher(
             let _ = events.send(());
         }
     };
-    let events_handler = handler.clone();
-    match notify::recommended_watcher(events_handler).and_then(|mut watcher| {
-        watcher.watch(&path, RecursiveMode::Recursive)?;
-        Ok(watcher)
-    }) {
-        Ok(watcher) => {
-            tracing::info!(path = %path.display(), "watching the model repository for changes");
-            return Some(Box::new(watcher));
+    if !poll_only {
+        let events_handler = handler.clone();
+        match notify::recommended_watcher(events_handler).and_then(|mut watcher| {
+            watcher.watch(&path, RecursiveMode::Recursive)?;
+            Ok(watcher)
+        }) {
+            Ok(watcher) => {
+                tracing::info!(path = %path.display(), "watching the model repository for file events");
+                return Some(Box::new(watcher));
+            }
+            Err(err) => tracing::warn!(
+                error = %err,
+                "no file events for the model repository; polling it instead"
+            ),
         }
-        Err(err) => tracing::warn!(
-            error = %err,
-            poll_interval_ms = poll_interval.as_millis() as u64,
-            "no file events for the model repository; polling it instead"
-        ),
     }
     let config = notify::Config::default().with_poll_interval(poll_interval);
     match notify::PollWatcher::new(handler, config).and_then(|mut watcher| {
         watcher.watch(&path, RecursiveMode::Recursive)?;
         Ok(watcher)
     }) {
-        Ok(watcher) => Some(Box::new(watcher)),
+        Ok(watcher) => {
+            tracing::info!(
+                path = %path.display(),
+                poll_interval_ms = u64::try_from(poll_interval.as_millis()).unwrap_or(u64::MAX),
+                "polling the model repository for changes"
+            );
+            Some(Box::new(watcher))
+        }
         Err(err) => {
             tracing::error!(error = %err, "cannot watch the model repository; reload with SIGHUP");
             None

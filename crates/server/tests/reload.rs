@@ -199,7 +199,7 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
             std::fs::copy(examples().join(model).join(file), dir.join(file)).unwrap();
         }
     }
-    let server = WardenProcess::serve_with(repository.path(), &["--no-watch"]);
+    let server = WardenProcess::serve_with(repository.path(), &["--watch", "off"]);
     let base = format!("http://{}", server.address);
     let client = reqwest::Client::new();
     assert_eq!(predict(&client, &base).await, (200, Some("1".into())));
@@ -310,4 +310,31 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
         status_of(&client, format!("{base}/v2/health/ready")).await,
         200
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_finds_a_new_version_where_file_events_are_not_used() {
+    let repository = repository_with(&examples(), "iris", |m| m);
+    let server = WardenProcess::serve_with(
+        repository.path(),
+        &["--watch", "poll", "--poll-interval-ms", "100"],
+    );
+    assert!(
+        server
+            .startup_log
+            .iter()
+            .any(|line| line.contains("polling the model repository")),
+        "{:?}",
+        server.startup_log
+    );
+    let base = format!("http://{}", server.address);
+    let client = reqwest::Client::new();
+    assert_eq!(predict(&client, &base).await, (200, Some("1".into())));
+    add_version(repository.path(), "iris", 2, &iris_graph());
+    until(
+        "version 2 found by polling",
+        Duration::from_secs(30),
+        || async { predict(&client, &base).await.1.as_deref() == Some("2") },
+    )
+    .await;
 }
