@@ -68,6 +68,25 @@ async fn metric(client: &reqwest::Client, base: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// POSTs to a repository API route: the status and the JSON answer.
+async fn repository_call(client: &reqwest::Client, base: &str, path: &str) -> (u16, Value) {
+    let response = client
+        .post(format!("{base}/v2/repository/{path}"))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Sends SIGHUP to the server (by its PID, through `kill`).
+fn hangup(server: &WardenProcess) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Polls `check` until it returns true, failing after `limit`.
 async fn until<F: Future<Output = bool>>(
     what: &str,
@@ -170,14 +189,7 @@ async fn a_new_version_is_swapped_in_under_load_and_broken_ones_are_never_served
         status_of(&client, format!("{base}/v2/health/ready")).await,
         200
     );
-    let index: Value = client
-        .post(format!("{base}/v2/repository/index"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, index) = repository_call(&client, &base, "index").await;
     assert_eq!(index[0]["name"], "iris");
     assert_eq!(index[0]["version"], "2");
     assert_eq!(index[0]["state"], "READY");
@@ -221,26 +233,15 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
     .await;
 
     // Unload: the model answers 503 model_not_ready, and readiness ignores it.
-    let unload = client
-        .post(format!("{base}/v2/repository/models/iris/unload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unload.status(), 200);
+    let (status, _) = repository_call(&client, &base, "models/iris/unload").await;
+    assert_eq!(status, 200);
     let (status, _) = predict(&client, &base).await;
     assert_eq!(status, 503);
     assert_eq!(
         status_of(&client, format!("{base}/v2/health/ready")).await,
         200
     );
-    let index: Value = client
-        .post(format!("{base}/v2/repository/index"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, index) = repository_call(&client, &base, "index").await;
     assert_eq!(
         index,
         json!([
@@ -250,21 +251,12 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
     );
     // Load: served again. A name that is not in the repository is 404, and never a path
     // (`%2E%2E` is normalised to `..` by the client, leaving no route: `not_found`).
-    let load = client
-        .post(format!("{base}/v2/repository/models/iris/load"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(load.status(), 200);
+    let (status, _) = repository_call(&client, &base, "models/iris/load").await;
+    assert_eq!(status, 200);
     assert_eq!(predict(&client, &base).await, (200, Some("2".into())));
     for name in ["nope", "..%2Firis", "%2E%2E"] {
-        let response = client
-            .post(format!("{base}/v2/repository/models/{name}/load"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{name}");
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = repository_call(&client, &base, &format!("models/{name}/load")).await;
+        assert_eq!(status, 404, "{name}");
         let code = if name == "%2E%2E" {
             "not_found"
         } else {
@@ -274,13 +266,8 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
     }
     // A version that fails through the API: 400 load_failed, and version 2 still answers.
     add_version(repository.path(), "iris", 3, b"garbage");
-    let failed = client
-        .post(format!("{base}/v2/repository/models/iris/load"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(failed.status(), 400);
-    let body: Value = failed.json().await.unwrap();
+    let (status, body) = repository_call(&client, &base, "models/iris/load").await;
+    assert_eq!(status, 400);
     assert_eq!(body["code"], "load_failed");
     assert!(
         body["error"]
@@ -297,11 +284,7 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
 
     // A model removed from the repository stops being served after the next rescan.
     std::fs::remove_dir_all(repository.path().join("credit")).unwrap();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    hangup(&server);
     until("credit to be removed", Duration::from_secs(30), || async {
         status_of(&client, format!("{base}/v2/models/credit")).await == 404
     })

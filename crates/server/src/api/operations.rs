@@ -70,19 +70,13 @@ pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>
     params(("model" = String, Path, description = "A model folder's name in the repository")),
     responses((status = 200, description = "The model is served from its current files", body = IndexEntry)))]
 pub async fn load(
-    State(state): State<AppState>,
-    Path(model): Path<String>,
+    state: State<AppState>,
+    model: Path<String>,
 ) -> Result<Json<IndexEntry>, ApiError> {
-    let reloader = reloader(&state)?;
-    let name = model.clone();
-    let entry = blocking(move || {
-        reloader.load(&name)?;
-        Ok::<_, ReloadError>(reloader.index().into_iter().find(|e| e.name == name))
+    act_on(state, model, |reloader, name| {
+        reloader.load(name).map(|_| ())
     })
-    .await??;
-    entry
-        .map(Json)
-        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, format!("unknown model `{model}`")))
+    .await
 }
 
 /// `POST /v2/repository/models/{model}/unload`: stops serving the model once its in-flight
@@ -91,20 +85,26 @@ pub async fn load(
     params(("model" = String, Path, description = "A served model's name")),
     responses((status = 200, description = "The model is no longer served; in-flight requests finished on it", body = IndexEntry)))]
 pub async fn unload(
+    state: State<AppState>,
+    model: Path<String>,
+) -> Result<Json<IndexEntry>, ApiError> {
+    act_on(state, model, Reloader::unload).await
+}
+
+/// Runs a repository action on `model` on a blocking thread and answers its index entry.
+async fn act_on(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    action: fn(&Reloader, &str) -> Result<(), ReloadError>,
 ) -> Result<Json<IndexEntry>, ApiError> {
     let reloader = reloader(&state)?;
     let name = model.clone();
     let entry = blocking(move || {
-        reloader.unload(&name)?;
+        action(&reloader, &name)?;
         Ok::<_, ReloadError>(reloader.index().into_iter().find(|e| e.name == name))
     })
     .await??;
-    Ok(Json(entry.unwrap_or(IndexEntry {
-        name: model,
-        version: None,
-        state: "UNAVAILABLE",
-        reason: "unloaded".into(),
-    })))
+    entry
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, format!("unknown model `{model}`")))
 }
