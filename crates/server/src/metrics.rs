@@ -193,7 +193,9 @@ impl Metrics {
                         .with_label_values(&[name.as_str(), version.as_str()])
                         .set(i64::try_from(queued).unwrap_or(i64::MAX));
                 }
-                ModelEntry::Unavailable { .. } | ModelEntry::Unloaded => {
+                ModelEntry::Unavailable { .. }
+                | ModelEntry::Unloaded
+                | ModelEntry::Rejected { .. } => {
                     self.model_ready.with_label_values(&[name.as_str()]).set(0);
                 }
             }

@@ -20,6 +20,18 @@ pub enum ModelEntry {
     Unavailable { reason: String },
     /// Unloaded through the repository API; not counted against readiness.
     Unloaded,
+    /// Added to the repository while serving, and failed its checks: never served, and not
+    /// counted against readiness (a broken new model must not take every other model out of
+    /// the load balancer).
+    Rejected { reason: String },
+}
+
+impl ModelEntry {
+    /// Whether the entry counts against readiness: only models that should be served, are not,
+    /// and were expected from start-up.
+    fn blocks_readiness(&self) -> bool {
+        matches!(self, ModelEntry::Unavailable { .. })
+    }
 }
 
 /// Why a model lookup found nothing to serve.
@@ -85,10 +97,7 @@ impl ModelRegistry {
         if self.allow_partial {
             any_ready
         } else {
-            any_ready
-                && models
-                    .values()
-                    .all(|entry| ready(entry) || matches!(entry, ModelEntry::Unloaded))
+            any_ready && !models.values().any(ModelEntry::blocks_readiness)
         }
     }
 
@@ -96,10 +105,12 @@ impl ModelRegistry {
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, LookupError> {
         match self.snapshot().get(name) {
             None => Err(LookupError::UnknownModel(name.to_owned())),
-            Some(ModelEntry::Unavailable { reason }) => Err(LookupError::NotReady {
-                model: name.to_owned(),
-                reason: reason.clone(),
-            }),
+            Some(ModelEntry::Unavailable { reason } | ModelEntry::Rejected { reason }) => {
+                Err(LookupError::NotReady {
+                    model: name.to_owned(),
+                    reason: reason.clone(),
+                })
+            }
             Some(ModelEntry::Unloaded) => Err(LookupError::NotReady {
                 model: name.to_owned(),
                 reason: format!(

@@ -267,7 +267,7 @@ impl Reloader {
                             .map(|f| format!("a newer version is not served: {f}"))
                             .unwrap_or_default(),
                     ),
-                    Some(ModelEntry::Unavailable { reason }) => (
+                    Some(ModelEntry::Unavailable { reason } | ModelEntry::Rejected { reason }) => (
                         disk_version,
                         "UNAVAILABLE",
                         failure.unwrap_or(reason.clone()),
@@ -373,9 +373,10 @@ impl Reloader {
             "model version failed its load checks and is not served"
         );
         if served.is_none() {
+            // Never served since start-up: reported on its own routes, not by readiness.
             self.registry.update(
                 name,
-                Some(ModelEntry::Unavailable {
+                Some(ModelEntry::Rejected {
                     reason: format!("failed to load: {reason}"),
                 }),
             );

@@ -282,6 +282,26 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
     );
     assert_eq!(predict(&client, &base).await, (200, Some("2".into())));
 
+    // A model added broken while serving: 503 on its own routes, readiness untouched.
+    std::fs::create_dir_all(repository.path().join("broken/1")).unwrap();
+    std::fs::copy(
+        examples().join("iris/warden.toml"),
+        repository.path().join("broken/warden.toml"),
+    )
+    .unwrap();
+    std::fs::write(repository.path().join("broken/1/model.onnx"), b"garbage").unwrap();
+    hangup(&server);
+    until(
+        "the broken model to be rejected",
+        Duration::from_secs(30),
+        || async { status_of(&client, format!("{base}/v2/models/broken/ready")).await == 503 },
+    )
+    .await;
+    assert_eq!(
+        status_of(&client, format!("{base}/v2/health/ready")).await,
+        200
+    );
+
     // A model removed from the repository stops being served after the next rescan.
     std::fs::remove_dir_all(repository.path().join("credit")).unwrap();
     hangup(&server);

@@ -39,7 +39,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
         .snapshot()
         .iter()
         .filter_map(|(name, entry)| match entry {
-            ModelEntry::Ready(_) | ModelEntry::Unloaded => None,
+            ModelEntry::Ready(_) | ModelEntry::Unloaded | ModelEntry::Rejected { .. } => None,
             ModelEntry::Unavailable { reason } => Some(format!("{name} ({reason})")),
         })
         .collect();
