@@ -125,16 +125,21 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))
         .with_state(state.clone());
-    api.layer(CatchPanicLayer::custom(|_panic| {
+    let api = api.layer(CatchPanicLayer::custom(|_panic| {
         ApiError::internal(&"a handler panicked").into_response()
-    }))
-    .layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::auth::require_token,
-    ))
-    .layer(middleware::from_fn_with_state(state, observe::access_log))
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    }));
+    // Without tokens there is nothing to check: no layer, no per-request cost.
+    let api = if state.auth.is_some() {
+        api.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+    } else {
+        api
+    };
+    api.layer(middleware::from_fn_with_state(state, observe::access_log))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 async fn not_found() -> ApiError {

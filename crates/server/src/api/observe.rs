@@ -72,13 +72,12 @@ fn record(
     elapsed: std::time::Duration,
 ) {
     let metrics = &state.metrics;
-    let (model, version) = served.map_or((String::new(), String::new()), |s| {
-        (s.model.clone(), s.version.to_string())
-    });
-    let status = response.status().as_u16().to_string();
+    let model = served.map_or("", |s| s.model.as_str());
+    let version = served.map(|s| s.version.to_string()).unwrap_or_default();
+    let version = version.as_str();
     metrics
         .requests
-        .with_label_values(&[model.as_str(), version.as_str(), route, status.as_str()])
+        .with_label_values(&[model, version, route, response.status().as_str()])
         .inc();
     if let Some(code) = code {
         match response.extensions().get::<ViolationTypes>() {
@@ -95,12 +94,12 @@ fn record(
         if code == ErrorCode::InvalidOutput && served.is_some() {
             metrics
                 .guard_violations
-                .with_label_values(&[model.as_str(), version.as_str()])
+                .with_label_values(&[model, version])
                 .inc();
         }
     }
     if let Some(served) = served {
-        let labels = [model.as_str(), version.as_str()];
+        let labels = [model, version];
         if let Some(timings) = served.timings {
             metrics
                 .queue_wait
