@@ -13,9 +13,10 @@
 //! deadline passed in the queue, or whose client went away, is dropped before inference.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,7 @@ pub struct SchedulerOptions {
 /// The queue and worker threads of one model version.
 #[derive(Debug)]
 pub struct Scheduler {
-    queue: Option<SyncSender<Job>>,
+    queue: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -116,12 +117,13 @@ impl Scheduler {
         models: Vec<Box<dyn LoadedModel>>,
         options: SchedulerOptions,
     ) -> std::io::Result<Scheduler> {
-        let (queue, jobs) = mpsc::sync_channel::<Job>(options.queue_capacity);
-        let jobs = Arc::new(Mutex::new(jobs));
+        // Every worker waits on the queue itself (crossbeam's receivers are shared, and spin
+        // briefly before parking): no lock between them, and a busy queue rarely sleeps.
+        let (queue, jobs) = crossbeam_channel::bounded::<Job>(options.queue_capacity);
         let counters = Arc::new(Counters::default());
         let mut threads = Vec::new();
         for (index, model) in models.into_iter().enumerate() {
-            let jobs = Arc::clone(&jobs);
+            let jobs = jobs.clone();
             let counters = Arc::clone(&counters);
             threads.push(
                 std::thread::Builder::new()
@@ -196,7 +198,7 @@ impl Drop for Scheduler {
 /// One worker: take a batch, run it, answer each request; until the queue closes.
 fn work(
     mut model: Box<dyn LoadedModel>,
-    jobs: &Mutex<Receiver<Job>>,
+    jobs: &Receiver<Job>,
     counters: &Counters,
     options: SchedulerOptions,
 ) {
@@ -211,14 +213,13 @@ fn work(
 /// The oldest live request and, when the graph allows, the others waiting behind it; plus a
 /// request taken from the queue that did not fit the batch (it runs next, on its own).
 fn next_batch(
-    jobs: &Mutex<Receiver<Job>>,
+    jobs: &Receiver<Job>,
     counters: &Counters,
     options: SchedulerOptions,
 ) -> Option<(Vec<Job>, Option<Job>)> {
     let taken = || {
         counters.queued.fetch_sub(1, Ordering::Relaxed);
     };
-    let jobs = jobs.lock().ok()?;
     let mut batch: Vec<Job> = Vec::new();
     let mut rows = 0;
     let first = loop {
