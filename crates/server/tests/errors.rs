@@ -10,8 +10,6 @@ use common::post_json as post;
 
 use std::collections::BTreeMap;
 
-use std::time::Duration;
-
 use common::{Script, ScriptedBackend, TestServer, examples};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -110,24 +108,9 @@ async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
     backend.arm(Script::Block);
     let body = json!({"instances": [credit_row()]});
     let url = server.url("/v1/models/credit:predict");
-    let send = |body: Value| {
-        let url = url.clone();
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
-    let running = send(body.clone());
     // Once the first request is inside the model, of three more exactly one fits the queue of
     // one; the other two are refused at once, without waiting for the model.
-    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
-        .await
-        .unwrap();
+    let running = common::occupy_worker(&url, &body, entered).await;
     let client = reqwest::Client::new();
     let mut more: Vec<_> = (0..3)
         .map(|_| Box::pin(client.post(&url).json(&body).send()))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use common::{Script, ScriptedBackend, TestServer, eventually, examples, fixtures};
+use common::{Script, ScriptedBackend, TestServer, eventually, examples, fixtures, occupy_worker};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -69,21 +69,7 @@ async fn an_expired_deadline_answers_504_and_never_reaches_the_model() {
     backend.arm(Script::Block);
     let url = server.url("/v1/models/iris:predict");
     let body = json!({"instances": [[5.1, 3.5, 1.4, 0.2]]});
-    let blocking = {
-        let (url, body) = (url.clone(), body.clone());
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
-    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
-        .await
-        .unwrap();
+    let blocking = occupy_worker(&url, &body, entered).await;
     let late = reqwest::Client::new()
         .post(&url)
         .header("x-timeout-ms", "100")
@@ -121,21 +107,11 @@ async fn a_request_whose_client_went_away_is_not_run() {
     backend.arm(Script::Block);
     let url = server.url("/v1/models/iris:predict");
     let body = json!({"instances": [[5.1, 3.5, 1.4, 0.2]]});
-    let send = |url: String, body: Value| {
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status())
-        })
+    let blocking = occupy_worker(&url, &body, entered).await;
+    let abandoned = {
+        let (url, body) = (url.clone(), body.clone());
+        tokio::spawn(async move { reqwest::Client::new().post(url).json(&body).send().await })
     };
-    let blocking = send(url.clone(), body.clone());
-    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
-        .await
-        .unwrap();
-    let abandoned = send(url.clone(), body.clone());
     let iris = server.state.registry.get("iris", None).unwrap();
     let counters = || iris.counters();
     eventually("the request to be queued", Duration::from_secs(10), || {
@@ -152,7 +128,7 @@ async fn a_request_whose_client_went_away_is_not_run() {
     .await;
     backend.arm(Script::Run);
     release.send(()).unwrap();
-    assert_eq!(blocking.await.unwrap().unwrap(), StatusCode::OK);
+    assert_eq!(blocking.await.unwrap(), StatusCode::OK);
     let after = reqwest::Client::new()
         .post(&url)
         .json(&body)

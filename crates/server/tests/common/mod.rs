@@ -383,3 +383,27 @@ pub async fn post_json(
     let status = response.status();
     (status, response.json().await.unwrap())
 }
+
+/// Sends `body` to `url` while the backend is armed with [`Script::Block`], and returns once the
+/// model holds that request (so its worker is busy): the handle answers the request's status
+/// after the backend is released.
+pub async fn occupy_worker(
+    url: &str,
+    body: &serde_json::Value,
+    entered: mpsc::Receiver<()>,
+) -> tokio::task::JoinHandle<reqwest::StatusCode> {
+    let (url, body) = (url.to_owned(), body.clone());
+    let running = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::task::spawn_blocking(move || entered.recv_timeout(Duration::from_secs(30)).unwrap())
+        .await
+        .unwrap();
+    running
+}
