@@ -80,22 +80,15 @@ async fn an_expired_deadline_answers_504_and_never_reaches_the_model() {
     assert_eq!(late.status(), StatusCode::GATEWAY_TIMEOUT);
     let answer: Value = late.json().await.unwrap();
     assert_eq!(answer["code"], "deadline_exceeded", "{answer}");
-    backend.arm(Script::Run);
-    release.send(()).unwrap();
-    assert_eq!(blocking.await.unwrap(), StatusCode::OK);
-    // A request after the expired one proves the queue moved past it.
-    let after = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), StatusCode::OK);
-    assert_eq!(
-        backend.runs(),
-        warmed_up + 2,
-        "the expired request reached the model"
-    );
+    let skipped = Skipped {
+        backend: &backend,
+        warmed_up,
+        url: &url,
+        body: &body,
+    };
+    skipped
+        .prove(release, blocking, "the expired request reached the model")
+        .await;
     server.stop().await;
 }
 
@@ -126,20 +119,46 @@ async fn a_request_whose_client_went_away_is_not_run() {
         || counters().abandoned.load(Ordering::Relaxed) == 1,
     )
     .await;
-    backend.arm(Script::Run);
-    release.send(()).unwrap();
-    assert_eq!(blocking.await.unwrap(), StatusCode::OK);
-    let after = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), StatusCode::OK);
-    assert_eq!(
-        backend.runs(),
-        warmed_up + 2,
-        "the abandoned request reached the model"
-    );
+    let skipped = Skipped {
+        backend: &backend,
+        warmed_up,
+        url: &url,
+        body: &body,
+    };
+    skipped
+        .prove(release, blocking, "the abandoned request reached the model")
+        .await;
     server.stop().await;
+}
+
+/// What the two "never reaches the model" tests share once the request in question is dealt
+/// with: release the request holding the worker, send one more, and check that the model ran
+/// exactly those two since warm-up, so the one in between never reached it.
+struct Skipped<'a> {
+    backend: &'a ScriptedBackend,
+    warmed_up: usize,
+    url: &'a str,
+    body: &'a Value,
+}
+
+impl Skipped<'_> {
+    async fn prove(
+        &self,
+        release: std::sync::mpsc::Sender<()>,
+        blocking: tokio::task::JoinHandle<StatusCode>,
+        failure: &str,
+    ) {
+        self.backend.arm(Script::Run);
+        release.send(()).unwrap();
+        assert_eq!(blocking.await.unwrap(), StatusCode::OK);
+        // A request after the skipped one proves the queue moved past it.
+        let after = reqwest::Client::new()
+            .post(self.url)
+            .json(self.body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(after.status(), StatusCode::OK);
+        assert_eq!(self.backend.runs(), self.warmed_up + 2, "{failure}");
+    }
 }
