@@ -43,7 +43,7 @@ struct Tracked {
     /// The files of the version being served.
     served: Option<Fingerprint>,
     /// The last files that failed, and why: not retried until they change.
-    failed: Option<(String, String)>,
+    failed: Option<(Failed, String)>,
     /// Unloaded through the repository API: rescans leave it alone until it is loaded again.
     unloaded: bool,
 }
@@ -74,10 +74,13 @@ impl Fingerprint {
             manifest,
         }
     }
+}
 
-    fn key(&self) -> String {
-        format!("{self:?}")
-    }
+/// What failed: a version's files, or the scan of the model's folder (with its error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failed {
+    Files(Fingerprint),
+    Scan(String),
 }
 
 /// What a reload did to one model.
@@ -295,7 +298,7 @@ impl Reloader {
         let source = match model.source {
             Ok(source) => source,
             Err(err) => {
-                let key = format!("scan: {err}");
+                let key = Failed::Scan(err.to_string());
                 if !retry && tracked.failed.as_ref().is_some_and(|(k, _)| *k == key) {
                     return Change::Unchanged;
                 }
@@ -310,7 +313,7 @@ impl Reloader {
         if serving && tracked.served.as_ref() == Some(&fingerprint) {
             return Change::Unchanged;
         }
-        let key = fingerprint.key();
+        let key = Failed::Files(fingerprint.clone());
         if !retry && tracked.failed.as_ref().is_some_and(|(k, _)| *k == key) {
             return Change::Unchanged;
         }
@@ -356,7 +359,7 @@ impl Reloader {
         tracked: &mut Tracked,
         name: &str,
         version: Option<u64>,
-        key: String,
+        key: Failed,
         reason: String,
     ) -> Change {
         let reason = self.relative(&reason);
