@@ -9,6 +9,7 @@
 mod binding;
 mod manifest;
 mod non_finite;
+mod strict_json;
 mod validate;
 mod violation;
 
@@ -18,7 +19,11 @@ pub use manifest::{
     RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
+pub use strict_json::parse_strict;
 pub use validate::{
-    ColumnValues, FeatureColumn, FeatureColumns, check_columns, validate_instances,
+    ColumnValues, FeatureColumn, FeatureColumns, check_columns, list_names, validate_instances,
 };
-pub use violation::{LocSegment, Violation, ViolationType};
+pub use violation::{
+    LocSegment, MAX_LISTED_VIOLATIONS, MAX_QUOTED_CHARS, Violation, ViolationType, Violations,
+    clip, clip_to,
+};

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::manifest::{Feature, FeatureType};
 use crate::non_finite::{is_bare_token, non_finite_spelling};
-use crate::violation::{LocSegment, Violation, ViolationType};
+use crate::violation::{LocSegment, Violation, ViolationType, Violations, clip};
 
 /// One feature's values for every row of a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,26 +43,28 @@ pub fn validate_instances(
     features: &[Feature],
     instances: &Value,
     root: &str,
-) -> Result<FeatureColumns, Vec<Violation>> {
+) -> Result<FeatureColumns, Violations> {
     let Value::Array(rows) = instances else {
-        return Err(vec![Violation::new(
+        return Err(Violation::new(
             vec![root.into()],
             ViolationType::TypeError,
             format!("expected an array of rows, got {}", describe(instances)),
-        )]);
+        )
+        .into());
     };
     if rows.is_empty() {
-        return Err(vec![Violation::new(
+        return Err(Violation::new(
             vec![root.into()],
             ViolationType::ValueError,
             "expected at least one row, got an empty array",
-        )]);
+        )
+        .into());
     }
     let mut columns: Vec<ColumnBuilder> = features
         .iter()
         .map(|f| ColumnBuilder::new(f, rows.len()))
         .collect();
-    let mut violations = Vec::new();
+    let mut violations = Violations::new();
     for (index, row) in rows.iter().enumerate() {
         let at = |key: &str| vec![root.into(), LocSegment::Index(index), key.into()];
         match row {
@@ -72,23 +74,28 @@ pub fn validate_instances(
                         Some(value) => {
                             column.push(feature, value, at(&feature.name), &mut violations)
                         }
-                        None => violations.push(Violation::new(
-                            at(&feature.name),
-                            ViolationType::Missing,
-                            format!("feature `{}` is required", feature.name),
-                        )),
+                        None => violations.push_with(|| {
+                            Violation::new(
+                                at(&feature.name),
+                                ViolationType::Missing,
+                                format!("feature `{}` is required", feature.name),
+                            )
+                        }),
                     }
                 }
                 for key in fields.keys() {
                     if !features.iter().any(|f| &f.name == key) {
-                        violations.push(Violation::new(
-                            at(key),
-                            ViolationType::ExtraForbidden,
-                            format!(
-                                "unknown feature `{key}`; the model's features are: {}",
-                                feature_names(features)
-                            ),
-                        ));
+                        violations.push_with(|| {
+                            Violation::new(
+                                at(key),
+                                ViolationType::ExtraForbidden,
+                                format!(
+                                    "unknown feature `{}`; the model's features are: {}",
+                                    clip(key),
+                                    feature_names(features)
+                                ),
+                            )
+                        });
                     }
                 }
             }
@@ -104,24 +111,28 @@ pub fn validate_instances(
                     column.push(feature, value, loc, &mut violations);
                 }
             }
-            Value::Array(values) => violations.push(Violation::new(
-                vec![root.into(), LocSegment::Index(index)],
-                ViolationType::ShapeMismatch,
-                format!(
-                    "a row given as an array needs {} values ({}), got {}",
-                    features.len(),
-                    feature_names(features),
-                    values.len()
-                ),
-            )),
-            other => violations.push(Violation::new(
-                vec![root.into(), LocSegment::Index(index)],
-                ViolationType::TypeError,
-                format!(
-                    "expected a row object keyed by feature name, got {}",
-                    describe(other)
-                ),
-            )),
+            Value::Array(values) => violations.push_with(|| {
+                Violation::new(
+                    vec![root.into(), LocSegment::Index(index)],
+                    ViolationType::ShapeMismatch,
+                    format!(
+                        "a row given as an array needs {} values ({}), got {}",
+                        features.len(),
+                        feature_names(features),
+                        values.len()
+                    ),
+                )
+            }),
+            other => violations.push_with(|| {
+                Violation::new(
+                    vec![root.into(), LocSegment::Index(index)],
+                    ViolationType::TypeError,
+                    format!(
+                        "expected a row object keyed by feature name, got {}",
+                        describe(other)
+                    ),
+                )
+            }),
         }
     }
     if !violations.is_empty() {
@@ -140,12 +151,24 @@ pub fn validate_instances(
     })
 }
 
+/// The features' names for a message: the first [`LISTED_NAMES`], then how many more.
 fn feature_names(features: &[Feature]) -> String {
-    features
-        .iter()
-        .map(|f| f.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    list_names(features.iter().map(|f| f.name.as_str()))
+}
+
+/// How many names a message lists before it only counts the rest.
+const LISTED_NAMES: usize = 20;
+
+/// `a, b, c` for at most [`LISTED_NAMES`] names, then `and N more`.
+pub fn list_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let mut listed: Vec<&str> = names.take(LISTED_NAMES).collect();
+    let more = total - listed.len();
+    let tail = format!("and {more} more");
+    if more > 0 {
+        listed.push(&tail);
+    }
+    listed.join(", ")
 }
 
 /// Describes a JSON value for a message: `integer 3`, `string "3"`, `boolean true`, ...
@@ -156,7 +179,7 @@ fn describe(value: &Value) -> String {
         Value::Number(n) if n.is_f64() => format!("number {n}"),
         Value::Number(n) => format!("integer {n}"),
         Value::String(s) if is_bare_token(s) => s[1..].to_owned(),
-        Value::String(s) => format!("string {}", Value::String(s.clone())),
+        Value::String(s) => format!("string {}", Value::String(clip(s).into_owned())),
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
     }
@@ -184,7 +207,7 @@ impl ColumnBuilder {
         feature: &Feature,
         value: &Value,
         loc: Vec<LocSegment>,
-        violations: &mut Vec<Violation>,
+        violations: &mut Violations,
     ) {
         match check_value(feature, value) {
             Ok(checked) => match (&mut self.values, checked) {
@@ -193,13 +216,15 @@ impl ColumnBuilder {
                 (ColumnValues::Bool(v), Checked::Bool(x)) => v.push(x),
                 (ColumnValues::Text(v), Checked::Text(x)) => v.push(x),
                 // check_value answers in the feature's own type, which chose the column type.
-                _ => violations.push(Violation::new(
-                    loc,
-                    ViolationType::TypeError,
-                    "value does not fit the column",
-                )),
+                _ => violations.push_with(|| {
+                    Violation::new(
+                        loc,
+                        ViolationType::TypeError,
+                        "value does not fit the column",
+                    )
+                }),
             },
-            Err((kind, msg)) => violations.push(Violation::new(loc, kind, msg)),
+            Err((kind, msg)) => violations.push_with(|| Violation::new(loc, kind, msg)),
         }
     }
 }
@@ -259,7 +284,9 @@ fn check_value(feature: &Feature, value: &Value) -> Result<Checked, (ViolationTy
     }
     match feature.kind {
         FeatureType::Float => match value.as_f64() {
-            Some(x) if value.is_number() => check_range(feature, x).map(|()| Checked::Float(x)),
+            Some(x) if value.is_number() => {
+                check_range(feature, x, || value.to_string()).map(|()| Checked::Float(x))
+            }
             _ => type_error("a number"),
         },
         FeatureType::Int => {
@@ -270,7 +297,9 @@ fn check_value(feature: &Feature, value: &Value) -> Result<Checked, (ViolationTy
                     .map(|x| x as i64)
             });
             match integral {
-                Some(x) => check_range(feature, x as f64).map(|()| Checked::Int(x)),
+                Some(x) => {
+                    check_range(feature, x as f64, || value.to_string()).map(|()| Checked::Int(x))
+                }
                 None => type_error("an integer"),
             }
         }
@@ -322,12 +351,12 @@ pub fn check_columns(
     features: &[Feature],
     columns: &[ColumnValues],
     locate: impl Fn(usize, usize) -> Vec<LocSegment>,
-) -> Vec<Violation> {
-    let mut violations = Vec::new();
+) -> Violations {
+    let mut violations = Violations::new();
     for (index, (feature, column)) in features.iter().zip(columns).enumerate() {
         let mut note = |row: usize, result: Result<(), (ViolationType, String)>| {
             if let Err((kind, msg)) = result {
-                violations.push(Violation::new(locate(index, row), kind, msg));
+                violations.push_with(|| Violation::new(locate(index, row), kind, msg));
             }
         };
         match column {
@@ -348,14 +377,14 @@ pub fn check_columns(
                             format!("expected an integer, got {}", show(x)),
                         ))
                     } else {
-                        check_range(feature, x)
+                        check_range(feature, x, || show(x))
                     };
                     note(row, result);
                 }
             }
             ColumnValues::Int(values) => {
                 for (row, &x) in values.iter().enumerate() {
-                    note(row, check_range(feature, x as f64));
+                    note(row, check_range(feature, x as f64, || x.to_string()));
                 }
             }
             ColumnValues::Text(values) if feature.kind == FeatureType::Category => {
@@ -370,17 +399,26 @@ pub fn check_columns(
 }
 
 /// A number as short as it reads: values that came from an `f32` tensor print as the `f32`
-/// they were (`-0.2`, not `-0.20000000298023224`).
+/// they were (`-0.2`, not `-0.20000000298023224`), but never less precisely than the `f64`
+/// (2^53 stays `9007199254740992`, not the `f32` spelling `9007199000000000`).
 fn show(x: f64) -> String {
+    let wide = x.to_string();
     let narrow = x as f32;
     if f64::from(narrow) == x {
-        narrow.to_string()
-    } else {
-        x.to_string()
+        let short = narrow.to_string();
+        if short.len() < wide.len() {
+            return short;
+        }
     }
+    wide
 }
 
-fn check_range(feature: &Feature, x: f64) -> Result<(), (ViolationType, String)> {
+/// Whether `x` is within the feature's `min`/`max`; `shown` spells it for the message.
+fn check_range(
+    feature: &Feature,
+    x: f64,
+    shown: impl FnOnce() -> String,
+) -> Result<(), (ViolationType, String)> {
     let below = feature.min.is_some_and(|min| x < min);
     let above = feature.max.is_some_and(|max| x > max);
     if !(below || above) {
@@ -394,7 +432,7 @@ fn check_range(feature: &Feature, x: f64) -> Result<(), (ViolationType, String)>
     };
     Err((
         ViolationType::RangeError,
-        format!("expected a value {bounds}; got {}", show(x)),
+        format!("expected a value {bounds}; got {}", shown()),
     ))
 }
 
@@ -449,7 +487,7 @@ mod tests {
         let rows = json!([{"age": 42, "children": 1, "country": 3}]);
         let violations = validate_instances(&features(), &rows, "instances").unwrap_err();
         assert_eq!(
-            serde_json::to_value(&violations).unwrap(),
+            serde_json::to_value(violations.listed()).unwrap(),
             json!([{
                 "loc": ["instances", 0, "country"],
                 "msg": "expected one of US, DE, FR, GB, IN; got integer 3",
@@ -467,6 +505,7 @@ mod tests {
         ]);
         let violations = validate_instances(&features(), &rows, "instances").unwrap_err();
         let kinds: Vec<_> = violations
+            .listed()
             .iter()
             .map(|v| (serde_json::to_value(&v.loc).unwrap(), v.kind))
             .collect();
@@ -485,7 +524,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            violations[4].msg,
+            violations.listed()[4].msg,
             "expected a value between 18 and 100; got 150"
         );
     }
@@ -501,6 +540,7 @@ mod tests {
             vec![LocSegment::Index(feature), LocSegment::Index(row)]
         });
         let found: Vec<_> = violations
+            .listed()
             .iter()
             .map(|v| (serde_json::to_value(&v.loc).unwrap(), v.kind))
             .collect();
@@ -522,6 +562,7 @@ mod tests {
         let marked = crate::mark_bare_non_finite(body).unwrap();
         let rows: Value = serde_json::from_slice(&marked).unwrap();
         let violations = validate_instances(&features(), &rows, "instances").unwrap_err();
+        let violations = violations.listed();
         assert_eq!(violations.len(), 4, "{violations:?}");
         assert!(
             violations
@@ -541,10 +582,37 @@ mod tests {
     #[test]
     fn the_shape_of_the_request_itself_is_checked() {
         let err = validate_instances(&features(), &json!({"age": 1}), "instances").unwrap_err();
-        assert_eq!(err[0].kind, ViolationType::TypeError);
+        assert_eq!(err.listed()[0].kind, ViolationType::TypeError);
         let err = validate_instances(&features(), &json!([]), "instances").unwrap_err();
-        assert_eq!(err[0].kind, ViolationType::ValueError);
+        assert_eq!(err.listed()[0].kind, ViolationType::ValueError);
         let err = validate_instances(&features(), &json!([[1.0]]), "instances").unwrap_err();
-        assert_eq!(err[0].kind, ViolationType::ShapeMismatch);
+        assert_eq!(err.listed()[0].kind, ViolationType::ShapeMismatch);
+    }
+
+    #[test]
+    fn a_flood_of_unknown_keys_answers_a_bounded_list() {
+        let mut row = serde_json::Map::new();
+        for i in 0..10_000 {
+            row.insert(format!("{}{i}", "k".repeat(200)), json!(1));
+        }
+        let rows = Value::Array(vec![Value::Object(row)]);
+        let err = validate_instances(&features(), &rows, "instances").unwrap_err();
+        assert_eq!(err.total(), 10_000 + 3);
+        assert_eq!(err.listed().len(), crate::MAX_LISTED_VIOLATIONS);
+        let unknown = &err.listed()[3];
+        assert_eq!(unknown.kind, ViolationType::ExtraForbidden);
+        assert!(unknown.msg.len() < 200, "{}", unknown.msg);
+    }
+
+    #[test]
+    fn numbers_are_quoted_as_sent() {
+        let rows = json!([{"age": 9007199254740993u64, "children": 1, "country": "US"}]);
+        let err = validate_instances(&features(), &rows, "instances").unwrap_err();
+        assert_eq!(
+            err.listed()[0].msg,
+            "expected a value between 18 and 100; got 9007199254740993"
+        );
+        assert_eq!(show(9007199254740992.0), "9007199254740992");
+        assert_eq!(show(f64::from(-0.2f32)), "-0.2");
     }
 }

@@ -87,6 +87,28 @@ pub struct ServeArgs {
     /// [env: WARDEN_POLL_INTERVAL_MS] [config: poll_interval_ms] [default: 2000]
     #[arg(long, value_name = "MS")]
     pub poll_interval_ms: Option<u64>,
+    /// Close a connection whose request head (request line and headers) is not complete this
+    /// long after its first byte, in milliseconds
+    /// [env: WARDEN_HEADER_TIMEOUT_MS] [config: header_timeout_ms] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Answer 408 when a request's body has not fully arrived this long after its head, in
+    /// milliseconds [env: WARDEN_BODY_TIMEOUT_MS] [config: body_timeout_ms] [default: 30000]
+    #[arg(long, value_name = "MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// Close a kept-alive connection that sends no new request for this long, in milliseconds
+    /// [env: WARDEN_IDLE_TIMEOUT_MS] [config: idle_timeout_ms] [default: 75000]
+    #[arg(long, value_name = "MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Connections open at once; at the cap the longest-idle one is closed for a new one, and
+    /// when none is idle the new one is answered 503 [env: WARDEN_MAX_CONNECTIONS]
+    /// [config: max_connections] [default: the open-files limit less 64, at most 10000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// On SIGTERM, how long requests in flight may take before their connections are cut, in
+    /// milliseconds [env: WARDEN_SHUTDOWN_GRACE_MS] [config: shutdown_grace_ms] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -108,6 +130,11 @@ impl ServeArgs {
             public_metrics: self.public_metrics,
             watch: self.watch,
             poll_interval_ms: self.poll_interval_ms,
+            header_timeout_ms: self.header_timeout_ms,
+            body_timeout_ms: self.body_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections: self.max_connections,
+            shutdown_grace_ms: self.shutdown_grace_ms,
         }
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use warden_runtime::onnxruntime::ExplicitLibrary;
 
+use crate::connections;
+
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {
     /// The variable's value, if set and valid UTF-8.
@@ -64,6 +66,16 @@ pub struct ServeConfig {
     pub watch: WatchMode,
     /// How often the polling fallback rescans the repository.
     pub poll_interval: Duration,
+    /// From a request's first byte until its head is complete.
+    pub header_timeout: Duration,
+    /// From the end of a request's head until the end of its body.
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Connections open at once; `None`: the open-files limit less a reserve.
+    pub max_connections: Option<usize>,
+    /// How long shutdown waits for requests in flight before cutting them.
+    pub shutdown_grace: Duration,
 }
 
 /// Who may call the API: tokens for every route but health (and `/metrics` when public), and
@@ -131,6 +143,11 @@ impl ServeConfig {
             auth: None,
             watch: WatchMode::Events,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            header_timeout: connections::DEFAULT_HEADER_TIMEOUT,
+            body_timeout: connections::DEFAULT_BODY_TIMEOUT,
+            idle_timeout: connections::DEFAULT_IDLE_TIMEOUT,
+            max_connections: None,
+            shutdown_grace: connections::DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -153,6 +170,11 @@ struct ConfigFile {
     public_metrics: Option<bool>,
     watch: Option<WatchMode>,
     poll_interval_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
+    shutdown_grace_ms: Option<u64>,
 }
 
 /// What the command line said; `None` where a flag was not given.
@@ -173,6 +195,11 @@ pub struct Flags {
     pub public_metrics: bool,
     pub watch: Option<WatchMode>,
     pub poll_interval_ms: Option<u64>,
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace_ms: Option<u64>,
 }
 
 /// Resolves file < environment < flags into a configuration, or lists every problem.
@@ -245,6 +272,13 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         "a number of bytes",
     );
     if let Some(bytes) = body.or(file.max_body_bytes) {
+        if bytes == 0 {
+            problems.push(
+                "the body limit (--max-body-bytes, WARDEN_MAX_BODY_BYTES, max_body_bytes) must be \
+                 at least 1 byte"
+                    .to_owned(),
+            );
+        }
         config.body_limit_bytes = bytes;
     }
     let allow_partial = setting(
@@ -360,6 +394,56 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
             public_metrics,
         }),
     };
+    let mut duration = |flag: Option<u64>, name: &str, file: Option<u64>, what: &str| {
+        let ms = setting(flag, env, &mut problems, name, "a number of milliseconds").or(file)?;
+        if ms == 0 {
+            problems.push(format!("the {what} ({name}) must be at least 1 ms"));
+        }
+        Some(Duration::from_millis(ms))
+    };
+    if let Some(timeout) = duration(
+        flags.header_timeout_ms,
+        "WARDEN_HEADER_TIMEOUT_MS",
+        file.header_timeout_ms,
+        "header timeout",
+    ) {
+        config.header_timeout = timeout;
+    }
+    if let Some(timeout) = duration(
+        flags.body_timeout_ms,
+        "WARDEN_BODY_TIMEOUT_MS",
+        file.body_timeout_ms,
+        "body timeout",
+    ) {
+        config.body_timeout = timeout;
+    }
+    if let Some(timeout) = duration(
+        flags.idle_timeout_ms,
+        "WARDEN_IDLE_TIMEOUT_MS",
+        file.idle_timeout_ms,
+        "idle timeout",
+    ) {
+        config.idle_timeout = timeout;
+    }
+    if let Some(grace) = duration(
+        flags.shutdown_grace_ms,
+        "WARDEN_SHUTDOWN_GRACE_MS",
+        file.shutdown_grace_ms,
+        "shutdown grace period",
+    ) {
+        config.shutdown_grace = grace;
+    }
+    let max_connections = setting(
+        flags.max_connections,
+        env,
+        &mut problems,
+        "WARDEN_MAX_CONNECTIONS",
+        "a number of connections",
+    );
+    config.max_connections = max_connections.or(file.max_connections);
+    if config.max_connections == Some(0) {
+        problems.push("max connections (WARDEN_MAX_CONNECTIONS) must be at least 1".to_owned());
+    }
     config.onnxruntime_libs = onnxruntime_libraries(flags.onnxruntime_lib, env);
     if let Some(path) = file.onnxruntime_lib {
         config.onnxruntime_libs.push(ExplicitLibrary {

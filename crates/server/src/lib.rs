@@ -9,6 +9,7 @@ pub mod auth;
 pub mod backends;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod diagnostics;
 pub mod guards;
 pub mod init;
@@ -47,6 +48,12 @@ pub fn run(
             let listener = prepared
                 .listener
                 .ok_or_else(|| StartupError::Internal("no listener after the checks".into()))?;
+            // In plain text as well as in the JSON log: with `--port 0` this is how a user
+            // learns the port.
+            if let Ok(address) = listener.local_addr() {
+                let _ = writeln!(out, "warden listening on http://{address}")
+                    .and_then(|()| out.flush());
+            }
             let tokio = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -65,6 +72,7 @@ pub fn run(
                     prepared.state,
                     listener,
                     prepared.config.body_limit_bytes,
+                    prepared.connections,
                     shutdown,
                 )
                 .await

@@ -7,7 +7,8 @@
 //! the crate's global one), so servers in one process (the tests) do not share counts.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::registry::{ModelEntry, ModelRegistry};
@@ -40,6 +41,11 @@ pub struct Metrics {
     pub load_failures: IntCounterVec,
     /// `warden_model_loads_total{model}`: versions loaded and swapped in (start-up included).
     pub loads: IntCounterVec,
+    /// `warden_connections_closed_total{reason}`: connections the server closed or refused
+    /// itself (timeouts, the connection cap, the end of the shutdown grace period).
+    pub connections_closed: IntCounterVec,
+    /// `warden_open_connections`: TCP connections open now.
+    pub open_connections: IntGauge,
     queue_depth: IntGaugeVec,
     model_ready: IntGaugeVec,
     loaded_version: IntGaugeVec,
@@ -114,6 +120,16 @@ impl Metrics {
                 &["model"],
             )
             .expect("valid metric"),
+            connections_closed: IntCounterVec::new(
+                Opts::new(
+                    "warden_connections_closed_total",
+                    "Connections the server closed or refused itself, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            open_connections: IntGauge::new("warden_open_connections", "TCP connections open now")
+                .expect("valid metric"),
             queue_depth: IntGaugeVec::new(
                 Opts::new(
                     "warden_queue_depth",
@@ -148,7 +164,9 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 13] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+            Box::new(metrics.connections_closed.clone()),
+            Box::new(metrics.open_connections.clone()),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.errors.clone()),
             Box::new(metrics.guard_violations.clone()),

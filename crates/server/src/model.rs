@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_contract::{
-    Binding, Feature, FeatureType, GraphElement, GraphInput, Output, Violation, bind_features,
+    Binding, Feature, FeatureType, GraphElement, GraphInput, Output, Violations, bind_features,
     check_columns, features_from_graph, validate_instances,
 };
 use warden_runtime::graph_facts::{NodeFacts, NotOnnx, inspect};
@@ -107,7 +107,7 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
     #[error("{}", describe_violations(.0))]
-    Invalid(Vec<Violation>),
+    Invalid(Violations),
     #[error("the request has {rows} rows; model `{model}` accepts at most {max} per request")]
     BatchTooLarge {
         model: String,
@@ -125,8 +125,9 @@ pub enum PredictError {
 }
 
 /// Violations in one line, for logs and start-up messages: `sepal_length: expected …; …`.
-fn describe_violations(violations: &[Violation]) -> String {
+fn describe_violations(violations: &Violations) -> String {
     violations
+        .listed()
         .iter()
         .map(|v| {
             let field = v
@@ -312,11 +313,7 @@ impl ModelVersion {
                 layout.flat_index(row).into(),
             ]
         });
-        if violations.is_empty() {
-            Ok(())
-        } else {
-            Err(PredictError::Invalid(violations))
-        }
+        violations.into_result(()).map_err(PredictError::Invalid)
     }
 
     /// The scheduler's counters (queue depth, abandoned requests).

@@ -5,6 +5,7 @@
 //! Order: configuration, resources, repository, ONNX Runtime, memory fit, each model (load,
 //! contract against graph, warm-up, output guards), and the listening address.
 
+use crate::connections::{ConnectionLimits, default_max_connections};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -59,6 +60,8 @@ pub struct CheckItem {
 #[derive(Debug)]
 pub struct Prepared {
     pub config: ServeConfig,
+    /// The connection timeouts and cap, the cap resolved against the open-files limit.
+    pub connections: ConnectionLimits,
     pub state: AppState,
     /// The bound listener (`serve`); `None` for `check`, which only probes the address.
     pub listener: Option<TcpListener>,
@@ -168,11 +171,25 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
         memory_source = limits.memory_source,
         "resources"
     );
+    let connections = ConnectionLimits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(|| default_max_connections(limits.open_files)),
+        shutdown_grace: config.shutdown_grace,
+    };
     list.ok(
         "resources",
         format!(
-            "{} CPUs ({}), memory limit {memory} ({})",
-            limits.cpus, limits.cpu_source, limits.memory_source
+            "{} CPUs ({}), memory limit {memory} ({}), {} connections at most (open files {})",
+            limits.cpus,
+            limits.cpu_source,
+            limits.memory_source,
+            connections.max_connections,
+            limits
+                .open_files
+                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
         ),
     );
 
@@ -329,6 +346,7 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
     };
     let mut state = AppState::new(ModelRegistry::new(models, config.allow_partial));
     state.request_timeout = config.request_timeout;
+    state.body_timeout = config.body_timeout;
     state.auth = config.auth.as_ref().map(|auth| Arc::new(Auth::new(auth)));
     if let Some(backends) = backends {
         state.reloader = Some(Arc::new(Reloader::new(
@@ -345,6 +363,7 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
     };
     list.finish(Some(Prepared {
         config,
+        connections,
         state,
         listener,
     }))

@@ -1,4 +1,5 @@
-//! The CPU and memory this process may use: cgroup v2, else cgroup v1, else the host's.
+//! The CPU, memory and file descriptors this process may use: cgroup v2, else cgroup v1, else
+//! the host's; the open-files limit from `/proc/self/limits` (it sizes the connection cap).
 //!
 //! In a container the host's numbers are a lie (24 GiB on the host, 512 MiB allowed), and a
 //! model server that loads past its limit is OOM-killed mid-load with nothing in the log. So
@@ -16,6 +17,8 @@ pub struct Limits {
     /// Bytes of memory this process may use, when known.
     pub memory_bytes: Option<u64>,
     pub memory_source: &'static str,
+    /// The soft limit on open files, when known.
+    pub open_files: Option<u64>,
 }
 
 /// Reads the limits under `root` (`/` in production; a fake tree in tests).
@@ -53,7 +56,18 @@ pub fn detect(root: &Path) -> Limits {
         cpu_source,
         memory_bytes,
         memory_source,
+        open_files: read("proc/self/limits").and_then(|t| open_files_limit(&t)),
     }
+}
+
+/// The soft "Max open files" of `/proc/self/limits`; `None` when unlimited or unreadable.
+fn open_files_limit(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `cpu.max`: "max 100000" (no quota) or "QUOTA PERIOD".

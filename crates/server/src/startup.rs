@@ -15,6 +15,7 @@ use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, l
 use crate::api::{AppState, router};
 use crate::backends::Backends;
 use crate::config::ServeConfig;
+use crate::connections::{self, ConnectionLimits};
 use crate::diagnostics::StartupError;
 use crate::model::{LoadError, ModelVersion};
 use crate::registry::{ModelEntry, ModelRegistry};
@@ -150,11 +151,13 @@ pub fn bind(config: &ServeConfig) -> Result<std::net::TcpListener, StartupError>
     Ok(listener)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// for at most the grace period in `limits`.
 pub async fn serve(
     state: AppState,
     listener: std::net::TcpListener,
     body_limit_bytes: usize,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     let listener = tokio::net::TcpListener::from_std(listener)
@@ -162,12 +165,22 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_err(|err| StartupError::Internal(format!("cannot read the bound address: {err}")))?;
-    tracing::info!(address = %address, "listening");
-    axum::serve(listener, router(state, body_limit_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|err| StartupError::Internal(format!("the server stopped: {err}")))?;
-    tracing::info!("stopped: every in-flight request was answered");
+    tracing::info!(
+        address = %address,
+        max_connections = limits.max_connections,
+        header_timeout_ms = limits.header_timeout.as_millis() as u64,
+        idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+        "listening"
+    );
+    let metrics = Arc::clone(&state.metrics);
+    connections::serve(
+        listener,
+        router(state, body_limit_bytes),
+        limits,
+        metrics,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

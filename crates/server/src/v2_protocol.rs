@@ -12,12 +12,31 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use warden_contract::{LocSegment, Violation, ViolationType, is_bare_token, non_finite_spelling};
+use warden_contract::{
+    LocSegment, Violation, ViolationType, Violations, clip, is_bare_token, list_names,
+    non_finite_spelling,
+};
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData, TensorSpec};
 
 /// Bad elements reported per input before the rest are summarised, so a huge tensor of
 /// garbage yields a readable answer.
 const MAX_ELEMENT_VIOLATIONS: usize = 10;
+
+/// Why a request cannot be run.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// It breaks the protocol or the graph's signature.
+    Invalid(Violations),
+    /// An input's first (batch) dimension is over the model's `max_batch_size`; found before
+    /// any element is looked at, so a huge tensor costs nothing but its parse.
+    BatchTooLarge { rows: usize, max: usize },
+}
+
+impl From<Violations> for DecodeError {
+    fn from(violations: Violations) -> DecodeError {
+        DecodeError::Invalid(violations)
+    }
+}
 
 /// A KServe V2 inference request (its JSON part).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -101,20 +120,34 @@ fn flag(parameters: Option<&Map<String, Value>>, key: &str) -> Option<bool> {
 }
 
 /// Decodes a V2 inference request (its JSON header and the binary tensor data after it, empty
-/// when there is none) and checks it against `signature`.
+/// when there is none) and checks it against `signature` and `max_rows`, the model's
+/// `max_batch_size`.
 pub fn decode_request(
     body: Value,
     binary: &[u8],
     signature: &Signature,
-) -> Result<InferRequest, Vec<Violation>> {
+    max_rows: usize,
+) -> Result<InferRequest, DecodeError> {
     let request: RequestBody = serde_json::from_value(body).map_err(|err| {
-        vec![Violation::new(
+        Violations::from(Violation::new(
             vec![],
             ViolationType::TypeError,
             format!("the body does not follow the inference protocol: {err}"),
-        )]
+        ))
     })?;
-    let mut violations = Vec::new();
+    if let Some(rows) = request
+        .inputs
+        .iter()
+        .filter_map(|input| input.shape.first())
+        .filter_map(|&rows| usize::try_from(rows).ok())
+        .find(|&rows| rows > max_rows)
+    {
+        return Err(DecodeError::BatchTooLarge {
+            rows,
+            max: max_rows,
+        });
+    }
+    let mut violations = Violations::new();
     let mut inputs = Vec::new();
     let mut binary_offset = 0usize;
     for (index, input) in request.inputs.iter().enumerate() {
@@ -129,7 +162,7 @@ pub fn decode_request(
                     ViolationType::Missing,
                     format!(
                         "input `{}` has neither `data` nor a binary_data_size",
-                        input.name
+                        clip(&input.name)
                     ),
                 ));
                 continue;
@@ -155,7 +188,7 @@ pub fn decode_request(
                         ViolationType::ShapeMismatch,
                         format!(
                             "input `{}` claims {size} bytes at offset {binary_offset}, but the binary data after the JSON header has {} bytes",
-                            input.name,
+                            clip(&input.name),
                             binary.len()
                         ),
                     ));
@@ -172,7 +205,7 @@ pub fn decode_request(
             violations.push(Violation::new(
                 loc("name"),
                 ViolationType::ExtraForbidden,
-                format!("input `{}` is given more than once", input.name),
+                format!("input `{}` is given more than once", clip(&input.name)),
             ));
             continue;
         }
@@ -182,7 +215,7 @@ pub fn decode_request(
                 ViolationType::ExtraForbidden,
                 format!(
                     "unknown input `{}`; the model's inputs are: {}",
-                    input.name,
+                    clip(&input.name),
                     names(&signature.inputs)
                 ),
             ));
@@ -193,7 +226,7 @@ pub fn decode_request(
                 name: input.name.clone(),
                 tensor,
             }),
-            Err(mut problems) => violations.append(&mut problems),
+            Err(problems) => violations.append(problems),
         }
     }
     for spec in &signature.inputs {
@@ -216,7 +249,7 @@ pub fn decode_request(
                 ViolationType::ExtraForbidden,
                 format!(
                     "unknown output `{}`; the model's outputs are: {}",
-                    output.name,
+                    clip(&output.name),
                     names(&signature.outputs)
                 ),
             ));
@@ -249,7 +282,7 @@ pub fn decode_request(
         ));
     }
     if !violations.is_empty() {
-        return Err(violations);
+        return Err(violations.into());
     }
     let binary_outputs = BinaryOutputs {
         default: flag(request.parameters.as_ref(), "binary_data_output").unwrap_or(false),
@@ -270,11 +303,7 @@ pub fn decode_request(
 }
 
 fn names(specs: &[TensorSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    list_names(specs.iter().map(|s| s.name.as_str()))
 }
 
 /// Where an input's elements are.
@@ -288,27 +317,32 @@ fn decode_input(
     payload: Payload<'_>,
     spec: &TensorSpec,
     index: usize,
-) -> Result<Tensor, Vec<Violation>> {
+) -> Result<Tensor, Violations> {
     let loc = |key: &str| vec![LocSegment::from("inputs"), index.into(), key.into()];
+    let one = |loc: Vec<LocSegment>, kind: ViolationType, msg: String| {
+        Err(Violations::from(Violation::new(loc, kind, msg)))
+    };
     let Some(dtype) = DataType::from_protocol_name(&input.datatype) else {
-        return Err(vec![Violation::new(
+        return one(
             loc("datatype"),
             ViolationType::DatatypeMismatch,
             format!(
                 "unknown datatype `{}`; input `{}` is {}",
-                input.datatype, input.name, spec.data_type
+                clip(&input.datatype),
+                input.name,
+                spec.data_type
             ),
-        )]);
+        );
     };
     if dtype != spec.data_type {
-        return Err(vec![Violation::new(
+        return one(
             loc("datatype"),
             ViolationType::DatatypeMismatch,
             format!(
                 "input `{}` is {} in the model; got {dtype}",
                 input.name, spec.data_type
             ),
-        )]);
+        );
     }
     let Some(shape) = input
         .shape
@@ -316,64 +350,86 @@ fn decode_input(
         .map(|&d| usize::try_from(d).ok())
         .collect::<Option<Vec<usize>>>()
     else {
-        return Err(vec![Violation::new(
+        return one(
             loc("shape"),
             ViolationType::ShapeMismatch,
-            format!("shape {:?} has a negative dimension", input.shape),
-        )]);
+            format!(
+                "shape {} has a negative dimension",
+                clip(&format!("{:?}", input.shape))
+            ),
+        );
     };
+    if shape.first() == Some(&0) {
+        // As the row API refuses `"instances": []`: a request of no rows is a client's bug.
+        return one(
+            loc("shape"),
+            ViolationType::ValueError,
+            "expected at least one row; the first (batch) dimension is 0".to_owned(),
+        );
+    }
     if !spec.accepts_shape(&shape) {
         // Same rank, a different fixed row width: the client sends the wrong number of features.
         if let ([_, declared], [_, given]) = (spec.shape.as_slice(), shape.as_slice())
             && *declared >= 0
         {
-            return Err(vec![Violation::new(
+            return one(
                 loc("shape"),
                 ViolationType::WidthMismatch,
                 format!(
                     "input `{}` takes {declared} values per row; got {given}",
                     input.name
                 ),
-            )]);
+            );
         }
-        return Err(vec![Violation::new(
+        return one(
             loc("shape"),
             ViolationType::ShapeMismatch,
             format!(
-                "input `{}` has shape {:?} in the model (-1 = any); got {shape:?}",
-                input.name, spec.shape
+                "input `{}` has shape {:?} in the model (-1 = any); got {}",
+                input.name,
+                spec.shape,
+                clip(&format!("{shape:?}"))
             ),
-        )]);
+        );
     }
     let Some(expected) = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) else {
-        return Err(vec![Violation::new(
+        return one(
             loc("shape"),
             ViolationType::ShapeMismatch,
             format!("shape {shape:?} holds more elements than can exist"),
-        )]);
+        );
     };
     let data = match payload {
         Payload::Json(data) => {
+            if is_nested(data) && !nesting_matches(data, &shape) {
+                return one(
+                    loc("data"),
+                    ViolationType::ShapeMismatch,
+                    format!(
+                        "nested `data` must follow the shape {shape:?} level by level (or be one flat array)"
+                    ),
+                );
+            }
             let mut elements = Vec::new();
             flatten(data, &mut elements);
             if expected != elements.len() {
-                return Err(vec![Violation::new(
+                return one(
                     loc("shape"),
                     ViolationType::ShapeMismatch,
                     format!(
                         "shape {shape:?} holds {expected} elements but `data` has {}",
                         elements.len()
                     ),
-                )]);
+                );
             }
             decode_elements(dtype, &elements, index)?
         }
         Payload::Binary(bytes) => decode_binary(dtype, bytes, expected).map_err(|msg| {
-            vec![Violation::new(
+            Violations::from(Violation::new(
                 loc("parameters"),
                 ViolationType::ShapeMismatch,
                 msg,
-            )]
+            ))
         })?,
     };
     Ok(Tensor { shape, data })
@@ -460,6 +516,23 @@ fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<Tenso
     })
 }
 
+/// Whether `data` nests arrays (rather than being one flat array of elements).
+fn is_nested(data: &Value) -> bool {
+    matches!(data, Value::Array(items) if items.iter().any(Value::is_array))
+}
+
+/// Whether nested `data` has exactly `shape`'s structure: `shape[0]` arrays of `shape[1]` ...
+/// (JSON nesting is bounded by the parser's recursion limit, so this recursion is too).
+fn nesting_matches(data: &Value, shape: &[usize]) -> bool {
+    match (data, shape.split_first()) {
+        (Value::Array(items), Some((&len, rest))) => {
+            items.len() == len && items.iter().all(|item| nesting_matches(item, rest))
+        }
+        (Value::Array(_), None) => false,
+        (_, rest) => rest.is_none(),
+    }
+}
+
 fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     match value {
         Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
@@ -471,8 +544,8 @@ fn decode_elements(
     dtype: DataType,
     elements: &[&Value],
     index: usize,
-) -> Result<TensorData, Vec<Violation>> {
-    let mut violations = Vec::new();
+) -> Result<TensorData, Violations> {
+    let mut violations = Violations::new();
     let mut bad = 0usize;
     let mut note = |position: usize, value: &Value, expected: &str| {
         bad += 1;
@@ -484,8 +557,10 @@ fn decode_elements(
                     format!("expected a finite number for {dtype}, got {spelling}"),
                 ),
                 _ => {
-                    let shown = match value.as_str() {
-                        Some(text) if is_bare_token(text) => text[1..].to_owned(),
+                    let shown = match value {
+                        Value::String(text) if is_bare_token(text) => text[1..].to_owned(),
+                        Value::String(text) => Value::String(clip(text).into_owned()).to_string(),
+                        Value::Array(_) | Value::Object(_) => "a JSON container".to_owned(),
                         _ => value.to_string(),
                     };
                     (
@@ -710,6 +785,51 @@ mod tests {
 
     use super::*;
 
+    fn invalid(result: Result<InferRequest, DecodeError>) -> Violations {
+        match result {
+            Err(DecodeError::Invalid(violations)) => violations,
+            other => panic!("expected violations, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_batch_size_is_checked_before_any_element() {
+        let body = json!({"inputs": [
+            {"name": "age", "shape": [1_000_000, 1], "datatype": "FP32", "data": [1, 2, 3]},
+            {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": ["US"]}
+        ]});
+        match decode_request(body, &[], &signature(), 64) {
+            Err(DecodeError::BatchTooLarge { rows, max }) => {
+                assert_eq!((rows, max), (1_000_000, 64))
+            }
+            other => panic!("expected batch_too_large, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nesting_must_follow_the_shape_and_zero_rows_are_refused() {
+        let body = json!({"inputs": [
+            {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[1, 2], []]},
+            {"name": "country", "shape": [0, 1], "datatype": "BYTES", "data": []}
+        ]});
+        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        let found: Vec<_> = violations
+            .listed()
+            .iter()
+            .map(|v| (serde_json::to_value(&v.loc).unwrap(), v.kind))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (json!(["inputs", 0, "data"]), ViolationType::ShapeMismatch),
+                (json!(["inputs", 1, "shape"]), ViolationType::ValueError),
+            ]
+        );
+        assert!(nesting_matches(&json!([[1], [2]]), &[2, 1]));
+        assert!(!nesting_matches(&json!([[1, 2], [3]]), &[2, 2]));
+        assert!(!nesting_matches(&json!([[1], 2]), &[2, 1]));
+    }
+
     fn signature() -> Signature {
         let spec = |name: &str, data_type, shape: &[i64]| TensorSpec {
             name: name.into(),
@@ -731,7 +851,7 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[42], [30.5]]},
             {"name": "country", "shape": [2, 1], "datatype": "BYTES", "data": ["US", "DE"]}
         ], "outputs": [{"name": "label", "parameters": {"binary_data": false}}]});
-        let request = decode_request(body, &[], &signature()).unwrap();
+        let request = decode_request(body, &[], &signature(), 64).unwrap();
         assert_eq!(request.id.as_deref(), Some("r1"));
         assert_eq!(request.rows, 2);
         assert_eq!(
@@ -748,8 +868,8 @@ mod tests {
             {"name": "country", "shape": [3, 1], "datatype": "BYTES", "data": ["US", "DE"]},
             {"name": "colour", "shape": [1], "datatype": "BYTES", "data": ["red"]}
         ], "outputs": [{"name": "nope"}]});
-        let violations = decode_request(body, &[], &signature()).unwrap_err();
-        let kinds: Vec<_> = violations.iter().map(|v| v.kind).collect();
+        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        let kinds: Vec<_> = violations.listed().iter().map(|v| v.kind).collect();
         assert_eq!(
             kinds,
             vec![
@@ -760,7 +880,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            violations[0].msg,
+            violations.listed()[0].msg,
             "input `age` is FP32 in the model; got FP64"
         );
     }
@@ -771,9 +891,9 @@ mod tests {
             {"name": "age", "shape": [1, 1], "datatype": "FP32", "data": ["42"]},
             {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": [3]}
         ]});
-        let violations = decode_request(body, &[], &signature()).unwrap_err();
+        let violations = invalid(decode_request(body, &[], &signature(), 64));
         assert_eq!(
-            serde_json::to_value(&violations).unwrap(),
+            serde_json::to_value(violations.listed()).unwrap(),
             json!([
                 {"loc": ["inputs", 0, "data", 0], "msg": "expected a number for FP32, got \"42\"", "type": "type_error"},
                 {"loc": ["inputs", 1, "data", 0], "msg": "expected a string for BYTES, got 3", "type": "type_error"}
@@ -794,7 +914,7 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": floats}},
             {"name": "country", "shape": [2, 1], "datatype": "BYTES", "parameters": {"binary_data_size": binary.len() - floats}}
         ], "parameters": {"binary_data_output": true}});
-        let request = decode_request(body, &binary, &signature()).unwrap();
+        let request = decode_request(body, &binary, &signature(), 64).unwrap();
         assert_eq!(
             request.inputs[0].tensor.data,
             TensorData::F32(vec![42.0, 30.5])
@@ -812,10 +932,17 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
             {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": ["US"]}
         ]});
-        let short = decode_request(body.clone(), &[0; 4], &signature()).unwrap_err();
-        assert_eq!(short[0].kind, ViolationType::ShapeMismatch, "{short:?}");
-        let long = decode_request(body, &[0; 12], &signature()).unwrap_err();
-        assert!(long[0].msg.contains("12 bytes of binary data"), "{long:?}");
+        let short = invalid(decode_request(body.clone(), &[0; 4], &signature(), 64));
+        assert_eq!(
+            short.listed()[0].kind,
+            ViolationType::ShapeMismatch,
+            "{short:?}"
+        );
+        let long = invalid(decode_request(body, &[0; 12], &signature(), 64));
+        assert!(
+            long.listed()[0].msg.contains("12 bytes of binary data"),
+            "{long:?}"
+        );
     }
 
     #[test]
@@ -823,9 +950,9 @@ mod tests {
         let body = json!({"inputs": [
             {"name": "age", "shape": [2], "datatype": "FP32", "data": [1, 2]}
         ]});
-        let violations = decode_request(body, &[], &signature()).unwrap_err();
-        assert_eq!(violations.len(), 2, "{violations:?}");
-        assert_eq!(violations[0].kind, ViolationType::ShapeMismatch);
-        assert_eq!(violations[1].kind, ViolationType::Missing);
+        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        assert_eq!(violations.total(), 2, "{violations:?}");
+        assert_eq!(violations.listed()[0].kind, ViolationType::ShapeMismatch);
+        assert_eq!(violations.listed()[1].kind, ViolationType::Missing);
     }
 }

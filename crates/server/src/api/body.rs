@@ -1,13 +1,15 @@
-//! Request body extractors: they enforce the content type and the size limit and parse JSON,
-//! answering each failure with its own code from the error table (415, 413, `malformed_json`
-//! with line and column) instead of axum's plain-text rejections.
+//! Request body extractors: they enforce the content type, the content encoding and the size
+//! limit and parse JSON (refusing duplicate keys), answering each failure with its own code from
+//! the error table (415, 413, `malformed_json` with line and column) instead of axum's
+//! plain-text rejections.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
-use warden_contract::mark_bare_non_finite;
+use warden_contract::{clip, mark_bare_non_finite, parse_strict};
 
+use super::AppState;
 use super::error::{ApiError, ErrorCode};
 
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
@@ -17,10 +19,10 @@ const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 #[derive(Debug)]
 pub struct JsonBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<JsonBody, ApiError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<JsonBody, ApiError> {
         check_content_type(request.headers(), false)?;
         let bytes = read(request, state).await?;
         parse_json(&bytes).map(JsonBody)
@@ -35,10 +37,10 @@ pub struct InferBody {
     pub binary: Bytes,
 }
 
-impl<S: Send + Sync> FromRequest<S> for InferBody {
+impl FromRequest<AppState> for InferBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<InferBody, ApiError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<InferBody, ApiError> {
         let header_length = match request.headers().get(INFERENCE_HEADER_LENGTH) {
             None => None,
             Some(value) => Some(
@@ -82,6 +84,7 @@ impl<S: Send + Sync> FromRequest<S> for InferBody {
 /// JSON bodies may come without a content type (Triton's client sends none) or with a JSON
 /// one; a binary-extension body may also be `application/octet-stream`.
 fn check_content_type(headers: &HeaderMap, binary: bool) -> Result<(), ApiError> {
+    check_content_encoding(headers)?;
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -102,36 +105,68 @@ fn check_content_type(headers: &HeaderMap, binary: bool) -> Result<(), ApiError>
         ErrorCode::UnsupportedMediaType,
         format!(
             "expected Content-Type: application/json, got {:?}",
-            content_type.to_str().unwrap_or("(not text)")
+            clip(content_type.to_str().unwrap_or("(not text)"))
         ),
     ))
 }
 
-async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "the request body is over the server's limit",
-                )
-            } else {
-                ApiError::new(
-                    ErrorCode::InvalidInput,
-                    "the request body could not be read",
-                )
-            }
-        })
+/// warden decodes no compression, so a compressed body would be parsed as garbage or, worse,
+/// half-understood: anything but `identity` is refused.
+fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = value.to_str().unwrap_or("(not text)");
+        let identity = text
+            .split(',')
+            .all(|coding| coding.trim().eq_ignore_ascii_case("identity"));
+        if !identity {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "Content-Encoding {:?} is not supported; send the body uncompressed",
+                    clip(text)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole body within the body timeout. A client that stops sending mid-body is
+/// answered 408 and, as its body was not read to the end, its connection is closed.
+async fn read(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let Ok(read) =
+        tokio::time::timeout(state.body_timeout, Bytes::from_request(request, state)).await
+    else {
+        return Err(ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} ms of its headers",
+                state.body_timeout.as_millis()
+            ),
+        ));
+    };
+    read.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the request body is over the server's limit",
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "the request body could not be read",
+            )
+        }
+    })
 }
 
 /// Parses JSON; a body that is JSON but for bare `NaN`/`Infinity` tokens (as Python's
 /// `json.dumps` writes them) is read with those tokens marked, so validation can refuse them
 /// as non-finite values at their exact location rather than call the whole body malformed.
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes).or_else(|err| {
+    parse_strict(bytes).or_else(|err| {
         mark_bare_non_finite(bytes)
-            .and_then(|marked| serde_json::from_slice(&marked).ok())
+            .and_then(|marked| parse_strict(&marked).ok())
             .ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::MalformedJson,

@@ -9,7 +9,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use warden_contract::Violation;
+use warden_contract::{Violations, clip_to};
 
 /// Every client-visible error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,7 @@ pub enum ErrorCode {
     ModelNotFound,
     NotFound,
     MethodNotAllowed,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidOutput,
@@ -34,7 +35,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The table, in the order the README shows it.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidInput,
         ErrorCode::BatchTooLarge,
@@ -44,6 +45,7 @@ impl ErrorCode {
         ErrorCode::ModelNotFound,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InvalidOutput,
@@ -65,6 +67,7 @@ impl ErrorCode {
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::InvalidOutput => "invalid_output",
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::ModelNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InvalidOutput | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,13 +116,20 @@ impl ErrorCode {
             ErrorCode::ModelNotFound => "unknown model or version",
             ErrorCode::NotFound => "no such route",
             ErrorCode::MethodNotAllowed => "the route exists but not for this HTTP method",
+            ErrorCode::RequestTimeout => {
+                "the body did not arrive within the body timeout (default 30 s) after the headers; the connection is closed"
+            }
             ErrorCode::PayloadTooLarge => "the body is over the configured limit (default 8 MiB)",
-            ErrorCode::UnsupportedMediaType => "the content type is not JSON",
+            ErrorCode::UnsupportedMediaType => {
+                "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`)"
+            }
             ErrorCode::InvalidOutput => {
                 "the model answered NaN, a broken probability or an unknown label; the values are withheld"
             }
             ErrorCode::Internal => "anything else; details only in the log, under the request id",
-            ErrorCode::Overloaded => "the model's queue is full (with `Retry-After`)",
+            ErrorCode::Overloaded => {
+                "the model's queue is full, or the server is at its connection cap with none idle (with `Retry-After`)"
+            }
             ErrorCode::ModelNotReady => "the model is loading or failed to load",
             ErrorCode::DeadlineExceeded => {
                 "the request's deadline (`x-timeout-ms`, default 30 s) passed before inference finished"
@@ -150,7 +161,7 @@ pub struct ViolationTypes(pub Vec<&'static str>);
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    pub details: Vec<Violation>,
+    pub details: Violations,
     /// The model version the error is about, when there is one (for the log and metrics).
     pub model: Option<(String, u64)>,
 }
@@ -162,21 +173,27 @@ impl ApiError {
         self
     }
 
-    /// An error with a message and no details.
+    /// An error with a message and no details. Messages may quote what a client sent (a model
+    /// name from the URL), so they are clipped to [`MAX_ERROR_MESSAGE_CHARS`].
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        let message = message.into();
         ApiError {
             code,
-            message: message.into(),
-            details: Vec::new(),
+            message: clip_to(&message, MAX_ERROR_MESSAGE_CHARS).into_owned(),
+            details: Violations::new(),
             model: None,
         }
     }
 
-    /// `invalid_input` listing every violation.
-    pub fn invalid_input(details: Vec<Violation>) -> ApiError {
-        let message = match details.len() {
-            1 => "1 problem in the request".to_owned(),
-            n => format!("{n} problems in the request"),
+    /// `invalid_input` listing the violations (the first of them, when there are many).
+    pub fn invalid_input(details: Violations) -> ApiError {
+        let message = match (details.total(), details.omitted()) {
+            (1, _) => "1 problem in the request".to_owned(),
+            (n, 0) => format!("{n} problems in the request"),
+            (n, _) => format!(
+                "{n} problems in the request; the first {} are listed",
+                details.listed().len()
+            ),
         };
         ApiError {
             code: ErrorCode::InvalidInput,
@@ -196,12 +213,21 @@ impl ApiError {
     }
 }
 
+/// The longest `error` message an answer carries, in characters.
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 1024;
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     code: &'static str,
     error: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    details: &'a [Violation],
+    details: &'a [warden_contract::Violation],
+    #[serde(skip_serializing_if = "is_zero")]
+    details_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl IntoResponse for ApiError {
@@ -209,7 +235,8 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             code: self.code.as_str(),
             error: &self.message,
-            details: &self.details,
+            details: self.details.listed(),
+            details_omitted: self.details.omitted(),
         };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
         match self.code {
@@ -217,6 +244,12 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ErrorCode::RequestTimeout => {
+                // The rest of the body may still come; the connection cannot be reused.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             ErrorCode::Unauthorized => {
                 response.headers_mut().insert(
@@ -227,8 +260,12 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         if !self.details.is_empty() {
-            let mut types: Vec<&'static str> =
-                self.details.iter().map(|v| v.kind.as_str()).collect();
+            let mut types: Vec<&'static str> = self
+                .details
+                .listed()
+                .iter()
+                .map(|v| v.kind.as_str())
+                .collect();
             types.sort_unstable();
             types.dedup();
             response.extensions_mut().insert(ViolationTypes(types));

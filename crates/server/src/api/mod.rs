@@ -9,6 +9,7 @@ pub mod error;
 mod observe;
 pub mod openapi;
 mod operations;
+mod path;
 mod v1;
 mod v2;
 mod wire;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub registry: Arc<ModelRegistry>,
     /// How long a request may take when it does not say (`x-timeout-ms`).
     pub request_timeout: Duration,
+    /// How long a request's body may take to arrive after its head.
+    pub body_timeout: Duration,
     pub metrics: Arc<Metrics>,
     /// Loads and unloads models for the repository API; `None` when the server was given no
     /// repository to reload from.
@@ -55,6 +58,7 @@ impl AppState {
         AppState {
             registry: Arc::new(registry),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            body_timeout: crate::connections::DEFAULT_BODY_TIMEOUT,
             metrics: Arc::new(Metrics::new()),
             reloader: None,
             auth: None,

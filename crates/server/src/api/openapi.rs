@@ -223,7 +223,18 @@ fn error_body_schema() -> Schema {
             .required("error")
             .property(
                 "details",
-                ArrayBuilder::new().items(Ref::from_schema_name("Violation")),
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name("Violation"))
+                    .max_items(Some(warden_contract::MAX_LISTED_VIOLATIONS)),
+            )
+            .property(
+                "details_omitted",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .description(Some(
+                        "How many more violations were found than `details` lists (it lists at most the first 100)",
+                    )),
             )
             .build(),
     )

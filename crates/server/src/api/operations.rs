@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::path::ApiPath;
 use axum::http::header;
 use axum::response::IntoResponse;
 
@@ -71,7 +73,7 @@ pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>
     responses((status = 200, description = "The model is served from its current files", body = IndexEntry)))]
 pub async fn load(
     state: State<AppState>,
-    model: Path<String>,
+    model: ApiPath<String>,
 ) -> Result<Json<IndexEntry>, ApiError> {
     act_on(state, model, |reloader, name| {
         reloader.load(name).map(|_| ())
@@ -86,7 +88,7 @@ pub async fn load(
     responses((status = 200, description = "The model is no longer served; in-flight requests finished on it", body = IndexEntry)))]
 pub async fn unload(
     state: State<AppState>,
-    model: Path<String>,
+    model: ApiPath<String>,
 ) -> Result<Json<IndexEntry>, ApiError> {
     act_on(state, model, Reloader::unload).await
 }
@@ -94,7 +96,7 @@ pub async fn unload(
 /// Runs a repository action on `model` on a blocking thread and answers its index entry.
 async fn act_on(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    ApiPath(model): ApiPath<String>,
     action: fn(&Reloader, &str) -> Result<(), ReloadError>,
 ) -> Result<Json<IndexEntry>, ApiError> {
     let reloader = reloader(&state)?;

@@ -2,7 +2,9 @@
 //! `POST /v1/models/{m}[/versions/{v}]:predict` with `{"instances": [{...}, ...]}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::path::ApiPath;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -19,7 +21,7 @@ use warden_contract::{Violation, ViolationType};
     responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
 pub async fn predict(
     State(state): State<AppState>,
-    Path(model_action): Path<String>,
+    ApiPath(model_action): ApiPath<String>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
@@ -35,7 +37,7 @@ pub async fn predict(
     responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
 pub async fn predict_version(
     State(state): State<AppState>,
-    Path((model, version_action)): Path<(String, String)>,
+    ApiPath((model, version_action)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
@@ -64,11 +66,14 @@ async fn answer(
     let deadline = state.deadline(headers)?;
     let model = state.registry.get(name, version)?;
     let Some(instances) = body.get("instances") else {
-        return Err(ApiError::invalid_input(vec![Violation::new(
-            vec!["instances".into()],
-            ViolationType::Missing,
-            "the body must be {\"instances\": [row, ...]}",
-        )]));
+        return Err(ApiError::invalid_input(
+            Violation::new(
+                vec!["instances".into()],
+                ViolationType::Missing,
+                "the body must be {\"instances\": [row, ...]}",
+            )
+            .into(),
+        ));
     };
     let result = model
         .predict_rows(instances, deadline)

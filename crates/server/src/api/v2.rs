@@ -1,7 +1,9 @@
 //! KServe V2 (Open Inference Protocol) REST handlers: health, metadata, readiness, inference.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::path::ApiPath;
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,9 +12,10 @@ use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
 use super::{AppState, predict_error, served};
+use crate::model::PredictError;
 use crate::registry::ModelEntry;
 use crate::v2_protocol::{
-    RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
+    DecodeError, RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
 };
 
 /// `{model}` and the optional `{version}` of a V2 path.
@@ -65,7 +68,7 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
     responses((status = 200, description = "The served version's tensors, engine and hash", body = ModelMetadata)))]
 pub async fn model_metadata(
     State(state): State<AppState>,
-    Path(path): Path<ModelPath>,
+    ApiPath(path): ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let body = ModelMetadata {
@@ -85,7 +88,7 @@ pub async fn model_metadata(
     responses((status = 200, description = "The version's tensors, engine and hash", body = ModelMetadata)))]
 pub async fn model_version_metadata(
     state: State<AppState>,
-    path: Path<ModelPath>,
+    path: ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
     model_metadata(state, path).await
 }
@@ -94,7 +97,7 @@ pub async fn model_version_metadata(
     responses((status = 200, description = "The model is served", body = ModelReady)))]
 pub async fn model_ready(
     State(state): State<AppState>,
-    Path(path): Path<ModelPath>,
+    ApiPath(path): ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let response = Json(ModelReady {
@@ -111,7 +114,7 @@ pub async fn model_ready(
     responses((status = 200, description = "The version is served", body = ModelReady)))]
 pub async fn model_version_ready(
     state: State<AppState>,
-    path: Path<ModelPath>,
+    path: ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
     model_ready(state, path).await
 }
@@ -121,7 +124,7 @@ pub async fn model_version_ready(
     responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
 pub async fn infer(
     state: State<AppState>,
-    path: Path<ModelPath>,
+    path: ApiPath<ModelPath>,
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, ApiError> {
@@ -134,7 +137,7 @@ pub async fn infer(
     responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
 pub async fn infer_version(
     state: State<AppState>,
-    path: Path<ModelPath>,
+    path: ApiPath<ModelPath>,
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, ApiError> {
@@ -161,16 +164,29 @@ pub struct VersionParam(
 
 async fn infer_any(
     State(state): State<AppState>,
-    Path(path): Path<ModelPath>,
+    ApiPath(path): ApiPath<ModelPath>,
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, ApiError> {
     let deadline = state.deadline(&headers)?;
     let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let request =
-        decode_request(body.json, &body.binary, &model.signature).map_err(|violations| {
-            ApiError::invalid_input(violations).about(&model.name, model.version)
-        })?;
+    let request = decode_request(
+        body.json,
+        &body.binary,
+        &model.signature,
+        model.contract.max_batch_size,
+    )
+    .map_err(|err| {
+        let err = match err {
+            DecodeError::Invalid(violations) => PredictError::Invalid(violations),
+            DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
+                model: model.name.clone(),
+                rows,
+                max,
+            },
+        };
+        predict_error(&model, err)
+    })?;
     model
         .check_inputs(&request.inputs)
         .map_err(|err| predict_error(&model, err))?;

@@ -88,7 +88,7 @@ impl TestServer {
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
         let task = tokio::spawn(async move {
-            startup::serve(served, listener, body_limit, async {
+            startup::serve(served, listener, body_limit, test_limits(), async {
                 let _ = signal.await;
             })
             .await
@@ -406,4 +406,14 @@ pub async fn occupy_worker(
         .await
         .unwrap();
     running
+}
+
+/// The connection limits of in-process test servers: the defaults, at most 1,000 connections.
+pub fn test_limits() -> warden_server::connections::ConnectionLimits {
+    warden_server::connections::ConnectionLimits {
+        header_timeout: warden_server::connections::DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: warden_server::connections::DEFAULT_IDLE_TIMEOUT,
+        max_connections: 1_000,
+        shutdown_grace: warden_server::connections::DEFAULT_SHUTDOWN_GRACE,
+    }
 }

@@ -1,0 +1,572 @@
+//! Every TCP connection's lifetime: the accept loop, the per-connection timeouts, the cap on
+//! open connections, and shutdown with a bounded grace period.
+//!
+//! `axum::serve` has none of these: a client that sends one header byte a second (slowloris),
+//! or hundreds that connect and say nothing, would hold their sockets forever and starve real
+//! clients of file descriptors; and a single half-sent request kept SIGTERM waiting for as long
+//! as its client liked. Here each connection has a watchdog that knows which phase it is in:
+//!
+//! - *idle* (no request under way): closed after `idle_timeout`;
+//! - *reading a request head* (bytes arrived, the request not yet complete enough to route):
+//!   closed after `header_timeout`;
+//! - *busy* (a request is being handled): its body read has its own timeout (in the body
+//!   extractors, answered 408) and its inference the request's deadline.
+//!
+//! When `max_connections` are open, a new connection first evicts the longest-idle one; when
+//! none is idle, the new one is answered 503 `overloaded` and closed. Accept errors (EMFILE
+//! under fd pressure) evict an idle connection and retry within milliseconds instead of
+//! stalling. Everything shed is counted (`warden_connections_closed_total{reason}`) and logged
+//! at most once a second per reason. On shutdown, idle connections close at once, requests in
+//! flight get `shutdown_grace` to finish, and whatever is left is cut and counted.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::metrics::Metrics;
+
+/// How long connections may take and how many may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a request's first byte until its head (request line and headers) is complete.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight before cutting them.
+    pub shutdown_grace: Duration,
+}
+
+/// The default header-read timeout: clients of a model server are programs that send a
+/// request head in one write.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default body-read timeout (from the end of the head to the end of the body).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default keep-alive idle timeout: longer than the 60 s idle timeout of common load
+/// balancers (AWS ALB, GCP), so the balancer, not warden, closes a pooled connection first and
+/// never sends a request into a socket warden is closing.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// The default shutdown grace period: well under Kubernetes' 30 s before SIGKILL.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The most connections warden opens by default, whatever the file-descriptor limit.
+pub const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
+/// File descriptors kept free for everything but connections (model files, the repository
+/// watcher, ONNX Runtime, logs).
+pub const RESERVED_FDS: usize = 64;
+/// The largest request head (request line and headers) read into memory.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The open-files limit less [`RESERVED_FDS`], at most [`MAX_DEFAULT_CONNECTIONS`].
+pub fn default_max_connections(fd_limit: Option<u64>) -> usize {
+    fd_limit
+        .and_then(|limit| usize::try_from(limit).ok())
+        .map_or(MAX_DEFAULT_CONNECTIONS, |limit| {
+            limit.saturating_sub(RESERVED_FDS).max(1)
+        })
+        .min(MAX_DEFAULT_CONNECTIONS)
+}
+
+/// Why warden closed a connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    HeaderTimeout,
+    IdleTimeout,
+    /// The longest-idle connection, closed to make room for a new one at the cap.
+    EvictedIdle,
+    /// A new connection refused at the cap, answered 503.
+    OverCapacity,
+    /// Still open when the shutdown grace period ended.
+    ShutdownCut,
+}
+
+impl Closed {
+    const ALL: [Closed; 5] = [
+        Closed::HeaderTimeout,
+        Closed::IdleTimeout,
+        Closed::EvictedIdle,
+        Closed::OverCapacity,
+        Closed::ShutdownCut,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::IdleTimeout => "idle_timeout",
+            Closed::EvictedIdle => "evicted_idle",
+            Closed::OverCapacity => "over_capacity",
+            Closed::ShutdownCut => "shutdown_cut",
+        }
+    }
+
+    fn index(self) -> usize {
+        Closed::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+}
+
+/// What a connection is doing, for its watchdog.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Idle(Instant),
+    ReadingHead(Instant),
+    Busy,
+}
+
+/// One open connection, shared by its task, its stream, its service and the cap.
+#[derive(Debug)]
+struct ConnectionState {
+    phase: Mutex<Phase>,
+    in_flight: AtomicUsize,
+    /// Wakes the watchdog when the phase changes.
+    changed: Notify,
+    /// Asks the connection to close (eviction at the cap).
+    evict: Notify,
+}
+
+impl ConnectionState {
+    fn new() -> ConnectionState {
+        ConnectionState {
+            phase: Mutex::new(Phase::Idle(Instant::now())),
+            in_flight: AtomicUsize::new(0),
+            changed: Notify::new(),
+            evict: Notify::new(),
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = phase;
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: an idle connection is now reading a request head.
+    fn bytes_arrived(&self) {
+        let mut phase = self
+            .phase
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Phase::Idle(_) = *phase {
+            *phase = Phase::ReadingHead(Instant::now());
+            drop(phase);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request was routed; the returned guard marks it finished when dropped.
+    fn begin_request(self: &Arc<Self>) -> BusyGuard {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.set_phase(Phase::Busy);
+        BusyGuard(Arc::clone(self))
+    }
+
+    /// When the watchdog must look again, and what it closes for if the phase has not changed.
+    fn deadline(&self, limits: &ConnectionLimits) -> Option<(Instant, Closed)> {
+        match self.phase() {
+            Phase::Idle(since) => Some((since + limits.idle_timeout, Closed::IdleTimeout)),
+            Phase::ReadingHead(since) => {
+                Some((since + limits.header_timeout, Closed::HeaderTimeout))
+            }
+            Phase::Busy => None,
+        }
+    }
+
+    fn idle_since(&self) -> Option<Instant> {
+        match self.phase() {
+            Phase::Idle(since) => Some(since),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BusyGuard(Arc<ConnectionState>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.set_phase(Phase::Idle(Instant::now()));
+        }
+    }
+}
+
+/// The open connections, for the cap.
+#[derive(Debug, Default)]
+struct OpenConnections {
+    by_id: Mutex<HashMap<u64, Arc<ConnectionState>>>,
+    next_id: AtomicU64,
+}
+
+impl OpenConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<ConnectionState>>> {
+        self.by_id
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn insert(&self) -> (u64, Arc<ConnectionState>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnectionState::new());
+        self.lock().insert(id, Arc::clone(&state));
+        (id, state)
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Asks the longest-idle connection to close; false when none is idle.
+    fn evict_idle(&self) -> bool {
+        let open = self.lock();
+        let oldest = open
+            .values()
+            .filter_map(|state| state.idle_since().map(|since| (since, state)))
+            .min_by_key(|(since, _)| *since);
+        match oldest {
+            Some((_, state)) => {
+                state.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A log line per reason at most once a second, with how many events it stands for.
+#[derive(Debug, Default)]
+struct ThrottledLog {
+    counts: [AtomicU64; 5],
+    last: Mutex<Option<Instant>>,
+}
+
+impl ThrottledLog {
+    fn record(&self, reason: Closed, metrics: &Metrics) {
+        metrics
+            .connections_closed
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(now);
+        drop(last);
+        for kind in Closed::ALL {
+            let count = self.counts[kind.index()].swap(0, Ordering::Relaxed);
+            if count > 0 {
+                tracing::warn!(
+                    reason = kind.as_str(),
+                    connections = count,
+                    "connections closed by the server"
+                );
+            }
+        }
+    }
+}
+
+/// What a connection task shares with the accept loop.
+#[derive(Debug, Clone)]
+struct Shared {
+    router: Router,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    open: Arc<OpenConnections>,
+    log: Arc<ThrottledLog>,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains for at most
+/// `limits.shutdown_grace` and cuts what is left.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shared = Shared {
+        router,
+        limits,
+        metrics,
+        open: Arc::new(OpenConnections::default()),
+        log: Arc::new(ThrottledLog::default()),
+    };
+    let (stop, stopping) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    if shared.open.len() >= limits.max_connections && !shared.open.evict_idle() {
+                        shed(stream);
+                        shared.log.record(Closed::OverCapacity, &shared.metrics);
+                        continue;
+                    }
+                    let (id, state) = shared.open.insert();
+                    shared.metrics.open_connections.inc();
+                    tasks.spawn(serve_connection(stream, id, state, shared.clone(), stopping.clone()));
+                }
+                Err(err) => {
+                    // EMFILE/ENFILE: free a descriptor by closing an idle connection, and try
+                    // again shortly rather than after axum's fixed second.
+                    shared.open.evict_idle();
+                    tracing::warn!(error = %err, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(
+            connections = in_flight,
+            grace_ms = limits.shutdown_grace.as_millis() as u64,
+            "shutdown: finishing requests in flight"
+        );
+    }
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        let cut = tasks.len();
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        for _ in 0..cut {
+            shared
+                .metrics
+                .connections_closed
+                .with_label_values(&[Closed::ShutdownCut.as_str()])
+                .inc();
+        }
+        tracing::warn!(
+            cut,
+            grace_ms = limits.shutdown_grace.as_millis() as u64,
+            "shutdown grace period over: cut connections still open"
+        );
+    } else {
+        tracing::info!("stopped: every in-flight request was answered");
+    }
+}
+
+/// Answers a connection over the cap with 503 `overloaded` (if its socket takes the bytes at
+/// once) and closes it.
+fn shed(stream: TcpStream) {
+    const BODY: &str = r#"{"code":"overloaded","error":"the server has too many open connections; retry after the Retry-After delay"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.try_write(response.as_bytes());
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    id: u64,
+    state: Arc<ConnectionState>,
+    shared: Shared,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let io = TokioIo::new(WatchedStream {
+        inner: stream,
+        state: Arc::clone(&state),
+    });
+    let service = TrackedService {
+        inner: TowerToHyperService::new(shared.router.clone()),
+        state: Arc::clone(&state),
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_HEAD_BYTES);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut draining = *stopping.borrow();
+    if draining {
+        connection.as_mut().graceful_shutdown();
+    }
+    let closed = loop {
+        let deadline = state.deadline(&shared.limits);
+        let wake = deadline.map_or_else(
+            || tokio::time::Instant::now() + Duration::from_secs(3600),
+            |(at, _)| tokio::time::Instant::from_std(at),
+        );
+        tokio::select! {
+            _ = connection.as_mut() => break None,
+            () = tokio::time::sleep_until(wake) => {
+                if let Some((at, reason)) = state.deadline(&shared.limits)
+                    && Instant::now() >= at
+                {
+                    break Some(reason);
+                }
+            }
+            () = state.changed.notified() => {}
+            () = state.evict.notified() => break Some(Closed::EvictedIdle),
+            _ = stopping.changed(), if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    shared.open.remove(id);
+    shared.metrics.open_connections.dec();
+    if let Some(reason) = closed {
+        shared.log.record(reason, &shared.metrics);
+    }
+}
+
+/// The router as hyper's service, marking the connection busy while a request is handled.
+#[derive(Debug, Clone)]
+struct TrackedService {
+    inner: TowerToHyperService<Router>,
+    state: Arc<ConnectionState>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for TrackedService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let busy = self.state.begin_request();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await;
+            drop(busy);
+            response
+        })
+    }
+}
+
+/// The socket, telling its connection's watchdog when bytes arrive.
+#[derive(Debug)]
+struct WatchedStream {
+    inner: TcpStream,
+    state: Arc<ConnectionState>,
+}
+
+impl AsyncRead for WatchedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for WatchedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_leaves_descriptors_for_the_rest() {
+        assert_eq!(default_max_connections(Some(1024)), 960);
+        assert_eq!(default_max_connections(Some(1_048_576)), 10_000);
+        assert_eq!(default_max_connections(Some(10)), 1);
+        assert_eq!(default_max_connections(None), 10_000);
+    }
+
+    #[test]
+    fn a_connection_moves_through_its_phases() {
+        let limits = ConnectionLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: 10,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        };
+        let state = Arc::new(ConnectionState::new());
+        assert_eq!(
+            state.deadline(&limits).map(|d| d.1),
+            Some(Closed::IdleTimeout)
+        );
+        state.bytes_arrived();
+        assert_eq!(
+            state.deadline(&limits).map(|d| d.1),
+            Some(Closed::HeaderTimeout)
+        );
+        let first = state.begin_request();
+        let second = state.begin_request();
+        assert_eq!(state.deadline(&limits), None);
+        drop(first);
+        assert_eq!(state.deadline(&limits), None, "one request still in flight");
+        drop(second);
+        assert_eq!(
+            state.deadline(&limits).map(|d| d.1),
+            Some(Closed::IdleTimeout)
+        );
+    }
+}
