@@ -9,6 +9,11 @@
 //! Only names read from the repository's own listing become paths; a name from a URL is looked
 //! up in that listing, never joined onto a path. An entry that resolves outside the repository
 //! (a symlink out of it) is refused.
+//!
+//! Nothing is skipped in silence: an entry that cannot be read (a model or version folder
+//! without permissions) is an error naming its path, never taken for "no model here" or "no
+//! such version" (which would serve an older version without a word). Only folders that are
+//! never models are passed over: hidden ones (`.git`, Kubernetes' `..data`) and `lost+found`.
 
 use std::path::{Path, PathBuf};
 
@@ -122,21 +127,26 @@ pub fn scan_each(path: &Path) -> Result<Vec<ScannedModel>, RepositoryError> {
     }
     let root = std::fs::canonicalize(path).map_err(|source| io_error(path, source))?;
     let mut models = Vec::new();
-    for entry in read_dir_sorted(path)? {
+    for entry in subfolders(path)? {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if never_a_model(&name) {
+            continue;
+        }
         let manifest_path = entry.join(MANIFEST_FILE);
-        if manifest_path.is_file() {
-            let name = entry
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let source = scan_model(&entry, &manifest_path).and_then(|source| {
+        let source = match readable(&entry).and_then(|()| is_file(&manifest_path)) {
+            Ok(false) => continue,
+            Ok(true) => scan_model(&entry, &manifest_path).and_then(|source| {
                 for inside in [&entry, &manifest_path, &source.graph] {
                     confined(&root, inside)?;
                 }
                 Ok(source)
-            });
-            models.push(ScannedModel { name, source });
-        }
+            }),
+            Err(err) => Err(err),
+        };
+        models.push(ScannedModel { name, source });
     }
     if models.is_empty() {
         return Err(RepositoryError::Empty {
@@ -173,7 +183,7 @@ fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, Repositor
     let version = match manifest.version {
         Some(pinned) => {
             let graph = dir.join(pinned.to_string()).join(MODEL_FILE);
-            if !graph.is_file() {
+            if !is_file(&graph)? {
                 return Err(RepositoryError::PinnedVersionMissing {
                     model: name,
                     version: pinned,
@@ -182,15 +192,28 @@ fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, Repositor
             }
             pinned
         }
-        None => read_dir_sorted(dir)?
-            .iter()
-            .filter(|entry| entry.join(MODEL_FILE).is_file())
-            .filter_map(|entry| entry.file_name()?.to_str()?.parse::<u64>().ok())
-            .max()
-            .ok_or_else(|| RepositoryError::NoVersion {
+        None => {
+            let mut highest = None;
+            for entry in subfolders(dir)? {
+                let Some(version) = entry
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                // An unreadable version folder is an error, not a version to pass over: the
+                // next lower one would be served in its place without a word.
+                readable(&entry)?;
+                if is_file(&entry.join(MODEL_FILE))? && highest < Some(version) {
+                    highest = Some(version);
+                }
+            }
+            highest.ok_or_else(|| RepositoryError::NoVersion {
                 model: name.clone(),
                 path: dir.to_path_buf(),
-            })?,
+            })?
+        }
     };
     Ok(ModelSource {
         graph: dir.join(version.to_string()).join(MODEL_FILE),
@@ -200,15 +223,43 @@ fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, Repositor
     })
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, RepositoryError> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| io_error(dir, source))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_dir())
-        .collect();
-    entries.sort();
-    Ok(entries)
+/// Folders that are never model folders: hidden ones (`.git`, the `..data` of a Kubernetes
+/// ConfigMap volume) and the file system's `lost+found`, which is often unreadable.
+fn never_a_model(name: &str) -> bool {
+    name.starts_with('.') || name == "lost+found"
+}
+
+/// The folders in `dir`, sorted (symlinks followed). An entry whose type cannot be read is an
+/// error; one that vanished since the listing is not there.
+fn subfolders(dir: &Path) -> Result<Vec<PathBuf>, RepositoryError> {
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|source| io_error(dir, source))? {
+        let path = entry.map_err(|source| io_error(dir, source))?.path();
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => folders.push(path),
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_error(&path, source)),
+        }
+    }
+    folders.sort();
+    Ok(folders)
+}
+
+/// Whether `dir`'s listing can be read.
+fn readable(dir: &Path) -> Result<(), RepositoryError> {
+    std::fs::read_dir(dir)
+        .map(drop)
+        .map_err(|source| io_error(dir, source))
+}
+
+/// Whether `path` is a file: `false` when it does not exist, an error when it cannot be told.
+fn is_file(path: &Path) -> Result<bool, RepositoryError> {
+    match std::fs::metadata(path) {
+        Ok(metadata) => Ok(metadata.is_file()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(io_error(path, source)),
+    }
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> RepositoryError {

@@ -207,6 +207,88 @@ fn a_model_file_the_user_cannot_read_exits_77() {
     );
 }
 
+/// A repository readable by everyone: iris at versions 1 and 2, and credit.
+fn world_readable_repository() -> tempfile::TempDir {
+    let root = repository("iris", &iris_graph(), &iris_manifest());
+    let iris = root.path().join("iris");
+    std::fs::create_dir(iris.join("2")).unwrap();
+    std::fs::write(iris.join("2/model.onnx"), iris_graph()).unwrap();
+    let credit = root.path().join("credit");
+    std::fs::create_dir_all(credit.join("1")).unwrap();
+    for file in ["warden.toml", "1/model.onnx"] {
+        std::fs::copy(examples().join("credit").join(file), credit.join(file)).unwrap();
+    }
+    for dir in [
+        root.path(),
+        &iris,
+        &iris.join("1"),
+        &iris.join("2"),
+        &credit,
+        &credit.join("1"),
+    ] {
+        set_mode(dir, 0o755);
+    }
+    root
+}
+
+#[test]
+fn an_unreadable_model_or_version_folder_exits_77_naming_it() {
+    // A model folder the server's user cannot read: today's silent skip served the others and
+    // `check` said every check passed.
+    let root = world_readable_repository();
+    let credit = root.path().join("credit");
+    set_mode(&credit, 0o000);
+    let mut invocation = serve_args(root.path());
+    invocation.as_nobody = true;
+    expect(
+        "unreadable model folder",
+        &invocation,
+        77,
+        &[&path_str(&credit), "Permission denied"],
+    );
+    set_mode(&credit, 0o755);
+
+    // The highest version unreadable: version 1 must not be served in its place.
+    let version = root.path().join("iris/2");
+    set_mode(&version, 0o000);
+    expect(
+        "unreadable version folder",
+        &invocation,
+        77,
+        &[&path_str(&version), "Permission denied"],
+    );
+    set_mode(&version, 0o755);
+
+    // The only model and its only version unreadable: not "holds no model" (66).
+    std::fs::remove_dir_all(&credit).unwrap();
+    std::fs::remove_dir_all(&version).unwrap();
+    let iris = root.path().join("iris");
+    set_mode(&iris, 0o000);
+    expect(
+        "unreadable lone model",
+        &invocation,
+        77,
+        &[&path_str(&iris), "Permission denied"],
+    );
+    set_mode(&iris, 0o755);
+    let only = root.path().join("iris/1");
+    set_mode(&only, 0o000);
+    expect(
+        "unreadable lone version",
+        &invocation,
+        77,
+        &[&path_str(&only), "Permission denied"],
+    );
+    set_mode(&only, 0o755);
+
+    // Folders that are never models are passed over, readable or not.
+    let lost = root.path().join("lost+found");
+    std::fs::create_dir(&lost).unwrap();
+    set_mode(&lost, 0o000);
+    let check = invocation.run("check");
+    assert_eq!(check.code, Some(0), "{}\n{}", check.stdout, check.stderr);
+}
+
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();

@@ -341,3 +341,65 @@ async fn polling_finds_a_new_version_where_file_events_are_not_used() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_new_version_keeps_the_served_one_and_is_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let repository = repository_with(&examples(), "iris", |m| m);
+    for dir in ["", "iris", "iris/1"] {
+        mode(&repository.path().join(dir), 0o755);
+    }
+    // As an unprivileged user (root reads everything), as the server runs in production.
+    let running_as_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    let mut command = if running_as_root {
+        let mut setpriv = std::process::Command::new("setpriv");
+        setpriv
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(common::warden_bin());
+        setpriv
+    } else {
+        std::process::Command::new(common::warden_bin())
+    };
+    command
+        .args(["serve", repository.path().to_str().unwrap(), "--port", "0"])
+        .args(["--watch", "off"])
+        .current_dir(common::repo_root());
+    let server = WardenProcess::spawn(command);
+    let base = format!("http://{}", server.address);
+    let client = reqwest::Client::new();
+    assert_eq!(predict(&client, &base).await, (200, Some("1".into())));
+
+    add_version(repository.path(), "iris", 2, &iris_graph());
+    let version = repository.path().join("iris/2");
+    mode(&version, 0o000);
+    hangup(&server);
+    until(
+        "the unreadable version to be reported",
+        Duration::from_secs(30),
+        || async {
+            let (_, index) = repository_call(&client, &base, "index").await;
+            index.to_string().contains("Permission denied")
+        },
+    )
+    .await;
+    let (_, index) = repository_call(&client, &base, "index").await;
+    let iris = &index.as_array().unwrap()[0];
+    assert_eq!(iris["state"], "READY", "{index}");
+    assert_eq!(iris["version"], "1", "{index}");
+    // Named relative to the repository: the API does not show where the repository lives.
+    assert!(
+        iris["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read iris/2: Permission denied"),
+        "{index}"
+    );
+    assert_eq!(predict(&client, &base).await, (200, Some("1".into())));
+    mode(&version, 0o755);
+}
