@@ -34,7 +34,16 @@ impl NotOnnx {
             NotOnnx::CompressedJoblib => "a compressed joblib file",
             NotOnnx::TorchCheckpoint => "a zip archive, such as a PyTorch checkpoint (torch.save)",
             NotOnnx::Hdf5 => "an HDF5 file, such as a Keras model",
-            NotOnnx::Corrupt => "not a readable ONNX model (truncated, or not ONNX at all)",
+            NotOnnx::Corrupt => "truncated, or not ONNX at all",
+        }
+    }
+
+    /// `{path} {sentence}`: what the file is, said once (`is an empty file, not an ONNX model`;
+    /// `is not a readable ONNX model (truncated, or not ONNX at all)`).
+    pub fn sentence(self) -> String {
+        match self {
+            NotOnnx::Corrupt => format!("is not a readable ONNX model ({})", self.describe()),
+            other => format!("is {}, not an ONNX model", other.describe()),
         }
     }
 }

@@ -52,9 +52,14 @@ pub fn locate_library(search: &LibrarySearch) -> Result<LocatedLibrary, RuntimeE
                 found_by: explicit.source.clone(),
             });
         }
+        let what = if explicit.path.is_dir() {
+            "a directory, not the library file (libonnxruntime.so.*) in it"
+        } else {
+            "a file that does not exist"
+        };
         return Err(RuntimeError::LibraryUnusable {
             path: explicit.path.clone(),
-            reason: format!("{} names a file that does not exist", explicit.source),
+            reason: format!("{} names {what}", explicit.source),
         });
     }
     let mut searched = Vec::new();

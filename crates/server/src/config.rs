@@ -686,6 +686,41 @@ mod tests {
     }
 
     #[test]
+    fn connection_settings_and_their_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(
+            &file,
+            "models = \"m\"\nheader_timeout_ms = 500\nidle_timeout_ms = 9000\nmax_connections = 50\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(file),
+            shutdown_grace_ms: Some(2500),
+            ..Flags::default()
+        };
+        let config = resolve(flags, &env(&[("WARDEN_BODY_TIMEOUT_MS", "700")])).unwrap();
+        assert_eq!(config.header_timeout, Duration::from_millis(500));
+        assert_eq!(config.body_timeout, Duration::from_millis(700));
+        assert_eq!(config.idle_timeout, Duration::from_millis(9000));
+        assert_eq!(config.max_connections, Some(50));
+        assert_eq!(config.shutdown_grace, Duration::from_millis(2500));
+
+        let flags = Flags {
+            models: Some("m".into()),
+            max_body_bytes: Some(0),
+            max_connections: Some(0),
+            header_timeout_ms: Some(0),
+            ..Flags::default()
+        };
+        let problems = resolve(flags, &env(&[])).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("body limit"), "{problems:#?}");
+        assert!(problems[1].contains("header timeout"), "{problems:#?}");
+        assert!(problems[2].contains("max connections"), "{problems:#?}");
+    }
+
+    #[test]
     fn library_paths_keep_their_precedence_and_sources() {
         let flags = Flags {
             models: Some("m".into()),

@@ -44,9 +44,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let diagnostic = Diagnostic(&err).to_string();
-            tracing::error!(exit_code = err.exit_code(), error = %diagnostic.trim_end(), "start-up failed");
-            eprint!("{diagnostic}");
+            // Once, as the diagnostic: a JSON log line repeating it made every failure print twice.
+            eprint!("{}", Diagnostic(&err));
             ExitCode::from(err.exit_code())
         }
     }

@@ -60,7 +60,7 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is {}, not an ONNX model", kind.describe())]
+    #[error("{path} {}", kind.sentence())]
     NotOnnx { path: PathBuf, kind: NotOnnx },
     #[error("{path}: operator `{operator}`{} of node `{node}` is not supported by the engine", if domain.is_empty() { String::new() } else { format!(" (domain `{domain}`)") })]
     UnsupportedOperator {

@@ -306,9 +306,16 @@ fn files_that_are_not_onnx_exit_65_saying_what_they_are() {
         (
             "truncated",
             iris[..iris.len() / 2].to_vec(),
-            &["not a readable ONNX model", "copy it again"],
+            &[
+                "is not a readable ONNX model (truncated, or not ONNX at all)",
+                "copy it again",
+            ],
         ),
-        ("random bytes", noise, &["not a readable ONNX model"]),
+        (
+            "random bytes",
+            noise,
+            &["is not a readable ONNX model (truncated"],
+        ),
         (
             "empty file",
             Vec::new(),
@@ -521,6 +528,57 @@ fn onnx_runtime_required_but_missing_or_unusable_exits_69() {
         &serve_args(&examples()).env("WARDEN_ONNXRUNTIME_LIB", &path_str(&not_a_library)),
         69,
         &[&path_str(&not_a_library), "WARDEN_ONNXRUNTIME_LIB"],
+    );
+    expect(
+        "a directory named as the library",
+        &serve_args(&examples()).env("WARDEN_ONNXRUNTIME_LIB", &path_str(bare.path())),
+        69,
+        &[
+            &path_str(bare.path()),
+            "WARDEN_ONNXRUNTIME_LIB names a directory, not the library file",
+        ],
+    );
+}
+
+#[test]
+fn the_bound_port_is_printed_plainly() {
+    use std::io::BufRead;
+    let mut child = Command::new(warden_bin())
+        .args(["serve", &path_str(&examples()), "--port", "0"])
+        .current_dir(repo_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let line = received.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a line on stdout");
+    let address = line
+        .strip_prefix("warden listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(address.parse::<u16>().is_ok_and(|port| port > 0), "{line}");
+}
+
+#[test]
+fn a_start_up_failure_is_printed_once() {
+    let run = Invocation::new(&["/nonexistent/models", "--port", "0"]).run("serve");
+    assert_eq!(run.code, Some(66));
+    assert_eq!(
+        run.stderr.matches("does not exist").count(),
+        1,
+        "printed more than once:\n{}",
+        run.stderr
     );
 }
 
