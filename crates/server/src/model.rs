@@ -12,11 +12,13 @@ use std::time::Instant;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_contract::{
-    Binding, Feature, FeatureType, GraphElement, GraphInput, Output, Violations, bind_features,
-    check_columns, features_from_graph, validate_instances,
+    Binding, Feature, FeatureType, GraphElement, GraphInput, Output, OutputKind, Violations,
+    bind_features, check_columns, features_from_graph, validate_instances,
 };
 use warden_runtime::graph_facts::{NodeFacts, NotOnnx, inspect};
-use warden_runtime::{Backend, DataType, LoadOptions, NamedTensor, RuntimeError, Signature};
+use warden_runtime::{
+    Backend, DataType, LoadOptions, NamedTensor, RuntimeError, Signature, TensorSpec,
+};
 
 use crate::guards::check_outputs;
 use crate::repository::ModelSource;
@@ -236,7 +238,7 @@ impl ModelVersion {
             .as_ref()
             .map(|m| m.batching.clone())
             .unwrap_or_default();
-        let batch_major = |specs: &[warden_runtime::TensorSpec]| {
+        let batch_major = |specs: &[TensorSpec]| {
             specs
                 .iter()
                 .all(|s| s.shape.first().is_some_and(|&d| d < 0))
@@ -411,7 +413,7 @@ fn encode_rows(
 
 /// An engine's load failure that names one of the graph's operators becomes a failure naming
 /// that operator and its node; any other stays as the engine said it.
-fn unsupported_operator(
+pub(crate) fn unsupported_operator(
     err: RuntimeError,
     nodes: &[NodeFacts],
     path: &std::path::Path,
@@ -473,7 +475,7 @@ fn resolve_contract(
         });
         return Ok(ModelContract {
             features,
-            outputs: Vec::new(),
+            outputs: outputs_from_graph(signature),
             declared: false,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
         });
@@ -498,7 +500,7 @@ fn resolve_contract(
                     && width > 0
                     && labels > 0
                     && width as usize != labels
-                    && output.kind == warden_contract::OutputKind::Probability
+                    && output.kind == OutputKind::Probability
                 {
                     problems.push(format!(
                         "output `{}` has {width} columns but declares {labels} labels",
@@ -517,6 +519,31 @@ fn resolve_contract(
         declared: true,
         max_batch_size: manifest.batching.max_batch_size,
     })
+}
+
+/// What a bare graph's outputs say about themselves. One float output of one value per row,
+/// beside no label output, is a regressor's answer, so it reads `{"value": x}` as it would
+/// under a manifest; a classifier (a label output) or anything else keeps its graph names, since
+/// guessing which column is which would be worse than saying nothing.
+fn outputs_from_graph(signature: &Signature) -> Vec<Output> {
+    let has_label = signature
+        .outputs
+        .iter()
+        .any(|o| o.data_type == DataType::String || o.data_type.is_integer());
+    let per_row: Vec<&TensorSpec> = signature
+        .outputs
+        .iter()
+        .filter(|o| o.data_type.is_float() && matches!(o.shape.as_slice(), [_] | [_, 1]))
+        .collect();
+    match per_row.as_slice() {
+        [value] if !has_label => vec![Output {
+            name: value.name.clone(),
+            kind: OutputKind::Value,
+            labels: None,
+            relax: Vec::new(),
+        }],
+        _ => Vec::new(),
+    }
 }
 
 /// The SHA-256 of `bytes` as lowercase hex, as manifests and responses show it.

@@ -663,6 +663,29 @@ async fn a_bare_onnx_file_is_served_with_the_contract_its_graph_declares() {
 }
 
 #[tokio::test]
+async fn a_bare_onnx_regressor_answers_a_value_as_under_a_manifest() {
+    // skl2onnx names a regressor's one output `variable`; a client should not need to know.
+    let file = common::repo_root().join("tests/zoo/random_forest_regressor.onnx");
+    let server = TestServer::start(&file).await;
+    let row = json!([0.39, -0.21, -1.02, 0.88, -1.7, -2.26]);
+    let (status, body) = post(
+        &server,
+        "/v1/models/random_forest_regressor:predict",
+        &json!({"instances": [row]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let prediction = body["predictions"][0].as_object().unwrap();
+    assert_eq!(
+        prediction.keys().collect::<Vec<_>>(),
+        vec!["value"],
+        "{body}"
+    );
+    assert!(prediction["value"].is_f64(), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     let server = TestServer::start(&examples()).await;
     let request = json!({"inputs": [
