@@ -2,6 +2,8 @@
 synthetic credit data set examples/data/credit.csv; and two tiny graphs the output-guard tests
 serve (crates/server/tests/fixtures/models/{sqrt,echo}): `sqrt` answers NaN for a negative
 input, `echo` answers its input as "probabilities", so any row can be a broken probability.
+And two float64 graphs for the `warden init` tests (crates/server/tests/fixtures/float64_*.onnx):
+ONNX Runtime has no float64 kernel for either; tract runs the tree regressor but not the SVM.
 
 Deterministic: pinned package versions (checked at start), fixed seeds, and ONNX bytes with
 nothing variable in them, so running it twice gives the same sha256. Run from the repository
@@ -205,8 +207,40 @@ def make_guard_fixtures():
     print(f"{path.relative_to(ROOT.parent)}  sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
 
 
+def make_float64_fixtures():
+    """skl2onnx with DoubleTensorType (instead of its default, FloatTensorType) makes the ONNX-ML
+    operators float64: ONNX Runtime refuses a float64 TreeEnsembleRegressor (a type error) and
+    SVMRegressor (no kernel), which `warden init` must fall back from or explain."""
+    from skl2onnx.common.data_types import DoubleTensorType
+    from sklearn.svm import SVR
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 2))
+    y = 2 * x[:, 0] + x[:, 1]
+    fixtures = ROOT.parent / "crates" / "server" / "tests" / "fixtures"
+    for name, model in [
+        ("float64_tree_regressor", DecisionTreeRegressor(max_depth=2, random_state=0)),
+        ("float64_svm_regressor", SVR()),
+    ]:
+        onx = convert_sklearn(model.fit(x, y), initial_types=[("x", DoubleTensorType([None, 2]))],
+                              target_opset=OPSET)
+        onx.producer_version = skl2onnx.__version__
+        onx.doc_string = ""
+        onx.graph.doc_string = ""
+        onx.graph.name = name  # skl2onnx puts a random UUID here
+        opsets = sorted(onx.opset_import, key=lambda o: o.domain)
+        del onx.opset_import[:]
+        onx.opset_import.extend(opsets)
+        onnx.checker.check_model(onx)
+        path = fixtures / f"{name}.onnx"
+        path.write_bytes(onx.SerializeToString())
+        print(f"{path.relative_to(ROOT.parent)}  sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
+
+
 if __name__ == "__main__":
     check_versions()
     make_iris()
     make_credit()
     make_guard_fixtures()
+    make_float64_fixtures()

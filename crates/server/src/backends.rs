@@ -4,14 +4,18 @@
 //!
 //! `auto` prefers ONNX Runtime (the reference implementation of every ONNX-ML operator, and
 //! multi-threaded) and uses tract when the library is absent, so a single binary with no C++
-//! library still serves scikit-learn, XGBoost and LightGBM exports.
+//! library still serves scikit-learn, XGBoost and LightGBM exports. `warden init` opens a bare
+//! graph through the same order and fallback, so it describes a graph on the engine `serve`
+//! would serve it on.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use warden_contract::BackendChoice;
-use warden_runtime::Backend;
+use warden_runtime::graph_facts::NodeFacts;
+use warden_runtime::{Backend, LoadOptions, LoadedModel};
 
-use crate::model::{LoadError, ModelVersion, Serving};
+use crate::model::{LoadError, ModelVersion, Serving, unsupported_operator};
 use crate::repository::ModelSource;
 
 /// An engine to try, and why it is tried.
@@ -144,6 +148,46 @@ impl Backends {
             backend: "auto",
             reason: "no engine could load the graph".into(),
         }))
+    }
+}
+
+/// An engine that could not load a graph, and why.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The engine's platform name (`onnxruntime_onnx`, `tract_onnx`), or `auto` when there was
+    /// no engine to try.
+    pub engine: &'static str,
+    pub error: LoadError,
+}
+
+impl Backends {
+    /// Loads a bare graph, with no contract and no warm-up, on the first engine `auto` would
+    /// use that can (the same order and fallback as [`Backends::load`]), for `warden init`,
+    /// which reads the signature before there is a manifest. `nodes` are the graph's, to name
+    /// an operator an engine lacks. Every engine's refusal when none can.
+    pub fn open(
+        &self,
+        bytes: &[u8],
+        origin: &Path,
+        nodes: &[NodeFacts],
+    ) -> Result<(Box<dyn LoadedModel>, &'static str), Vec<Refusal>> {
+        let candidates = self.candidates(BackendChoice::Auto).map_err(|error| {
+            vec![Refusal {
+                engine: "auto",
+                error,
+            }]
+        })?;
+        let mut refusals = Vec::new();
+        for (backend, _) in candidates {
+            match backend.load(bytes, origin, &LoadOptions::default()) {
+                Ok(model) => return Ok((model, backend.platform())),
+                Err(err) => refusals.push(Refusal {
+                    engine: backend.platform(),
+                    error: unsupported_operator(err, nodes, origin),
+                }),
+            }
+        }
+        Err(refusals)
     }
 }
 

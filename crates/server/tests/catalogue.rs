@@ -407,7 +407,14 @@ fn manifest_problems_exit_65_naming_each_one() {
 
 #[test]
 fn a_failing_warm_up_exits_65() {
-    let bad_example = iris_manifest().replace("sepal_length = 5.1", "sepal_length = \"long\"");
+    let manifest = iris_manifest();
+    let at = manifest.find("[example]\nsepal_length = ").unwrap() + "[example]\n".len();
+    let end = at + manifest[at..].find('\n').unwrap();
+    let bad_example = format!(
+        "{}sepal_length = \"long\"{}",
+        &manifest[..at],
+        &manifest[end..]
+    );
     let root = repository("iris", &iris_graph(), &bad_example);
     expect(
         "example breaks the contract",

@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{examples, repo_root, warden_bin};
+use common::{WardenProcess, examples, fixtures, repo_root, warden_bin};
+use serde_json::{Value, json};
 
 fn warden(args: &[&str]) -> (Option<i32>, String) {
     let output = Command::new(warden_bin())
@@ -23,17 +24,75 @@ fn warden(args: &[&str]) -> (Option<i32>, String) {
 }
 
 fn init(model: &str, repository: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let graph = examples().join(model).join("1/model.onnx");
+    init_graph(
+        &examples().join(model).join("1/model.onnx"),
+        model,
+        repository,
+        extra,
+    )
+}
+
+fn init_graph(
+    graph: &Path,
+    name: &str,
+    repository: &Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
     let mut args = vec![
         "init",
         graph.to_str().unwrap(),
         "--name",
-        model,
+        name,
         "--repository",
         repository.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     warden(&args)
+}
+
+fn zoo(model: &str) -> PathBuf {
+    repo_root().join("tests/zoo").join(format!("{model}.onnx"))
+}
+
+/// The zoo model's 16 test rows (tests/zoo/NAME.json, every input's columns side by side) as
+/// a CSV under `headers`; `blank` says which (row, column) cells to leave empty.
+fn zoo_csv(model: &str, headers: &[&str], blank: &[(usize, usize)], path: &Path) {
+    let case: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/zoo").join(format!("{model}.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut rows = vec![Vec::new(); 16];
+    for input in case["inputs"].as_array().unwrap() {
+        let width = input["shape"][1].as_u64().unwrap() as usize;
+        let data = input["data"].as_array().unwrap();
+        for (r, row) in rows.iter_mut().enumerate() {
+            for value in &data[r * width..(r + 1) * width] {
+                row.push(match value {
+                    Value::String(text) => text.clone(),
+                    number => number.to_string(),
+                });
+            }
+        }
+    }
+    for &(r, c) in blank {
+        rows[r][c].clear();
+    }
+    let mut text = headers.join(",") + "\n";
+    for row in rows {
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// The `[[features]]` table of `name` in a manifest.
+fn feature_table<'a>(manifest: &'a str, name: &str) -> &'a str {
+    let start = manifest
+        .find(&format!("[[features]]\nname = \"{name}\"\n"))
+        .unwrap_or_else(|| panic!("no feature `{name}` in:\n{manifest}"));
+    let rest = &manifest[start + 1..];
+    &manifest[start..start + 1 + rest.find("\n\n").unwrap_or(rest.len())]
 }
 
 #[test]
@@ -78,6 +137,9 @@ fn init_without_data_describes_the_graph_and_the_folder_serves() {
         "{manifest}"
     );
     assert!(!manifest.contains("[example]"), "{manifest}");
+    // No data, no observed range: the header must not talk about one.
+    assert!(!manifest.contains("range seen in training"), "{manifest}");
+    assert!(manifest.contains("--data train.csv"), "{manifest}");
 
     // A second run refuses to overwrite what the first wrote.
     let (code, stderr) = init("iris", repository.path(), &[]);
@@ -148,4 +210,245 @@ fn cells_that_are_not_numbers_and_a_missing_target_are_named() {
         stderr.contains("column `sepal_width` must hold numbers: line 3 has \"three\""),
         "{stderr}"
     );
+}
+
+const SIX: [&str; 6] = ["f0", "f1", "f2", "f3", "f4", "f5"];
+
+#[tokio::test]
+async fn blanks_in_the_data_do_not_make_a_feature_nullable_the_graph_cannot_take() {
+    // scikit-learn's forests never track missing values: a NaN takes the false branch at every
+    // split and the answer comes back confident. Blanks in f0 must not change that.
+    let data = tempfile::tempdir().unwrap();
+    let csv = data.path().join("forest.csv");
+    zoo_csv("random_forest_regressor", &SIX, &[(3, 0), (7, 0)], &csv);
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &zoo("random_forest_regressor"),
+        "forest",
+        repository.path(),
+        &["--data", csv.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("column `f0` has 2 blank cells, but the graph cannot take a missing value"),
+        "{stderr}"
+    );
+    let manifest = std::fs::read_to_string(repository.path().join("forest/warden.toml")).unwrap();
+    assert!(!manifest.contains("nullable"), "{manifest}");
+
+    // So a null for f0 is refused instead of answered.
+    let warden = WardenProcess::serve(repository.path());
+    let mut row = serde_json::Map::new();
+    for (i, name) in SIX.iter().enumerate() {
+        let value: Value = serde_json::from_str(&manifest_example(&manifest, name)).unwrap();
+        row.insert((*name).to_owned(), if i == 0 { Value::Null } else { value });
+    }
+    let answer = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/models/forest:predict",
+            warden.address
+        ))
+        .json(&json!({"instances": [row]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["details"][0]["loc"],
+        json!(["instances", 0, "f0"]),
+        "{body}"
+    );
+    assert!(
+        body["details"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("not nullable"),
+        "{body}"
+    );
+}
+
+/// The value of `name` in the manifest's `[example]`, as written.
+fn manifest_example(manifest: &str, name: &str) -> String {
+    let example = &manifest[manifest.find("[example]\n").unwrap()..];
+    let line = example
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} = ")))
+        .unwrap();
+    line[name.len() + 3..].to_owned()
+}
+
+#[test]
+fn trees_that_track_missing_values_make_exactly_their_split_features_nullable() {
+    // LightGBM learned where a missing value goes at its splits on f1, f2, f3 and f5; f0 and f4
+    // are never split on. The data has no blank at all: nullability comes from the graph.
+    let data = tempfile::tempdir().unwrap();
+    let csv = data.path().join("lgbm.csv");
+    zoo_csv("lightgbm_regressor", &SIX, &[], &csv);
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &zoo("lightgbm_regressor"),
+        "lgbm",
+        repository.path(),
+        &["--data", csv.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let manifest = std::fs::read_to_string(repository.path().join("lgbm/warden.toml")).unwrap();
+    for (name, nullable) in [
+        ("f0", false),
+        ("f1", true),
+        ("f2", true),
+        ("f3", true),
+        ("f4", false),
+        ("f5", true),
+    ] {
+        assert_eq!(
+            feature_table(&manifest, name).contains("nullable = true"),
+            nullable,
+            "{name}:\n{manifest}"
+        );
+    }
+    assert!(
+        manifest.contains("trees that track missing values"),
+        "{manifest}"
+    );
+}
+
+#[test]
+fn imputed_columns_are_nullable_and_blank_categories_are_not_a_category() {
+    // a and b go through an Imputer; colour goes to a OneHotEncoder, which has no missing value.
+    let data = tempfile::tempdir().unwrap();
+    let csv = data.path().join("pipeline.csv");
+    zoo_csv(
+        "pipeline_impute_scale_onehot",
+        &["a", "b", "colour"],
+        &[(1, 2), (4, 2), (5, 0)],
+        &csv,
+    );
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &zoo("pipeline_impute_scale_onehot"),
+        "pipeline",
+        repository.path(),
+        &["--data", csv.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("column `colour` has 2 blank cells"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("column `a`"),
+        "a blank in `a` is a missing value: {stderr}"
+    );
+    let manifest = std::fs::read_to_string(repository.path().join("pipeline/warden.toml")).unwrap();
+    assert!(
+        feature_table(&manifest, "a").contains("nullable = true"),
+        "{manifest}"
+    );
+    assert!(
+        feature_table(&manifest, "b").contains("nullable = true"),
+        "{manifest}"
+    );
+    let colour = feature_table(&manifest, "colour");
+    assert!(colour.contains("type = \"category\""), "{manifest}");
+    assert!(!colour.contains("nullable"), "{manifest}");
+    assert!(
+        !colour.contains("\"\""),
+        "a blank is not the category \"\": {manifest}"
+    );
+    assert!(
+        !manifest.contains("\"\" = "),
+        "no blank in the baseline: {manifest}"
+    );
+}
+
+#[test]
+fn a_graph_onnx_runtime_refuses_is_described_on_tract_as_serve_would_serve_it() {
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &fixtures().join("../float64_tree_regressor.onnx"),
+        "tree64",
+        repository.path(),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ONNX Runtime cannot load the graph, so it is described and checked on tract"
+        ),
+        "{stderr}"
+    );
+    let manifest = std::fs::read_to_string(repository.path().join("tree64/warden.toml")).unwrap();
+    assert!(manifest.contains("backend = \"auto\""), "{manifest}");
+}
+
+#[test]
+fn a_graph_no_engine_loads_is_refused_with_each_reason_and_a_hint() {
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &fixtures().join("../float64_svm_regressor.onnx"),
+        "svm64",
+        repository.path(),
+        &[],
+    );
+    assert_eq!(code, Some(65), "{stderr}");
+    for needle in [
+        "error: no inference engine can load float64_svm_regressor.onnx",
+        "= ONNX Runtime: ",
+        "= tract: ",
+        "= hint: the graph computes in float64",
+        "export with float32 inputs (FloatTensorType, skl2onnx's default)",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    assert!(
+        std::fs::read_dir(repository.path())
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing is written"
+    );
+}
+
+/// `sqrt` answers NaN for a negative x, so a negative example row fails the warm-up.
+fn sqrt_init(values: &[&str]) -> (Option<i32>, String, tempfile::TempDir, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let csv = data.path().join("x.csv");
+    std::fs::write(&csv, format!("x\n{}\n", values.join("\n"))).unwrap();
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &fixtures().join("sqrt/1/model.onnx"),
+        "sqrt",
+        repository.path(),
+        &["--data", csv.to_str().unwrap()],
+    );
+    (code, stderr, repository, data)
+}
+
+#[test]
+fn the_example_is_the_row_nearest_the_medians_that_the_model_answers_validly() {
+    // The median (-1) and the rows nearest it make `sqrt` answer NaN; 4 is the nearest it
+    // answers, and it must be the example whatever the file's order.
+    let (code, stderr, repository, _data) = sqrt_init(&["-1", "9", "-2", "-3", "4"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let manifest = std::fs::read_to_string(repository.path().join("sqrt/warden.toml")).unwrap();
+    assert!(manifest.contains("[example]\nx = 4.0\n"), "{manifest}");
+    assert!(manifest.contains("min = -3.0"), "{manifest}");
+}
+
+#[test]
+fn a_model_that_answers_no_row_validly_leaves_nothing_behind() {
+    let (code, stderr, repository, _data) = sqrt_init(&["-1", "-4", "-9"]);
+    assert_eq!(code, Some(65), "{stderr}");
+    assert!(
+        stderr.contains("model `sqrt` answers none of the 3 complete rows validly"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 2: warm-up inference"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(repository.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
