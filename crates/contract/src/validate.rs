@@ -419,8 +419,18 @@ fn check_range(
     x: f64,
     shown: impl FnOnce() -> String,
 ) -> Result<(), (ViolationType, String)> {
-    let below = feature.min.is_some_and(|min| x < min);
-    let above = feature.max.is_some_and(|max| x > max);
+    // A value that is exactly an `f32` (from an FP32 tensor, as the graph will see it) is
+    // compared with the bounds as `f32`s: `7.9` sent as FP32 is 7.900000095…, which must not
+    // fail `max = 7.9` when the same row sent as JSON, cast to the same `f32`, passes.
+    let as_f32 = |bound: f64| {
+        if f64::from(x as f32) == x {
+            f64::from(bound as f32)
+        } else {
+            bound
+        }
+    };
+    let below = feature.min.is_some_and(|min| x < as_f32(min));
+    let above = feature.max.is_some_and(|max| x > as_f32(max));
     if !(below || above) {
         return Ok(());
     }
@@ -602,6 +612,33 @@ mod tests {
         let unknown = &err.listed()[3];
         assert_eq!(unknown.kind, ViolationType::ExtraForbidden);
         assert!(unknown.msg.len() < 200, "{}", unknown.msg);
+    }
+
+    #[test]
+    fn an_fp32_value_at_a_bound_is_within_it() {
+        let children = ColumnValues::Float(vec![1.0, 1.0]);
+        let country = ColumnValues::Text(vec!["US".into(), "US".into()]);
+        let mut features = features();
+        features[0].min = Some(4.3);
+        features[0].max = Some(7.9);
+        let at_bounds = [
+            ColumnValues::Float(vec![f64::from(7.9f32), f64::from(4.3f32)]),
+            children.clone(),
+            country.clone(),
+        ];
+        let violations = check_columns(&features, &at_bounds, |f, r| {
+            vec![LocSegment::Index(f), LocSegment::Index(r)]
+        });
+        assert!(violations.is_empty(), "{violations:?}");
+        let beyond = [
+            ColumnValues::Float(vec![f64::from(7.9001f32), 7.9000001]),
+            children,
+            country,
+        ];
+        let violations = check_columns(&features, &beyond, |f, r| {
+            vec![LocSegment::Index(f), LocSegment::Index(r)]
+        });
+        assert_eq!(violations.total(), 2, "{violations:?}");
     }
 
     #[test]

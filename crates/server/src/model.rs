@@ -145,6 +145,13 @@ fn describe_violations(violations: &Violations) -> String {
         .join("; ")
 }
 
+/// A row request checked against the contract and encoded as graph inputs.
+#[derive(Debug)]
+pub struct EncodedRows {
+    inputs: Vec<NamedTensor>,
+    rows: usize,
+}
+
 /// Predictions for a row request.
 #[derive(Debug)]
 pub struct RowPredictions {
@@ -275,13 +282,20 @@ impl ModelVersion {
         })
     }
 
-    /// Answers a row request: validate, encode, infer, guard, decode.
+    /// Validates row instances against the contract and encodes them as graph inputs: the
+    /// CPU-bound half of a row request, which a handler may run off the async runtime.
+    pub fn encode_rows(&self, instances: &Value) -> Result<EncodedRows, PredictError> {
+        let (inputs, rows) = encode_rows(&self.name, &self.contract, &self.signature, instances)?;
+        Ok(EncodedRows { inputs, rows })
+    }
+
+    /// Answers encoded rows: infer, guard, decode.
     pub async fn predict_rows(
         &self,
-        instances: &Value,
+        encoded: EncodedRows,
         deadline: Instant,
     ) -> Result<RowPredictions, PredictError> {
-        let (inputs, rows) = encode_rows(&self.name, &self.contract, &self.signature, instances)?;
+        let EncodedRows { inputs, rows } = encoded;
         let answer = self.infer(inputs, Vec::new(), rows, deadline).await?;
         let outputs = answer.outputs;
         Ok(RowPredictions {

@@ -15,9 +15,12 @@ use super::error::{ApiError, ErrorCode};
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// A request body parsed as JSON.
+/// A request body parsed as JSON, and its size in bytes.
 #[derive(Debug)]
-pub struct JsonBody(pub Value);
+pub struct JsonBody {
+    pub value: Value,
+    pub size: usize,
+}
 
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
@@ -25,7 +28,9 @@ impl FromRequest<AppState> for JsonBody {
     async fn from_request(request: Request, state: &AppState) -> Result<JsonBody, ApiError> {
         check_content_type(request.headers(), false)?;
         let bytes = read(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        let size = bytes.len();
+        let value = off_runtime(size, move || parse_json(&bytes)).await??;
+        Ok(JsonBody { value, size })
     }
 }
 
@@ -35,6 +40,8 @@ impl FromRequest<AppState> for JsonBody {
 pub struct InferBody {
     pub json: Value,
     pub binary: Bytes,
+    /// The whole body's size in bytes.
+    pub size: usize,
 }
 
 impl FromRequest<AppState> for InferBody {
@@ -58,10 +65,12 @@ impl FromRequest<AppState> for InferBody {
         };
         check_content_type(request.headers(), header_length.is_some())?;
         let mut bytes = read(request, state).await?;
+        let size = bytes.len();
         let Some(length) = header_length else {
             return Ok(InferBody {
-                json: parse_json(&bytes)?,
+                json: off_runtime(size, move || parse_json(&bytes)).await??,
                 binary: Bytes::new(),
+                size,
             });
         };
         if length > bytes.len() {
@@ -75,10 +84,30 @@ impl FromRequest<AppState> for InferBody {
         }
         let binary = bytes.split_off(length);
         Ok(InferBody {
-            json: parse_json(&bytes)?,
+            json: off_runtime(length, move || parse_json(&bytes)).await??,
             binary,
+            size,
         })
     }
+}
+
+/// Bodies from this size on are parsed, validated and dropped on the blocking pool: a few
+/// megabytes of JSON take a tenth of a second or more, and on one of the runtime's few threads
+/// that would stall every other connection. Smaller ones stay, as the hop would cost more.
+pub const OFF_RUNTIME_BYTES: usize = 64 * 1024;
+
+/// Runs `work` for a request body of `size` bytes: in place when small, else on the blocking
+/// pool (see [`OFF_RUNTIME_BYTES`]).
+pub async fn off_runtime<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if size < OFF_RUNTIME_BYTES {
+        return Ok(work());
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal(&err))
 }
 
 /// JSON bodies may come without a content type (Triton's client sends none) or with a JSON

@@ -1,6 +1,8 @@
 //! The row API, in TF Serving's REST convention, for people coming from Flask:
 //! `POST /v1/models/{m}[/versions/{v}]:predict` with `{"instances": [{...}, ...]}`.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 
@@ -8,7 +10,7 @@ use super::path::ApiPath;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::JsonBody;
+use super::body::{JsonBody, off_runtime};
 use super::error::{ApiError, ErrorCode};
 use super::wire::{ModelIdentity, RowRequest, RowResponse};
 use super::{AppState, predict_error, served};
@@ -61,22 +63,33 @@ async fn answer(
     name: &str,
     version: Option<&str>,
     headers: &HeaderMap,
-    JsonBody(body): JsonBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     let deadline = state.deadline(headers)?;
     let model = state.registry.get(name, version)?;
-    let Some(instances) = body.get("instances") else {
-        return Err(ApiError::invalid_input(
+    let JsonBody { value, size } = body;
+    let checking = Arc::clone(&model);
+    // The body is validated (and dropped) where it was parsed: off the runtime when large.
+    let encoded = off_runtime(size, move || {
+        let Some(instances) = value.get("instances") else {
+            return Err(None);
+        };
+        checking.encode_rows(instances).map_err(Some)
+    })
+    .await?
+    .map_err(|err| match err {
+        None => ApiError::invalid_input(
             Violation::new(
                 vec!["instances".into()],
                 ViolationType::Missing,
                 "the body must be {\"instances\": [row, ...]}",
             )
             .into(),
-        ));
-    };
+        ),
+        Some(err) => predict_error(&model, err),
+    })?;
     let result = model
-        .predict_rows(instances, deadline)
+        .predict_rows(encoded, deadline)
         .await
         .map_err(|err| predict_error(&model, err))?;
     let response = Json(RowResponse {

@@ -1,5 +1,7 @@
 //! KServe V2 (Open Inference Protocol) REST handlers: health, metadata, readiness, inference.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 
@@ -8,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::body::InferBody;
+use super::body::{InferBody, off_runtime};
 use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
 use super::{AppState, predict_error, served};
@@ -170,26 +172,28 @@ async fn infer_any(
 ) -> Result<Response, ApiError> {
     let deadline = state.deadline(&headers)?;
     let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let request = decode_request(
-        body.json,
-        &body.binary,
-        &model.signature,
-        model.contract.max_batch_size,
-    )
-    .map_err(|err| {
-        let err = match err {
+    let checking = Arc::clone(&model);
+    // Decoded and checked (and the JSON dropped) off the runtime when the body is large.
+    let request = off_runtime(body.size, move || {
+        let request = decode_request(
+            body.json,
+            &body.binary,
+            &checking.signature,
+            checking.contract.max_batch_size,
+        )
+        .map_err(|err| match err {
             DecodeError::Invalid(violations) => PredictError::Invalid(violations),
             DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
-                model: model.name.clone(),
+                model: checking.name.clone(),
                 rows,
                 max,
             },
-        };
-        predict_error(&model, err)
-    })?;
-    model
-        .check_inputs(&request.inputs)
-        .map_err(|err| predict_error(&model, err))?;
+        })?;
+        checking.check_inputs(&request.inputs)?;
+        Ok(request)
+    })
+    .await?
+    .map_err(|err| predict_error(&model, err))?;
     let answer = model
         .infer(request.inputs, request.outputs, request.rows, deadline)
         .await
