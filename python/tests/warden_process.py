@@ -29,13 +29,14 @@ def onnxruntime_library():
 class Warden:
     """A running `warden serve`; `address` is host:port."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, prefix=()):
+        """`prefix` runs the binary under another command (e.g. `prlimit --nofile=48 --`)."""
         binary = os.environ.get("WARDEN_BIN", str(ROOT / "target" / "debug" / "warden"))
         full_env = dict(os.environ)
         full_env.setdefault("WARDEN_ONNXRUNTIME_LIB", onnxruntime_library())
         full_env.update(env or {})
         self.process = subprocess.Popen(
-            [binary, "serve", *args, "--host", "127.0.0.1", "--port", "0"],
+            [*prefix, binary, "serve", *args, "--host", "127.0.0.1", "--port", "0"],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         # Drained for the whole run, so the server never blocks on a full pipe.

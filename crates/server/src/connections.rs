@@ -245,15 +245,16 @@ impl OpenConnections {
         self.lock().remove(&id);
     }
 
-    /// Asks the longest-idle connection to close; false when none is idle.
+    /// Asks the longest-idle connection to close; false when none is idle. It leaves the
+    /// count at once, so the next accept, which may come before it has closed, picks another.
     fn evict_idle(&self) -> bool {
-        let open = self.lock();
+        let mut open = self.lock();
         let oldest = open
-            .values()
-            .filter_map(|state| state.idle_since().map(|since| (since, state)))
+            .iter()
+            .filter_map(|(id, state)| state.idle_since().map(|since| (since, *id)))
             .min_by_key(|(since, _)| *since);
-        match oldest {
-            Some((_, state)) => {
+        match oldest.and_then(|(_, id)| open.remove(&id)) {
+            Some(state) => {
                 state.evict.notify_one();
                 true
             }
@@ -327,6 +328,7 @@ pub async fn serve(
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let (mut accept_failures, mut last_accept_log) = (0u64, None::<Instant>);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -346,8 +348,19 @@ pub async fn serve(
                 Err(err) => {
                     // EMFILE/ENFILE: free a descriptor by closing an idle connection, and try
                     // again shortly rather than after axum's fixed second.
-                    shared.open.evict_idle();
-                    tracing::warn!(error = %err, "accept failed; retrying");
+                    let evicted = shared.open.evict_idle();
+                    accept_failures += 1;
+                    let now = Instant::now();
+                    if last_accept_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+                        tracing::warn!(
+                            error = %err,
+                            failures = accept_failures,
+                            evicted_idle = evicted,
+                            "accept failed (file descriptors exhausted?); closing an idle connection and retrying"
+                        );
+                        accept_failures = 0;
+                        last_accept_log = Some(now);
+                    }
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
