@@ -347,6 +347,10 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
     let mut state = AppState::new(ModelRegistry::new(models, config.allow_partial));
     state.request_timeout = config.request_timeout;
     state.body_timeout = config.body_timeout;
+    // One large body decoded at a time per CPU this process may use (cgroup-aware).
+    state.large_bodies = Arc::new(tokio::sync::Semaphore::new(
+        limits.cpus.ceil().max(1.0) as usize
+    ));
     state.auth = config.auth.as_ref().map(|auth| Arc::new(Auth::new(auth)));
     if let Some(backends) = backends {
         state.reloader = Some(Arc::new(Reloader::new(

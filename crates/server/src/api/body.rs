@@ -9,17 +9,21 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 use warden_contract::{clip, mark_bare_non_finite, parse_strict};
 
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// A request body parsed as JSON, and its size in bytes.
+/// A request body parsed as JSON, and where its further decoding runs.
 #[derive(Debug)]
 pub struct JsonBody {
     pub value: Value,
-    pub size: usize,
+    pub slot: DecodeSlot,
 }
 
 impl FromRequest<AppState> for JsonBody {
@@ -28,9 +32,9 @@ impl FromRequest<AppState> for JsonBody {
     async fn from_request(request: Request, state: &AppState) -> Result<JsonBody, ApiError> {
         check_content_type(request.headers(), false)?;
         let bytes = read(request, state).await?;
-        let size = bytes.len();
-        let value = off_runtime(size, move || parse_json(&bytes)).await??;
-        Ok(JsonBody { value, size })
+        let slot = DecodeSlot::acquire(state, bytes.len()).await?;
+        let value = slot.run(move || parse_json(&bytes)).await??;
+        Ok(JsonBody { value, slot })
     }
 }
 
@@ -40,8 +44,7 @@ impl FromRequest<AppState> for JsonBody {
 pub struct InferBody {
     pub json: Value,
     pub binary: Bytes,
-    /// The whole body's size in bytes.
-    pub size: usize,
+    pub slot: DecodeSlot,
 }
 
 impl FromRequest<AppState> for InferBody {
@@ -65,12 +68,12 @@ impl FromRequest<AppState> for InferBody {
         };
         check_content_type(request.headers(), header_length.is_some())?;
         let mut bytes = read(request, state).await?;
-        let size = bytes.len();
+        let slot = DecodeSlot::acquire(state, bytes.len()).await?;
         let Some(length) = header_length else {
             return Ok(InferBody {
-                json: off_runtime(size, move || parse_json(&bytes)).await??,
+                json: slot.run(move || parse_json(&bytes)).await??,
                 binary: Bytes::new(),
-                size,
+                slot,
             });
         };
         if length > bytes.len() {
@@ -84,30 +87,56 @@ impl FromRequest<AppState> for InferBody {
         }
         let binary = bytes.split_off(length);
         Ok(InferBody {
-            json: off_runtime(length, move || parse_json(&bytes)).await??,
+            json: slot.run(move || parse_json(&bytes)).await??,
             binary,
-            size,
+            slot,
         })
     }
 }
 
-/// Bodies from this size on are parsed, validated and dropped on the blocking pool: a few
-/// megabytes of JSON take a tenth of a second or more, and on one of the runtime's few threads
-/// that would stall every other connection. Smaller ones stay, as the hop would cost more.
-pub const OFF_RUNTIME_BYTES: usize = 64 * 1024;
+/// Bodies from this size on are large: a few megabytes of JSON take a tenth of a second or
+/// more to parse and check, and tens of megabytes once parsed. Smaller ones are decoded in
+/// place, as a thread hop would cost more than their decoding.
+pub const LARGE_BODY_BYTES: usize = 64 * 1024;
 
-/// Runs `work` for a request body of `size` bytes: in place when small, else on the blocking
-/// pool (see [`OFF_RUNTIME_BYTES`]).
-pub async fn off_runtime<T: Send + 'static>(
-    size: usize,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    if size < OFF_RUNTIME_BYTES {
-        return Ok(work());
+/// Where a body's CPU-heavy decoding runs. A small body is decoded in place. A large one is
+/// decoded on the blocking pool, so it never stalls the runtime's few threads (and with them
+/// every other connection), and only under a permit from [`AppState::large_bodies`] (one per
+/// CPU), held from its parse until its JSON is dropped: however many clients send megabytes at
+/// once, only that many large bodies are decoded, and held parsed in memory, at a time.
+#[derive(Debug)]
+pub struct DecodeSlot(Option<OwnedSemaphorePermit>);
+
+impl DecodeSlot {
+    /// The slot for a body of `size` bytes; a large one waits for a permit, at most the
+    /// server's request timeout (then 503 `overloaded`).
+    async fn acquire(state: &AppState, size: usize) -> Result<DecodeSlot, ApiError> {
+        if size < LARGE_BODY_BYTES {
+            return Ok(DecodeSlot(None));
+        }
+        let permit = Arc::clone(&state.large_bodies).acquire_owned();
+        match tokio::time::timeout(state.request_timeout, permit).await {
+            Ok(Ok(permit)) => Ok(DecodeSlot(Some(permit))),
+            Ok(Err(closed)) => Err(ApiError::internal(&closed)),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::Overloaded,
+                "too many large request bodies are being decoded; retry after the Retry-After delay",
+            )),
+        }
     }
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| ApiError::internal(&err))
+
+    /// Runs `work` (which should own, and so drop, the body it decodes) where this slot says.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        if self.0.is_none() {
+            return Ok(work());
+        }
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|err| ApiError::internal(&err))
+    }
 }
 
 /// JSON bodies may come without a content type (Triton's client sends none) or with a JSON

@@ -43,6 +43,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// How long a request's body may take to arrive after its head.
     pub body_timeout: Duration,
+    /// Permits to decode a large body (one per CPU): see [`body::DecodeSlot`].
+    pub large_bodies: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
     /// Loads and unloads models for the repository API; `None` when the server was given no
     /// repository to reload from.
@@ -59,6 +61,9 @@ impl AppState {
             registry: Arc::new(registry),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             body_timeout: crate::connections::DEFAULT_BODY_TIMEOUT,
+            large_bodies: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, usize::from),
+            )),
             metrics: Arc::new(Metrics::new()),
             reloader: None,
             auth: None,

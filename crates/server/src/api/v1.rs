@@ -10,7 +10,7 @@ use super::path::ApiPath;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::{JsonBody, off_runtime};
+use super::body::JsonBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{ModelIdentity, RowRequest, RowResponse};
 use super::{AppState, predict_error, served};
@@ -67,27 +67,29 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let deadline = state.deadline(headers)?;
     let model = state.registry.get(name, version)?;
-    let JsonBody { value, size } = body;
+    let JsonBody { value, slot } = body;
     let checking = Arc::clone(&model);
     // The body is validated (and dropped) where it was parsed: off the runtime when large.
-    let encoded = off_runtime(size, move || {
-        let Some(instances) = value.get("instances") else {
-            return Err(None);
-        };
-        checking.encode_rows(instances).map_err(Some)
-    })
-    .await?
-    .map_err(|err| match err {
-        None => ApiError::invalid_input(
-            Violation::new(
-                vec!["instances".into()],
-                ViolationType::Missing,
-                "the body must be {\"instances\": [row, ...]}",
-            )
-            .into(),
-        ),
-        Some(err) => predict_error(&model, err),
-    })?;
+    let encoded = slot
+        .run(move || {
+            let Some(instances) = value.get("instances") else {
+                return Err(None);
+            };
+            checking.encode_rows(instances).map_err(Some)
+        })
+        .await?
+        .map_err(|err| match err {
+            None => ApiError::invalid_input(
+                Violation::new(
+                    vec!["instances".into()],
+                    ViolationType::Missing,
+                    "the body must be {\"instances\": [row, ...]}",
+                )
+                .into(),
+            ),
+            Some(err) => predict_error(&model, err),
+        })?;
+    drop(slot);
     let result = model
         .predict_rows(encoded, deadline)
         .await

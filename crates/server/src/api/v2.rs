@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::body::{InferBody, off_runtime};
+use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
 use super::{AppState, predict_error, served};
@@ -174,26 +174,29 @@ async fn infer_any(
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let checking = Arc::clone(&model);
     // Decoded and checked (and the JSON dropped) off the runtime when the body is large.
-    let request = off_runtime(body.size, move || {
-        let request = decode_request(
-            body.json,
-            &body.binary,
-            &checking.signature,
-            checking.contract.max_batch_size,
-        )
-        .map_err(|err| match err {
-            DecodeError::Invalid(violations) => PredictError::Invalid(violations),
-            DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
-                model: checking.name.clone(),
-                rows,
-                max,
-            },
-        })?;
-        checking.check_inputs(&request.inputs)?;
-        Ok(request)
-    })
-    .await?
-    .map_err(|err| predict_error(&model, err))?;
+    let InferBody { json, binary, slot } = body;
+    let request = slot
+        .run(move || {
+            let request = decode_request(
+                json,
+                &binary,
+                &checking.signature,
+                checking.contract.max_batch_size,
+            )
+            .map_err(|err| match err {
+                DecodeError::Invalid(violations) => PredictError::Invalid(violations),
+                DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
+                    model: checking.name.clone(),
+                    rows,
+                    max,
+                },
+            })?;
+            checking.check_inputs(&request.inputs)?;
+            Ok(request)
+        })
+        .await?
+        .map_err(|err| predict_error(&model, err))?;
+    drop(slot);
     let answer = model
         .infer(request.inputs, request.outputs, request.rows, deadline)
         .await
