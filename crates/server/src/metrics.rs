@@ -2,8 +2,10 @@
 //! serves (models ready, loaded versions, queue depths) and what went wrong loading them.
 //!
 //! Counters and histograms are updated where the event happens (the access-log middleware, the
-//! reloader); gauges describing current state are set from the registry when `/metrics` is
-//! scraped, so they cannot go stale. Each [`Metrics`] has its own `prometheus::Registry` (not
+//! reloader); gauges describing the models' current state are built afresh from the model
+//! registry for each scrape ([`ModelGauges`]), so they cannot go stale, and two concurrent
+//! scrapes never see each other's half-written values (a shared gauge reset then refilled
+//! would let one scrape read it empty). Each [`Metrics`] has its own `prometheus::Registry` (not
 //! the crate's global one), so servers in one process (the tests) do not share counts.
 
 use prometheus::{
@@ -46,9 +48,51 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// `warden_open_connections`: TCP connections open now.
     pub open_connections: IntGauge,
+}
+
+/// The gauges of one scrape, set from the model registry at that moment.
+struct ModelGauges {
+    registry: Registry,
     queue_depth: IntGaugeVec,
     model_ready: IntGaugeVec,
     loaded_version: IntGaugeVec,
+}
+
+impl ModelGauges {
+    fn new() -> ModelGauges {
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let gauges = ModelGauges {
+            registry: Registry::new(),
+            queue_depth: gauge(
+                "warden_queue_depth",
+                "Requests waiting in the model's queue",
+                &["model", "version"],
+            ),
+            model_ready: gauge(
+                "warden_model_ready",
+                "1 when the model is served, 0 when it is known but not servable",
+                &["model"],
+            ),
+            loaded_version: gauge(
+                "warden_model_loaded_version",
+                "The version of the model being served",
+                &["model"],
+            ),
+        };
+        for collector in [
+            &gauges.queue_depth,
+            &gauges.model_ready,
+            &gauges.loaded_version,
+        ] {
+            gauges
+                .registry
+                .register(Box::new(collector.clone()))
+                .expect("metric names are unique");
+        }
+        gauges
+    }
 }
 
 impl Default for Metrics {
@@ -130,30 +174,6 @@ impl Metrics {
             .expect("valid metric"),
             open_connections: IntGauge::new("warden_open_connections", "TCP connections open now")
                 .expect("valid metric"),
-            queue_depth: IntGaugeVec::new(
-                Opts::new(
-                    "warden_queue_depth",
-                    "Requests waiting in the model's queue",
-                ),
-                &model_version,
-            )
-            .expect("valid metric"),
-            model_ready: IntGaugeVec::new(
-                Opts::new(
-                    "warden_model_ready",
-                    "1 when the model is served, 0 when it is known but not servable",
-                ),
-                &["model"],
-            )
-            .expect("valid metric"),
-            loaded_version: IntGaugeVec::new(
-                Opts::new(
-                    "warden_model_loaded_version",
-                    "The version of the model being served",
-                ),
-                &["model"],
-            )
-            .expect("valid metric"),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -164,7 +184,7 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(metrics.connections_closed.clone()),
             Box::new(metrics.open_connections.clone()),
             Box::new(metrics.requests.clone()),
@@ -176,9 +196,6 @@ impl Metrics {
             Box::new(metrics.batch_rows.clone()),
             Box::new(metrics.load_failures.clone()),
             Box::new(metrics.loads.clone()),
-            Box::new(metrics.queue_depth.clone()),
-            Box::new(metrics.model_ready.clone()),
-            Box::new(metrics.loaded_version.clone()),
             Box::new(build_info),
         ];
         for collector in collectors {
@@ -192,35 +209,44 @@ impl Metrics {
 
     /// The text exposition of every metric, with the model gauges set from `models` now.
     pub fn render(&self, models: &ModelRegistry) -> String {
-        self.queue_depth.reset();
-        self.model_ready.reset();
-        self.loaded_version.reset();
+        let gauges = ModelGauges::new();
         for (name, entry) in models.snapshot().iter() {
             match entry {
                 ModelEntry::Ready(model) => {
                     let version = model.version.to_string();
-                    self.model_ready.with_label_values(&[name.as_str()]).set(1);
-                    self.loaded_version
+                    gauges
+                        .model_ready
+                        .with_label_values(&[name.as_str()])
+                        .set(1);
+                    gauges
+                        .loaded_version
                         .with_label_values(&[name.as_str()])
                         .set(i64::try_from(model.version).unwrap_or(i64::MAX));
                     let queued = model
                         .counters()
                         .queued
                         .load(std::sync::atomic::Ordering::Relaxed);
-                    self.queue_depth
+                    gauges
+                        .queue_depth
                         .with_label_values(&[name.as_str(), version.as_str()])
                         .set(i64::try_from(queued).unwrap_or(i64::MAX));
                 }
                 ModelEntry::Unavailable { .. }
                 | ModelEntry::Unloaded
                 | ModelEntry::Rejected { .. } => {
-                    self.model_ready.with_label_values(&[name.as_str()]).set(0);
+                    gauges
+                        .model_ready
+                        .with_label_values(&[name.as_str()])
+                        .set(0);
                 }
             }
         }
         let mut text = Vec::new();
         // Encoding into a Vec cannot fail for the text format.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        let mut families = self.registry.gather();
+        families.extend(gauges.registry.gather());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let _ = TextEncoder::new().encode(&families, &mut text);
         String::from_utf8(text).unwrap_or_default()
     }
 }

@@ -25,9 +25,6 @@ use crate::repository::ModelSource;
 use crate::rows;
 use crate::worker::{Answer, InferError, Scheduler, SchedulerOptions, Timings};
 
-/// Batch bound used when no manifest sets one.
-const DEFAULT_MAX_BATCH_SIZE: usize = 64;
-
 /// The contract a version is served under.
 #[derive(Debug, Clone)]
 pub struct ModelContract {
@@ -491,7 +488,8 @@ fn resolve_contract(
             features,
             outputs: outputs_from_graph(signature),
             declared: false,
-            max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            // The manifest's default, so the contract's limit and the scheduler's are one.
+            max_batch_size: warden_contract::Batching::default().max_batch_size,
         });
     };
     let binding = bind_features(&manifest.features, &graph_inputs).map_err(contract_error)?;

@@ -774,3 +774,55 @@ async fn nan_and_infinity_as_python_sends_them_are_value_errors() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scrapes_each_see_every_model_gauge() {
+    // Each scrape used to reset the shared model gauges and refill them, so a scrape running
+    // alongside another could read them empty.
+    let server = TestServer::start(&examples()).await;
+    let scrapers: Vec<_> = (0..4)
+        .map(|_| {
+            let metrics = std::sync::Arc::clone(&server.state.metrics);
+            let registry = std::sync::Arc::clone(&server.state.registry);
+            std::thread::spawn(move || {
+                (0..300)
+                    .filter(|_| {
+                        let text = metrics.render(&registry);
+                        ["credit", "iris"].iter().any(|model| {
+                            !text.contains(&format!("warden_model_ready{{model=\"{model}\"}} 1"))
+                                || !text.contains(&format!(
+                                    "warden_model_loaded_version{{model=\"{model}\"}} 1"
+                                ))
+                        })
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let incomplete: usize = scrapers.into_iter().map(|s| s.join().unwrap()).sum();
+    assert_eq!(incomplete, 0, "scrapes missing a model gauge");
+}
+
+#[tokio::test]
+async fn a_model_without_manifest_takes_the_manifest_default_batch_limit() {
+    // One default for the contract's limit and the scheduler's (there were two definitions).
+    let server = TestServer::start(&examples().join("iris/1/model.onnx")).await;
+    let limit = warden_contract::Batching::default().max_batch_size;
+    let over = limit + 1;
+    let body = json!({"inputs": [{"name": "float_input", "shape": [over, 4], "datatype": "FP32",
+        "data": vec![5.0; over * 4]}]});
+    let (status, answer) = post(&server, "/v2/models/model/infer", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["code"], "batch_too_large");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("at most {limit} per request")),
+        "{answer}"
+    );
+    let at_limit = json!({"inputs": [{"name": "float_input", "shape": [limit, 4], "datatype": "FP32",
+        "data": vec![5.0; limit * 4]}]});
+    let (status, answer) = post(&server, "/v2/models/model/infer", &at_limit).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
