@@ -394,44 +394,44 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
             public_metrics,
         }),
     };
-    let mut duration = |flag: Option<u64>, name: &str, file: Option<u64>, what: &str| {
-        let ms = setting(flag, env, &mut problems, name, "a number of milliseconds").or(file)?;
-        if ms == 0 {
-            problems.push(format!("the {what} ({name}) must be at least 1 ms"));
+    let connection_timeouts = [
+        (
+            &mut config.header_timeout,
+            flags.header_timeout_ms,
+            "WARDEN_HEADER_TIMEOUT_MS",
+            file.header_timeout_ms,
+            "header timeout",
+        ),
+        (
+            &mut config.body_timeout,
+            flags.body_timeout_ms,
+            "WARDEN_BODY_TIMEOUT_MS",
+            file.body_timeout_ms,
+            "body timeout",
+        ),
+        (
+            &mut config.idle_timeout,
+            flags.idle_timeout_ms,
+            "WARDEN_IDLE_TIMEOUT_MS",
+            file.idle_timeout_ms,
+            "idle timeout",
+        ),
+        (
+            &mut config.shutdown_grace,
+            flags.shutdown_grace_ms,
+            "WARDEN_SHUTDOWN_GRACE_MS",
+            file.shutdown_grace_ms,
+            "shutdown grace period",
+        ),
+    ];
+    for (target, flag, name, from_file, what) in connection_timeouts {
+        let ms = setting(flag, env, &mut problems, name, "a number of milliseconds").or(from_file);
+        if let Some(ms) = ms {
+            if ms == 0 {
+                problems.push(format!("the {what} ({name}) must be at least 1 ms"));
+            }
+            *target = Duration::from_millis(ms);
         }
-        Some(Duration::from_millis(ms))
-    };
-    if let Some(timeout) = duration(
-        flags.header_timeout_ms,
-        "WARDEN_HEADER_TIMEOUT_MS",
-        file.header_timeout_ms,
-        "header timeout",
-    ) {
-        config.header_timeout = timeout;
-    }
-    if let Some(timeout) = duration(
-        flags.body_timeout_ms,
-        "WARDEN_BODY_TIMEOUT_MS",
-        file.body_timeout_ms,
-        "body timeout",
-    ) {
-        config.body_timeout = timeout;
-    }
-    if let Some(timeout) = duration(
-        flags.idle_timeout_ms,
-        "WARDEN_IDLE_TIMEOUT_MS",
-        file.idle_timeout_ms,
-        "idle timeout",
-    ) {
-        config.idle_timeout = timeout;
-    }
-    if let Some(grace) = duration(
-        flags.shutdown_grace_ms,
-        "WARDEN_SHUTDOWN_GRACE_MS",
-        file.shutdown_grace_ms,
-        "shutdown grace period",
-    ) {
-        config.shutdown_grace = grace;
     }
     let max_connections = setting(
         flags.max_connections,
