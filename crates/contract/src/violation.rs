@@ -155,8 +155,12 @@ impl Violations {
 
     /// Records a violation: listed while there is room, counted after.
     pub fn push(&mut self, violation: Violation) {
+        if self.is_full() {
+            self.omitted += 1;
+            return;
+        }
         let size = violation.json_len();
-        if self.is_full() || self.listed_bytes + size > MAX_LISTED_BYTES {
+        if self.listed_bytes + size > MAX_LISTED_BYTES {
             self.omitted += 1;
         } else {
             self.listed_bytes += size;
@@ -164,7 +168,7 @@ impl Violations {
         }
     }
 
-    /// Records a violation made only when it will be listed, for loops over many values.
+    /// Records a violation made only when it can be listed, for loops over many values.
     pub fn push_with(&mut self, make: impl FnOnce() -> Violation) {
         if self.is_full() {
             self.omitted += 1;

@@ -73,22 +73,20 @@ async fn answer(
     let encoded = slot
         .run(move || {
             let Some(instances) = value.get("instances") else {
-                return Err(None);
+                return Err(ApiError::invalid_input(
+                    Violation::new(
+                        vec!["instances".into()],
+                        ViolationType::Missing,
+                        "the body must be {\"instances\": [row, ...]}",
+                    )
+                    .into(),
+                ));
             };
-            checking.encode_rows(instances).map_err(Some)
+            checking
+                .encode_rows(instances)
+                .map_err(|err| predict_error(&checking, err))
         })
-        .await?
-        .map_err(|err| match err {
-            None => ApiError::invalid_input(
-                Violation::new(
-                    vec!["instances".into()],
-                    ViolationType::Missing,
-                    "the body must be {\"instances\": [row, ...]}",
-                )
-                .into(),
-            ),
-            Some(err) => predict_error(&model, err),
-        })?;
+        .await??;
     drop(slot);
     let result = model
         .predict_rows(encoded, deadline)
