@@ -1,12 +1,12 @@
 //! The command line: `warden serve`, `warden check` and `warden init`. Parsing only; the
-//! settings are resolved with the environment and the config file in [`crate::config`].
+//! settings are resolved with the environment and the config file in [`crate::startup::config`].
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Flags, WatchMode};
+use crate::startup::config::{Flags, WatchMode};
 
 /// warden: a model server that cannot fail silently.
 #[derive(Debug, Parser)]
@@ -112,7 +112,7 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The flags, for [`crate::config::resolve`].
+    /// The flags, for [`crate::startup::config::resolve`].
     pub fn flags(self) -> Flags {
         Flags {
             models: self.path,

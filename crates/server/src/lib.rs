@@ -5,34 +5,19 @@
 //! an exit code; everything else lives here so tests drive the same code.
 
 pub mod api;
-pub mod auth;
-pub mod backends;
 pub mod cli;
-pub mod config;
-pub mod connections;
-pub mod diagnostics;
-pub mod guards;
 pub mod init;
 pub mod metrics;
-pub mod model;
-pub mod preflight;
-pub mod registry;
-pub mod reload;
-pub mod repository;
-pub mod resources;
-pub mod rows;
+pub mod protocol;
+pub mod serving;
 pub mod startup;
-pub mod telemetry;
-pub mod v2_protocol;
-pub mod watch;
-pub mod worker;
 
 use std::sync::Arc;
 
 use cli::{CheckFormat, Cli, Command};
-use config::EnvSource;
-use diagnostics::StartupError;
-use preflight::{Mode, Status};
+use startup::config::{self, EnvSource};
+use startup::diagnostics::StartupError;
+use startup::preflight::{self, Mode, Status};
 
 /// Runs the command the user asked for. `out` receives what a command prints for the user
 /// (`check`'s checklist); logs go to stderr.
@@ -61,7 +46,7 @@ pub fn run(
             tokio.block_on(async {
                 let (shutdown, hangup) = startup::Signals::install()?.split();
                 if let Some(reloader) = &prepared.state.reloader {
-                    watch::spawn(
+                    serving::watch::spawn(
                         Arc::clone(reloader),
                         hangup,
                         prepared.config.watch,

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use warden_server::cli::Cli;
-use warden_server::config::ProcessEnv;
-use warden_server::diagnostics::{Diagnostic, exit};
+use warden_server::startup::config::ProcessEnv;
+use warden_server::startup::diagnostics::{Diagnostic, exit};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    warden_server::telemetry::init(&ProcessEnv);
+    warden_server::startup::telemetry::init(&ProcessEnv);
     // A bug must still end in one line and a distinct exit code, never a Rust panic dump.
     std::panic::set_hook(Box::new(|info| {
         let location = info

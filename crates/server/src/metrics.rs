@@ -13,7 +13,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::registry::{ModelEntry, ModelRegistry};
+use crate::serving::registry::{ModelEntry, ModelRegistry};
 
 /// Latency buckets in seconds: 50 µs to 10 s.
 const LATENCY_BUCKETS: [f64; 16] = [

@@ -14,8 +14,8 @@ use common::{Script, ScriptedBackend, TestServer, examples};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden_server::api::AppState;
-use warden_server::config::DEFAULT_BODY_LIMIT_BYTES;
-use warden_server::registry::{ModelEntry, ModelRegistry};
+use warden_server::serving::registry::{ModelEntry, ModelRegistry};
+use warden_server::startup::config::DEFAULT_BODY_LIMIT_BYTES;
 
 fn credit_row() -> Value {
     json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"})

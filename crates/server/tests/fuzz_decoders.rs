@@ -18,7 +18,7 @@ use serde_json::Value;
 use warden_contract::{Feature, Manifest, mark_bare_non_finite, parse_strict, validate_instances};
 use warden_runtime::{DataType, Signature, TensorSpec};
 use warden_server::api::error::{ApiError, ErrorCode};
-use warden_server::v2_protocol::{DecodeError, decode_request};
+use warden_server::protocol::v2::{DecodeError, decode_request};
 
 /// Every error answer is smaller than this, whatever the request.
 const ANSWER_LIMIT: usize = 64 * 1024;

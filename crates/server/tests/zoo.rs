@@ -12,7 +12,7 @@ use common::{TestServer, onnxruntime, repo_root};
 use serde_json::{Value, json};
 use warden_runtime::Backend;
 use warden_runtime::tract::Tract;
-use warden_server::backends::Backends;
+use warden_server::serving::backends::Backends;
 use warden_server::startup;
 
 fn zoo() -> Vec<(String, PathBuf, Value)> {

@@ -1,10 +1,12 @@
 //! The HTTP layer: routes, shared state, and the middleware every request passes through.
 //!
 //! Handlers translate between HTTP and the model layer and decide nothing themselves: lookups,
-//! validation and inference live in [`crate::registry`], [`crate::v2_protocol`] and
-//! [`crate::model`]. [`router`] is a plain function so tests drive the real router on a socket.
+//! validation and inference live in [`crate::serving::registry`], [`crate::protocol::v2`] and
+//! [`crate::serving::model`]. [`router`] is a plain function so tests drive the real router on a socket.
 
+pub mod auth;
 mod body;
+pub mod connections;
 pub mod error;
 mod observe;
 pub mod openapi;
@@ -26,12 +28,12 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::metrics::Metrics;
-use crate::model::{ModelVersion, PredictError};
-use crate::registry::{LookupError, ModelRegistry};
-use crate::reload::Reloader;
-use crate::worker::{InferError, Timings};
+use crate::serving::model::{ModelVersion, PredictError};
+use crate::serving::registry::{LookupError, ModelRegistry};
+use crate::serving::reload::Reloader;
+use crate::serving::scheduler::{InferError, Timings};
 use error::{ApiError, ErrorCode};
 pub use observe::ServedBy;
 
@@ -60,7 +62,7 @@ impl AppState {
         AppState {
             registry: Arc::new(registry),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            body_timeout: crate::connections::DEFAULT_BODY_TIMEOUT,
+            body_timeout: connections::DEFAULT_BODY_TIMEOUT,
             large_bodies: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, usize::from),
             )),
@@ -141,7 +143,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
     let api = if state.auth.is_some() {
         api.layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::require_token,
+            auth::require_token,
         ))
     } else {
         api

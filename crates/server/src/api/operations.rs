@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use crate::reload::{IndexEntry, ReloadError, Reloader};
+use crate::serving::reload::{IndexEntry, ReloadError, Reloader};
 
 /// `GET /metrics`: the Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",

@@ -14,11 +14,11 @@ use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
 use super::{AppState, predict_error, served};
-use crate::model::PredictError;
-use crate::registry::ModelEntry;
-use crate::v2_protocol::{
+use crate::protocol::v2::{
     DecodeError, RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
 };
+use crate::serving::model::PredictError;
+use crate::serving::registry::ModelEntry;
 
 /// `{model}` and the optional `{version}` of a V2 path.
 #[derive(Debug, Deserialize)]

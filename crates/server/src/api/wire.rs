@@ -1,12 +1,12 @@
 //! The JSON bodies of the routes other than V2 inference (whose types live with their codec in
-//! [`crate::v2_protocol`]). Handlers answer with these types and the OpenAPI document is
+//! [`crate::protocol::v2`]). Handlers answer with these types and the OpenAPI document is
 //! derived from them, so the two cannot drift.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::v2_protocol::TensorMetadata;
+use crate::protocol::v2::TensorMetadata;
 
 /// `GET /v2/health/live`
 #[derive(Debug, Serialize, ToSchema)]

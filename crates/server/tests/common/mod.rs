@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use warden_runtime::onnxruntime::OnnxRuntime;
 use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
 use warden_server::api::AppState;
-use warden_server::backends::Backends;
-use warden_server::config::{
+use warden_server::serving::backends::Backends;
+use warden_server::startup;
+use warden_server::startup::config::{
     DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig, onnxruntime_libraries,
 };
-use warden_server::startup;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
@@ -409,11 +409,11 @@ pub async fn occupy_worker(
 }
 
 /// The connection limits of in-process test servers: the defaults, at most 1,000 connections.
-pub fn test_limits() -> warden_server::connections::ConnectionLimits {
-    warden_server::connections::ConnectionLimits {
-        header_timeout: warden_server::connections::DEFAULT_HEADER_TIMEOUT,
-        idle_timeout: warden_server::connections::DEFAULT_IDLE_TIMEOUT,
+pub fn test_limits() -> warden_server::api::connections::ConnectionLimits {
+    warden_server::api::connections::ConnectionLimits {
+        header_timeout: warden_server::api::connections::DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: warden_server::api::connections::DEFAULT_IDLE_TIMEOUT,
         max_connections: 1_000,
-        shutdown_grace: warden_server::connections::DEFAULT_SHUTDOWN_GRACE,
+        shutdown_grace: warden_server::api::connections::DEFAULT_SHUTDOWN_GRACE,
     }
 }

@@ -15,8 +15,8 @@ use warden_contract::BackendChoice;
 use warden_runtime::graph_facts::NodeFacts;
 use warden_runtime::{Backend, LoadOptions, LoadedModel};
 
-use crate::model::{LoadError, ModelVersion, Serving, unsupported_operator};
-use crate::repository::ModelSource;
+use crate::serving::model::{LoadError, ModelVersion, Serving, unsupported_operator};
+use crate::serving::repository::ModelSource;
 
 /// An engine to try, and why it is tried.
 type Candidate = (Arc<dyn Backend>, &'static str);
@@ -210,7 +210,7 @@ mod tests {
     use warden_runtime::{LoadOptions, LoadedModel, RuntimeError};
 
     use super::*;
-    use crate::repository;
+    use crate::serving::repository;
 
     /// An engine that cannot load anything, standing in for ONNX Runtime failing on a graph.
     #[derive(Debug)]

@@ -20,10 +20,10 @@ use warden_runtime::{
     Backend, DataType, LoadOptions, NamedTensor, RuntimeError, Signature, TensorSpec,
 };
 
-use crate::guards::check_outputs;
-use crate::repository::ModelSource;
-use crate::rows;
-use crate::worker::{Answer, InferError, Scheduler, SchedulerOptions, Timings};
+use crate::protocol::rows;
+use crate::serving::guards::check_outputs;
+use crate::serving::repository::ModelSource;
+use crate::serving::scheduler::{Answer, InferError, Scheduler, SchedulerOptions, Timings};
 
 /// The contract a version is served under.
 #[derive(Debug, Clone)]
@@ -330,7 +330,7 @@ impl ModelVersion {
     }
 
     /// The scheduler's counters (queue depth, abandoned requests).
-    pub fn counters(&self) -> &crate::worker::Counters {
+    pub fn counters(&self) -> &crate::serving::scheduler::Counters {
         self.worker.counters()
     }
 

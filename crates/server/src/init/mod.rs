@@ -28,10 +28,10 @@ use warden_runtime::graph_facts::{
 };
 use warden_runtime::{DataType, RuntimeError, Signature, TensorSpec};
 
-use crate::backends::{Backends, Refusal};
-use crate::diagnostics::load_hint;
-use crate::model::{LoadError, graph_inputs, sha256_hex};
-use crate::repository::{MANIFEST_FILE, MODEL_FILE, ModelSource};
+use crate::serving::backends::{Backends, Refusal};
+use crate::serving::model::{LoadError, graph_inputs, sha256_hex};
+use crate::serving::repository::{MANIFEST_FILE, MODEL_FILE, ModelSource};
+use crate::startup::diagnostics::load_hint;
 
 /// Category columns with more distinct values than this are declared `string` instead.
 const MAX_CATEGORY_VALUES: usize = 64;

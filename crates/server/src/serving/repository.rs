@@ -1,6 +1,6 @@
 //! The model repository on disk: which models exist, which version of each is served, and
 //! where its files are. Scanning only reads directory listings and manifests; loading graphs is
-//! the job of [`crate::model`].
+//! the job of [`crate::serving::model`].
 //!
 //! Layout (as TF Serving and Triton): `REPO/NAME/warden.toml` and `REPO/NAME/VERSION/model.onnx`,
 //! the highest numeric version served unless the manifest pins one. A single `.onnx` file is a

@@ -15,7 +15,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 use crate::api::AppState;
 use crate::api::error::{ApiError, ErrorCode};
-use crate::config::AuthConfig;
+use crate::startup::config::AuthConfig;
 
 /// The token check, built from the configuration.
 pub struct Auth {

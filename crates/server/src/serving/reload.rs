@@ -10,7 +10,7 @@
 //! retried until its files change (or the repository API asks). Models are loaded one after
 //! another, never two at once.
 //!
-//! What triggers a rescan (file events, polling, SIGHUP) lives in [`crate::watch`]; the
+//! What triggers a rescan (file events, polling, SIGHUP) lives in [`crate::serving::watch`]; the
 //! repository API calls [`Reloader::load`] and [`Reloader::unload`] directly.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,10 +20,10 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::backends::Backends;
 use crate::metrics::Metrics;
-use crate::registry::{ModelEntry, ModelRegistry};
-use crate::repository::{self, MANIFEST_FILE, ModelSource, ScannedModel};
+use crate::serving::backends::Backends;
+use crate::serving::registry::{ModelEntry, ModelRegistry};
+use crate::serving::repository::{self, MANIFEST_FILE, ModelSource, ScannedModel};
 use crate::startup;
 
 /// Keeps the registry in line with the repository.

@@ -12,8 +12,8 @@ use warden_runtime::RuntimeError;
 use warden_runtime::graph_facts::NotOnnx;
 
 use crate::init::InitError;
-use crate::model::LoadError;
-use crate::repository::{MANIFEST_FILE, MODEL_FILE, RepositoryError};
+use crate::serving::model::LoadError;
+use crate::serving::repository::{MANIFEST_FILE, MODEL_FILE, RepositoryError};
 
 /// sysexits codes, as DESIGN.md lists them.
 pub mod exit {

@@ -10,8 +10,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
-use crate::config::WatchMode;
-use crate::reload::Reloader;
+use crate::serving::reload::Reloader;
+use crate::startup::config::WatchMode;
 
 /// How long the repository must be quiet after an event before it is rescanned.
 const QUIET: Duration = Duration::from_millis(300);

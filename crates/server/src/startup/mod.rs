@@ -1,6 +1,12 @@
-//! The steps of start-up that [`crate::preflight`] sequences: locating and loading ONNX
+//! The steps of start-up that [`crate::startup::preflight`] sequences: locating and loading ONNX
 //! Runtime, loading models, binding the address; then serving until SIGTERM or SIGINT and
 //! finishing the requests in flight.
+
+pub mod config;
+pub mod diagnostics;
+pub mod preflight;
+pub mod resources;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,19 +18,19 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use warden_runtime::RuntimeError;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
 
+use crate::api::connections::{self, ConnectionLimits};
 use crate::api::{AppState, router};
-use crate::backends::Backends;
-use crate::config::ServeConfig;
-use crate::connections::{self, ConnectionLimits};
-use crate::diagnostics::StartupError;
-use crate::model::{LoadError, ModelVersion};
-use crate::registry::{ModelEntry, ModelRegistry};
-use crate::reload::Reloader;
-use crate::repository::{self, ModelSource};
+use crate::serving::backends::Backends;
+use crate::serving::model::{LoadError, ModelVersion};
+use crate::serving::registry::{ModelEntry, ModelRegistry};
+use crate::serving::reload::Reloader;
+use crate::serving::repository::{self, ModelSource};
+use crate::startup::config::ServeConfig;
+use crate::startup::diagnostics::StartupError;
 
 /// Locates and loads ONNX Runtime. Once per process: ONNX Runtime keeps one environment.
 /// `explicit` are the places the user named, highest precedence first (see
-/// [`crate::config::resolve`]); then `python3`'s onnxruntime package and project `.venv`s.
+/// [`crate::startup::config::resolve`]); then `python3`'s onnxruntime package and project `.venv`s.
 pub fn init_onnxruntime(explicit: &[ExplicitLibrary]) -> Result<Arc<OnnxRuntime>, StartupError> {
     let search = LibrarySearch {
         explicit: explicit.to_vec(),
@@ -81,7 +87,7 @@ fn project_venvs() -> Vec<PathBuf> {
 }
 
 /// Scans the repository and loads every model, with a reloader for the repository API; fails
-/// if any model fails, naming each. (`serve` goes through [`crate::preflight`].)
+/// if any model fails, naming each. (`serve` goes through [`crate::startup::preflight`].)
 pub fn load_models(model_path: &Path, backends: &Backends) -> Result<AppState, StartupError> {
     let sources = repository::scan(model_path)?;
     let total = sources.len();

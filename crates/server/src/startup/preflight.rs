@@ -5,7 +5,7 @@
 //! Order: configuration, resources, repository, ONNX Runtime, memory fit, each model (load,
 //! contract against graph, warm-up, output guards), and the listening address.
 
-use crate::connections::{ConnectionLimits, default_max_connections};
+use crate::api::connections::{ConnectionLimits, default_max_connections};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -14,16 +14,16 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::api::AppState;
-use crate::auth::Auth;
-use crate::backends::Backends;
-use crate::config::{self, EnvSource, Flags, ServeConfig};
-use crate::diagnostics::{StartupError, load_exit, load_hint};
-use crate::model::Serving;
-use crate::registry::{ModelEntry, ModelRegistry};
-use crate::reload::Reloader;
-use crate::repository;
-use crate::resources::{self, human_bytes};
+use crate::api::auth::Auth;
+use crate::serving::backends::Backends;
+use crate::serving::model::Serving;
+use crate::serving::registry::{ModelEntry, ModelRegistry};
+use crate::serving::reload::Reloader;
+use crate::serving::repository;
 use crate::startup;
+use crate::startup::config::{self, EnvSource, Flags, ServeConfig};
+use crate::startup::diagnostics::{StartupError, load_exit, load_hint};
+use crate::startup::resources::{self, human_bytes};
 
 /// Whether the checks stop at the first failure (`serve`) or go on (`check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::model::ModelVersion;
+use crate::serving::model::ModelVersion;
 
 /// One model's state.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::EnvSource;
+use crate::startup::config::EnvSource;
 
 /// Installs the global JSON subscriber. Call once, first thing in `main`.
 pub fn init(env: &dyn EnvSource) {

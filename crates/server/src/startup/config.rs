@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use warden_runtime::onnxruntime::ExplicitLibrary;
 
-use crate::connections;
+use crate::api::connections;
 
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {

@@ -1,0 +1,13 @@
+//! Where a request waits and runs: the served model versions (loaded, contract-checked,
+//! warmed up), the scheduler that batches their requests onto worker threads, the output
+//! guards, the registry of what is served, and the repository they come from and are reloaded
+//! from.
+
+pub mod backends;
+pub mod guards;
+pub mod model;
+pub mod registry;
+pub mod reload;
+pub mod repository;
+pub mod scheduler;
+pub mod watch;
