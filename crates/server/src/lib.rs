@@ -5,19 +5,22 @@
 //! an exit code; everything else lives here so tests drive the same code.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
+pub mod exit;
 pub mod init;
 pub mod metrics;
 pub mod protocol;
 pub mod serving;
 pub mod startup;
+pub mod state;
 
 use std::sync::Arc;
 
 use cli::{CheckFormat, Cli, Command};
 use startup::config::{self, EnvSource};
 use startup::diagnostics::StartupError;
-use startup::preflight::{self, Mode, Status};
+use startup::preflight::{self, Engines, Mode, Status};
 
 /// Runs the command the user asked for. `out` receives what a command prints for the user
 /// (`check`'s checklist); logs go to stderr.
@@ -28,7 +31,7 @@ pub fn run(
 ) -> Result<(), StartupError> {
     match cli.command {
         Command::Serve(args) => {
-            let outcome = preflight::run(args.flags(), env, Mode::Serve);
+            let outcome = startup::assemble(args.flags(), env, Mode::Serve, Engines::Locate);
             let prepared = outcome.result?;
             let listener = prepared
                 .listener
@@ -64,7 +67,7 @@ pub fn run(
             })
         }
         Command::Check(args) => {
-            let outcome = preflight::run(args.serve.flags(), env, Mode::Check);
+            let outcome = startup::assemble(args.serve.flags(), env, Mode::Check, Engines::Locate);
             let exit_code = outcome
                 .result
                 .as_ref()

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use warden_server::cli::Cli;
+use warden_server::exit;
 use warden_server::startup::config::ProcessEnv;
-use warden_server::startup::diagnostics::{Diagnostic, exit};
+use warden_server::startup::diagnostics::Diagnostic;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

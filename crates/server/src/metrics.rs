@@ -3,7 +3,7 @@
 //!
 //! Counters and histograms are updated where the event happens (the access-log middleware, the
 //! reloader); gauges describing the models' current state are built afresh from the model
-//! registry for each scrape ([`ModelGauges`]), so they cannot go stale, and two concurrent
+//! registry for each scrape ([`ModelGauges`], from the [`ModelState`]s the caller reads), so they cannot go stale, and two concurrent
 //! scrapes never see each other's half-written values (a shared gauge reset then refilled
 //! would let one scrape read it empty). Each [`Metrics`] has its own `prometheus::Registry` (not
 //! the crate's global one), so servers in one process (the tests) do not share counts.
@@ -13,7 +13,21 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::serving::registry::{ModelEntry, ModelRegistry};
+/// One model's state, as a scrape's gauges show it.
+#[derive(Debug, Clone)]
+pub struct ModelState {
+    pub name: String,
+    /// The served version and its queue; `None` when the model is not served.
+    pub served: Option<ServedVersion>,
+}
+
+/// The served version of a model, as the gauges show it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedVersion {
+    pub version: u64,
+    /// Requests waiting in its queue.
+    pub queued: u64,
+}
 
 /// Latency buckets in seconds: 50 µs to 10 s.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -207,39 +221,25 @@ impl Metrics {
         metrics
     }
 
-    /// The text exposition of every metric, with the model gauges set from `models` now.
-    pub fn render(&self, models: &ModelRegistry) -> String {
+    /// The text exposition of every metric, with the model gauges set from `models`, the
+    /// state of every model at this moment.
+    pub fn render(&self, models: &[ModelState]) -> String {
         let gauges = ModelGauges::new();
-        for (name, entry) in models.snapshot().iter() {
-            match entry {
-                ModelEntry::Ready(model) => {
-                    let version = model.version.to_string();
-                    gauges
-                        .model_ready
-                        .with_label_values(&[name.as_str()])
-                        .set(1);
-                    gauges
-                        .loaded_version
-                        .with_label_values(&[name.as_str()])
-                        .set(i64::try_from(model.version).unwrap_or(i64::MAX));
-                    let queued = model
-                        .counters()
-                        .queued
-                        .load(std::sync::atomic::Ordering::Relaxed);
-                    gauges
-                        .queue_depth
-                        .with_label_values(&[name.as_str(), version.as_str()])
-                        .set(i64::try_from(queued).unwrap_or(i64::MAX));
-                }
-                ModelEntry::Unavailable { .. }
-                | ModelEntry::Unloaded
-                | ModelEntry::Rejected { .. } => {
-                    gauges
-                        .model_ready
-                        .with_label_values(&[name.as_str()])
-                        .set(0);
-                }
-            }
+        for model in models {
+            let name = model.name.as_str();
+            let Some(served) = model.served else {
+                gauges.model_ready.with_label_values(&[name]).set(0);
+                continue;
+            };
+            gauges.model_ready.with_label_values(&[name]).set(1);
+            gauges
+                .loaded_version
+                .with_label_values(&[name])
+                .set(i64::try_from(served.version).unwrap_or(i64::MAX));
+            gauges
+                .queue_depth
+                .with_label_values(&[name, served.version.to_string().as_str()])
+                .set(i64::try_from(served.queued).unwrap_or(i64::MAX));
         }
         let mut text = Vec::new();
         // Encoding into a Vec cannot fail for the text format.

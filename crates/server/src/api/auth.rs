@@ -1,127 +1,22 @@
-//! Bearer-token auth: which routes need a token, which token, and the check itself.
-//!
-//! Tokens are held only as SHA-256 digests and a presented token is compared against every one
-//! of them in constant time (`subtle`), with no early exit, so neither timing nor length tells
-//! a caller how close a guess was. Tokens are never logged. Health routes stay open for probes;
-//! `/metrics` is open only when configured; the repository API needs an admin token when admin
-//! tokens are configured.
+//! The HTTP face of the token policy in [`crate::auth`]: a middleware that asks it about each
+//! request and answers 401 (with `WWW-Authenticate`) or 403 before any handler runs.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
 
-use crate::api::AppState;
-use crate::api::error::{ApiError, ErrorCode};
-use crate::startup::config::AuthConfig;
+use super::error::{ApiError, ErrorCode};
+use crate::auth::{Access, Denied};
+use crate::state::AppState;
 
-/// The token check, built from the configuration.
-pub struct Auth {
-    tokens: Vec<[u8; 32]>,
-    admin_tokens: Vec<[u8; 32]>,
-    public_metrics: bool,
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field("tokens", &self.tokens.len())
-            .field("admin_tokens", &self.admin_tokens.len())
-            .field("public_metrics", &self.public_metrics)
-            .finish()
-    }
-}
-
-/// What a route requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Health probes: never a token.
-    Open,
-    /// `/metrics`: a token unless configured public.
-    Metrics,
-    /// The repository API: an admin token when there are any, else any token.
-    Admin,
-    /// Everything else: any token.
-    Token,
-}
-
-impl Access {
-    /// The access rule of a request path.
-    pub fn of(path: &str) -> Access {
-        match path {
-            "/v2/health/live" | "/v2/health/ready" => Access::Open,
-            "/metrics" => Access::Metrics,
-            _ if path.starts_with("/v2/repository/") || path == "/v2/repository" => Access::Admin,
-            _ => Access::Token,
-        }
-    }
-}
-
-fn digest(token: &[u8]) -> [u8; 32] {
-    Sha256::digest(token).into()
-}
-
-/// Whether `presented` is one of `digests`, comparing with every one of them.
-fn matches(digests: &[[u8; 32]], presented: &[u8; 32]) -> bool {
-    let found = digests.iter().fold(Choice::from(0), |found, known| {
-        found | known.ct_eq(presented)
-    });
-    found.into()
-}
-
-impl Auth {
-    pub fn new(config: &AuthConfig) -> Auth {
-        Auth {
-            tokens: config.tokens.iter().map(|t| digest(t.as_bytes())).collect(),
-            admin_tokens: config
-                .admin_tokens
-                .iter()
-                .map(|t| digest(t.as_bytes()))
-                .collect(),
-            public_metrics: config.public_metrics,
-        }
-    }
-
-    /// Admits a request to a route with rule `access` and the given `Authorization` header.
-    pub fn check(
-        &self,
-        access: Access,
-        authorization: Option<&HeaderValue>,
-    ) -> Result<(), ApiError> {
-        if access == Access::Open || (access == Access::Metrics && self.public_metrics) {
-            return Ok(());
-        }
-        let presented = authorization
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty());
-        let Some(presented) = presented else {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "this route needs a bearer token: send `Authorization: Bearer <token>`",
-            ));
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> ApiError {
+        let code = match denied {
+            Denied::MissingToken | Denied::InvalidToken => ErrorCode::Unauthorized,
+            Denied::NotAdmin => ErrorCode::Forbidden,
         };
-        let presented = digest(presented.as_bytes());
-        let admin = matches(&self.admin_tokens, &presented);
-        let any = matches(&self.tokens, &presented) || admin;
-        if !any {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "the bearer token is not valid",
-            ));
-        }
-        if access == Access::Admin && !self.admin_tokens.is_empty() && !admin {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "the repository API needs an admin token",
-            ));
-        }
-        Ok(())
+        ApiError::new(code, denied.to_string())
     }
 }
 
@@ -133,89 +28,13 @@ pub async fn require_token(
 ) -> Response {
     if let Some(auth) = &state.auth {
         let access = Access::of(request.uri().path());
-        if let Err(err) = auth.check(access, request.headers().get(header::AUTHORIZATION)) {
-            return err.into_response();
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if let Err(denied) = auth.check(access, authorization) {
+            return ApiError::from(denied).into_response();
         }
     }
     next.run(request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auth(admin: &[&str], public_metrics: bool) -> Auth {
-        Auth::new(&AuthConfig {
-            tokens: vec!["api-token-0123456789".into(), "api-token-abcdefghij".into()],
-            admin_tokens: admin.iter().map(|t| (*t).to_owned()).collect(),
-            public_metrics,
-        })
-    }
-
-    fn header(value: &str) -> HeaderValue {
-        HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("x"))
-    }
-
-    fn code(result: Result<(), ApiError>) -> Option<&'static str> {
-        result.err().map(|e| e.code.as_str())
-    }
-
-    #[test]
-    fn every_configured_token_passes_and_nothing_else_does() {
-        let auth = auth(&[], false);
-        for good in [
-            "Bearer api-token-0123456789",
-            "bearer api-token-abcdefghij",
-            "Bearer  api-token-0123456789 ",
-        ] {
-            assert_eq!(
-                code(auth.check(Access::Token, Some(&header(good)))),
-                None,
-                "{good}"
-            );
-        }
-        for bad in [
-            "Bearer api-token-012345678",
-            "Bearer api-token-01234567890",
-            "Basic api-token-0123456789",
-            "api-token-0123456789",
-            "Bearer ",
-        ] {
-            assert_eq!(
-                code(auth.check(Access::Token, Some(&header(bad)))),
-                Some("unauthorized"),
-                "{bad}"
-            );
-        }
-        assert_eq!(code(auth.check(Access::Token, None)), Some("unauthorized"));
-    }
-
-    #[test]
-    fn health_is_open_and_metrics_only_when_configured() {
-        assert_eq!(code(auth(&[], false).check(Access::Open, None)), None);
-        assert_eq!(
-            code(auth(&[], false).check(Access::Metrics, None)),
-            Some("unauthorized")
-        );
-        assert_eq!(code(auth(&[], true).check(Access::Metrics, None)), None);
-        assert_eq!(Access::of("/v2/health/ready"), Access::Open);
-        assert_eq!(Access::of("/v2/models/iris/ready"), Access::Token);
-        assert_eq!(Access::of("/v2/repository/index"), Access::Admin);
-        assert_eq!(Access::of("/openapi.json"), Access::Token);
-    }
-
-    #[test]
-    fn admin_tokens_alone_open_the_repository_api_when_set() {
-        let api = header("Bearer api-token-0123456789");
-        let admin = header("Bearer admin-token-0123456789");
-        let without = auth(&[], false);
-        assert_eq!(code(without.check(Access::Admin, Some(&api))), None);
-        let with = auth(&["admin-token-0123456789"], false);
-        assert_eq!(
-            code(with.check(Access::Admin, Some(&api))),
-            Some("forbidden")
-        );
-        assert_eq!(code(with.check(Access::Admin, Some(&admin))), None);
-        assert_eq!(code(with.check(Access::Token, Some(&admin))), None);
-    }
 }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";

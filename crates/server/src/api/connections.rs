@@ -59,8 +59,6 @@ pub struct ConnectionLimits {
 /// The default header-read timeout: clients of a model server are programs that send a
 /// request head in one write.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default body-read timeout (from the end of the head to the end of the body).
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default keep-alive idle timeout: longer than the 60 s idle timeout of common load
 /// balancers (AWS ALB, GCP), so the balancer, not warden, closes a pooled connection first and
 /// never sends a request into a socket warden is closing.

@@ -16,7 +16,6 @@ mod v1;
 mod v2;
 mod wire;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -28,75 +27,35 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::api::auth::Auth;
-use crate::metrics::Metrics;
 use crate::serving::model::{ModelVersion, PredictError};
-use crate::serving::registry::{LookupError, ModelRegistry};
-use crate::serving::reload::Reloader;
+use crate::serving::registry::LookupError;
 use crate::serving::scheduler::{InferError, Timings};
+use crate::state::AppState;
 use error::{ApiError, ErrorCode};
 pub use observe::ServedBy;
 
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub registry: Arc<ModelRegistry>,
-    /// How long a request may take when it does not say (`x-timeout-ms`).
-    pub request_timeout: Duration,
-    /// How long a request's body may take to arrive after its head.
-    pub body_timeout: Duration,
-    /// Permits to decode a large body (one per CPU): see [`body::DecodeSlot`].
-    pub large_bodies: Arc<tokio::sync::Semaphore>,
-    pub metrics: Arc<Metrics>,
-    /// Loads and unloads models for the repository API; `None` when the server was given no
-    /// repository to reload from.
-    pub reloader: Option<Arc<Reloader>>,
-    /// Who may call what; `None`: everyone may call everything.
-    pub auth: Option<Arc<Auth>>,
-}
-
-impl AppState {
-    /// A state serving `registry` with the default request timeout, fresh metrics, no
-    /// repository API and no auth.
-    pub fn new(registry: ModelRegistry) -> AppState {
-        AppState {
-            registry: Arc::new(registry),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            body_timeout: connections::DEFAULT_BODY_TIMEOUT,
-            large_bodies: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, usize::from),
-            )),
-            metrics: Arc::new(Metrics::new()),
-            reloader: None,
-            auth: None,
-        }
-    }
-
-    /// When the request must be answered: now plus its `x-timeout-ms`, or the server default.
-    fn deadline(&self, headers: &HeaderMap) -> Result<Instant, ApiError> {
-        let timeout = match headers.get(TIMEOUT_HEADER) {
-            None => self.request_timeout,
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|&ms| ms > 0)
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidInput,
-                        "x-timeout-ms must be a positive number of milliseconds",
-                    )
-                })?,
-        };
-        Ok(Instant::now() + timeout)
-    }
+/// When the request must be answered: now plus its `x-timeout-ms`, or the server default.
+fn request_deadline(state: &AppState, headers: &HeaderMap) -> Result<Instant, ApiError> {
+    let timeout = match headers.get(TIMEOUT_HEADER) {
+        None => state.request_timeout,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    "x-timeout-ms must be a positive number of milliseconds",
+                )
+            })?,
+    };
+    Ok(Instant::now() + timeout)
 }
 
 /// The header a client sets to bound a request's time, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-timeout-ms";
-/// The deadline of a request that sets none.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole HTTP API.
 pub fn router(state: AppState, body_limit_bytes: usize) -> Router {

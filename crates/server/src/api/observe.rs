@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::AppState;
 use super::error::{ErrorCode, ViolationTypes};
+use crate::state::AppState;
 
 /// Which model version answered; handlers attach it to their responses for the log line.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use warden_contract::ViolationType;
 
 use super::error::ErrorCode;
 use super::{operations, v1, v2};
-use crate::api::auth::Access;
+use crate::auth::Access;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -10,15 +10,15 @@ use super::path::ApiPath;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use crate::serving::reload::{IndexEntry, ReloadError, Reloader};
+use crate::state::AppState;
 
 /// `GET /metrics`: the Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics.render(&state.registry);
+    let text = state.metrics.render(&state.registry.states());
     (
         [(
             header::CONTENT_TYPE,

@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{ModelIdentity, RowRequest, RowResponse};
-use super::{AppState, predict_error, served};
-use warden_contract::{Violation, ViolationType};
+use super::{predict_error, request_deadline, served};
+use crate::protocol::rows;
+use crate::state::AppState;
 
 /// `POST /v1/models/{model}:predict`
 #[utoipa::path(post, path = "/v1/models/{model}:predict", tag = "rows",
@@ -65,35 +66,28 @@ async fn answer(
     headers: &HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let deadline = state.deadline(headers)?;
+    let deadline = request_deadline(&state, headers)?;
     let model = state.registry.get(name, version)?;
     let JsonBody { value, slot } = body;
     let checking = Arc::clone(&model);
     // The body is validated (and dropped) where it was parsed: off the runtime when large.
-    let encoded = slot
+    let admitted = slot
         .run(move || {
-            let Some(instances) = value.get("instances") else {
-                return Err(ApiError::invalid_input(
-                    Violation::new(
-                        vec!["instances".into()],
-                        ViolationType::Missing,
-                        "the body must be {\"instances\": [row, ...]}",
-                    )
-                    .into(),
-                ));
-            };
+            let instances = rows::instances(&value).map_err(ApiError::invalid_input)?;
             checking
-                .encode_rows(instances)
+                .admit_rows(instances)
                 .map_err(|err| predict_error(&checking, err))
         })
         .await??;
     drop(slot);
-    let result = model
-        .predict_rows(encoded, deadline)
+    let rows = admitted.rows();
+    let answer = model
+        .infer(admitted, deadline)
         .await
         .map_err(|err| predict_error(&model, err))?;
+    let predictions = rows::predictions(&answer.outputs, &model.contract.outputs, rows);
     let response = Json(RowResponse {
-        predictions: result.predictions,
+        predictions,
         model: ModelIdentity {
             name: &model.name,
             version: model.version.to_string(),
@@ -101,5 +95,5 @@ async fn answer(
         },
     })
     .into_response();
-    Ok(served(&model, Some(result.timings), response))
+    Ok(served(&model, Some(answer.timings), response))
 }

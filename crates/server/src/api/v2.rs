@@ -13,12 +13,15 @@ use serde::Deserialize;
 use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
-use super::{AppState, predict_error, served};
+use super::{predict_error, request_deadline, served};
 use crate::protocol::v2::{
-    DecodeError, RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
+    DecodeError, InferRequest, RequestBody, ResponseHeader, decode_request, encode_response,
+    tensor_metadata,
 };
+use crate::serving::admission::TensorRequest;
 use crate::serving::model::PredictError;
 use crate::serving::registry::ModelEntry;
+use crate::state::AppState;
 
 /// `{model}` and the optional `{version}` of a V2 path.
 #[derive(Debug, Deserialize)]
@@ -170,12 +173,12 @@ async fn infer_any(
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, ApiError> {
-    let deadline = state.deadline(&headers)?;
+    let deadline = request_deadline(&state, &headers)?;
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let checking = Arc::clone(&model);
     // Decoded and checked (and the JSON dropped) off the runtime when the body is large.
     let InferBody { json, binary, slot } = body;
-    let request = slot
+    let (admitted, id, binary_outputs) = slot
         .run(move || {
             let request = decode_request(
                 json,
@@ -191,23 +194,34 @@ async fn infer_any(
                     max,
                 },
             })?;
-            checking.check_inputs(&request.inputs)?;
-            Ok(request)
+            let InferRequest {
+                id,
+                inputs,
+                outputs,
+                rows,
+                binary_outputs,
+            } = request;
+            let admitted = checking.admit_tensors(TensorRequest {
+                inputs,
+                outputs,
+                rows,
+            })?;
+            Ok((admitted, id, binary_outputs))
         })
         .await?
         .map_err(|err| predict_error(&model, err))?;
     drop(slot);
     let answer = model
-        .infer(request.inputs, request.outputs, request.rows, deadline)
+        .infer(admitted, deadline)
         .await
         .map_err(|err| predict_error(&model, err))?;
     let outputs = answer.outputs;
     let encoded = encode_response(
         &model.name,
         model.version,
-        request.id.as_deref(),
+        id.as_deref(),
         &outputs,
-        &request.binary_outputs,
+        &binary_outputs,
     )
     .map_err(|err| ApiError::internal(&err))?;
     let response = if encoded.binary.is_empty() {

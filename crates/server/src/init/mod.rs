@@ -29,9 +29,10 @@ use warden_runtime::graph_facts::{
 use warden_runtime::{DataType, RuntimeError, Signature, TensorSpec};
 
 use crate::serving::backends::{Backends, Refusal};
-use crate::serving::model::{LoadError, graph_inputs, sha256_hex};
+use crate::serving::contract::graph_inputs;
+use crate::serving::load_error::LoadError;
+use crate::serving::model::sha256_hex;
 use crate::serving::repository::{MANIFEST_FILE, MODEL_FILE, ModelSource};
-use crate::startup::diagnostics::load_hint;
 
 /// Category columns with more distinct values than this are declared `string` instead.
 const MAX_CATEGORY_VALUES: usize = 64;
@@ -136,7 +137,8 @@ pub fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf, InitE
         InitError::Check(NotServable {
             reason: err.to_string(),
             path: None,
-            details: load_hint(&err)
+            details: err
+                .hint()
                 .map(|hint| vec![format!("hint: {hint}")])
                 .unwrap_or_default(),
         })
@@ -232,7 +234,7 @@ fn refused(model: &Path, bytes: &[u8], refusals: &[Refusal]) -> InitError {
     } else {
         refusals
             .iter()
-            .find_map(|r| load_hint(&r.error))
+            .find_map(|r| r.error.hint())
             .unwrap_or_else(|| {
                 "check that the file loads in Python with onnxruntime.InferenceSession, and \
                  export it again with standard ONNX and ONNX-ML operators"
@@ -411,7 +413,7 @@ fn would_not_serve(request: &InitRequest, err: &LoadError) -> InitError {
              answers soundly"
                 .to_owned(),
         ),
-        other => load_hint(other),
+        other => other.hint(),
     };
     InitError::Check(NotServable {
         reason: format!(

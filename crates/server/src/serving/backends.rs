@@ -15,7 +15,8 @@ use warden_contract::BackendChoice;
 use warden_runtime::graph_facts::NodeFacts;
 use warden_runtime::{Backend, LoadOptions, LoadedModel};
 
-use crate::serving::model::{LoadError, ModelVersion, Serving, unsupported_operator};
+use crate::serving::load_error::{LoadError, unsupported_operator};
+use crate::serving::model::{ModelVersion, Serving};
 use crate::serving::repository::ModelSource;
 
 /// An engine to try, and why it is tried.
@@ -300,4 +301,36 @@ mod tests {
             .unwrap();
         assert_eq!(model.platform, "tract_onnx");
     }
+}
+
+/// Loads one model version to serve it, logging what a user should know about it: that it has
+/// no manifest, that a guard is relaxed, that it loaded (with its hash and engine).
+pub fn load_to_serve(source: &ModelSource, backends: &Backends) -> Result<ModelVersion, LoadError> {
+    if source.manifest.is_none() {
+        tracing::info!(
+            model = %source.name,
+            path = %source.graph.display(),
+            "no manifest: serving the contract the graph declares (names, dtypes, shapes); \
+             no ranges or categories are checked"
+        );
+    }
+    let model = backends.load(source)?;
+    for output in &model.contract.outputs {
+        for guard in &output.relax {
+            tracing::warn!(
+                model = %model.name,
+                output = %output.name,
+                guard = ?guard,
+                "output guard relaxed by the manifest: this check does not run"
+            );
+        }
+    }
+    tracing::info!(
+        model = %model.name,
+        version = model.version,
+        sha256 = %model.sha256,
+        platform = model.platform,
+        "model loaded and warmed up"
+    );
+    Ok(model)
 }

@@ -3,8 +3,12 @@
 //! guards, the registry of what is served, and the repository they come from and are reloaded
 //! from.
 
+pub mod admission;
 pub mod backends;
+pub mod binding;
+pub mod contract;
 pub mod guards;
+pub mod load_error;
 pub mod model;
 pub mod registry;
 pub mod reload;

@@ -7,8 +7,10 @@
 //! version they started on, and a replaced version is freed when its last request ends.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
+use crate::metrics::{ModelState, ServedVersion};
 use crate::serving::model::ModelVersion;
 
 /// One model's state.
@@ -60,6 +62,25 @@ pub struct ModelRegistry {
 }
 
 impl ModelRegistry {
+    /// Every model's state now, for a metrics scrape.
+    pub fn states(&self) -> Vec<ModelState> {
+        self.snapshot()
+            .iter()
+            .map(|(name, entry)| ModelState {
+                name: name.clone(),
+                served: match entry {
+                    ModelEntry::Ready(model) => Some(ServedVersion {
+                        version: model.version,
+                        queued: model.counters().queued.load(Ordering::Relaxed) as u64,
+                    }),
+                    ModelEntry::Unavailable { .. }
+                    | ModelEntry::Unloaded
+                    | ModelEntry::Rejected { .. } => None,
+                },
+            })
+            .collect()
+    }
+
     /// A registry of the given models. With `allow_partial`, the server is ready when at least
     /// one model is (the others report not ready on their own routes).
     pub fn new(models: BTreeMap<String, ModelEntry>, allow_partial: bool) -> ModelRegistry {

@@ -21,10 +21,9 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::serving::backends::Backends;
+use crate::serving::backends::{Backends, load_to_serve};
 use crate::serving::registry::{ModelEntry, ModelRegistry};
 use crate::serving::repository::{self, MANIFEST_FILE, ModelSource, ScannedModel};
-use crate::startup;
 
 /// Keeps the registry in line with the repository.
 #[derive(Debug)]
@@ -317,7 +316,7 @@ impl Reloader {
         if !retry && tracked.failed.as_ref().is_some_and(|(k, _)| *k == key) {
             return Change::Unchanged;
         }
-        match startup::load_model(&source, &self.backends) {
+        match load_to_serve(&source, &self.backends) {
             Ok(model) => {
                 let version = model.version;
                 let previous = match self

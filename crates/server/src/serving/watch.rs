@@ -3,18 +3,44 @@
 //! and SIGHUP. Events are debounced (a copy of a large model is many events) and every rescan
 //! runs on a blocking thread through the one [`Reloader`], which serialises them.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
+use serde::Deserialize;
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
 use crate::serving::reload::Reloader;
-use crate::startup::config::WatchMode;
 
 /// How long the repository must be quiet after an event before it is rescanned.
 const QUIET: Duration = Duration::from_millis(300);
+
+/// How the repository is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    /// File events (inotify), falling back to polling where the file system has none.
+    Events,
+    /// Polling only: for network file systems (NFS, SMB), where file events miss changes made
+    /// by other machines.
+    Poll,
+    /// No watching: reload with SIGHUP or the repository API.
+    Off,
+}
+
+impl FromStr for WatchMode {
+    type Err = ();
+    fn from_str(text: &str) -> Result<WatchMode, ()> {
+        match text.to_ascii_lowercase().as_str() {
+            "events" => Ok(WatchMode::Events),
+            "poll" => Ok(WatchMode::Poll),
+            "off" => Ok(WatchMode::Off),
+            _ => Err(()),
+        }
+    }
+}
 
 /// Starts the triggers: SIGHUP always; file events or polling every `poll_interval` as `mode`
 /// says. Runs until the process ends.

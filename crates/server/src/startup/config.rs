@@ -15,6 +15,8 @@ use serde::Deserialize;
 use warden_runtime::onnxruntime::ExplicitLibrary;
 
 use crate::api::connections;
+pub use crate::auth::AuthConfig;
+pub use crate::serving::watch::WatchMode;
 
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {
@@ -78,52 +80,6 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
 }
 
-/// Who may call the API: tokens for every route but health (and `/metrics` when public), and
-/// optionally separate tokens for the repository API. Never logged: `Debug` shows only counts.
-#[derive(Clone, Default)]
-pub struct AuthConfig {
-    pub tokens: Vec<String>,
-    /// When non-empty, only these tokens may call `/v2/repository/...`.
-    pub admin_tokens: Vec<String>,
-    /// `/metrics` answers without a token.
-    pub public_metrics: bool,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("tokens", &self.tokens.len())
-            .field("admin_tokens", &self.admin_tokens.len())
-            .field("public_metrics", &self.public_metrics)
-            .finish()
-    }
-}
-
-/// How the repository is watched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum WatchMode {
-    /// File events (inotify), falling back to polling where the file system has none.
-    Events,
-    /// Polling only: for network file systems (NFS, SMB), where file events miss changes made
-    /// by other machines.
-    Poll,
-    /// No watching: reload with SIGHUP or the repository API.
-    Off,
-}
-
-impl FromStr for WatchMode {
-    type Err = ();
-    fn from_str(text: &str) -> Result<WatchMode, ()> {
-        match text.to_ascii_lowercase().as_str() {
-            "events" => Ok(WatchMode::Events),
-            "poll" => Ok(WatchMode::Poll),
-            "off" => Ok(WatchMode::Off),
-            _ => Err(()),
-        }
-    }
-}
-
 /// The polling fallback's default interval.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -137,14 +93,14 @@ impl ServeConfig {
             onnxruntime_libs: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             allow_partial: false,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: crate::state::DEFAULT_REQUEST_TIMEOUT,
             workers: None,
             require_checksum: false,
             auth: None,
             watch: WatchMode::Events,
             poll_interval: DEFAULT_POLL_INTERVAL,
             header_timeout: connections::DEFAULT_HEADER_TIMEOUT,
-            body_timeout: connections::DEFAULT_BODY_TIMEOUT,
+            body_timeout: crate::state::DEFAULT_BODY_TIMEOUT,
             idle_timeout: connections::DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
             shutdown_grace: connections::DEFAULT_SHUTDOWN_GRACE,

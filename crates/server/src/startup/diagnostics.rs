@@ -9,29 +9,11 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use warden_runtime::RuntimeError;
-use warden_runtime::graph_facts::NotOnnx;
 
+use crate::exit::{self, io_exit, io_hint};
 use crate::init::InitError;
-use crate::serving::model::LoadError;
+use crate::serving::load_error::LoadError;
 use crate::serving::repository::{MANIFEST_FILE, MODEL_FILE, RepositoryError};
-
-/// sysexits codes, as DESIGN.md lists them.
-pub mod exit {
-    pub const USAGE: u8 = 64;
-    pub const DATA: u8 = 65;
-    pub const NO_INPUT: u8 = 66;
-    pub const UNAVAILABLE: u8 = 69;
-    pub const SOFTWARE: u8 = 70;
-    pub const CANNOT_CREATE: u8 = 73;
-    pub const IO: u8 = 74;
-    pub const NO_PERMISSION: u8 = 77;
-    pub const CONFIG: u8 = 78;
-}
-
-/// How to export a scikit-learn model instead of pickling it.
-const EXPORT_SNIPPET: &str = "warden never unpickles (a pickle runs arbitrary code when loaded); export to ONNX instead:\n      \
-    from skl2onnx import to_onnx\n      \
-    open(\"model.onnx\", \"wb\").write(to_onnx(model, X[:1].astype(\"float32\")).SerializeToString())";
 
 /// Why a command stopped before serving.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +60,7 @@ impl StartupError {
             StartupError::OnnxRuntime(_) | StartupError::Memory { .. } => exit::UNAVAILABLE,
             StartupError::Models { failures, .. } => failures
                 .first()
-                .map_or(exit::DATA, |(_, err)| load_exit(err)),
+                .map_or(exit::DATA, |(_, err)| LoadError::exit_code(err)),
             StartupError::Bind { source, .. } => match source.kind() {
                 std::io::ErrorKind::PermissionDenied => exit::NO_PERMISSION,
                 _ => exit::UNAVAILABLE,
@@ -141,7 +123,7 @@ impl StartupError {
             }
             StartupError::Models { failures, .. } => {
                 let mut hints: Vec<String> =
-                    failures.iter().filter_map(|(_, e)| load_hint(e)).collect();
+                    failures.iter().filter_map(|(_, e)| LoadError::hint(e)).collect();
                 hints.dedup();
                 if hints.is_empty() {
                     return None;
@@ -202,90 +184,6 @@ impl StartupError {
             StartupError::Init(init) => init.problems().to_vec(),
             _ => Vec::new(),
         }
-    }
-}
-
-/// The exit code of one model's load failure.
-pub fn load_exit(err: &LoadError) -> u8 {
-    match err {
-        LoadError::Read { source, .. } => io_exit(source),
-        LoadError::Worker { .. } => exit::SOFTWARE,
-        LoadError::BackendUnavailable { .. } => exit::UNAVAILABLE,
-        _ => exit::DATA,
-    }
-}
-
-/// The fix for one model's load failure, when there is one.
-pub fn load_hint(err: &LoadError) -> Option<String> {
-    Some(match err {
-        LoadError::Read { source, .. } => io_hint(source),
-        LoadError::NotOnnx {
-            kind: NotOnnx::Pickle | NotOnnx::CompressedJoblib,
-            ..
-        } => EXPORT_SNIPPET.to_owned(),
-        LoadError::NotOnnx {
-            kind: NotOnnx::TorchCheckpoint,
-            ..
-        } => "export the network with torch.onnx.export(model, example_input, \"model.onnx\")"
-            .to_owned(),
-        LoadError::NotOnnx {
-            kind: NotOnnx::Hdf5,
-            ..
-        } => "convert the Keras model with tf2onnx (python -m tf2onnx.convert)".to_owned(),
-        LoadError::NotOnnx { .. } => {
-            "the file is damaged or not ONNX: copy it again (a partial upload or a Git LFS pointer \
-             looks like this) or export it again"
-                .to_owned()
-        }
-        LoadError::UnsupportedOperator { .. } => {
-            "export with standard ONNX and ONNX-ML operators (skl2onnx, onnxmltools, torch.onnx), \
-             or load the library that implements a custom operator"
-                .to_owned()
-        }
-        LoadError::BackendUnavailable { .. } => {
-            "install ONNX Runtime (`python3 -m pip install onnxruntime`), or set `backend = \"auto\"` \
-             in the manifest to let warden use the engine it has"
-                .to_owned()
-        }
-        LoadError::Contract { .. } => {
-            "regenerate the manifest with `warden init`, or fix the features to match the graph"
-                .to_owned()
-        }
-        LoadError::ChecksumMissing { .. } => {
-            "pin the graph's hash in the manifest: `[versions.N]` `sha256 = \"…\"` (`sha256sum \
-             model.onnx`; `warden init` writes it)"
-                .to_owned()
-        }
-        LoadError::ChecksumMismatch { .. } => {
-            "the file is not the one the manifest pins: copy the right file, or update \
-             `sha256` if the model was replaced on purpose"
-                .to_owned()
-        }
-        LoadError::WarmUp { .. } => {
-            "the manifest's [example] row must be valid and the model must answer it soundly; \
-             `warden init --data` writes one from the training data"
-                .to_owned()
-        }
-        _ => return None,
-    })
-}
-
-fn io_exit(err: &std::io::Error) -> u8 {
-    match err.kind() {
-        std::io::ErrorKind::PermissionDenied => exit::NO_PERMISSION,
-        std::io::ErrorKind::NotFound => exit::NO_INPUT,
-        _ => exit::IO,
-    }
-}
-
-fn io_hint(err: &std::io::Error) -> String {
-    match err.kind() {
-        std::io::ErrorKind::PermissionDenied => {
-            "the server's user cannot read it: `chmod a+r` the \
-             file (and `a+x` its folders), or run as its owner"
-                .to_owned()
-        }
-        _ => "check that the disk and the mount are healthy".to_owned(),
     }
 }
 

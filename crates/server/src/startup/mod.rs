@@ -5,12 +5,12 @@
 pub mod config;
 pub mod diagnostics;
 pub mod preflight;
+pub use preflight::{Engines, Mode, Outcome, Prepared, assemble};
 pub mod resources;
 pub mod telemetry;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -19,14 +19,11 @@ use warden_runtime::RuntimeError;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
 
 use crate::api::connections::{self, ConnectionLimits};
-use crate::api::{AppState, router};
+use crate::api::router;
 use crate::serving::backends::Backends;
-use crate::serving::model::{LoadError, ModelVersion};
-use crate::serving::registry::{ModelEntry, ModelRegistry};
-use crate::serving::reload::Reloader;
-use crate::serving::repository::{self, ModelSource};
 use crate::startup::config::ServeConfig;
 use crate::startup::diagnostics::StartupError;
+use crate::state::AppState;
 
 /// Locates and loads ONNX Runtime. Once per process: ONNX Runtime keeps one environment.
 /// `explicit` are the places the user named, highest precedence first (see
@@ -84,66 +81,6 @@ fn project_venvs() -> Vec<PathBuf> {
     }
     venvs.dedup();
     venvs
-}
-
-/// Scans the repository and loads every model, with a reloader for the repository API; fails
-/// if any model fails, naming each. (`serve` goes through [`crate::startup::preflight`].)
-pub fn load_models(model_path: &Path, backends: &Backends) -> Result<AppState, StartupError> {
-    let sources = repository::scan(model_path)?;
-    let total = sources.len();
-    let mut models = BTreeMap::new();
-    let mut failures = Vec::new();
-    for source in &sources {
-        match load_model(source, backends) {
-            Ok(model) => {
-                models.insert(source.name.clone(), ModelEntry::Ready(Arc::new(model)));
-            }
-            Err(err) => failures.push((source.name.clone(), err)),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(StartupError::Models { total, failures });
-    }
-    let mut state = AppState::new(ModelRegistry::new(models, false));
-    state.reloader = Some(Arc::new(Reloader::new(
-        model_path.to_path_buf(),
-        backends.clone(),
-        Arc::clone(&state.registry),
-        Arc::clone(&state.metrics),
-        &sources,
-    )));
-    Ok(state)
-}
-
-/// Loads one model version, logging what a user should know about it.
-pub fn load_model(source: &ModelSource, backends: &Backends) -> Result<ModelVersion, LoadError> {
-    if source.manifest.is_none() {
-        tracing::info!(
-            model = %source.name,
-            path = %source.graph.display(),
-            "no manifest: serving the contract the graph declares (names, dtypes, shapes); \
-             no ranges or categories are checked"
-        );
-    }
-    let model = backends.load(source)?;
-    for output in &model.contract.outputs {
-        for guard in &output.relax {
-            tracing::warn!(
-                model = %model.name,
-                output = %output.name,
-                guard = ?guard,
-                "output guard relaxed by the manifest: this check does not run"
-            );
-        }
-    }
-    tracing::info!(
-        model = %model.name,
-        version = model.version,
-        sha256 = %model.sha256,
-        platform = model.platform,
-        "model loaded and warmed up"
-    );
-    Ok(model)
 }
 
 /// Binds the configured address.

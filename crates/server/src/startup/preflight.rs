@@ -13,17 +13,15 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::api::AppState;
-use crate::api::auth::Auth;
-use crate::serving::backends::Backends;
+use crate::serving::backends::{Backends, load_to_serve};
 use crate::serving::model::Serving;
 use crate::serving::registry::{ModelEntry, ModelRegistry};
-use crate::serving::reload::Reloader;
 use crate::serving::repository;
 use crate::startup;
 use crate::startup::config::{self, EnvSource, Flags, ServeConfig};
-use crate::startup::diagnostics::{StartupError, load_exit, load_hint};
+use crate::startup::diagnostics::StartupError;
 use crate::startup::resources::{self, human_bytes};
+use crate::state::{AppState, ReloadFrom, StateOptions};
 
 /// Whether the checks stop at the first failure (`serve`) or go on (`check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +135,19 @@ impl Checklist {
     }
 }
 
-/// Runs the start-up checks.
-pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
+/// Where the inference engines come from.
+#[derive(Debug)]
+pub enum Engines {
+    /// Locate ONNX Runtime as configured (flags, environment, Python, `.venv`) and add tract.
+    Locate,
+    /// These engines (the tests: ONNX Runtime allows one environment per process, so they share
+    /// one, or a scripted engine). The configured library is then not looked for.
+    Given(Backends),
+}
+
+/// Runs the start-up checks and assembles the serving state: the one start-up path of
+/// `warden serve`, `warden check` and the tests.
+pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines) -> Outcome {
     let mut list = Checklist {
         mode,
         items: Vec::new(),
@@ -222,7 +231,11 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
         intra_op_threads = serving.intra_op_threads,
         "inference threads per model version"
     );
-    let backends: Option<Backends> = match startup::backends(&config.onnxruntime_libs) {
+    let located = match engines {
+        Engines::Locate => startup::backends(&config.onnxruntime_libs),
+        Engines::Given(backends) => Ok(backends),
+    };
+    let backends: Option<Backends> = match located {
         Ok(mut backends) => {
             backends.serving = serving;
             match (&backends.onnxruntime, &backends.onnxruntime_missing) {
@@ -278,7 +291,7 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
             list.skipped(check, "needs an inference engine");
             continue;
         };
-        match startup::load_model(source, backends) {
+        match load_to_serve(source, backends) {
             Ok(model) => {
                 list.ok(
                     check,
@@ -302,12 +315,12 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
                     status: Status::Failed,
                     detail: err.to_string(),
                     problems: Vec::new(),
-                    hint: load_hint(&err),
+                    hint: err.hint(),
                 });
                 models.insert(
                     source.name.clone(),
                     ModelEntry::Unavailable {
-                        reason: format!("failed to load (exit code {})", load_exit(&err)),
+                        reason: format!("failed to load (exit code {})", err.exit_code()),
                     },
                 );
                 failures.push((source.name.clone(), err));
@@ -344,23 +357,19 @@ pub fn run(flags: Flags, env: &dyn EnvSource, mode: Mode) -> Outcome {
             return list.finish(None);
         }
     };
-    let mut state = AppState::new(ModelRegistry::new(models, config.allow_partial));
-    state.request_timeout = config.request_timeout;
-    state.body_timeout = config.body_timeout;
-    // One large body decoded at a time per CPU this process may use (cgroup-aware).
-    state.large_bodies = Arc::new(tokio::sync::Semaphore::new(
-        limits.cpus.ceil().max(1.0) as usize
-    ));
-    state.auth = config.auth.as_ref().map(|auth| Arc::new(Auth::new(auth)));
-    if let Some(backends) = backends {
-        state.reloader = Some(Arc::new(Reloader::new(
-            config.model_path.clone(),
+    let options = StateOptions {
+        request_timeout: config.request_timeout,
+        body_timeout: config.body_timeout,
+        // One large body decoded at a time per CPU this process may use (cgroup-aware).
+        decode_permits: limits.cpus.ceil().max(1.0) as usize,
+        auth: config.auth.clone(),
+        reload: backends.map(|backends| ReloadFrom {
+            repository: config.model_path.clone(),
             backends,
-            Arc::clone(&state.registry),
-            Arc::clone(&state.metrics),
-            &sources,
-        )));
-    }
+            sources,
+        }),
+    };
+    let state = AppState::new(ModelRegistry::new(models, config.allow_partial), options);
     let listener = match mode {
         Mode::Serve => listener,
         Mode::Check => None,

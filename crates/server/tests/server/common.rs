@@ -1,8 +1,9 @@
 //! Shared harness for the integration tests: the real router served on 127.0.0.1:0 with the
 //! checked-in example models, and the real binary started as a child process.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::zombie_processes)]
+#![allow(clippy::zombie_processes)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use warden_runtime::onnxruntime::OnnxRuntime;
 use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
-use warden_server::api::AppState;
 use warden_server::serving::backends::Backends;
-use warden_server::startup;
 use warden_server::startup::config::{
-    DEFAULT_BODY_LIMIT_BYTES, ProcessEnv, ServeConfig, onnxruntime_libraries,
+    DEFAULT_BODY_LIMIT_BYTES, Flags, ProcessEnv, onnxruntime_libraries,
 };
+use warden_server::startup::{self, Engines, Mode};
+use warden_server::state::AppState;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
@@ -55,40 +56,66 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `path` with the default body limit.
+    /// Serves `path` on the process's ONNX Runtime, configured as `warden serve` would be.
     pub async fn start(path: &Path) -> TestServer {
-        TestServer::start_with_limit(path, DEFAULT_BODY_LIMIT_BYTES).await
+        TestServer::start_with(path, &[], Backends::only(onnxruntime())).await
     }
 
     /// Serves `path` with a given body limit.
     pub async fn start_with_limit(path: &Path, body_limit: usize) -> TestServer {
-        let backends = Backends::only(onnxruntime());
-        let state = startup::load_models(path, &backends).expect("models load");
-        TestServer::serve(state, body_limit).await
+        let limit = body_limit.to_string();
+        TestServer::start_with(
+            path,
+            &[("WARDEN_MAX_BODY_BYTES", limit.as_str())],
+            Backends::only(onnxruntime()),
+        )
+        .await
     }
 
     /// Serves `path` on a given backend.
     pub async fn start_on(path: &Path, backend: &ScriptedBackend) -> TestServer {
-        TestServer::start_on_backends(path, &Backends::only(Arc::new(backend.clone()))).await
+        TestServer::start_on_backends(path, Backends::only(Arc::new(backend.clone()))).await
     }
 
     /// Serves `path` with the given engines.
-    pub async fn start_on_backends(path: &Path, backends: &Backends) -> TestServer {
-        let state = startup::load_models(path, backends).expect("models load");
-        TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await
+    pub async fn start_on_backends(path: &Path, backends: Backends) -> TestServer {
+        TestServer::start_with(path, &[], backends).await
     }
 
-    /// Serves a prepared state.
-    pub async fn serve(state: AppState, body_limit: usize) -> TestServer {
-        let path = PathBuf::new();
-        let mut config = ServeConfig::new(path);
-        config.port = 0;
-        let listener = startup::bind(&config).expect("bind 127.0.0.1:0");
+    /// Serves `path` through the start-up assembly `warden serve` uses, with `env` as the
+    /// environment (`WARDEN_*` settings), on 127.0.0.1:0; by default with one worker per version
+    /// and at most 1,000 connections.
+    pub async fn start_with(path: &Path, env: &[(&str, &str)], backends: Backends) -> TestServer {
+        let mut environment: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        // One worker per version unless a test says otherwise, so a test that occupies "the"
+        // worker occupies the model on any machine.
+        for (key, value) in [("WARDEN_MAX_CONNECTIONS", "1000"), ("WARDEN_WORKERS", "1")] {
+            environment
+                .entry(key.into())
+                .or_insert_with(|| value.into());
+        }
+        let flags = Flags {
+            models: Some(path.to_path_buf()),
+            port: Some(0),
+            ..Flags::default()
+        };
+        let outcome = startup::assemble(flags, &environment, Mode::Serve, Engines::Given(backends));
+        let prepared = match outcome.result {
+            Ok(prepared) => prepared,
+            Err(err) => panic!("the server did not start: {err:?}"),
+        };
+        let listener = prepared.listener.expect("serve mode binds");
         let address: SocketAddr = listener.local_addr().unwrap();
+        let state = prepared.state;
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
+        let body_limit = prepared.config.body_limit_bytes;
+        let limits = prepared.connections;
         let task = tokio::spawn(async move {
-            startup::serve(served, listener, body_limit, test_limits(), async {
+            startup::serve(served, listener, body_limit, limits, async {
                 let _ = signal.await;
             })
             .await
@@ -136,7 +163,8 @@ pub struct WardenProcess {
     pub address: SocketAddr,
     /// The lines logged before `listening`.
     pub startup_log: Vec<String>,
-    pub stderr: mpsc::Receiver<String>,
+    /// Held so the reader thread keeps draining the pipe (a full pipe would block warden).
+    _stderr: mpsc::Receiver<String>,
 }
 
 impl WardenProcess {
@@ -184,7 +212,7 @@ impl WardenProcess {
                             child,
                             address,
                             startup_log: seen,
-                            stderr: stderr_lines,
+                            _stderr: stderr_lines,
                         };
                     }
                     seen.push(line);
@@ -408,12 +436,124 @@ pub async fn occupy_worker(
     running
 }
 
-/// The connection limits of in-process test servers: the defaults, at most 1,000 connections.
-pub fn test_limits() -> warden_server::api::connections::ConnectionLimits {
-    warden_server::api::connections::ConnectionLimits {
-        header_timeout: warden_server::api::connections::DEFAULT_HEADER_TIMEOUT,
-        idle_timeout: warden_server::api::connections::DEFAULT_IDLE_TIMEOUT,
-        max_connections: 1_000,
-        shutdown_grace: warden_server::api::connections::DEFAULT_SHUTDOWN_GRACE,
+/// The real router (`api::router`) driven in-process, without a socket, as axum's testing
+/// example does.
+pub struct InProcess {
+    router: axum::Router,
+}
+
+impl InProcess {
+    /// The router over `state`, with the default body limit.
+    pub fn new(state: AppState) -> InProcess {
+        InProcess {
+            router: warden_server::api::router(state, DEFAULT_BODY_LIMIT_BYTES),
+        }
+    }
+
+    /// The router over what `warden check` assembles from `path` on `backends` (every
+    /// start-up check run, no socket kept).
+    pub fn assemble(path: &Path, backends: Backends) -> InProcess {
+        let flags = Flags {
+            models: Some(path.to_path_buf()),
+            port: Some(0),
+            ..Flags::default()
+        };
+        let env = BTreeMap::new();
+        let outcome = startup::assemble(flags, &env, Mode::Check, Engines::Given(backends));
+        match outcome.result {
+            Ok(prepared) => InProcess::new(prepared.state),
+            Err(err) => panic!("the checks failed: {err:?}"),
+        }
+    }
+
+    /// Sends one request; the status, headers and the body as JSON.
+    pub async fn send(
+        &self,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> (
+        reqwest::StatusCode,
+        axum::http::HeaderMap,
+        serde_json::Value,
+    ) {
+        use tower::ServiceExt;
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let (status, _, body) = self.send(request).await;
+        (status, body)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let (status, _, body) = self.send(request).await;
+        (status, body)
+    }
+}
+
+/// What a [`FakeEngine`] answers to a run's inputs.
+pub type Answer = dyn Fn(&[NamedTensor]) -> Vec<NamedTensor> + Send + Sync;
+
+/// An engine that needs no ONNX Runtime: it reports a fixed signature whatever the graph and
+/// answers each run with `answer`, after recording the inputs it was given.
+#[derive(Clone)]
+pub struct FakeEngine {
+    pub signature: Signature,
+    pub answer: Arc<Answer>,
+    /// Every run's inputs, in order (the warm-up's first).
+    pub seen: Arc<Mutex<Vec<Vec<NamedTensor>>>>,
+}
+
+impl std::fmt::Debug for FakeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeEngine").finish_non_exhaustive()
+    }
+}
+
+impl Backend for FakeEngine {
+    fn platform(&self) -> &'static str {
+        "fake"
+    }
+
+    fn load(
+        &self,
+        _model: &[u8],
+        _origin: &Path,
+        _options: &LoadOptions,
+    ) -> Result<Box<dyn LoadedModel>, RuntimeError> {
+        Ok(Box::new(FakeModel(self.clone())))
+    }
+}
+
+#[derive(Debug)]
+struct FakeModel(FakeEngine);
+
+impl LoadedModel for FakeModel {
+    fn signature(&self) -> &Signature {
+        &self.0.signature
+    }
+
+    fn run(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        _outputs: &[String],
+    ) -> Result<Vec<NamedTensor>, RuntimeError> {
+        let answer = (self.0.answer)(&inputs);
+        self.0.seen.lock().unwrap().push(inputs);
+        Ok(answer)
     }
 }

@@ -2,21 +2,19 @@
 //! rows back; an expired deadline answers 504 and never reaches the model; a request whose
 //! client went away is not run.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
 use std::time::Duration;
 
 use std::sync::atomic::Ordering;
 
-use common::{Script, ScriptedBackend, TestServer, eventually, examples, fixtures, occupy_worker};
+use crate::common::{
+    Script, ScriptedBackend, TestServer, eventually, examples, fixtures, occupy_worker,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
-    let repository = common::repository_with(&fixtures(), "echo", |m| {
+    let repository = crate::common::repository_with(&fixtures(), "echo", |m| {
         format!("{m}\n[batching]\nmax_batch_size = 64\nmax_queue_delay_ms = 25\n")
     });
     let server = TestServer::start(repository.path()).await;

@@ -2,20 +2,15 @@
 //! incident never reaching the model, an engine failure (`internal`), a full queue
 //! (`overloaded`), and models that are not ready (`model_not_ready`) — each with its exact JSON.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
-use common::post_json as post;
+use crate::common::post_json as post;
 
 use std::collections::BTreeMap;
 
-use common::{Script, ScriptedBackend, TestServer, examples};
+use crate::common::{InProcess, Script, ScriptedBackend, TestServer, examples};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use warden_server::api::AppState;
 use warden_server::serving::registry::{ModelEntry, ModelRegistry};
-use warden_server::startup::config::DEFAULT_BODY_LIMIT_BYTES;
+use warden_server::state::{AppState, StateOptions};
 
 fn credit_row() -> Value {
     json!({"age": 42.0, "income": 52000.0, "debt_ratio": 0.3, "country": "US", "employment": "salaried"})
@@ -100,7 +95,7 @@ async fn an_engine_failure_is_internal_and_leaks_nothing() {
 
 #[tokio::test]
 async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
-    let repository = common::repository_with(&examples(), "credit", |m| {
+    let repository = crate::common::repository_with(&examples(), "credit", |m| {
         m.replace("queue_capacity = 256", "queue_capacity = 1")
     });
     let (backend, entered, release) = ScriptedBackend::new();
@@ -110,7 +105,7 @@ async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
     let url = server.url("/v1/models/credit:predict");
     // Once the first request is inside the model, of three more exactly one fits the queue of
     // one; the other two are refused at once, without waiting for the model.
-    let running = common::occupy_worker(&url, &body, entered).await;
+    let running = crate::common::occupy_worker(&url, &body, entered).await;
     let client = reqwest::Client::new();
     let mut more: Vec<_> = (0..3)
         .map(|_| Box::pin(client.post(&url).json(&body).send()))
@@ -162,36 +157,34 @@ async fn models_that_are_not_ready_answer_model_not_ready() {
             reason: "loading".into(),
         },
     )]);
-    let state = AppState::new(ModelRegistry::new(models, false));
-    let server = TestServer::serve(state, DEFAULT_BODY_LIMIT_BYTES).await;
-    let get = |path: &str| reqwest::get(server.url(path));
-    let live = get("/v2/health/live").await.unwrap();
+    let router = InProcess::new(AppState::new(
+        ModelRegistry::new(models, false),
+        StateOptions::default(),
+    ));
+    let (status, _) = router.get("/v2/health/live").await;
+    assert_eq!(status, StatusCode::OK, "liveness does not depend on models");
     assert_eq!(
-        live.status(),
-        StatusCode::OK,
-        "liveness does not depend on models"
+        router.get("/v2/health/ready").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"code": "model_not_ready", "error": "not every model is ready: credit (loading)"})
+        )
     );
-    let ready = get("/v2/health/ready").await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        ready.json::<Value>().await.unwrap(),
-        json!({"code": "model_not_ready", "error": "not every model is ready: credit (loading)"})
+        router.get("/v2/models/credit/ready").await,
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"code": "model_not_ready", "error": "model `credit` is not ready: loading"})
+        )
     );
-    let model = get("/v2/models/credit/ready").await.unwrap();
-    assert_eq!(model.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        model.json::<Value>().await.unwrap(),
-        json!({"code": "model_not_ready", "error": "model `credit` is not ready: loading"})
-    );
-    let (status, body) = post(
-        &server,
-        "/v1/models/credit:predict",
-        &json!({"instances": [credit_row()]}),
-    )
-    .await;
+    let (status, body) = router
+        .post(
+            "/v1/models/credit:predict",
+            &json!({"instances": [credit_row()]}),
+        )
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("model_not_ready"))
     );
-    server.stop().await;
 }

@@ -1,16 +1,12 @@
 //! The real `warden` binary: serving, graceful shutdown with a request in flight, and the exit
 //! codes and messages of start-up failures.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{WardenProcess, examples, repo_root, warden_bin};
+use crate::common::{WardenProcess, examples, repo_root, warden_bin};
 
 #[test]
 fn sigterm_finishes_the_request_in_flight_then_exits_0() {

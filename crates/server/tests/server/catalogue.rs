@@ -2,14 +2,10 @@
 //! with the expected code and a message naming the file, address or variable involved, and
 //! `warden check` agrees on the code. Nothing prints a panic, a backtrace or a `Debug` dump.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{examples, fixtures, repo_root, warden_bin};
+use crate::common::{examples, fixtures, repo_root, warden_bin};
 
 struct Run {
     code: Option<i32>,
@@ -484,7 +480,7 @@ async fn with_no_onnx_runtime_anywhere_auto_serves_on_tract() {
         .env("PATH", "/nonexistent")
         .env_remove("WARDEN_ONNXRUNTIME_LIB")
         .env_remove("ORT_DYLIB_PATH");
-    let mut warden = common::WardenProcess::spawn(command);
+    let mut warden = crate::common::WardenProcess::spawn(command);
     let base = format!("http://{}", warden.address);
     let metadata: serde_json::Value = reqwest::get(format!("{base}/v2/models/credit"))
         .await
@@ -698,7 +694,7 @@ async fn allow_partial_serves_the_good_models_and_reports_the_bad_not_ready() {
         std::fs::write(dir.join("1/model.onnx"), graph).unwrap();
         std::fs::write(dir.join("warden.toml"), iris_manifest()).unwrap();
     }
-    let mut warden = common::WardenProcess::serve_with(root.path(), &["--allow-partial"]);
+    let mut warden = crate::common::WardenProcess::serve_with(root.path(), &["--allow-partial"]);
     let status = |path: &'static str| {
         let url = format!("http://{}{path}", warden.address);
         async move { reqwest::get(url).await.unwrap().status().as_u16() }
@@ -758,7 +754,7 @@ fn require_checksum_refuses_a_version_that_pins_none_and_serves_one_that_does() 
         .args(["serve", &path_str(&examples()), "--port", "0"])
         .env("WARDEN_REQUIRE_CHECKSUM", "true")
         .current_dir(repo_root());
-    let mut served = common::WardenProcess::spawn(command);
+    let mut served = crate::common::WardenProcess::spawn(command);
     served.terminate();
     assert_eq!(
         served.wait_exit(std::time::Duration::from_secs(30)),

@@ -6,9 +6,7 @@
 //! is smaller than [`ANSWER_LIMIT`] whatever the input.
 //!
 //! CI runs the default number of cases (`PROPTEST_CASES`, 256 per property, a few seconds);
-//! a longer run is `PROPTEST_CASES=100000 cargo test --test fuzz_decoders --release`.
-
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+//! a longer run is `PROPTEST_CASES=100000 cargo test --release --test server fuzz_decoders`.
 
 use std::path::PathBuf;
 

@@ -1,14 +1,10 @@
 //! `warden init` through the real binary: it reproduces the bundled manifests from their
 //! training data, writes folders that serve, and names every way a CSV disagrees with a graph.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{WardenProcess, examples, fixtures, repo_root, warden_bin};
+use crate::common::{WardenProcess, examples, fixtures, repo_root, warden_bin};
 use serde_json::{Value, json};
 
 fn warden(args: &[&str]) -> (Option<i32>, String) {

@@ -1,13 +1,9 @@
 //! Output guards end to end: models that really answer NaN or a broken probability are served,
 //! and those answers never reach a client; a guard the manifest relaxes is announced at start.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+use crate::common::post_json as post;
 
-mod common;
-
-use common::post_json as post;
-
-use common::{TestServer, WardenProcess, fixtures};
+use crate::common::{TestServer, WardenProcess, fixtures};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -3,16 +3,12 @@
 //! served while the old one keeps answering and readiness stays 200; SIGHUP, removal and the
 //! repository API.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{WardenProcess, examples, repository_with};
+use crate::common::{WardenProcess, examples, repository_with};
 use serde_json::{Value, json};
 
 fn iris_row() -> Value {
@@ -361,15 +357,15 @@ async fn an_unreadable_new_version_keeps_the_served_one_and_is_reported() {
         let mut setpriv = std::process::Command::new("setpriv");
         setpriv
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(common::warden_bin());
+            .arg(crate::common::warden_bin());
         setpriv
     } else {
-        std::process::Command::new(common::warden_bin())
+        std::process::Command::new(crate::common::warden_bin())
     };
     command
         .args(["serve", repository.path().to_str().unwrap(), "--port", "0"])
         .args(["--watch", "off"])
-        .current_dir(common::repo_root());
+        .current_dir(crate::common::repo_root());
     let server = WardenProcess::spawn(command);
     let base = format!("http://{}", server.address);
     let client = reqwest::Client::new();

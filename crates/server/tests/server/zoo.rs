@@ -1,19 +1,16 @@
 //! The model zoo served end to end: every model in tests/zoo on each backend, through the
 //! KServe V2 API over a real socket, answering what ONNX Runtime's Python API answered.
 
-#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
-
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{TestServer, onnxruntime, repo_root};
+use crate::common::{TestServer, onnxruntime, repo_root};
 use serde_json::{Value, json};
 use warden_runtime::Backend;
 use warden_runtime::tract::Tract;
 use warden_server::serving::backends::Backends;
-use warden_server::startup;
+use warden_server::startup::config::Flags;
+use warden_server::startup::{self, Engines, Mode};
 
 fn zoo() -> Vec<(String, PathBuf, Value)> {
     let dir = repo_root().join("tests/zoo");
@@ -44,18 +41,31 @@ fn close(expected: &Value, got: &Value) -> bool {
     }
 }
 
+/// Whether `warden check` of `graph` on `backends` fails.
+fn refused_at_start(graph: &std::path::Path, backends: &Backends) -> bool {
+    let flags = Flags {
+        models: Some(graph.to_path_buf()),
+        port: Some(0),
+        ..Flags::default()
+    };
+    let env = std::collections::BTreeMap::new();
+    startup::assemble(flags, &env, Mode::Check, Engines::Given(backends.clone()))
+        .result
+        .is_err()
+}
+
 async fn serve_zoo(platform: &str, backend: Arc<dyn Backend>, refused: &[&str]) -> Vec<String> {
     let backends = Backends::only(backend);
     let mut failures = Vec::new();
     for (name, graph, case) in zoo() {
         if refused.contains(&name.as_str()) {
             assert!(
-                startup::load_models(&graph, &backends).is_err(),
+                refused_at_start(&graph, &backends),
                 "{name} should be refused on {platform}"
             );
             continue;
         }
-        let server = TestServer::start_on_backends(&graph, &backends).await;
+        let server = TestServer::start_on_backends(&graph, backends.clone()).await;
         let metadata: Value = reqwest::get(server.url(&format!("/v2/models/{name}")))
             .await
             .unwrap()

@@ -1,0 +1,18 @@
+//! warden-server's integration tests, in one binary (one link of ort, tract and axum instead of
+//! one per file): each module drives the real router on a socket bound to port 0, the router
+//! in-process, or the real binary.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod api;
+mod binary;
+mod catalogue;
+mod common;
+mod errors;
+mod fuzz_decoders;
+mod guards;
+mod in_process;
+mod init;
+mod reload;
+mod scheduler;
+mod zoo;
