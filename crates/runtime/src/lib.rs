@@ -14,6 +14,7 @@ pub mod rewrite;
 mod tensor;
 #[cfg(feature = "tract")]
 pub mod tract;
+mod wire;
 
 pub use backend::{Backend, LoadOptions, LoadedModel};
 pub use error::RuntimeError;
