@@ -15,6 +15,7 @@ mod tensor;
 #[cfg(feature = "tract")]
 pub mod tract;
 mod wire;
+mod zipmap;
 
 pub use backend::{Backend, LoadOptions, LoadedModel};
 pub use error::RuntimeError;

@@ -2,10 +2,7 @@
 //! runs on engines that lack some ONNX-ML operators.
 //!
 //! Each rewrite is a small function from a graph to an equivalent graph built from operators
-//! the engines do run:
-//! - `ZipMap` (a per-row map of label to probability) is cut: its input tensor, `[N, classes]`
-//!   in label order, becomes the output under the same name. Both backends need this — warden
-//!   exchanges tensors, and the output guards check that tensor.
+//! tract does run (`ZipMap`, which both engines need cut, is cut before, by [`crate::zipmap`]):
 //! - `Scaler` becomes `Cast` + `Sub` + `Mul` (`y = (x - offset) * scale`).
 //! - `OneHotEncoder` on strings becomes `CategoryMapper` + `Reshape` + `Equal` + `Cast`.
 //! - `Imputer` becomes `Where(IsNaN(x), imputed, x)` (or `Equal` for a non-NaN marker).
@@ -17,8 +14,8 @@
 
 use prost::Message;
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
+    tensor_proto::DataType,
 };
 
 const ML: &str = "ai.onnx.ml";
@@ -35,16 +32,6 @@ fn opset(model: &ModelProto) -> i64 {
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(1, |o| o.version)
-}
-
-/// What ONNX Runtime needs: ZipMap cut. `None` when the graph has no ZipMap (load as is).
-pub fn for_onnxruntime(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut model = parse(bytes).ok()?;
-    let graph = model.graph.as_mut()?;
-    if !cut_zipmap(graph) {
-        return None;
-    }
-    Some(model.encode_to_vec())
 }
 
 /// Every rewrite tract needs, applied in place; returns the names of the rewrites applied.
@@ -65,9 +52,6 @@ pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
         return Vec::new();
     };
     let mut applied = Vec::new();
-    if cut_zipmap(graph) {
-        applied.push("ZipMap");
-    }
     if scaler_to_arithmetic(graph) {
         applied.push("Scaler");
     }
@@ -156,57 +140,6 @@ fn int64_tensor(name: String, values: Vec<i64>) -> TensorProto {
         name,
         ..TensorProto::default()
     }
-}
-
-/// A tensor type for a graph output: float, `[N, width]` (`N` symbolic).
-fn float_matrix_type(width: Option<i64>) -> TypeProto {
-    let dim = |value: Option<tensor_shape_proto::dimension::Value>| tensor_shape_proto::Dimension {
-        value,
-        ..Default::default()
-    };
-    let mut dims = vec![dim(Some(tensor_shape_proto::dimension::Value::DimParam(
-        "N".into(),
-    )))];
-    if let Some(width) = width {
-        dims.push(dim(Some(tensor_shape_proto::dimension::Value::DimValue(
-            width,
-        ))));
-    }
-    TypeProto {
-        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-            elem_type: DataType::Float as i32,
-            shape: Some(TensorShapeProto { dim: dims }),
-        })),
-        ..TypeProto::default()
-    }
-}
-
-/// Replaces each ZipMap by an Identity, so its output is the probability tensor it mapped.
-pub fn cut_zipmap(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    for index in 0..graph.node.len() {
-        if !is(&graph.node[index], "ZipMap") {
-            continue;
-        }
-        let zipmap = &graph.node[index];
-        let labels = attribute(zipmap, "classlabels_strings")
-            .map(|a| a.strings.len())
-            .or_else(|| attribute(zipmap, "classlabels_int64s").map(|a| a.ints.len()));
-        let output = zipmap.output[0].clone();
-        let replacement = node(
-            "Identity",
-            "",
-            format!("{}_cut", zipmap.name),
-            zipmap.input.clone(),
-            zipmap.output.clone(),
-        );
-        graph.node[index] = replacement;
-        for value in graph.output.iter_mut().filter(|v| v.name == output) {
-            value.r#type = Some(float_matrix_type(labels.map(|n| n as i64)));
-        }
-        changed = true;
-    }
-    changed
 }
 
 /// Scaler: `y = (float(x) - offset) * scale`.
@@ -630,16 +563,6 @@ mod tests {
     }
 
     #[test]
-    fn zipmap_is_cut_to_the_probability_tensor() {
-        check(
-            "logistic_regression_zipmap",
-            cut_zipmap,
-            "ZipMap",
-            &["Identity"],
-        );
-    }
-
-    #[test]
     fn scaler_becomes_arithmetic() {
         check(
             "pipeline_impute_scale_onehot",
@@ -684,26 +607,5 @@ mod tests {
         let mut model = zoo("pipeline_impute_scale_onehot");
         assert!(string_labels_to_indices(model.graph.as_mut().unwrap()));
         assert!(ops(&model).contains(&"CategoryMapper".to_owned()));
-    }
-
-    #[test]
-    fn onnxruntime_gets_only_the_zipmap_cut() {
-        let bytes = std::fs::read(format!(
-            "{}/../../tests/zoo/random_forest_classifier_zipmap.onnx",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let cut = parse(&for_onnxruntime(&bytes).unwrap()).unwrap();
-        assert!(ops(&cut).contains(&"Identity".to_owned()));
-        assert!(!ops(&cut).contains(&"ZipMap".to_owned()));
-        let plain = std::fs::read(format!(
-            "{}/../../tests/zoo/random_forest_classifier.onnx",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        assert!(
-            for_onnxruntime(&plain).is_none(),
-            "a graph without ZipMap is loaded as it is"
-        );
     }
 }

@@ -1,6 +1,7 @@
-//! The protobuf wire format, as much of it as warden reads ONNX files with: fields
+//! The protobuf wire format, as much of it as warden reads and writes ONNX files with: fields
 //! keyed by number and wire type, varints, length-delimited bytes. [`crate::graph_facts`] reads
-//! facts through it, so it needs no protobuf code generator.
+//! facts through it and [`crate::zipmap`] rewrites through it, so neither needs a protobuf code
+//! generator, and a rewrite can copy every field it does not touch byte for byte.
 
 /// One field's value.
 #[derive(Debug, Clone, Copy)]
@@ -13,13 +14,22 @@ pub(crate) enum Field<'a> {
     Fixed64,
 }
 
-/// Every top-level field of one protobuf message, or `None` if the bytes are malformed.
-pub(crate) fn fields(mut message: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
+/// One field of a message as written: its number, its value, and all its bytes (key included).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span<'a> {
+    pub number: u64,
+    pub value: Field<'a>,
+    pub raw: &'a [u8],
+}
+
+/// Every top-level field of one protobuf message, in order, or `None` if the bytes are
+/// malformed.
+pub(crate) fn spans(mut message: &[u8]) -> Option<Vec<Span<'_>>> {
     let mut out = Vec::new();
     while !message.is_empty() {
         let (key, rest) = varint(message)?;
         let (number, wire_type) = (key >> 3, key & 7);
-        let (field, rest) = match wire_type {
+        let (value, rest) = match wire_type {
             0 => {
                 let (value, rest) = varint(rest)?;
                 (Field::Varint(value), rest)
@@ -36,10 +46,22 @@ pub(crate) fn fields(mut message: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
             }
             _ => return None,
         };
-        out.push((number, field));
+        let raw = &message[..message.len() - rest.len()];
+        out.push(Span { number, value, raw });
         message = rest;
     }
     Some(out)
+}
+
+/// Every top-level field of one protobuf message, as `(number, value)`, or `None` if the bytes
+/// are malformed.
+pub(crate) fn fields(message: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
+    Some(
+        spans(message)?
+            .into_iter()
+            .map(|span| (span.number, span.value))
+            .collect(),
+    )
 }
 
 /// One varint and the bytes after it.
@@ -69,5 +91,56 @@ pub(crate) fn varints(value: &Field<'_>) -> Option<Vec<i64>> {
             Some(out)
         }
         _ => None,
+    }
+}
+
+/// Appends `value` as a varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends field `number` as a varint (wire type 0).
+pub(crate) fn put_varint_field(out: &mut Vec<u8>, number: u64, value: u64) {
+    put_varint(out, number << 3);
+    put_varint(out, value);
+}
+
+/// Appends field `number` as length-delimited bytes (wire type 2): a string or a message.
+pub(crate) fn put_bytes(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+    put_varint(out, (number << 3) | 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_field_by_field() {
+        let mut message = Vec::new();
+        put_varint_field(&mut message, 1, 300);
+        put_bytes(&mut message, 7, b"graph");
+        put_varint_field(&mut message, 123_456, u64::MAX);
+        let spans = spans(&message).unwrap();
+        assert_eq!(spans.len(), 3);
+        assert!(matches!(spans[0].value, Field::Varint(300)));
+        assert!(matches!(spans[1].value, Field::Bytes(b"graph")));
+        assert!(matches!(spans[2].value, Field::Varint(u64::MAX)));
+        assert_eq!(spans[2].number, 123_456);
+        // The spans tile the message: copying them back is the message.
+        assert_eq!(
+            spans
+                .iter()
+                .flat_map(|s| s.raw)
+                .copied()
+                .collect::<Vec<u8>>(),
+            message
+        );
+        assert!(super::spans(&message[..message.len() - 1]).is_none());
     }
 }
