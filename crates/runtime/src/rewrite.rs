@@ -12,6 +12,8 @@
 //!   predicts the class index instead, and a `CategoryMapper` turns the index into the label
 //!   (tract's classifiers only produce numeric labels).
 
+use std::borrow::Cow;
+
 use prost::Message;
 use tract_onnx::pb::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
@@ -142,33 +144,60 @@ fn int64_tensor(name: String, values: Vec<i64>) -> TensorProto {
     }
 }
 
-/// Scaler: `y = (float(x) - offset) * scale`.
-pub fn scaler_to_arithmetic(graph: &mut GraphProto) -> bool {
+/// What one node is replaced with: the nodes, in order, and the initializers they read.
+#[derive(Debug, Default)]
+struct Replacement {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+}
+
+/// Replaces, in place, each node of `graph` that `replace` answers for by the nodes it
+/// answers, and adds their initializers; the new nodes are not visited again. `replace` gets
+/// the node and a prefix for the names it makes up: the node's name, or `{stem}{index}` when
+/// it has none. Returns whether any node was replaced.
+fn replace_each(
+    graph: &mut GraphProto,
+    stem: &str,
+    mut replace: impl FnMut(&NodeProto, &str) -> Option<Replacement>,
+) -> bool {
     let mut changed = false;
     let mut index = 0;
     while index < graph.node.len() {
-        if !is(&graph.node[index], "Scaler") {
+        let node = &graph.node[index];
+        let prefix = if node.name.is_empty() {
+            Cow::Owned(format!("{stem}{index}"))
+        } else {
+            Cow::Borrowed(node.name.as_str())
+        };
+        let Some(Replacement {
+            nodes,
+            initializers,
+        }) = replace(node, &prefix)
+        else {
             index += 1;
             continue;
-        }
-        let scaler = graph.node.remove(index);
-        let prefix = if scaler.name.is_empty() {
-            format!("scaler{index}")
-        } else {
-            scaler.name.clone()
         };
-        let offset = attribute(&scaler, "offset")
+        let count = nodes.len();
+        graph.node.splice(index..=index, nodes);
+        graph.initializer.extend(initializers);
+        index += count;
+        changed = true;
+    }
+    changed
+}
+
+/// Scaler: `y = (float(x) - offset) * scale`.
+pub fn scaler_to_arithmetic(graph: &mut GraphProto) -> bool {
+    replace_each(graph, "scaler", |scaler, prefix| {
+        if !is(scaler, "Scaler") {
+            return None;
+        }
+        let offset = attribute(scaler, "offset")
             .map(|a| a.floats.clone())
             .unwrap_or_else(|| vec![0.0]);
-        let scale = attribute(&scaler, "scale")
+        let scale = attribute(scaler, "scale")
             .map(|a| a.floats.clone())
             .unwrap_or_else(|| vec![1.0]);
-        graph
-            .initializer
-            .push(float_tensor(format!("{prefix}_offset"), offset));
-        graph
-            .initializer
-            .push(float_tensor(format!("{prefix}_scale"), scale));
         let mut cast = node(
             "Cast",
             "",
@@ -191,35 +220,24 @@ pub fn scaler_to_arithmetic(graph: &mut GraphProto) -> bool {
             vec![format!("{prefix}_centred"), format!("{prefix}_scale")],
             scaler.output.clone(),
         );
-        graph.node.splice(index..index, [cast, sub, mul]);
-        index += 3;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![cast, sub, mul],
+            initializers: vec![
+                float_tensor(format!("{prefix}_offset"), offset),
+                float_tensor(format!("{prefix}_scale"), scale),
+            ],
+        })
+    })
 }
 
 /// OneHotEncoder over strings: each string's category index (CategoryMapper, -1 if unknown),
 /// compared with every index, as floats: `[N, F]` strings → `[N, F, C]` floats.
 pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        let node_ref = &graph.node[index];
-        let Some(categories) = attribute(node_ref, "cats_strings").map(|a| a.strings.clone())
-        else {
-            index += 1;
-            continue;
-        };
-        if !is(node_ref, "OneHotEncoder") {
-            index += 1;
-            continue;
+    replace_each(graph, "onehot", |encoder, prefix| {
+        if !is(encoder, "OneHotEncoder") {
+            return None;
         }
-        let encoder = graph.node.remove(index);
-        let prefix = if encoder.name.is_empty() {
-            format!("onehot{index}")
-        } else {
-            encoder.name.clone()
-        };
+        let categories = attribute(encoder, "cats_strings")?.strings.clone();
         let count = categories.len() as i64;
         let mut mapper = node(
             "CategoryMapper",
@@ -235,13 +253,6 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
             .attribute
             .push(ints_attr("cats_int64s", (0..count).collect()));
         mapper.attribute.push(int_attr("default_int64", -1));
-        graph
-            .initializer
-            .push(int64_tensor(format!("{prefix}_column"), vec![0, 0, 1]));
-        graph.initializer.push(int64_tensor(
-            format!("{prefix}_categories"),
-            (0..count).collect(),
-        ));
         let reshape = node(
             "Reshape",
             "",
@@ -264,13 +275,14 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
             encoder.output.clone(),
         );
         cast.attribute.push(int_attr("to", DataType::Float as i64));
-        graph
-            .node
-            .splice(index..index, [mapper, reshape, equal, cast]);
-        index += 4;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![mapper, reshape, equal, cast],
+            initializers: vec![
+                int64_tensor(format!("{prefix}_column"), vec![0, 0, 1]),
+                int64_tensor(format!("{prefix}_categories"), (0..count).collect()),
+            ],
+        })
+    })
 }
 
 /// TreeEnsembleRegressor as a TreeEnsembleClassifier without post-transform, whose per-class
@@ -278,30 +290,20 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
 /// SUM over weights divided by the number of trees. A single target gets a second, empty class
 /// so the classifier keeps one score column per class.
 pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        if !is(&graph.node[index], "TreeEnsembleRegressor") {
-            index += 1;
-            continue;
+    replace_each(graph, "trees", |regressor, prefix| {
+        if !is(regressor, "TreeEnsembleRegressor") {
+            return None;
         }
-        let aggregate = attribute(&graph.node[index], "aggregate_function").map_or_else(
+        let aggregate = attribute(regressor, "aggregate_function").map_or_else(
             || "SUM".to_owned(),
             |a| String::from_utf8_lossy(&a.s).into_owned(),
         );
         if aggregate != "SUM" && aggregate != "AVERAGE" {
-            index += 1;
-            continue;
+            return None;
         }
-        let regressor = graph.node.remove(index);
-        let prefix = if regressor.name.is_empty() {
-            format!("trees{index}")
-        } else {
-            regressor.name.clone()
-        };
-        let targets = attribute(&regressor, "n_targets").map_or(1, |a| a.i.max(1));
+        let targets = attribute(regressor, "n_targets").map_or(1, |a| a.i.max(1));
         let classes = targets.max(2);
-        let trees = attribute(&regressor, "nodes_treeids")
+        let trees = attribute(regressor, "nodes_treeids")
             .map_or(1, |a| a.ints.iter().copied().max().unwrap_or(0) + 1);
         let mut classifier = node(
             "TreeEnsembleClassifier",
@@ -356,11 +358,10 @@ pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool 
             vec![format!("{prefix}_scores")],
             regressor.output.clone(),
         );
+        let mut initializers = Vec::new();
         if opset >= 10 {
             for (name, value) in [("starts", 0), ("ends", targets), ("axes", 1)] {
-                graph
-                    .initializer
-                    .push(int64_tensor(format!("{prefix}_{name}"), vec![value]));
+                initializers.push(int64_tensor(format!("{prefix}_{name}"), vec![value]));
                 slice.input.push(format!("{prefix}_{name}"));
             }
         } else {
@@ -368,54 +369,46 @@ pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool 
             slice.attribute.push(ints_attr("ends", vec![targets]));
             slice.attribute.push(ints_attr("axes", vec![1]));
         }
-        graph.node.splice(index..index, [classifier, slice]);
-        index += 2;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![classifier, slice],
+            initializers,
+        })
+    })
 }
 
 /// Classifiers with string labels answer the label's index, mapped back to the string by a
 /// CategoryMapper under the original output name.
 pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        let candidate = &graph.node[index];
-        let classifier =
-            is(candidate, "LinearClassifier") || is(candidate, "TreeEnsembleClassifier");
-        let Some(position) = candidate
+    replace_each(graph, "classifier", |candidate, _| {
+        let position = candidate
             .attribute
             .iter()
-            .position(|a| a.name == "classlabels_strings")
-        else {
-            index += 1;
-            continue;
-        };
+            .position(|a| a.name == "classlabels_strings")?;
+        let classifier =
+            is(candidate, "LinearClassifier") || is(candidate, "TreeEnsembleClassifier");
         if !classifier || candidate.output.is_empty() {
-            index += 1;
-            continue;
+            return None;
         }
-        let node_ref = &mut graph.node[index];
-        let labels = node_ref.attribute.remove(position).strings;
+        let mut classifier = candidate.clone();
+        let labels = classifier.attribute.remove(position).strings;
         let count = labels.len() as i64;
         // The ONNX-ML spec names the integer labels differently per operator.
-        let ints_name = if node_ref.op_type == "LinearClassifier" {
+        let ints_name = if classifier.op_type == "LinearClassifier" {
             "classlabels_ints"
         } else {
             "classlabels_int64s"
         };
-        node_ref
+        classifier
             .attribute
             .push(ints_attr(ints_name, (0..count).collect()));
-        let label_output = node_ref.output[0].clone();
+        let label_output = classifier.output[0].clone();
         let indices = format!("{label_output}_index");
-        node_ref.output[0] = indices.clone();
-        let prefix = format!("{}_labels", node_ref.name);
+        classifier.output[0] = indices.clone();
+        // Named after the classifier's own name, even an empty one, as it always was.
         let mut mapper = node(
             "CategoryMapper",
             ML,
-            prefix,
+            format!("{}_labels", classifier.name),
             vec![indices],
             vec![label_output],
         );
@@ -429,39 +422,26 @@ pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
             s: Vec::new(),
             ..AttributeProto::default()
         });
-        graph.node.insert(index + 1, mapper);
-        index += 2;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![classifier, mapper],
+            initializers: Vec::new(),
+        })
+    })
 }
 
 /// Imputer over floats: each value equal to the marker (NaN by default in skl2onnx exports)
 /// is replaced by its column's imputed value.
 pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        let candidate = &graph.node[index];
-        let Some(imputed) = attribute(candidate, "imputed_value_floats").map(|a| a.floats.clone())
-        else {
-            index += 1;
-            continue;
-        };
-        if !is(candidate, "Imputer") || imputed.is_empty() {
-            index += 1;
-            continue;
+    replace_each(graph, "imputer", |imputer, prefix| {
+        if !is(imputer, "Imputer") {
+            return None;
         }
-        let imputer = graph.node.remove(index);
-        let prefix = if imputer.name.is_empty() {
-            format!("imputer{index}")
-        } else {
-            imputer.name.clone()
-        };
-        let marker = attribute(&imputer, "replaced_value_float").map_or(0.0, |a| a.f);
-        graph
-            .initializer
-            .push(float_tensor(format!("{prefix}_imputed"), imputed));
+        let imputed = attribute(imputer, "imputed_value_floats")?.floats.clone();
+        if imputed.is_empty() {
+            return None;
+        }
+        let marker = attribute(imputer, "replaced_value_float").map_or(0.0, |a| a.f);
+        let mut initializers = vec![float_tensor(format!("{prefix}_imputed"), imputed)];
         let missing = format!("{prefix}_missing");
         let test = if marker.is_nan() {
             node(
@@ -472,9 +452,7 @@ pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
                 vec![missing.clone()],
             )
         } else {
-            graph
-                .initializer
-                .push(float_tensor(format!("{prefix}_marker"), vec![marker]));
+            initializers.push(float_tensor(format!("{prefix}_marker"), vec![marker]));
             node(
                 "Equal",
                 "",
@@ -494,11 +472,11 @@ pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
             ],
             imputer.output.clone(),
         );
-        graph.node.splice(index..index, [test, choose]);
-        index += 2;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![test, choose],
+            initializers,
+        })
+    })
 }
 
 #[cfg(test)]
