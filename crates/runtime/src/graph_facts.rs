@@ -7,11 +7,13 @@
 //! a missing value for (an `Imputer`, or trees that track missing values), from which `warden
 //! init` decides a feature's `nullable`.
 //!
-//! ONNX files are protobuf; this walks just the wire format (varints and length-delimited
-//! fields) along ModelProto.graph → GraphProto.node → NodeProto.attribute, which is all it needs
-//! and keeps a protobuf code generator out of the build.
+//! ONNX files are protobuf; this walks just the wire format (see [`crate::wire`]) along
+//! ModelProto.graph → GraphProto.node → NodeProto.attribute, which is all it needs and keeps a
+//! protobuf code generator out of the build.
 
 use std::collections::{BTreeSet, HashMap};
+
+use crate::wire::{Field, fields, varints};
 
 /// What a model file turned out to be when it is not an ONNX model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +127,8 @@ pub fn class_labels(model: &[u8]) -> Option<Vec<String>> {
 }
 
 /// An AttributeProto named `classlabels_strings` (strings, field 9) or `classlabels_int64s`
-/// (ints, field 8, packed or not), as text.
-fn labels_attribute(attribute: &[u8]) -> Option<Vec<String>> {
+/// (ints, field 8, packed or not), as text; `None` for any other attribute, or no labels.
+pub(crate) fn labels_attribute(attribute: &[u8]) -> Option<Vec<String>> {
     const NAME: u64 = 1;
     const INTS: u64 = 8;
     const STRINGS: u64 = 9;
@@ -148,17 +150,8 @@ fn labels_attribute(attribute: &[u8]) -> Option<Vec<String>> {
         }
         "classlabels_int64s" => {
             for (number, value) in &fields {
-                match (number, value) {
-                    (&INTS, Field::Varint(v)) => labels.push((*v as i64).to_string()),
-                    (&INTS, Field::Bytes(packed)) => {
-                        let mut rest = *packed;
-                        while !rest.is_empty() {
-                            let (v, tail) = varint(rest)?;
-                            labels.push((v as i64).to_string());
-                            rest = tail;
-                        }
-                    }
-                    _ => {}
+                if let (&INTS, Field::Varint(_) | Field::Bytes(_)) = (number, value) {
+                    labels.extend(varints(value)?.iter().map(i64::to_string));
                 }
             }
         }
@@ -442,24 +435,6 @@ fn int_tensor(tensor: &[u8]) -> Option<(Vec<u8>, IntConstant)> {
     ))
 }
 
-/// The values of a repeated integer field: one varint, or a packed run of them.
-fn varints(value: &Field<'_>) -> Option<Vec<i64>> {
-    match value {
-        Field::Varint(v) => Some(vec![*v as i64]),
-        Field::Bytes(packed) => {
-            let mut packed = *packed;
-            let mut out = Vec::new();
-            while !packed.is_empty() {
-                let (v, rest) = varint(packed)?;
-                out.push(v as i64);
-                packed = rest;
-            }
-            Some(out)
-        }
-        _ => None,
-    }
-}
-
 /// One NodeProto, as much of it as the missing-value walk reads.
 struct Node<'a> {
     op_type: &'a [u8],
@@ -547,55 +522,6 @@ impl<'a> Attribute<'a> {
         }
         Some(parsed)
     }
-}
-
-#[derive(Debug)]
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    /// A 32-bit value (wire type 5), such as a `float` attribute.
-    Fixed32(u32),
-    Fixed64,
-}
-
-/// Every top-level field of one protobuf message, or `None` if the bytes are malformed.
-fn fields(mut message: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
-    let mut out = Vec::new();
-    while !message.is_empty() {
-        let (key, rest) = varint(message)?;
-        let (number, wire_type) = (key >> 3, key & 7);
-        let (field, rest) = match wire_type {
-            0 => {
-                let (value, rest) = varint(rest)?;
-                (Field::Varint(value), rest)
-            }
-            1 => (Field::Fixed64, rest.get(8..)?),
-            2 => {
-                let (length, rest) = varint(rest)?;
-                let length = usize::try_from(length).ok()?;
-                (Field::Bytes(rest.get(..length)?), rest.get(length..)?)
-            }
-            5 => {
-                let bytes: [u8; 4] = rest.get(..4)?.try_into().ok()?;
-                (Field::Fixed32(u32::from_le_bytes(bytes)), rest.get(4..)?)
-            }
-            _ => return None,
-        };
-        out.push((number, field));
-        message = rest;
-    }
-    Some(out)
-}
-
-fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    for (index, &byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * index);
-        if byte & 0x80 == 0 {
-            return Some((value, &bytes[index + 1..]));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

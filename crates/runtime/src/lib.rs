@@ -14,6 +14,8 @@ pub mod rewrite;
 mod tensor;
 #[cfg(feature = "tract")]
 pub mod tract;
+mod wire;
+mod zipmap;
 
 pub use backend::{Backend, LoadOptions, LoadedModel};
 pub use error::RuntimeError;

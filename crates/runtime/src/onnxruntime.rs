@@ -235,11 +235,9 @@ impl Backend for OnnxRuntime {
                 .with_intra_threads(threads)
                 .map_err(|err| load_error(err.to_string()))?;
         }
-        // ZipMap's per-row maps are cut to the probability tensor they map (see `rewrite`).
-        #[cfg(feature = "tract")]
-        let rewritten = crate::rewrite::for_onnxruntime(model);
-        #[cfg(feature = "tract")]
-        let model = rewritten.as_deref().unwrap_or(model);
+        // ZipMap's per-row maps are cut to the probability tensor they map (see `zipmap`).
+        let cut = crate::zipmap::cut(model);
+        let model = cut.as_deref().unwrap_or(model);
         let session = builder
             .commit_from_memory(model)
             .map_err(|err| load_error(err.to_string()))?;

@@ -2,10 +2,7 @@
 //! runs on engines that lack some ONNX-ML operators.
 //!
 //! Each rewrite is a small function from a graph to an equivalent graph built from operators
-//! the engines do run:
-//! - `ZipMap` (a per-row map of label to probability) is cut: its input tensor, `[N, classes]`
-//!   in label order, becomes the output under the same name. Both backends need this — warden
-//!   exchanges tensors, and the output guards check that tensor.
+//! tract does run (`ZipMap`, which both engines need cut, is cut before, by [`crate::zipmap`]):
 //! - `Scaler` becomes `Cast` + `Sub` + `Mul` (`y = (x - offset) * scale`).
 //! - `OneHotEncoder` on strings becomes `CategoryMapper` + `Reshape` + `Equal` + `Cast`.
 //! - `Imputer` becomes `Where(IsNaN(x), imputed, x)` (or `Equal` for a non-NaN marker).
@@ -15,10 +12,12 @@
 //!   predicts the class index instead, and a `CategoryMapper` turns the index into the label
 //!   (tract's classifiers only produce numeric labels).
 
+use std::borrow::Cow;
+
 use prost::Message;
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, attribute_proto::AttributeType,
+    tensor_proto::DataType,
 };
 
 const ML: &str = "ai.onnx.ml";
@@ -35,16 +34,6 @@ fn opset(model: &ModelProto) -> i64 {
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(1, |o| o.version)
-}
-
-/// What ONNX Runtime needs: ZipMap cut. `None` when the graph has no ZipMap (load as is).
-pub fn for_onnxruntime(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut model = parse(bytes).ok()?;
-    let graph = model.graph.as_mut()?;
-    if !cut_zipmap(graph) {
-        return None;
-    }
-    Some(model.encode_to_vec())
 }
 
 /// Every rewrite tract needs, applied in place; returns the names of the rewrites applied.
@@ -65,9 +54,6 @@ pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
         return Vec::new();
     };
     let mut applied = Vec::new();
-    if cut_zipmap(graph) {
-        applied.push("ZipMap");
-    }
     if scaler_to_arithmetic(graph) {
         applied.push("Scaler");
     }
@@ -158,52 +144,43 @@ fn int64_tensor(name: String, values: Vec<i64>) -> TensorProto {
     }
 }
 
-/// A tensor type for a graph output: float, `[N, width]` (`N` symbolic).
-fn float_matrix_type(width: Option<i64>) -> TypeProto {
-    let dim = |value: Option<tensor_shape_proto::dimension::Value>| tensor_shape_proto::Dimension {
-        value,
-        ..Default::default()
-    };
-    let mut dims = vec![dim(Some(tensor_shape_proto::dimension::Value::DimParam(
-        "N".into(),
-    )))];
-    if let Some(width) = width {
-        dims.push(dim(Some(tensor_shape_proto::dimension::Value::DimValue(
-            width,
-        ))));
-    }
-    TypeProto {
-        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-            elem_type: DataType::Float as i32,
-            shape: Some(TensorShapeProto { dim: dims }),
-        })),
-        ..TypeProto::default()
-    }
+/// What one node is replaced with: the nodes, in order, and the initializers they read.
+#[derive(Debug, Default)]
+struct Replacement {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
 }
 
-/// Replaces each ZipMap by an Identity, so its output is the probability tensor it mapped.
-pub fn cut_zipmap(graph: &mut GraphProto) -> bool {
+/// Replaces, in place, each node of `graph` that `replace` answers for by the nodes it
+/// answers, and adds their initializers; the new nodes are not visited again. `replace` gets
+/// the node and a prefix for the names it makes up: the node's name, or `{stem}{index}` when
+/// it has none. Returns whether any node was replaced.
+fn replace_each(
+    graph: &mut GraphProto,
+    stem: &str,
+    mut replace: impl FnMut(&NodeProto, &str) -> Option<Replacement>,
+) -> bool {
     let mut changed = false;
-    for index in 0..graph.node.len() {
-        if !is(&graph.node[index], "ZipMap") {
+    let mut index = 0;
+    while index < graph.node.len() {
+        let node = &graph.node[index];
+        let prefix = if node.name.is_empty() {
+            Cow::Owned(format!("{stem}{index}"))
+        } else {
+            Cow::Borrowed(node.name.as_str())
+        };
+        let Some(Replacement {
+            nodes,
+            initializers,
+        }) = replace(node, &prefix)
+        else {
+            index += 1;
             continue;
-        }
-        let zipmap = &graph.node[index];
-        let labels = attribute(zipmap, "classlabels_strings")
-            .map(|a| a.strings.len())
-            .or_else(|| attribute(zipmap, "classlabels_int64s").map(|a| a.ints.len()));
-        let output = zipmap.output[0].clone();
-        let replacement = node(
-            "Identity",
-            "",
-            format!("{}_cut", zipmap.name),
-            zipmap.input.clone(),
-            zipmap.output.clone(),
-        );
-        graph.node[index] = replacement;
-        for value in graph.output.iter_mut().filter(|v| v.name == output) {
-            value.r#type = Some(float_matrix_type(labels.map(|n| n as i64)));
-        }
+        };
+        let count = nodes.len();
+        graph.node.splice(index..=index, nodes);
+        graph.initializer.extend(initializers);
+        index += count;
         changed = true;
     }
     changed
@@ -211,31 +188,16 @@ pub fn cut_zipmap(graph: &mut GraphProto) -> bool {
 
 /// Scaler: `y = (float(x) - offset) * scale`.
 pub fn scaler_to_arithmetic(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        if !is(&graph.node[index], "Scaler") {
-            index += 1;
-            continue;
+    replace_each(graph, "scaler", |scaler, prefix| {
+        if !is(scaler, "Scaler") {
+            return None;
         }
-        let scaler = graph.node.remove(index);
-        let prefix = if scaler.name.is_empty() {
-            format!("scaler{index}")
-        } else {
-            scaler.name.clone()
-        };
-        let offset = attribute(&scaler, "offset")
+        let offset = attribute(scaler, "offset")
             .map(|a| a.floats.clone())
             .unwrap_or_else(|| vec![0.0]);
-        let scale = attribute(&scaler, "scale")
+        let scale = attribute(scaler, "scale")
             .map(|a| a.floats.clone())
             .unwrap_or_else(|| vec![1.0]);
-        graph
-            .initializer
-            .push(float_tensor(format!("{prefix}_offset"), offset));
-        graph
-            .initializer
-            .push(float_tensor(format!("{prefix}_scale"), scale));
         let mut cast = node(
             "Cast",
             "",
@@ -258,35 +220,24 @@ pub fn scaler_to_arithmetic(graph: &mut GraphProto) -> bool {
             vec![format!("{prefix}_centred"), format!("{prefix}_scale")],
             scaler.output.clone(),
         );
-        graph.node.splice(index..index, [cast, sub, mul]);
-        index += 3;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![cast, sub, mul],
+            initializers: vec![
+                float_tensor(format!("{prefix}_offset"), offset),
+                float_tensor(format!("{prefix}_scale"), scale),
+            ],
+        })
+    })
 }
 
 /// OneHotEncoder over strings: each string's category index (CategoryMapper, -1 if unknown),
 /// compared with every index, as floats: `[N, F]` strings → `[N, F, C]` floats.
 pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        let node_ref = &graph.node[index];
-        let Some(categories) = attribute(node_ref, "cats_strings").map(|a| a.strings.clone())
-        else {
-            index += 1;
-            continue;
-        };
-        if !is(node_ref, "OneHotEncoder") {
-            index += 1;
-            continue;
+    replace_each(graph, "onehot", |encoder, prefix| {
+        if !is(encoder, "OneHotEncoder") {
+            return None;
         }
-        let encoder = graph.node.remove(index);
-        let prefix = if encoder.name.is_empty() {
-            format!("onehot{index}")
-        } else {
-            encoder.name.clone()
-        };
+        let categories = attribute(encoder, "cats_strings")?.strings.clone();
         let count = categories.len() as i64;
         let mut mapper = node(
             "CategoryMapper",
@@ -302,13 +253,6 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
             .attribute
             .push(ints_attr("cats_int64s", (0..count).collect()));
         mapper.attribute.push(int_attr("default_int64", -1));
-        graph
-            .initializer
-            .push(int64_tensor(format!("{prefix}_column"), vec![0, 0, 1]));
-        graph.initializer.push(int64_tensor(
-            format!("{prefix}_categories"),
-            (0..count).collect(),
-        ));
         let reshape = node(
             "Reshape",
             "",
@@ -331,13 +275,14 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
             encoder.output.clone(),
         );
         cast.attribute.push(int_attr("to", DataType::Float as i64));
-        graph
-            .node
-            .splice(index..index, [mapper, reshape, equal, cast]);
-        index += 4;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![mapper, reshape, equal, cast],
+            initializers: vec![
+                int64_tensor(format!("{prefix}_column"), vec![0, 0, 1]),
+                int64_tensor(format!("{prefix}_categories"), (0..count).collect()),
+            ],
+        })
+    })
 }
 
 /// TreeEnsembleRegressor as a TreeEnsembleClassifier without post-transform, whose per-class
@@ -345,30 +290,20 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
 /// SUM over weights divided by the number of trees. A single target gets a second, empty class
 /// so the classifier keeps one score column per class.
 pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        if !is(&graph.node[index], "TreeEnsembleRegressor") {
-            index += 1;
-            continue;
+    replace_each(graph, "trees", |regressor, prefix| {
+        if !is(regressor, "TreeEnsembleRegressor") {
+            return None;
         }
-        let aggregate = attribute(&graph.node[index], "aggregate_function").map_or_else(
+        let aggregate = attribute(regressor, "aggregate_function").map_or_else(
             || "SUM".to_owned(),
             |a| String::from_utf8_lossy(&a.s).into_owned(),
         );
         if aggregate != "SUM" && aggregate != "AVERAGE" {
-            index += 1;
-            continue;
+            return None;
         }
-        let regressor = graph.node.remove(index);
-        let prefix = if regressor.name.is_empty() {
-            format!("trees{index}")
-        } else {
-            regressor.name.clone()
-        };
-        let targets = attribute(&regressor, "n_targets").map_or(1, |a| a.i.max(1));
+        let targets = attribute(regressor, "n_targets").map_or(1, |a| a.i.max(1));
         let classes = targets.max(2);
-        let trees = attribute(&regressor, "nodes_treeids")
+        let trees = attribute(regressor, "nodes_treeids")
             .map_or(1, |a| a.ints.iter().copied().max().unwrap_or(0) + 1);
         let mut classifier = node(
             "TreeEnsembleClassifier",
@@ -423,11 +358,10 @@ pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool 
             vec![format!("{prefix}_scores")],
             regressor.output.clone(),
         );
+        let mut initializers = Vec::new();
         if opset >= 10 {
             for (name, value) in [("starts", 0), ("ends", targets), ("axes", 1)] {
-                graph
-                    .initializer
-                    .push(int64_tensor(format!("{prefix}_{name}"), vec![value]));
+                initializers.push(int64_tensor(format!("{prefix}_{name}"), vec![value]));
                 slice.input.push(format!("{prefix}_{name}"));
             }
         } else {
@@ -435,54 +369,46 @@ pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool 
             slice.attribute.push(ints_attr("ends", vec![targets]));
             slice.attribute.push(ints_attr("axes", vec![1]));
         }
-        graph.node.splice(index..index, [classifier, slice]);
-        index += 2;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![classifier, slice],
+            initializers,
+        })
+    })
 }
 
 /// Classifiers with string labels answer the label's index, mapped back to the string by a
 /// CategoryMapper under the original output name.
 pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        let candidate = &graph.node[index];
-        let classifier =
-            is(candidate, "LinearClassifier") || is(candidate, "TreeEnsembleClassifier");
-        let Some(position) = candidate
+    replace_each(graph, "classifier", |candidate, _| {
+        let position = candidate
             .attribute
             .iter()
-            .position(|a| a.name == "classlabels_strings")
-        else {
-            index += 1;
-            continue;
-        };
+            .position(|a| a.name == "classlabels_strings")?;
+        let classifier =
+            is(candidate, "LinearClassifier") || is(candidate, "TreeEnsembleClassifier");
         if !classifier || candidate.output.is_empty() {
-            index += 1;
-            continue;
+            return None;
         }
-        let node_ref = &mut graph.node[index];
-        let labels = node_ref.attribute.remove(position).strings;
+        let mut classifier = candidate.clone();
+        let labels = classifier.attribute.remove(position).strings;
         let count = labels.len() as i64;
         // The ONNX-ML spec names the integer labels differently per operator.
-        let ints_name = if node_ref.op_type == "LinearClassifier" {
+        let ints_name = if classifier.op_type == "LinearClassifier" {
             "classlabels_ints"
         } else {
             "classlabels_int64s"
         };
-        node_ref
+        classifier
             .attribute
             .push(ints_attr(ints_name, (0..count).collect()));
-        let label_output = node_ref.output[0].clone();
+        let label_output = classifier.output[0].clone();
         let indices = format!("{label_output}_index");
-        node_ref.output[0] = indices.clone();
-        let prefix = format!("{}_labels", node_ref.name);
+        classifier.output[0] = indices.clone();
+        // Named after the classifier's own name, even an empty one, as it always was.
         let mut mapper = node(
             "CategoryMapper",
             ML,
-            prefix,
+            format!("{}_labels", classifier.name),
             vec![indices],
             vec![label_output],
         );
@@ -496,39 +422,26 @@ pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
             s: Vec::new(),
             ..AttributeProto::default()
         });
-        graph.node.insert(index + 1, mapper);
-        index += 2;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![classifier, mapper],
+            initializers: Vec::new(),
+        })
+    })
 }
 
 /// Imputer over floats: each value equal to the marker (NaN by default in skl2onnx exports)
 /// is replaced by its column's imputed value.
 pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
-    let mut changed = false;
-    let mut index = 0;
-    while index < graph.node.len() {
-        let candidate = &graph.node[index];
-        let Some(imputed) = attribute(candidate, "imputed_value_floats").map(|a| a.floats.clone())
-        else {
-            index += 1;
-            continue;
-        };
-        if !is(candidate, "Imputer") || imputed.is_empty() {
-            index += 1;
-            continue;
+    replace_each(graph, "imputer", |imputer, prefix| {
+        if !is(imputer, "Imputer") {
+            return None;
         }
-        let imputer = graph.node.remove(index);
-        let prefix = if imputer.name.is_empty() {
-            format!("imputer{index}")
-        } else {
-            imputer.name.clone()
-        };
-        let marker = attribute(&imputer, "replaced_value_float").map_or(0.0, |a| a.f);
-        graph
-            .initializer
-            .push(float_tensor(format!("{prefix}_imputed"), imputed));
+        let imputed = attribute(imputer, "imputed_value_floats")?.floats.clone();
+        if imputed.is_empty() {
+            return None;
+        }
+        let marker = attribute(imputer, "replaced_value_float").map_or(0.0, |a| a.f);
+        let mut initializers = vec![float_tensor(format!("{prefix}_imputed"), imputed)];
         let missing = format!("{prefix}_missing");
         let test = if marker.is_nan() {
             node(
@@ -539,9 +452,7 @@ pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
                 vec![missing.clone()],
             )
         } else {
-            graph
-                .initializer
-                .push(float_tensor(format!("{prefix}_marker"), vec![marker]));
+            initializers.push(float_tensor(format!("{prefix}_marker"), vec![marker]));
             node(
                 "Equal",
                 "",
@@ -561,11 +472,11 @@ pub fn imputer_to_where(graph: &mut GraphProto) -> bool {
             ],
             imputer.output.clone(),
         );
-        graph.node.splice(index..index, [test, choose]);
-        index += 2;
-        changed = true;
-    }
-    changed
+        Some(Replacement {
+            nodes: vec![test, choose],
+            initializers,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -630,16 +541,6 @@ mod tests {
     }
 
     #[test]
-    fn zipmap_is_cut_to_the_probability_tensor() {
-        check(
-            "logistic_regression_zipmap",
-            cut_zipmap,
-            "ZipMap",
-            &["Identity"],
-        );
-    }
-
-    #[test]
     fn scaler_becomes_arithmetic() {
         check(
             "pipeline_impute_scale_onehot",
@@ -684,26 +585,5 @@ mod tests {
         let mut model = zoo("pipeline_impute_scale_onehot");
         assert!(string_labels_to_indices(model.graph.as_mut().unwrap()));
         assert!(ops(&model).contains(&"CategoryMapper".to_owned()));
-    }
-
-    #[test]
-    fn onnxruntime_gets_only_the_zipmap_cut() {
-        let bytes = std::fs::read(format!(
-            "{}/../../tests/zoo/random_forest_classifier_zipmap.onnx",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let cut = parse(&for_onnxruntime(&bytes).unwrap()).unwrap();
-        assert!(ops(&cut).contains(&"Identity".to_owned()));
-        assert!(!ops(&cut).contains(&"ZipMap".to_owned()));
-        let plain = std::fs::read(format!(
-            "{}/../../tests/zoo/random_forest_classifier.onnx",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        assert!(
-            for_onnxruntime(&plain).is_none(),
-            "a graph without ZipMap is loaded as it is"
-        );
     }
 }

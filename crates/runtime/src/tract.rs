@@ -1,6 +1,6 @@
-//! The pure-Rust backend: tract, with the ONNX-ML rewrites of [`crate::rewrite`] applied at
-//! load, so a single binary with no C++ library serves the models people export from
-//! scikit-learn, XGBoost and LightGBM.
+//! The pure-Rust backend: tract, with ZipMap cut ([`crate::zipmap`]) and the ONNX-ML
+//! rewrites of [`crate::rewrite`] applied at load, so a single binary with no C++ library
+//! serves the models people export from scikit-learn, XGBoost and LightGBM.
 //!
 //! Graph inputs are given a symbolic batch dimension `N` wherever the graph leaves one open,
 //! and the graph is optimised once for every batch size.
@@ -12,10 +12,9 @@ use tract_onnx::pb::{ModelProto, ValueInfoProto, tensor_proto, tensor_shape_prot
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::InferenceFact;
 
-use crate::rewrite;
 use crate::{
     Backend, DataType, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature,
-    Tensor as WardenTensor, TensorData, TensorSpec,
+    Tensor as WardenTensor, TensorData, TensorSpec, rewrite, zipmap,
 };
 
 /// The tract backend. Stateless: every model is its own optimised plan.
@@ -37,8 +36,12 @@ impl Backend for Tract {
             path: origin.to_path_buf(),
             reason,
         };
-        let mut proto = rewrite::parse(model).map_err(load_error)?;
-        let applied = rewrite::for_tract(&mut proto);
+        let cut = zipmap::cut(model);
+        let mut proto = rewrite::parse(cut.as_deref().unwrap_or(model)).map_err(load_error)?;
+        let mut applied = rewrite::for_tract(&mut proto);
+        if cut.is_some() {
+            applied.insert(0, "ZipMap");
+        }
         if !applied.is_empty() {
             tracing::debug!(path = %origin.display(), rewrites = ?applied, "rewrote ONNX-ML operators for tract");
         }

@@ -10,7 +10,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use common::{onnxruntime, root};
+use common::{onnxruntime, root, tensor};
 use serde_json::Value;
 use warden_runtime::tract::Tract;
 use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
@@ -57,32 +57,6 @@ fn zoo() -> Vec<Entry> {
         "the zoo is missing: run tests/zoo/make_zoo.py"
     );
     entries
-}
-
-fn tensor(value: &Value) -> NamedTensor {
-    let shape: Vec<usize> = value["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data = value["data"].as_array().unwrap();
-    let data = match value["datatype"].as_str().unwrap() {
-        "FP32" => TensorData::F32(data.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
-        "FP64" => TensorData::F64(data.iter().map(|x| x.as_f64().unwrap()).collect()),
-        "INT64" => TensorData::I64(data.iter().map(|x| x.as_i64().unwrap()).collect()),
-        "INT32" => TensorData::I32(data.iter().map(|x| x.as_i64().unwrap() as i32).collect()),
-        "BYTES" => TensorData::String(
-            data.iter()
-                .map(|x| x.as_str().unwrap().to_owned())
-                .collect(),
-        ),
-        other => panic!("unexpected datatype {other}"),
-    };
-    NamedTensor {
-        name: value["name"].as_str().unwrap().to_owned(),
-        tensor: Tensor::new(shape, data).unwrap(),
-    }
 }
 
 /// Where the answers differ, if they do: floats within 1e-5 (relative above 1), labels equal.

@@ -1,11 +1,14 @@
-//! Shared by the runtime's integration tests: the repository root and the one ONNX Runtime.
+//! Shared by the runtime's integration tests: the repository root, the one ONNX Runtime, and
+//! the zoo's JSON tensors (tests/zoo/*.json).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use serde_json::Value;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
+use warden_runtime::{NamedTensor, Tensor, TensorData};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -28,4 +31,31 @@ pub fn onnxruntime() -> &'static OnnxRuntime {
         };
         OnnxRuntime::init(&locate_library(&search).unwrap().path).unwrap()
     })
+}
+
+/// A tensor of a zoo case: `{"name", "datatype", "shape", "data"}`.
+pub fn tensor(value: &Value) -> NamedTensor {
+    let shape: Vec<usize> = value["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = value["data"].as_array().unwrap();
+    let data = match value["datatype"].as_str().unwrap() {
+        "FP32" => TensorData::F32(data.iter().map(|x| x.as_f64().unwrap() as f32).collect()),
+        "FP64" => TensorData::F64(data.iter().map(|x| x.as_f64().unwrap()).collect()),
+        "INT64" => TensorData::I64(data.iter().map(|x| x.as_i64().unwrap()).collect()),
+        "INT32" => TensorData::I32(data.iter().map(|x| x.as_i64().unwrap() as i32).collect()),
+        "BYTES" => TensorData::String(
+            data.iter()
+                .map(|x| x.as_str().unwrap().to_owned())
+                .collect(),
+        ),
+        other => panic!("unexpected datatype {other}"),
+    };
+    NamedTensor {
+        name: value["name"].as_str().unwrap().to_owned(),
+        tensor: Tensor::new(shape, data).unwrap(),
+    }
 }
