@@ -722,6 +722,189 @@ mod tests {
         assert_eq!(violations.total(), 2, "{violations:?}");
     }
 
+    /// The one violation a value gets as a row's JSON value of `feature`.
+    fn as_row(feature: &Feature, value: Value) -> Option<(ViolationType, String)> {
+        let rows = Value::Array(vec![Value::Array(vec![value])]);
+        let found = validate_instances(std::slice::from_ref(feature), &rows, "instances").err()?;
+        let [violation] = found.listed() else {
+            panic!("one violation expected: {found:?}")
+        };
+        Some((violation.kind, violation.msg.clone()))
+    }
+
+    /// The one violation a value gets as the one value of `feature`'s decoded column.
+    fn as_column(feature: &Feature, column: ColumnValues) -> Option<(ViolationType, String)> {
+        let found = check_columns(std::slice::from_ref(feature), &[column], |_, row| {
+            vec![LocSegment::Index(row)]
+        });
+        let [violation] = found.listed() else {
+            assert!(found.is_empty(), "one violation at most: {found:?}");
+            return None;
+        };
+        Some((violation.kind, violation.msg.clone()))
+    }
+
+    #[test]
+    fn a_row_and_a_column_agree_on_each_kind_of_value() {
+        let features = crate::Manifest::from_toml(
+            r#"
+            [[features]]
+            name = "age"
+            type = "float"
+            min = 18.0
+            max = 100.0
+            [[features]]
+            name = "children"
+            type = "int"
+            min = 0.0
+            max = 20.0
+            [[features]]
+            name = "homeowner"
+            type = "bool"
+            [[features]]
+            name = "city"
+            type = "string"
+            [[features]]
+            name = "country"
+            type = "category"
+            values = ["US", "DE"]
+            [[features]]
+            name = "savings"
+            type = "float"
+            nullable = true
+            max = 7.9
+            [[features]]
+            name = "pets"
+            type = "int"
+            nullable = true
+            "#,
+        )
+        .unwrap()
+        .features;
+        let [age, children, homeowner, city, country, savings, pets] = &features[..] else {
+            panic!("seven features")
+        };
+        use ColumnValues::*;
+        use ViolationType::*;
+        let range = |msg: &str| Some((RangeError, msg.to_owned()));
+        // (feature, the value as a row's JSON, the same value in a column, what both answer)
+        let agreeing = [
+            (
+                age,
+                json!(150),
+                Int(vec![150]),
+                range("expected a value between 18 and 100; got 150"),
+            ),
+            (
+                age,
+                json!(150.5),
+                Float(vec![150.5]),
+                range("expected a value between 18 and 100; got 150.5"),
+            ),
+            (
+                age,
+                json!(17.75),
+                Float(vec![17.75]),
+                range("expected a value between 18 and 100; got 17.75"),
+            ),
+            (age, json!(42.5), Float(vec![42.5]), None),
+            (
+                children,
+                json!(21),
+                Int(vec![21]),
+                range("expected a value between 0 and 20; got 21"),
+            ),
+            (
+                children,
+                json!(-1),
+                Int(vec![-1]),
+                range("expected a value between 0 and 20; got -1"),
+            ),
+            (children, json!(2), Int(vec![2]), None),
+            (children, json!(2.0), Float(vec![2.0]), None),
+            (
+                savings,
+                json!(f64::from(7.9f32)),
+                Float(vec![f64::from(7.9f32)]),
+                None,
+            ),
+            (
+                savings,
+                json!(7.9001),
+                Float(vec![7.9001]),
+                range("expected a value at most 7.9; got 7.9001"),
+            ),
+            (savings, Value::Null, Float(vec![f64::NAN]), None),
+            (homeowner, json!(true), Bool(vec![true]), None),
+            (city, json!("Lyon"), Text(vec!["Lyon".into()]), None),
+            (country, json!("DE"), Text(vec!["DE".into()]), None),
+            (
+                country,
+                json!("XX"),
+                Text(vec!["XX".into()]),
+                Some((
+                    CategoryError,
+                    "expected one of US, DE; got string \"XX\"".to_owned(),
+                )),
+            ),
+        ];
+        for (feature, value, column, expected) in agreeing {
+            let case = format!("{} = {value}", feature.name);
+            assert_eq!(as_row(feature, value), expected, "row {case}");
+            assert_eq!(as_column(feature, column), expected, "column {case}");
+        }
+        // Where the two paths differ today: each quotes a number as it holds it (the JSON as
+        // sent and with its kind; the tensor's number), a row's missing value is null and a
+        // tensor's NaN, and a column accepts two values a row refuses: NaN for a nullable int,
+        // and an integral float beyond 9e15 for an int (a float tensor passes it on as is).
+        let differing = [
+            (
+                children,
+                json!(1.5),
+                Float(vec![1.5]),
+                Some((TypeError, "expected an integer, got number 1.5")),
+                Some((TypeError, "expected an integer, got 1.5")),
+            ),
+            (
+                age,
+                json!(150.0),
+                Float(vec![150.0]),
+                Some((RangeError, "expected a value between 18 and 100; got 150.0")),
+                Some((RangeError, "expected a value between 18 and 100; got 150")),
+            ),
+            (
+                age,
+                Value::Null,
+                Float(vec![f64::NAN]),
+                Some((ValueError, "feature `age` is not nullable; got null")),
+                Some((ValueError, "feature `age` is not nullable; got NaN")),
+            ),
+            (
+                pets,
+                Value::Null,
+                Float(vec![f64::NAN]),
+                Some((
+                    ValueError,
+                    "null is only accepted for float features (as a missing value); `pets` is int",
+                )),
+                None,
+            ),
+            (
+                pets,
+                json!(1e16),
+                Float(vec![1e16]),
+                Some((TypeError, "expected an integer, got number 1e+16")),
+                None,
+            ),
+        ];
+        let owned = |answer: Option<(ViolationType, &str)>| answer.map(|(k, m)| (k, m.to_owned()));
+        for (feature, value, column, row, tensor) in differing {
+            let case = format!("{} = {value}", feature.name);
+            assert_eq!(as_row(feature, value), owned(row), "row {case}");
+            assert_eq!(as_column(feature, column), owned(tensor), "column {case}");
+        }
+    }
+
     #[test]
     fn numbers_are_quoted_as_sent() {
         let rows = json!([{"age": 9007199254740993u64, "children": 1, "country": "US"}]);
