@@ -1,9 +1,17 @@
-//! Row validation: the JSON rows of a request checked against the declared features, turned
-//! into typed columns, or rejected with every violation found.
+//! Value validation: the JSON rows of a request checked against the declared features, turned
+//! into typed columns, or rejected with every violation found; and V2 tensors, already decoded
+//! into typed columns, checked against the same features.
+//!
+//! Both paths check each value with one set of per-value rules ([`check_scalar`]: nullable,
+//! integral, range, category). A row's JSON value first passes the rules only JSON has
+//! ([`json_scalar`]: its JSON type, NaN and infinity spelled as strings or bare tokens); a
+//! tensor's type was settled against the graph when it was decoded.
 //!
 //! Nothing is coerced. A category sent as an integer, a number sent as a string, a boolean sent
 //! where a number is declared: each is a violation, because a silently coerced value is a
 //! silently wrong prediction.
+
+use std::fmt;
 
 use serde_json::Value;
 
@@ -209,115 +217,195 @@ impl ColumnBuilder {
         loc: Vec<LocSegment>,
         violations: &mut Violations,
     ) {
-        match check_value(feature, value) {
-            Ok(checked) => match (&mut self.values, checked) {
-                (ColumnValues::Float(v), Checked::Float(x)) => v.push(x),
-                (ColumnValues::Int(v), Checked::Int(x)) => v.push(x),
-                (ColumnValues::Bool(v), Checked::Bool(x)) => v.push(x),
-                (ColumnValues::Text(v), Checked::Text(x)) => v.push(x),
-                // check_value answers in the feature's own type, which chose the column type.
-                _ => violations.push_with(|| {
-                    Violation::new(
-                        loc,
-                        ViolationType::TypeError,
-                        "value does not fit the column",
-                    )
-                }),
-            },
-            Err((kind, msg)) => violations.push_with(|| Violation::new(loc, kind, msg)),
+        let checked = json_scalar(feature, value)
+            .and_then(|scalar| check_scalar(feature, scalar, Quote::Json(value)).map(|()| scalar));
+        let scalar = match checked {
+            Ok(scalar) => scalar,
+            Err((kind, msg)) => {
+                violations.push_with(|| Violation::new(loc, kind, msg));
+                return;
+            }
+        };
+        // The feature's type chose both the column's type and which scalars json_scalar lets
+        // through; only an integral number below 9e15 reaches an int column.
+        match (&mut self.values, scalar) {
+            (ColumnValues::Float(v), Scalar::Number(x)) => v.push(x),
+            (ColumnValues::Float(v), Scalar::Integer(x)) => v.push(x as f64),
+            (ColumnValues::Float(v), Scalar::Null) => v.push(f64::NAN),
+            (ColumnValues::Int(v), Scalar::Integer(x)) => v.push(x),
+            (ColumnValues::Int(v), Scalar::Number(x)) => v.push(x as i64),
+            (ColumnValues::Bool(v), Scalar::Bool(x)) => v.push(x),
+            (ColumnValues::Text(v), Scalar::Text(x)) => v.push(x.to_owned()),
+            _ => violations.push_with(|| {
+                Violation::new(
+                    loc,
+                    ViolationType::TypeError,
+                    "value does not fit the column",
+                )
+            }),
         }
     }
 }
 
-enum Checked {
-    Float(f64),
-    Int(i64),
+/// One value as both paths hold it once its JSON or tensor type is known: what the per-value
+/// rules in [`check_scalar`] check.
+#[derive(Debug, Clone, Copy)]
+enum Scalar<'a> {
+    /// A row's JSON `null`: a missing value.
+    Null,
+    /// NaN in a float tensor: a missing value (a tensor has no null).
+    NaN,
+    Number(f64),
+    Integer(i64),
     Bool(bool),
-    Text(String),
+    Text(&'a str),
 }
 
-fn check_value(feature: &Feature, value: &Value) -> Result<Checked, (ViolationType, String)> {
+/// How a message quotes the value it is about; spelled only when a violation is made.
+#[derive(Debug, Clone, Copy)]
+enum Quote<'a> {
+    /// A row's value, as the JSON it was sent as (`150.0`), and with its JSON kind (`number
+    /// 1.5`) where a message says which kind was expected.
+    Json(&'a Value),
+    /// A tensor's value, as its number: short for one that came from `f32` (see [`show`]).
+    Tensor,
+}
+
+impl Quote<'_> {
+    /// The value as sent, for a range message.
+    fn sent(self, scalar: Scalar) -> String {
+        match self {
+            Quote::Json(value) => value.to_string(),
+            Quote::Tensor => scalar.to_string(),
+        }
+    }
+
+    /// The value for a message that names the kind expected.
+    fn described(self, scalar: Scalar) -> String {
+        match self {
+            Quote::Json(value) => describe(value),
+            Quote::Tensor => scalar.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Scalar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Scalar::Null => f.write_str("null"),
+            Scalar::NaN => f.write_str("NaN"),
+            Scalar::Number(x) => f.write_str(&show(x)),
+            Scalar::Integer(x) => write!(f, "{x}"),
+            Scalar::Bool(x) => write!(f, "{x}"),
+            Scalar::Text(x) => f.write_str(&clip(x)),
+        }
+    }
+}
+
+/// The rules of a JSON value alone, before [`check_scalar`]: its JSON type must be one the
+/// feature's type takes, NaN and infinity (as strings or bare tokens) are refused, and an int
+/// feature's number must be one an `i64` holds exactly.
+fn json_scalar<'v>(
+    feature: &Feature,
+    value: &'v Value,
+) -> Result<Scalar<'v>, (ViolationType, String)> {
     let type_error = |expected: &str| {
         Err((
             ViolationType::TypeError,
             format!("expected {expected}, got {}", describe(value)),
         ))
     };
-    if value.is_null() {
-        return match (feature.nullable, feature.kind) {
-            (true, FeatureType::Float) => Ok(Checked::Float(f64::NAN)),
-            (true, _) => Err((
+    if let Value::String(text) = value {
+        if feature.kind.is_numeric()
+            && let Some(spelling) = non_finite_spelling(text)
+        {
+            return Err((
                 ViolationType::ValueError,
                 format!(
-                    "null is only accepted for float features (as a missing value); `{}` is {}",
-                    feature.name,
-                    feature.kind.name()
+                    "expected a finite number, got {spelling}; NaN and infinity are refused{}",
+                    if feature.nullable {
+                        " (send null for a missing value)"
+                    } else {
+                        ""
+                    }
                 ),
-            )),
-            (false, _) => Err((
-                ViolationType::ValueError,
-                format!("feature `{}` is not nullable; got null", feature.name),
-            )),
-        };
+            ));
+        }
+        if is_bare_token(text) {
+            return type_error(if feature.kind == FeatureType::Category {
+                "one of the category's values"
+            } else {
+                "a string"
+            });
+        }
     }
-    if feature.kind.is_numeric()
-        && let Some(spelling) = value.as_str().and_then(non_finite_spelling)
-    {
-        return Err((
+    let number = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(Scalar::Integer)
+            .or_else(|| n.as_f64().map(Scalar::Number))
+    };
+    match (feature.kind, value) {
+        (_, Value::Null) => Ok(Scalar::Null),
+        (FeatureType::Float, Value::Number(n)) => {
+            number(n).map_or_else(|| type_error("a number"), Ok)
+        }
+        // A number read as a float becomes the `i64` of an int column only below 9e15, where
+        // an `f64` still holds every integer: `1e16` is refused. (A tensor's float stays a
+        // float on its way to the graph, so `check_columns` has no such bound.)
+        (FeatureType::Int, Value::Number(n)) => match number(n) {
+            Some(Scalar::Number(x)) if x.abs() < 9.0e15 => Ok(Scalar::Number(x)),
+            Some(Scalar::Integer(x)) => Ok(Scalar::Integer(x)),
+            _ => type_error("an integer"),
+        },
+        (FeatureType::Bool, Value::Bool(b)) => Ok(Scalar::Bool(*b)),
+        (FeatureType::String | FeatureType::Category, Value::String(s)) => Ok(Scalar::Text(s)),
+        (FeatureType::Float, _) => type_error("a number"),
+        (FeatureType::Int, _) => type_error("an integer"),
+        (FeatureType::Bool, _) => type_error("a boolean"),
+        (FeatureType::String, _) => type_error("a string"),
+        (FeatureType::Category, _) => Err((
+            ViolationType::TypeError,
+            format!("expected {}; got {}", one_of(feature), describe(value)),
+        )),
+    }
+}
+
+/// The per-value rules both paths share, each written once: a missing value only where the
+/// feature is nullable, an int feature's number integral, numbers within `min`/`max`, a
+/// category among its `values`. `quote` spells the value for a message; nothing is allocated
+/// unless a rule is broken.
+fn check_scalar(
+    feature: &Feature,
+    scalar: Scalar,
+    quote: Quote,
+) -> Result<(), (ViolationType, String)> {
+    match scalar {
+        Scalar::Null | Scalar::NaN if !feature.nullable => Err((
+            ViolationType::ValueError,
+            format!("feature `{}` is not nullable; got {scalar}", feature.name),
+        )),
+        // A row's null becomes NaN in a float column; no other column type has a missing
+        // value. A tensor's NaN already sits in a float tensor, so it is accepted for any
+        // nullable feature (an int or bool bound to a float input), where null is refused.
+        Scalar::Null if feature.kind != FeatureType::Float => Err((
             ViolationType::ValueError,
             format!(
-                "expected a finite number, got {spelling}; NaN and infinity are refused{}",
-                if feature.nullable {
-                    " (send null for a missing value)"
-                } else {
-                    ""
-                }
+                "null is only accepted for float features (as a missing value); `{}` is {}",
+                feature.name,
+                feature.kind.name()
             ),
-        ));
-    }
-    if value.as_str().is_some_and(is_bare_token) {
-        return type_error(if feature.kind == FeatureType::Category {
-            "one of the category's values"
-        } else {
-            "a string"
-        });
-    }
-    match feature.kind {
-        FeatureType::Float => match value.as_f64() {
-            Some(x) if value.is_number() => {
-                check_range(feature, x, || value.to_string()).map(|()| Checked::Float(x))
-            }
-            _ => type_error("a number"),
-        },
-        FeatureType::Int => {
-            let integral = value.as_i64().or_else(|| {
-                value
-                    .as_f64()
-                    .filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15)
-                    .map(|x| x as i64)
-            });
-            match integral {
-                Some(x) => {
-                    check_range(feature, x as f64, || value.to_string()).map(|()| Checked::Int(x))
-                }
-                None => type_error("an integer"),
-            }
+        )),
+        Scalar::Null | Scalar::NaN => Ok(()),
+        Scalar::Number(x) if feature.kind == FeatureType::Int && x.fract() != 0.0 => Err((
+            ViolationType::TypeError,
+            format!("expected an integer, got {}", quote.described(scalar)),
+        )),
+        Scalar::Number(x) => check_range(feature, x, || quote.sent(scalar)),
+        Scalar::Integer(x) => check_range(feature, x as f64, || quote.sent(scalar)),
+        Scalar::Text(text) if feature.kind == FeatureType::Category => {
+            check_category(feature, text)
         }
-        FeatureType::Bool => match value {
-            Value::Bool(b) => Ok(Checked::Bool(*b)),
-            _ => type_error("a boolean"),
-        },
-        FeatureType::String => match value {
-            Value::String(s) => Ok(Checked::Text(s.clone())),
-            _ => type_error("a string"),
-        },
-        FeatureType::Category => match value {
-            Value::String(s) => check_category(feature, s).map(|()| Checked::Text(s.clone())),
-            _ => Err((
-                ViolationType::TypeError,
-                format!("expected {}; got {}", one_of(feature), describe(value)),
-            )),
-        },
+        Scalar::Text(_) | Scalar::Bool(_) => Ok(()),
     }
 }
 
@@ -344,9 +432,10 @@ fn check_category(feature: &Feature, value: &str) -> Result<(), (ViolationType, 
 }
 
 /// Checks columns that are already typed (decoded from V2 tensors) against the features'
-/// value rules: an `int` must be integral, numbers within `min`/`max`, categories among
-/// `values`, no NaN unless nullable. `locate(feature, row)` names where a value came from.
-/// The JSON row path applies the same rules while it types each value.
+/// value rules, the same `check_scalar` a row's values pass: an `int` must be integral,
+/// numbers within `min`/`max`, categories among `values`, NaN (a tensor's missing value) only
+/// where nullable. `locate(feature, row)` names where a value came from. A tensor's type was
+/// matched with the graph's when it was decoded, so the rows' JSON type rules do not apply.
 pub fn check_columns(
     features: &[Feature],
     columns: &[ColumnValues],
@@ -354,45 +443,37 @@ pub fn check_columns(
 ) -> Violations {
     let mut violations = Violations::new();
     for (index, (feature, column)) in features.iter().zip(columns).enumerate() {
-        let mut note = |row: usize, result: Result<(), (ViolationType, String)>| {
-            if let Err((kind, msg)) = result {
+        let mut check = |row: usize, scalar: Scalar| {
+            if let Err((kind, msg)) = check_scalar(feature, scalar, Quote::Tensor) {
                 violations.push_with(|| Violation::new(locate(index, row), kind, msg));
             }
         };
         match column {
             ColumnValues::Float(values) => {
                 for (row, &x) in values.iter().enumerate() {
-                    let result = if x.is_nan() {
-                        if feature.nullable {
-                            Ok(())
-                        } else {
-                            Err((
-                                ViolationType::ValueError,
-                                format!("feature `{}` is not nullable; got NaN", feature.name),
-                            ))
-                        }
-                    } else if feature.kind == FeatureType::Int && x.fract() != 0.0 {
-                        Err((
-                            ViolationType::TypeError,
-                            format!("expected an integer, got {}", show(x)),
-                        ))
+                    let scalar = if x.is_nan() {
+                        Scalar::NaN
                     } else {
-                        check_range(feature, x, || show(x))
+                        Scalar::Number(x)
                     };
-                    note(row, result);
+                    check(row, scalar);
                 }
             }
             ColumnValues::Int(values) => {
                 for (row, &x) in values.iter().enumerate() {
-                    note(row, check_range(feature, x as f64, || x.to_string()));
+                    check(row, Scalar::Integer(x));
                 }
             }
-            ColumnValues::Text(values) if feature.kind == FeatureType::Category => {
-                for (row, value) in values.iter().enumerate() {
-                    note(row, check_category(feature, value));
+            ColumnValues::Bool(values) => {
+                for (row, &x) in values.iter().enumerate() {
+                    check(row, Scalar::Bool(x));
                 }
             }
-            ColumnValues::Text(_) | ColumnValues::Bool(_) => {}
+            ColumnValues::Text(values) => {
+                for (row, text) in values.iter().enumerate() {
+                    check(row, Scalar::Text(text));
+                }
+            }
         }
     }
     violations
@@ -639,6 +720,189 @@ mod tests {
             vec![LocSegment::Index(f), LocSegment::Index(r)]
         });
         assert_eq!(violations.total(), 2, "{violations:?}");
+    }
+
+    /// The one violation a value gets as a row's JSON value of `feature`.
+    fn as_row(feature: &Feature, value: Value) -> Option<(ViolationType, String)> {
+        let rows = Value::Array(vec![Value::Array(vec![value])]);
+        let found = validate_instances(std::slice::from_ref(feature), &rows, "instances").err()?;
+        let [violation] = found.listed() else {
+            panic!("one violation expected: {found:?}")
+        };
+        Some((violation.kind, violation.msg.clone()))
+    }
+
+    /// The one violation a value gets as the one value of `feature`'s decoded column.
+    fn as_column(feature: &Feature, column: ColumnValues) -> Option<(ViolationType, String)> {
+        let found = check_columns(std::slice::from_ref(feature), &[column], |_, row| {
+            vec![LocSegment::Index(row)]
+        });
+        let [violation] = found.listed() else {
+            assert!(found.is_empty(), "one violation at most: {found:?}");
+            return None;
+        };
+        Some((violation.kind, violation.msg.clone()))
+    }
+
+    #[test]
+    fn a_row_and_a_column_agree_on_each_kind_of_value() {
+        let features = crate::Manifest::from_toml(
+            r#"
+            [[features]]
+            name = "age"
+            type = "float"
+            min = 18.0
+            max = 100.0
+            [[features]]
+            name = "children"
+            type = "int"
+            min = 0.0
+            max = 20.0
+            [[features]]
+            name = "homeowner"
+            type = "bool"
+            [[features]]
+            name = "city"
+            type = "string"
+            [[features]]
+            name = "country"
+            type = "category"
+            values = ["US", "DE"]
+            [[features]]
+            name = "savings"
+            type = "float"
+            nullable = true
+            max = 7.9
+            [[features]]
+            name = "pets"
+            type = "int"
+            nullable = true
+            "#,
+        )
+        .unwrap()
+        .features;
+        let [age, children, homeowner, city, country, savings, pets] = &features[..] else {
+            panic!("seven features")
+        };
+        use ColumnValues::*;
+        use ViolationType::*;
+        let range = |msg: &str| Some((RangeError, msg.to_owned()));
+        // (feature, the value as a row's JSON, the same value in a column, what both answer)
+        let agreeing = [
+            (
+                age,
+                json!(150),
+                Int(vec![150]),
+                range("expected a value between 18 and 100; got 150"),
+            ),
+            (
+                age,
+                json!(150.5),
+                Float(vec![150.5]),
+                range("expected a value between 18 and 100; got 150.5"),
+            ),
+            (
+                age,
+                json!(17.75),
+                Float(vec![17.75]),
+                range("expected a value between 18 and 100; got 17.75"),
+            ),
+            (age, json!(42.5), Float(vec![42.5]), None),
+            (
+                children,
+                json!(21),
+                Int(vec![21]),
+                range("expected a value between 0 and 20; got 21"),
+            ),
+            (
+                children,
+                json!(-1),
+                Int(vec![-1]),
+                range("expected a value between 0 and 20; got -1"),
+            ),
+            (children, json!(2), Int(vec![2]), None),
+            (children, json!(2.0), Float(vec![2.0]), None),
+            (
+                savings,
+                json!(f64::from(7.9f32)),
+                Float(vec![f64::from(7.9f32)]),
+                None,
+            ),
+            (
+                savings,
+                json!(7.9001),
+                Float(vec![7.9001]),
+                range("expected a value at most 7.9; got 7.9001"),
+            ),
+            (savings, Value::Null, Float(vec![f64::NAN]), None),
+            (homeowner, json!(true), Bool(vec![true]), None),
+            (city, json!("Lyon"), Text(vec!["Lyon".into()]), None),
+            (country, json!("DE"), Text(vec!["DE".into()]), None),
+            (
+                country,
+                json!("XX"),
+                Text(vec!["XX".into()]),
+                Some((
+                    CategoryError,
+                    "expected one of US, DE; got string \"XX\"".to_owned(),
+                )),
+            ),
+        ];
+        for (feature, value, column, expected) in agreeing {
+            let case = format!("{} = {value}", feature.name);
+            assert_eq!(as_row(feature, value), expected, "row {case}");
+            assert_eq!(as_column(feature, column), expected, "column {case}");
+        }
+        // Where the two paths differ today: each quotes a number as it holds it (the JSON as
+        // sent and with its kind; the tensor's number), a row's missing value is null and a
+        // tensor's NaN, and a column accepts two values a row refuses: NaN for a nullable int,
+        // and an integral float beyond 9e15 for an int (a float tensor passes it on as is).
+        let differing = [
+            (
+                children,
+                json!(1.5),
+                Float(vec![1.5]),
+                Some((TypeError, "expected an integer, got number 1.5")),
+                Some((TypeError, "expected an integer, got 1.5")),
+            ),
+            (
+                age,
+                json!(150.0),
+                Float(vec![150.0]),
+                Some((RangeError, "expected a value between 18 and 100; got 150.0")),
+                Some((RangeError, "expected a value between 18 and 100; got 150")),
+            ),
+            (
+                age,
+                Value::Null,
+                Float(vec![f64::NAN]),
+                Some((ValueError, "feature `age` is not nullable; got null")),
+                Some((ValueError, "feature `age` is not nullable; got NaN")),
+            ),
+            (
+                pets,
+                Value::Null,
+                Float(vec![f64::NAN]),
+                Some((
+                    ValueError,
+                    "null is only accepted for float features (as a missing value); `pets` is int",
+                )),
+                None,
+            ),
+            (
+                pets,
+                json!(1e16),
+                Float(vec![1e16]),
+                Some((TypeError, "expected an integer, got number 1e+16")),
+                None,
+            ),
+        ];
+        let owned = |answer: Option<(ViolationType, &str)>| answer.map(|(k, m)| (k, m.to_owned()));
+        for (feature, value, column, row, tensor) in differing {
+            let case = format!("{} = {value}", feature.name);
+            assert_eq!(as_row(feature, value), owned(row), "row {case}");
+            assert_eq!(as_column(feature, column), owned(tensor), "column {case}");
+        }
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Properties of row validation over generated rows: it never panics on any JSON, accepts
-//! every row drawn from the contract, and rejects every row with a mutated field, naming it.
+//! every row drawn from the contract, and rejects every row with a mutated field, naming it;
+//! and a number checked as a row's JSON value or in a decoded column gets the same answer.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use warden_contract::{Feature, FeatureType, Manifest, validate_instances};
+use warden_contract::{
+    ColumnValues, Feature, FeatureType, LocSegment, Manifest, ViolationType, check_columns,
+    validate_instances,
+};
 
 fn features() -> Vec<Feature> {
     Manifest::from_toml(
@@ -173,5 +177,70 @@ proptest! {
             violations.listed().iter().any(|v| serde_json::to_value(&v.loc).ok() == Some(expected_loc.clone())),
             "{mutation:?} on {} not named: {violations:?}", feature.name
         );
+    }
+}
+
+/// The violations of a check, as `(type, message)`.
+type Answers = Vec<(ViolationType, String)>;
+
+/// The violations `value` gets as a row's JSON value of `feature`, and as the one value of
+/// `feature`'s decoded column.
+fn both_paths(feature: &Feature, value: Value, column: ColumnValues) -> (Answers, Answers) {
+    let features = std::slice::from_ref(feature);
+    let answers = |found: &warden_contract::Violations| {
+        found
+            .listed()
+            .iter()
+            .map(|v| (v.kind, v.msg.clone()))
+            .collect::<Answers>()
+    };
+    let row = validate_instances(features, &json!([[value]]), "instances")
+        .err()
+        .map(|found| answers(&found))
+        .unwrap_or_default();
+    let column = answers(&check_columns(features, &[column], |_, row| {
+        vec![LocSegment::Index(row)]
+    }));
+    (row, column)
+}
+
+/// A message up to the value it quotes, which each path spells as it holds it (`150.0` as
+/// sent in JSON, `150` from a tensor).
+fn template(answers: &[(ViolationType, String)]) -> Vec<(ViolationType, &str)> {
+    answers
+        .iter()
+        .map(|(kind, msg)| {
+            (
+                *kind,
+                msg.rsplit_once("got ")
+                    .map_or(msg.as_str(), |(head, _)| head),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn an_integer_gets_the_same_answer_as_a_row_or_a_column(
+        feature_index in prop_oneof![Just(0usize), Just(1), Just(5)],
+        x in prop_oneof![-50i64..150, any::<i64>()],
+    ) {
+        let feature = &features()[feature_index];
+        let (row, column) = both_paths(feature, json!(x), ColumnValues::Int(vec![x]));
+        prop_assert_eq!(row, column);
+    }
+
+    #[test]
+    fn a_float_gets_the_same_rule_as_a_row_or_a_column(
+        feature_index in prop_oneof![Just(0usize), Just(1), Just(5)],
+        x in prop_oneof![
+            (-200i32..600).prop_map(|q| f64::from(q) / 4.0),
+            (-50.0f32..150.0).prop_map(f64::from),
+            -1e6f64..1e6,
+        ],
+    ) {
+        let feature = &features()[feature_index];
+        let (row, column) = both_paths(feature, json!(x), ColumnValues::Float(vec![x]));
+        prop_assert_eq!(template(&row), template(&column), "{:?} / {:?}", row, column);
     }
 }
