@@ -4,12 +4,14 @@
 //! `main.rs` only parses the command line, installs logging, calls [`run`] and maps its error to
 //! an exit code; everything else lives here so tests drive the same code.
 
+#![warn(unreachable_pub)]
+
 pub mod api;
-pub mod auth;
+mod auth;
 pub mod cli;
 pub mod exit;
-pub mod init;
-pub mod metrics;
+mod init;
+mod metrics;
 pub mod protocol;
 pub mod serving;
 pub mod startup;

@@ -21,7 +21,7 @@ impl From<Denied> for ApiError {
 }
 
 /// The middleware: answers 401 (with `WWW-Authenticate`) or 403 before any handler runs.
-pub async fn require_token(
+pub(super) async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,

@@ -21,7 +21,7 @@ const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// A request body parsed as JSON, and where its further decoding runs.
 #[derive(Debug)]
-pub struct JsonBody {
+pub(super) struct JsonBody {
     pub value: Value,
     pub slot: DecodeSlot,
 }
@@ -41,7 +41,7 @@ impl FromRequest<AppState> for JsonBody {
 /// A KServe V2 inference body: the JSON header and, with the binary tensor extension, the
 /// binary tensor data that follows it (empty otherwise).
 #[derive(Debug)]
-pub struct InferBody {
+pub(super) struct InferBody {
     pub json: Value,
     pub binary: Bytes,
     pub slot: DecodeSlot,
@@ -97,7 +97,7 @@ impl FromRequest<AppState> for InferBody {
 /// Bodies from this size on are large: a few megabytes of JSON take a tenth of a second or
 /// more to parse and check, and tens of megabytes once parsed. Smaller ones are decoded in
 /// place, as a thread hop would cost more than their decoding.
-pub const LARGE_BODY_BYTES: usize = 64 * 1024;
+pub(super) const LARGE_BODY_BYTES: usize = 64 * 1024;
 
 /// Where a body's CPU-heavy decoding runs. A small body is decoded in place. A large one is
 /// decoded on the blocking pool, so it never stalls the runtime's few threads (and with them
@@ -105,7 +105,7 @@ pub const LARGE_BODY_BYTES: usize = 64 * 1024;
 /// CPU), held from its parse until its JSON is dropped: however many clients send megabytes at
 /// once, only that many large bodies are decoded, and held parsed in memory, at a time.
 #[derive(Debug)]
-pub struct DecodeSlot(Option<OwnedSemaphorePermit>);
+pub(super) struct DecodeSlot(Option<OwnedSemaphorePermit>);
 
 impl DecodeSlot {
     /// The slot for a body of `size` bytes; a large one waits for a permit, at most the
@@ -126,7 +126,7 @@ impl DecodeSlot {
     }
 
     /// Runs `work` (which should own, and so drop, the body it decodes) where this slot says.
-    pub async fn run<T: Send + 'static>(
+    pub(super) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {

@@ -58,23 +58,23 @@ pub struct ConnectionLimits {
 
 /// The default header-read timeout: clients of a model server are programs that send a
 /// request head in one write.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default keep-alive idle timeout: longer than the 60 s idle timeout of common load
 /// balancers (AWS ALB, GCP), so the balancer, not warden, closes a pooled connection first and
 /// never sends a request into a socket warden is closing.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// The default shutdown grace period: well under Kubernetes' 30 s before SIGKILL.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The most connections warden opens by default, whatever the file-descriptor limit.
-pub const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
+pub(crate) const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
 /// File descriptors kept free for everything but connections (model files, the repository
 /// watcher, ONNX Runtime, logs).
-pub const RESERVED_FDS: usize = 64;
+pub(crate) const RESERVED_FDS: usize = 64;
 /// The largest request head (request line and headers) read into memory.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// The open-files limit less [`RESERVED_FDS`], at most [`MAX_DEFAULT_CONNECTIONS`].
-pub fn default_max_connections(fd_limit: Option<u64>) -> usize {
+pub(crate) fn default_max_connections(fd_limit: Option<u64>) -> usize {
     fd_limit
         .and_then(|limit| usize::try_from(limit).ok())
         .map_or(MAX_DEFAULT_CONNECTIONS, |limit| {
@@ -310,7 +310,7 @@ struct Shared {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains for at most
 /// `limits.shutdown_grace` and cuts what is left.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,

@@ -4,12 +4,12 @@
 //! validation and inference live in [`crate::serving::registry`], [`crate::protocol::v2`] and
 //! [`crate::serving::model`]. [`router`] is a plain function so tests drive the real router on a socket.
 
-pub mod auth;
+mod auth;
 mod body;
-pub mod connections;
+pub(crate) mod connections;
 pub mod error;
 mod observe;
-pub mod openapi;
+mod openapi;
 mod operations;
 mod path;
 mod v1;

@@ -24,7 +24,11 @@ pub struct ServedBy {
 
 /// Logs one line per request and counts it, and runs the request inside a span carrying its
 /// id so every other log line it causes (including on the inference thread) carries the id too.
-pub async fn access_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(super) async fn access_log(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

@@ -50,13 +50,13 @@ struct ApiDoc;
 /// `GET /openapi.json`
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This document", body = Object)))]
-pub async fn openapi_json() -> Json<serde_json::Value> {
+pub(super) async fn openapi_json() -> Json<serde_json::Value> {
     static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
     Json(DOCUMENT.get_or_init(document).clone())
 }
 
 /// The whole document.
-pub fn document() -> serde_json::Value {
+pub(super) fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
     components
@@ -98,7 +98,7 @@ pub fn document() -> serde_json::Value {
 }
 
 /// The error codes a route can answer with.
-pub fn errors_of(path: &str) -> Vec<ErrorCode> {
+pub(super) fn errors_of(path: &str) -> Vec<ErrorCode> {
     let mut codes = vec![ErrorCode::Internal];
     if Access::of(path) != Access::Open {
         codes.push(ErrorCode::Unauthorized);

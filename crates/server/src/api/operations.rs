@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// `GET /metrics`: the Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state.metrics.render(&state.registry.states());
     (
         [(
@@ -61,7 +61,9 @@ impl From<ReloadError> for ApiError {
 /// `POST /v2/repository/index`: every model in the repository or served, with its state.
 #[utoipa::path(post, path = "/v2/repository/index", tag = "repository",
     responses((status = 200, description = "Every model on disk or served, with its state", body = Vec<IndexEntry>)))]
-pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>>, ApiError> {
+pub(super) async fn index(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<IndexEntry>>, ApiError> {
     let reloader = reloader(&state)?;
     Ok(Json(blocking(move || reloader.index()).await?))
 }
@@ -71,7 +73,7 @@ pub async fn index(State(state): State<AppState>) -> Result<Json<Vec<IndexEntry>
 #[utoipa::path(post, path = "/v2/repository/models/{model}/load", tag = "repository",
     params(("model" = String, Path, description = "A model folder's name in the repository")),
     responses((status = 200, description = "The model is served from its current files", body = IndexEntry)))]
-pub async fn load(
+pub(super) async fn load(
     state: State<AppState>,
     model: ApiPath<String>,
 ) -> Result<Json<IndexEntry>, ApiError> {
@@ -86,7 +88,7 @@ pub async fn load(
 #[utoipa::path(post, path = "/v2/repository/models/{model}/unload", tag = "repository",
     params(("model" = String, Path, description = "A served model's name")),
     responses((status = 200, description = "The model is no longer served; in-flight requests finished on it", body = IndexEntry)))]
-pub async fn unload(
+pub(super) async fn unload(
     state: State<AppState>,
     model: ApiPath<String>,
 ) -> Result<Json<IndexEntry>, ApiError> {

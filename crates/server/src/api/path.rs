@@ -10,7 +10,7 @@ use super::error::{ApiError, ErrorCode};
 
 /// Path parameters, deserialised as axum's [`Path`] does.
 #[derive(Debug)]
-pub struct ApiPath<T>(pub T);
+pub(super) struct ApiPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where

@@ -22,7 +22,7 @@ use crate::state::AppState;
     params(("model" = String, Path, description = "The model's name")),
     request_body(content = RowRequest, content_type = "application/json"),
     responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
-pub async fn predict(
+pub(super) async fn predict(
     State(state): State<AppState>,
     ApiPath(model_action): ApiPath<String>,
     headers: HeaderMap,
@@ -38,7 +38,7 @@ pub async fn predict(
            ("version" = String, Path, description = "A version number; only the served version answers")),
     request_body(content = RowRequest, content_type = "application/json"),
     responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
-pub async fn predict_version(
+pub(super) async fn predict_version(
     State(state): State<AppState>,
     ApiPath((model, version_action)): ApiPath<(String, String)>,
     headers: HeaderMap,

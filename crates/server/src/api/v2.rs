@@ -25,20 +25,20 @@ use crate::state::AppState;
 
 /// `{model}` and the optional `{version}` of a V2 path.
 #[derive(Debug, Deserialize)]
-pub struct ModelPath {
+pub(super) struct ModelPath {
     model: String,
     version: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v2/health/live", tag = "health",
     responses((status = 200, description = "The process is up", body = Live)))]
-pub async fn live() -> Json<Live> {
+pub(super) async fn live() -> Json<Live> {
     Json(Live { live: true })
 }
 
 #[utoipa::path(get, path = "/v2/health/ready", tag = "health",
     responses((status = 200, description = "Every model is loaded, checked and warmed up (with --allow-partial: at least one)", body = Ready)))]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+pub(super) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     if state.registry.is_ready() {
         return Ok(Json(Ready { ready: true }));
     }
@@ -61,7 +61,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
 
 #[utoipa::path(get, path = "/v2", tag = "metadata",
     responses((status = 200, description = "The server's name, version and protocol extensions", body = ServerMetadata)))]
-pub async fn server_metadata() -> Json<ServerMetadata> {
+pub(super) async fn server_metadata() -> Json<ServerMetadata> {
     Json(ServerMetadata {
         name: "warden",
         version: env!("CARGO_PKG_VERSION"),
@@ -71,7 +71,7 @@ pub async fn server_metadata() -> Json<ServerMetadata> {
 
 #[utoipa::path(get, path = "/v2/models/{model}", tag = "metadata", params(ModelParam),
     responses((status = 200, description = "The served version's tensors, engine and hash", body = ModelMetadata)))]
-pub async fn model_metadata(
+pub(super) async fn model_metadata(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
@@ -91,7 +91,7 @@ pub async fn model_metadata(
 #[utoipa::path(get, path = "/v2/models/{model}/versions/{version}", tag = "metadata",
     params(ModelParam, VersionParam),
     responses((status = 200, description = "The version's tensors, engine and hash", body = ModelMetadata)))]
-pub async fn model_version_metadata(
+pub(super) async fn model_version_metadata(
     state: State<AppState>,
     path: ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
@@ -100,7 +100,7 @@ pub async fn model_version_metadata(
 
 #[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "health", params(ModelParam),
     responses((status = 200, description = "The model is served", body = ModelReady)))]
-pub async fn model_ready(
+pub(super) async fn model_ready(
     State(state): State<AppState>,
     ApiPath(path): ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
@@ -117,7 +117,7 @@ pub async fn model_ready(
 #[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/ready", tag = "health",
     params(ModelParam, VersionParam),
     responses((status = 200, description = "The version is served", body = ModelReady)))]
-pub async fn model_version_ready(
+pub(super) async fn model_version_ready(
     state: State<AppState>,
     path: ApiPath<ModelPath>,
 ) -> Result<Response, ApiError> {
@@ -127,7 +127,7 @@ pub async fn model_version_ready(
 #[utoipa::path(post, path = "/v2/models/{model}/infer", tag = "inference", params(ModelParam),
     request_body(content = RequestBody, description = "JSON, or with the binary tensor extension a JSON header of `Inference-Header-Content-Length` bytes followed by the tensor bytes"),
     responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
-pub async fn infer(
+pub(super) async fn infer(
     state: State<AppState>,
     path: ApiPath<ModelPath>,
     headers: HeaderMap,
@@ -140,7 +140,7 @@ pub async fn infer(
     params(ModelParam, VersionParam),
     request_body(content = RequestBody, description = "As for the model's infer route"),
     responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
-pub async fn infer_version(
+pub(super) async fn infer_version(
     state: State<AppState>,
     path: ApiPath<ModelPath>,
     headers: HeaderMap,
@@ -153,7 +153,7 @@ pub async fn infer_version(
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(names("model"), parameter_in = Path)]
 #[allow(dead_code)] // documents the parameter; handlers read it through ModelPath
-pub struct ModelParam(
+pub(super) struct ModelParam(
     /// The model's name, as its repository folder is named.
     String,
 );
@@ -162,7 +162,7 @@ pub struct ModelParam(
 #[derive(Debug, utoipa::IntoParams)]
 #[into_params(names("version"), parameter_in = Path)]
 #[allow(dead_code)] // documents the parameter; handlers read it through ModelPath
-pub struct VersionParam(
+pub(super) struct VersionParam(
     /// A version number; only the served version answers.
     String,
 );

@@ -10,19 +10,19 @@ use crate::protocol::v2::TensorMetadata;
 
 /// `GET /v2/health/live`
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Live {
+pub(super) struct Live {
     pub live: bool,
 }
 
 /// `GET /v2/health/ready` when every model is ready.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Ready {
+pub(super) struct Ready {
     pub ready: bool,
 }
 
 /// `GET /v2`
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServerMetadata {
+pub(super) struct ServerMetadata {
     pub name: &'static str,
     pub version: &'static str,
     pub extensions: Vec<&'static str>,
@@ -30,7 +30,7 @@ pub struct ServerMetadata {
 
 /// `GET /v2/models/{model}[/versions/{version}]`
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModelMetadata<'a> {
+pub(super) struct ModelMetadata<'a> {
     pub name: &'a str,
     pub versions: Vec<String>,
     /// The engine serving it: `onnxruntime` or `tract`.
@@ -43,7 +43,7 @@ pub struct ModelMetadata<'a> {
 
 /// `GET /v2/models/{model}[/versions/{version}]/ready` when it is.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModelReady<'a> {
+pub(super) struct ModelReady<'a> {
     pub name: &'a str,
     pub version: String,
     pub ready: bool,
@@ -54,14 +54,14 @@ pub struct ModelReady<'a> {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // the handler reads the body as JSON; this type documents it
 #[schema(example = json!({"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}))]
-pub struct RowRequest {
+pub(super) struct RowRequest {
     #[schema(value_type = Vec<Object>)]
     pub instances: Vec<Map<String, Value>>,
 }
 
 /// The model version that answered.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModelIdentity<'a> {
+pub(super) struct ModelIdentity<'a> {
     pub name: &'a str,
     pub version: String,
     pub sha256: &'a str,
@@ -69,7 +69,7 @@ pub struct ModelIdentity<'a> {
 
 /// The answer of the row API: one prediction per row, in order.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RowResponse<'a> {
+pub(super) struct RowResponse<'a> {
     pub predictions: Vec<Value>,
     pub model: ModelIdentity<'a>,
 }

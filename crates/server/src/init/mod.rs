@@ -46,7 +46,7 @@ const MAX_EXAMPLE_FAILURES_SHOWN: usize = 3;
 
 /// What `warden init` was asked to do.
 #[derive(Debug, Clone)]
-pub struct InitRequest {
+pub(crate) struct InitRequest {
     pub model: PathBuf,
     pub name: String,
     pub repository: PathBuf,
@@ -124,7 +124,7 @@ impl InitError {
 }
 
 /// Writes the model folder and checks that it serves; returns the manifest's path.
-pub fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf, InitError> {
+pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf, InitError> {
     let bytes = std::fs::read(&request.model).map_err(|source| InitError::Read {
         path: request.model.clone(),
         source,

@@ -8,7 +8,7 @@ use warden_contract::{Binding, ColumnValues, Feature, FeatureColumns};
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData};
 
 /// Turns validated columns into the graph's input tensors.
-pub fn encode(
+pub(super) fn encode(
     columns: &FeatureColumns,
     binding: &Binding,
     signature: &Signature,
@@ -89,7 +89,7 @@ fn numeric(dtype: DataType, values: Vec<f64>) -> Result<TensorData, String> {
 /// The feature columns inside graph input tensors (the inverse of [`encode`]), each with a
 /// function that gives a value's flat position in its tensor, so V2 requests can be checked
 /// against the same value rules as rows. `None` when an input the binding needs is absent.
-pub fn decode_columns(
+pub(super) fn decode_columns(
     features: &[Feature],
     binding: &Binding,
     inputs: &[NamedTensor],
@@ -128,14 +128,14 @@ pub fn decode_columns(
 
 /// Where a column's values sit in a row-major tensor.
 #[derive(Debug, Clone, Copy)]
-pub struct ColumnLayout {
+pub(super) struct ColumnLayout {
     column: usize,
     width: usize,
 }
 
 impl ColumnLayout {
     /// The flat index of `row`'s value.
-    pub fn flat_index(self, row: usize) -> usize {
+    pub(super) fn flat_index(self, row: usize) -> usize {
         row * self.width + self.column
     }
 }

@@ -11,7 +11,10 @@ use warden_runtime::{NamedTensor, TensorData};
 const PROBABILITY_SUM_TOLERANCE: f64 = 1e-3;
 
 /// Every guard violation in `outputs`, described for the log (never for the client).
-pub fn check_outputs(outputs: &[NamedTensor], declared: &[Output]) -> Result<(), Vec<String>> {
+pub(super) fn check_outputs(
+    outputs: &[NamedTensor],
+    declared: &[Output],
+) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     for output in outputs {
         let values = float_values(&output.tensor.data);

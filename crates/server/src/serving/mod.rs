@@ -5,13 +5,13 @@
 
 pub mod admission;
 pub mod backends;
-pub mod binding;
+mod binding;
 pub mod contract;
-pub mod guards;
+mod guards;
 pub mod load_error;
 pub mod model;
 pub mod registry;
 pub mod reload;
 pub mod repository;
 pub mod scheduler;
-pub mod watch;
+pub(crate) mod watch;
