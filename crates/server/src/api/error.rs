@@ -11,136 +11,86 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use warden_contract::{Violations, clip_to};
 
-/// Every client-visible error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    MalformedJson,
-    InvalidInput,
-    BatchTooLarge,
-    LoadFailed,
-    Unauthorized,
-    Forbidden,
-    ModelNotFound,
-    NotFound,
-    MethodNotAllowed,
-    RequestTimeout,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    InvalidOutput,
-    Internal,
-    Overloaded,
-    ModelNotReady,
-    DeadlineExceeded,
+/// Declares the error codes: each once, with its wire code, HTTP status and meaning; the enum,
+/// [`ErrorCode::ALL`] (in the README's order) and the lookups all come from that one list.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $status:ident, $meaning:literal;)*) => {
+        /// Every client-visible error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            /// The table, in the order the README shows it.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable code clients match on.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            /// The HTTP status it is answered with.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// When it happens, in one line.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $meaning,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson = "malformed_json", BAD_REQUEST,
+        "the body is not valid JSON (line and column given)";
+    InvalidInput = "invalid_input", BAD_REQUEST,
+        "the request breaks the model's contract or the protocol (every violation in `details`)";
+    BatchTooLarge = "batch_too_large", BAD_REQUEST,
+        "more rows than the model's `max_batch_size`";
+    LoadFailed = "load_failed", BAD_REQUEST,
+        "the repository API could not load the model: its files failed a load check (the reason given); what was served still is";
+    Unauthorized = "unauthorized", UNAUTHORIZED,
+        "missing or wrong bearer token (with `WWW-Authenticate`)";
+    Forbidden = "forbidden", FORBIDDEN,
+        "the token is valid but not an admin token, which the repository API requires";
+    ModelNotFound = "model_not_found", NOT_FOUND,
+        "unknown model or version";
+    NotFound = "not_found", NOT_FOUND,
+        "no such route";
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED,
+        "the route exists but not for this HTTP method";
+    RequestTimeout = "request_timeout", REQUEST_TIMEOUT,
+        "the body did not arrive within the body timeout (default 30 s) after the headers; the connection is closed";
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE,
+        "the body is over the configured limit (default 8 MiB)";
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
+        "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`)";
+    InvalidOutput = "invalid_output", INTERNAL_SERVER_ERROR,
+        "the model answered NaN, a broken probability or an unknown label; the values are withheld";
+    Internal = "internal", INTERNAL_SERVER_ERROR,
+        "anything else; details only in the log, under the request id";
+    Overloaded = "overloaded", SERVICE_UNAVAILABLE,
+        "the model's queue is full, or the server is at its connection cap with none idle (with `Retry-After`)";
+    ModelNotReady = "model_not_ready", SERVICE_UNAVAILABLE,
+        "the model is loading or failed to load";
+    DeadlineExceeded = "deadline_exceeded", GATEWAY_TIMEOUT,
+        "the request's deadline (`x-timeout-ms`, default 30 s) passed before inference finished";
 }
 
 impl ErrorCode {
-    /// The table, in the order the README shows it.
-    pub const ALL: [ErrorCode; 17] = [
-        ErrorCode::MalformedJson,
-        ErrorCode::InvalidInput,
-        ErrorCode::BatchTooLarge,
-        ErrorCode::LoadFailed,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::ModelNotFound,
-        ErrorCode::NotFound,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::RequestTimeout,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::InvalidOutput,
-        ErrorCode::Internal,
-        ErrorCode::Overloaded,
-        ErrorCode::ModelNotReady,
-        ErrorCode::DeadlineExceeded,
-    ];
-
-    /// The stable code clients match on.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedJson => "malformed_json",
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::BatchTooLarge => "batch_too_large",
-            ErrorCode::LoadFailed => "load_failed",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::ModelNotFound => "model_not_found",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::RequestTimeout => "request_timeout",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::InvalidOutput => "invalid_output",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Overloaded => "overloaded",
-            ErrorCode::ModelNotReady => "model_not_ready",
-            ErrorCode::DeadlineExceeded => "deadline_exceeded",
-        }
-    }
-
-    /// The HTTP status it is answered with.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::MalformedJson
-            | ErrorCode::InvalidInput
-            | ErrorCode::BatchTooLarge
-            | ErrorCode::LoadFailed => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::InvalidOutput | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Overloaded | ErrorCode::ModelNotReady => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        }
-    }
-
-    /// When it happens, in one line.
-    pub fn meaning(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedJson => "the body is not valid JSON (line and column given)",
-            ErrorCode::InvalidInput => {
-                "the request breaks the model's contract or the protocol (every violation in `details`)"
-            }
-            ErrorCode::BatchTooLarge => "more rows than the model's `max_batch_size`",
-            ErrorCode::LoadFailed => {
-                "the repository API could not load the model: its files failed a load check (the reason given); what was served still is"
-            }
-            ErrorCode::Unauthorized => "missing or wrong bearer token (with `WWW-Authenticate`)",
-            ErrorCode::Forbidden => {
-                "the token is valid but not an admin token, which the repository API requires"
-            }
-            ErrorCode::ModelNotFound => "unknown model or version",
-            ErrorCode::NotFound => "no such route",
-            ErrorCode::MethodNotAllowed => "the route exists but not for this HTTP method",
-            ErrorCode::RequestTimeout => {
-                "the body did not arrive within the body timeout (default 30 s) after the headers; the connection is closed"
-            }
-            ErrorCode::PayloadTooLarge => "the body is over the configured limit (default 8 MiB)",
-            ErrorCode::UnsupportedMediaType => {
-                "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`)"
-            }
-            ErrorCode::InvalidOutput => {
-                "the model answered NaN, a broken probability or an unknown label; the values are withheld"
-            }
-            ErrorCode::Internal => "anything else; details only in the log, under the request id",
-            ErrorCode::Overloaded => {
-                "the model's queue is full, or the server is at its connection cap with none idle (with `Retry-After`)"
-            }
-            ErrorCode::ModelNotReady => "the model is loading or failed to load",
-            ErrorCode::DeadlineExceeded => {
-                "the request's deadline (`x-timeout-ms`, default 30 s) passed before inference finished"
-            }
-        }
-    }
-
     /// The error table as Markdown, as the README shows it.
     pub fn markdown_table() -> String {
         let mut table = String::from("| code | status | when |\n|---|---|---|\n");
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             table.push_str(&format!(
                 "| `{}` | {} | {} |\n",
                 code.as_str(),
