@@ -5,6 +5,8 @@
 #![cfg(feature = "tract")]
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../tests/zoo/cases.rs"]
+mod cases;
 mod common;
 
 use std::path::PathBuf;
@@ -24,39 +26,18 @@ struct Entry {
 }
 
 fn zoo() -> Vec<Entry> {
-    let dir = root().join("tests/zoo");
-    let mut entries: Vec<Entry> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|json| {
-            let case: Value =
-                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-            Entry {
-                name: json.file_stem().unwrap().to_string_lossy().into_owned(),
-                graph: json.with_extension("onnx"),
-                inputs: case["inputs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(tensor)
-                    .collect(),
-                expected: case["outputs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(tensor)
-                    .collect(),
-            }
+    let tensors = |value: &Value| -> Vec<NamedTensor> {
+        value.as_array().unwrap().iter().map(tensor).collect()
+    };
+    cases::cases(&root().join("tests/zoo"))
+        .into_iter()
+        .map(|case| Entry {
+            inputs: tensors(&case.json["inputs"]),
+            expected: tensors(&case.json["outputs"]),
+            name: case.name,
+            graph: case.graph,
         })
-        .collect();
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(
-        entries.len() >= 20,
-        "the zoo is missing: run tests/zoo/make_zoo.py"
-    );
-    entries
+        .collect()
 }
 
 /// Where the answers differ, if they do: floats within 1e-5 (relative above 1), labels equal.

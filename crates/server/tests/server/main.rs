@@ -6,6 +6,8 @@
 
 mod api;
 mod binary;
+#[path = "../../../../tests/zoo/cases.rs"]
+mod cases;
 mod catalogue;
 mod common;
 mod errors;

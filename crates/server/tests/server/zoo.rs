@@ -13,25 +13,10 @@ use warden_server::startup::config::Flags;
 use warden_server::startup::{self, Engines, Mode};
 
 fn zoo() -> Vec<(String, PathBuf, Value)> {
-    let dir = repo_root().join("tests/zoo");
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|json| {
-            let case: Value =
-                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-            (
-                json.file_stem().unwrap().to_string_lossy().into_owned(),
-                json.with_extension("onnx"),
-                case,
-            )
-        })
-        .collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(entries.len() >= 20);
-    entries
+    crate::cases::cases(&repo_root().join("tests/zoo"))
+        .into_iter()
+        .map(|case| (case.name, case.graph, case.json))
+        .collect()
 }
 
 fn close(expected: &Value, got: &Value) -> bool {
