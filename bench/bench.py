@@ -2,7 +2,9 @@
 (joblib, and onnxruntime), and a fixed-response server (the HTTP ceiling), on the same models
 and machine, interleaved, with oha; prints one table with medians and ratios and writes it to
 bench/RESULTS.md. BENCH_DURATION (seconds per cell, default 10) and BENCH_REPEATS (default 3)
-shorten it."""
+shorten it. A/B of two builds: BENCH_BASELINE=/path/to/other/warden adds it as
+warden-ort-baseline; BENCH_SERVERS=warden-ort,warden-ort-baseline runs only those (and no
+overload run); BENCH_OUT names the report file instead of RESULTS.md."""
 
 import datetime
 import json
@@ -152,6 +154,15 @@ def main():
         servers[variant] = [Server(f"{variant}-{m}", [gunicorn, "-w", workers, "-b", "127.0.0.1:{port}", "-k", "sync",
                                                        "--log-level", "warning", "flask_app:app"], env_of(m), "/", m)
                             for m in FEATURES]
+    baseline = os.environ.get("BENCH_BASELINE")
+    if baseline:
+        # Another warden binary (e.g. main before a change) on the same models, interleaved.
+        servers["warden-ort-baseline"] = [Server(
+            "warden-ort-baseline", [baseline, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
+            {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
+    only = [name for name in os.environ.get("BENCH_SERVERS", "").split(",") if name]
+    if only:
+        servers = {name: group for name, group in servers.items() if name in only}
     every = [s for group in servers.values() for s in group]
     if os.environ.get("BENCH_ONLY") == "overload":
         print(overload(warden, lib))
@@ -182,11 +193,12 @@ def main():
     finally:
         for server in every:
             server.stop()
-    overloaded = overload(warden, lib)
+    overloaded = overload(warden, lib) if not only else ""
     names = list(servers)
-    header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + ["warden-ort / flask-joblib",
-                                                                                   "warden-ort / flask-ort",
-                                                                                   "warden-ort / ceiling"]
+    ratios = [(a, b) for a, b in (("warden-ort", "flask-joblib"), ("warden-ort", "flask-ort"),
+                                  ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"))
+              if a in names and b in names]
+    header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model in FEATURES:
         for rows in (1, 32):
@@ -195,7 +207,7 @@ def main():
                                statistics.median(r[2] for r in cells[(model, rows, concurrency, n)])) for n in names}
                 ratio = lambda a, b: f"{medians[a][0] / medians[b][0]:.1f}×" if medians[b][0] else "n/a"
                 row = [model, str(rows), str(concurrency)] + [f"{medians[n][0]:.0f} ({medians[n][1]:.1f})" for n in names]
-                row += [ratio("warden-ort", "flask-joblib"), ratio("warden-ort", "flask-ort"), ratio("warden-ort", "ceiling")]
+                row += [ratio(a, b) for a, b in ratios]
                 lines.append("| " + " | ".join(row) + " |")
     memory = ["| server | exec to ready (ms) | resident memory, whole process tree (MiB) |", "|---|---|---|"]
     memory += [f"| {s.label} | {s.startup_ms:.0f} | {s.rss_kib / 1024:.0f} |" for s in every]
@@ -206,7 +218,7 @@ def main():
               f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers.\n\n"
               "Requests per second of 2xx answers (p99 latency in ms):\n\n" + "\n".join(lines) +
               "\n\n" + "\n".join(memory) + "\n\n" + overloaded + "\n\nMade by `bench/run`.\n")
-    (BENCH / "RESULTS.md").write_text(report)
+    (BENCH / os.environ.get("BENCH_OUT", "RESULTS.md")).write_text(report)
     print(report)
 
 

@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 
 /// A zoo case: its name, its graph and its JSON (`inputs`, `outputs`, ...).
-pub struct Case {
+pub(crate) struct Case {
     pub name: String,
     pub graph: PathBuf,
     pub json: serde_json::Value,
 }
 
 /// Every case under `zoo` (the repository's `tests/zoo`).
-pub fn cases(zoo: &Path) -> Vec<Case> {
+pub(crate) fn cases(zoo: &Path) -> Vec<Case> {
     let mut cases: Vec<Case> = std::fs::read_dir(zoo)
         .expect("tests/zoo is readable")
         .filter_map(Result::ok)

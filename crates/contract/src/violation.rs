@@ -14,11 +14,11 @@ use serde::Serialize;
 /// The most violations an answer lists; the rest are only counted.
 pub const MAX_LISTED_VIOLATIONS: usize = 100;
 /// The most bytes the listed violations take, serialised as JSON.
-pub const MAX_LISTED_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_LISTED_BYTES: usize = 32 * 1024;
 /// The most characters of a client's name or value quoted back in a message or location.
 pub const MAX_QUOTED_CHARS: usize = 64;
 /// The most characters of one violation's message.
-pub const MAX_MESSAGE_CHARS: usize = 512;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 512;
 
 /// `text` cut to its first `max` characters, with `…` marking the cut.
 pub fn clip_to(text: &str, max: usize) -> Cow<'_, str> {

@@ -4,8 +4,6 @@
 //! `main.rs` only parses the command line, installs logging, calls [`run`] and maps its error to
 //! an exit code; everything else lives here so tests drive the same code.
 
-#![warn(unreachable_pub)]
-
 pub mod api;
 mod auth;
 pub mod cli;

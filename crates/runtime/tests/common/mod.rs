@@ -10,12 +10,12 @@ use serde_json::Value;
 use warden_runtime::onnxruntime::{ExplicitLibrary, LibrarySearch, OnnxRuntime, locate_library};
 use warden_runtime::{NamedTensor, Tensor, TensorData};
 
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The process's ONNX Runtime: `WARDEN_ONNXRUNTIME_LIB`, else the project's `.venv`.
-pub fn onnxruntime() -> &'static OnnxRuntime {
+pub(crate) fn onnxruntime() -> &'static OnnxRuntime {
     static RUNTIME: OnceLock<OnnxRuntime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let explicit = std::env::var("WARDEN_ONNXRUNTIME_LIB")
@@ -34,7 +34,7 @@ pub fn onnxruntime() -> &'static OnnxRuntime {
 }
 
 /// A tensor of a zoo case: `{"name", "datatype", "shape", "data"}`.
-pub fn tensor(value: &Value) -> NamedTensor {
+pub(crate) fn tensor(value: &Value) -> NamedTensor {
     let shape: Vec<usize> = value["shape"]
         .as_array()
         .unwrap()

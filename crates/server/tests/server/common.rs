@@ -22,22 +22,22 @@ use warden_server::startup::{self, Engines, Mode};
 use warden_server::state::AppState;
 
 /// The repository's root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The test fixtures' model repository (graphs made by examples/make_models.py).
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
 }
 
 /// The bundled example repository.
-pub fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     repo_root().join("examples/models")
 }
 
 /// The process's one ONNX Runtime (ONNX Runtime allows a single environment per process).
-pub fn onnxruntime() -> Arc<OnnxRuntime> {
+pub(crate) fn onnxruntime() -> Arc<OnnxRuntime> {
     static RUNTIME: OnceLock<Arc<OnnxRuntime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -48,7 +48,7 @@ pub fn onnxruntime() -> Arc<OnnxRuntime> {
 }
 
 /// A server on an ephemeral port, stopped when dropped.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub base: String,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -57,12 +57,12 @@ pub struct TestServer {
 
 impl TestServer {
     /// Serves `path` on the process's ONNX Runtime, configured as `warden serve` would be.
-    pub async fn start(path: &Path) -> TestServer {
+    pub(crate) async fn start(path: &Path) -> TestServer {
         TestServer::start_with(path, &[], Backends::only(onnxruntime())).await
     }
 
     /// Serves `path` with a given body limit.
-    pub async fn start_with_limit(path: &Path, body_limit: usize) -> TestServer {
+    pub(crate) async fn start_with_limit(path: &Path, body_limit: usize) -> TestServer {
         let limit = body_limit.to_string();
         TestServer::start_with(
             path,
@@ -73,19 +73,23 @@ impl TestServer {
     }
 
     /// Serves `path` on a given backend.
-    pub async fn start_on(path: &Path, backend: &ScriptedBackend) -> TestServer {
+    pub(crate) async fn start_on(path: &Path, backend: &ScriptedBackend) -> TestServer {
         TestServer::start_on_backends(path, Backends::only(Arc::new(backend.clone()))).await
     }
 
     /// Serves `path` with the given engines.
-    pub async fn start_on_backends(path: &Path, backends: Backends) -> TestServer {
+    pub(crate) async fn start_on_backends(path: &Path, backends: Backends) -> TestServer {
         TestServer::start_with(path, &[], backends).await
     }
 
     /// Serves `path` through the start-up assembly `warden serve` uses, with `env` as the
     /// environment (`WARDEN_*` settings), on 127.0.0.1:0; by default with one worker per version
     /// and at most 1,000 connections.
-    pub async fn start_with(path: &Path, env: &[(&str, &str)], backends: Backends) -> TestServer {
+    pub(crate) async fn start_with(
+        path: &Path,
+        env: &[(&str, &str)],
+        backends: Backends,
+    ) -> TestServer {
         let mut environment: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -129,12 +133,12 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Stops the server and waits until it has finished.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -153,12 +157,12 @@ impl Drop for TestServer {
 }
 
 /// The `warden` binary cargo built for these tests.
-pub fn warden_bin() -> PathBuf {
+pub(crate) fn warden_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_warden"))
 }
 
 /// The real binary, serving on an ephemeral port, with its stderr read line by line.
-pub struct WardenProcess {
+pub(crate) struct WardenProcess {
     pub child: Child,
     pub address: SocketAddr,
     /// The lines logged before `listening`.
@@ -169,12 +173,12 @@ pub struct WardenProcess {
 
 impl WardenProcess {
     /// Starts `warden serve PATH --port 0` and waits (with a deadline) for its `listening` line.
-    pub fn serve(path: &Path) -> WardenProcess {
+    pub(crate) fn serve(path: &Path) -> WardenProcess {
         WardenProcess::serve_with(path, &[])
     }
 
     /// As [`WardenProcess::serve`], with extra arguments.
-    pub fn serve_with(path: &Path, extra: &[&str]) -> WardenProcess {
+    pub(crate) fn serve_with(path: &Path, extra: &[&str]) -> WardenProcess {
         let mut command = Command::new(warden_bin());
         command
             .args(["serve", path.to_str().unwrap(), "--port", "0"])
@@ -184,7 +188,7 @@ impl WardenProcess {
     }
 
     /// Starts a prepared `warden serve` command and waits for its `listening` line.
-    pub fn spawn(mut command: Command) -> WardenProcess {
+    pub(crate) fn spawn(mut command: Command) -> WardenProcess {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -229,7 +233,7 @@ impl WardenProcess {
     }
 
     /// Sends SIGTERM to the process (by its PID, through `kill`).
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -238,7 +242,7 @@ impl WardenProcess {
     }
 
     /// Waits for the process to exit, with a deadline, and returns its exit code.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -262,7 +266,7 @@ impl Drop for WardenProcess {
 
 /// What a [`ScriptedBackend`]'s models do when run after warm-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Script {
+pub(crate) enum Script {
     /// Run the real model.
     Run,
     /// Fail with an engine error that mentions an internal path.
@@ -274,7 +278,7 @@ pub enum Script {
 /// ONNX Runtime wrapped to count every run and, once armed, to fail or block on demand, so tests
 /// can prove what reached the model and drive the error paths a healthy model never takes.
 #[derive(Debug, Clone)]
-pub struct ScriptedBackend {
+pub(crate) struct ScriptedBackend {
     pub runs: Arc<AtomicUsize>,
     pub script: Arc<Mutex<Script>>,
     pub entered: Arc<Mutex<mpsc::Sender<()>>>,
@@ -283,7 +287,7 @@ pub struct ScriptedBackend {
 
 impl ScriptedBackend {
     /// A backend, the receiver of its `entered` signals, and the sender that releases blocked runs.
-    pub fn new() -> (ScriptedBackend, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    pub(crate) fn new() -> (ScriptedBackend, mpsc::Receiver<()>, mpsc::Sender<()>) {
         let (entered, entered_rx) = mpsc::channel();
         let (release_tx, release) = mpsc::channel();
         let backend = ScriptedBackend {
@@ -295,11 +299,11 @@ impl ScriptedBackend {
         (backend, entered_rx, release_tx)
     }
 
-    pub fn arm(&self, script: Script) {
+    pub(crate) fn arm(&self, script: Script) {
         *self.script.lock().unwrap() = script;
     }
 
-    pub fn runs(&self) -> usize {
+    pub(crate) fn runs(&self) -> usize {
         self.runs.load(Ordering::SeqCst)
     }
 }
@@ -362,7 +366,7 @@ impl LoadedModel for ScriptedModel {
 }
 
 /// Polls `condition` every few milliseconds until it holds, failing after `limit`.
-pub async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
+pub(crate) async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -371,7 +375,7 @@ pub async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> boo
 }
 
 /// A copy of `source/model` (graph and manifest) in a fresh repository, its manifest edited.
-pub fn repository_with(
+pub(crate) fn repository_with(
     source: &Path,
     model: &str,
     edit: impl Fn(String) -> String,
@@ -390,14 +394,17 @@ pub fn repository_with(
 }
 
 /// GETs `path` and reads the JSON answer.
-pub async fn get_json(server: &TestServer, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+pub(crate) async fn get_json(
+    server: &TestServer,
+    path: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
     let response = reqwest::get(server.url(path)).await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap())
 }
 
 /// POSTs `body` as JSON to `path` and reads the JSON answer.
-pub async fn post_json(
+pub(crate) async fn post_json(
     server: &TestServer,
     path: &str,
     body: &serde_json::Value,
@@ -415,7 +422,7 @@ pub async fn post_json(
 /// Sends `body` to `url` while the backend is armed with [`Script::Block`], and returns once the
 /// model holds that request (so its worker is busy): the handle answers the request's status
 /// after the backend is released.
-pub async fn occupy_worker(
+pub(crate) async fn occupy_worker(
     url: &str,
     body: &serde_json::Value,
     entered: mpsc::Receiver<()>,
@@ -438,13 +445,13 @@ pub async fn occupy_worker(
 
 /// The real router (`api::router`) driven in-process, without a socket, as axum's testing
 /// example does.
-pub struct InProcess {
+pub(crate) struct InProcess {
     router: axum::Router,
 }
 
 impl InProcess {
     /// The router over `state`, with the default body limit.
-    pub fn new(state: AppState) -> InProcess {
+    pub(crate) fn new(state: AppState) -> InProcess {
         InProcess {
             router: warden_server::api::router(state, DEFAULT_BODY_LIMIT_BYTES),
         }
@@ -452,7 +459,7 @@ impl InProcess {
 
     /// The router over what `warden check` assembles from `path` on `backends` (every
     /// start-up check run, no socket kept).
-    pub fn assemble(path: &Path, backends: Backends) -> InProcess {
+    pub(crate) fn assemble(path: &Path, backends: Backends) -> InProcess {
         let flags = Flags {
             models: Some(path.to_path_buf()),
             port: Some(0),
@@ -467,7 +474,7 @@ impl InProcess {
     }
 
     /// Sends one request; the status, headers and the body as JSON.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         request: axum::http::Request<axum::body::Body>,
     ) -> (
@@ -483,7 +490,7 @@ impl InProcess {
         (parts.status, parts.headers, json)
     }
 
-    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    pub(crate) async fn get(&self, path: &str) -> (reqwest::StatusCode, serde_json::Value) {
         let request = axum::http::Request::get(path)
             .body(axum::body::Body::empty())
             .unwrap();
@@ -491,7 +498,7 @@ impl InProcess {
         (status, body)
     }
 
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         body: &serde_json::Value,
@@ -506,12 +513,12 @@ impl InProcess {
 }
 
 /// What a [`FakeEngine`] answers to a run's inputs.
-pub type Answer = dyn Fn(&[NamedTensor]) -> Vec<NamedTensor> + Send + Sync;
+pub(crate) type Answer = dyn Fn(&[NamedTensor]) -> Vec<NamedTensor> + Send + Sync;
 
 /// An engine that needs no ONNX Runtime: it reports a fixed signature whatever the graph and
 /// answers each run with `answer`, after recording the inputs it was given.
 #[derive(Clone)]
-pub struct FakeEngine {
+pub(crate) struct FakeEngine {
     pub signature: Signature,
     pub answer: Arc<Answer>,
     /// Every run's inputs, in order (the warm-up's first).
