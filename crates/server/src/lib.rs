@@ -1,5 +1,15 @@
-//! warden's server: configuration, the model repository, model loading and inference workers,
-//! the HTTP API (KServe V2 and the row API), telemetry and start-up diagnostics.
+//! warden's server. The layers, top down; each names only those below it (a test,
+//! `tests/server/layers.rs`, holds every `crate::` path to this):
+//!
+//! - [`startup`]: where start-up decides: configuration, the checks in order, and
+//!   [`startup::assemble`], the one assembly of the serving state (`serve`, `check`, tests).
+//! - `init`: `warden init`, a manifest from a graph and its training data.
+//! - [`api`]: HTTP: connections and their limits, routes, auth middleware, the error table.
+//! - [`protocol`]: the wire codecs (KServe V2, rows): bytes to tensors or rows, answers to bytes.
+//! - [`state`]: what every handler reaches.
+//! - [`serving`]: where a request is admitted (the contract gate), waits (the scheduler) and
+//!   runs (model versions on their engines); the registry, repository and reloads.
+//! - `auth`, `metrics`, [`exit`]: leaves: the token policy, Prometheus, exit codes.
 //!
 //! `main.rs` only parses the command line, installs logging, calls [`run`] and maps its error to
 //! an exit code; everything else lives here so tests drive the same code.
@@ -49,7 +59,7 @@ pub fn run(
             tokio.block_on(async {
                 let (shutdown, hangup) = startup::Signals::install()?.split();
                 if let Some(reloader) = &prepared.state.reloader {
-                    serving::watch::spawn(
+                    serving::watch_repository(
                         Arc::clone(reloader),
                         hangup,
                         prepared.config.watch,

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use crate::auth::{Auth, AuthConfig};
 use crate::metrics::Metrics;
-use crate::serving::backends::Backends;
-use crate::serving::registry::ModelRegistry;
-use crate::serving::reload::Reloader;
-use crate::serving::repository::ModelSource;
+use crate::serving::Backends;
+use crate::serving::ModelRegistry;
+use crate::serving::ModelSource;
+use crate::serving::Reloader;
 
 /// The deadline of a request that sets none.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

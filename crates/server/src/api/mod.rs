@@ -1,8 +1,9 @@
 //! The HTTP layer: routes, shared state, and the middleware every request passes through.
 //!
-//! Handlers translate between HTTP and the model layer and decide nothing themselves: lookups,
-//! validation and inference live in [`crate::serving::registry`], [`crate::protocol::v2`] and
-//! [`crate::serving::model`]. [`router`] is a plain function so tests drive the real router on a socket.
+//! Handlers translate between HTTP and the layers below and decide nothing themselves: the
+//! protocol codecs ([`crate::protocol`]) decode and encode, the serving layer
+//! ([`crate::serving`]) looks models up, admits inputs through the contract gate and runs them.
+//! [`router`] is a plain function so tests drive the real router in-process or on a socket.
 
 mod auth;
 mod body;
@@ -27,9 +28,9 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::serving::model::{ModelVersion, PredictError};
-use crate::serving::registry::LookupError;
-use crate::serving::scheduler::{InferError, Timings};
+use crate::serving::LookupError;
+use crate::serving::{InferError, Timings};
+use crate::serving::{ModelVersion, PredictError};
 use crate::state::AppState;
 use error::{ApiError, ErrorCode};
 pub use observe::ServedBy;

@@ -19,7 +19,7 @@ pub struct ServedBy {
     pub model: String,
     pub version: u64,
     /// Where an inference's time went (absent for metadata routes).
-    pub timings: Option<crate::serving::scheduler::Timings>,
+    pub timings: Option<crate::serving::Timings>,
 }
 
 /// Logs one line per request and counts it, and runs the request inside a span carrying its

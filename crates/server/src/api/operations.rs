@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::error::{ApiError, ErrorCode};
-use crate::serving::reload::{IndexEntry, ReloadError, Reloader};
+use crate::serving::{IndexEntry, ReloadError, Reloader};
 use crate::state::AppState;
 
 /// `GET /metrics`: the Prometheus text exposition.

@@ -18,9 +18,9 @@ use crate::protocol::v2::{
     DecodeError, InferRequest, RequestBody, ResponseHeader, decode_request, encode_response,
     tensor_metadata,
 };
-use crate::serving::admission::TensorRequest;
-use crate::serving::model::PredictError;
-use crate::serving::registry::ModelEntry;
+use crate::serving::ModelEntry;
+use crate::serving::PredictError;
+use crate::serving::TensorRequest;
 use crate::state::AppState;
 
 /// `{model}` and the optional `{version}` of a V2 path.

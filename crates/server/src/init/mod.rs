@@ -28,11 +28,11 @@ use warden_runtime::graph_facts::{
 };
 use warden_runtime::{DataType, RuntimeError, Signature, TensorSpec};
 
-use crate::serving::backends::{Backends, Refusal};
-use crate::serving::contract::graph_inputs;
-use crate::serving::load_error::LoadError;
-use crate::serving::model::sha256_hex;
-use crate::serving::repository::{MANIFEST_FILE, MODEL_FILE, ModelSource};
+use crate::serving::LoadError;
+use crate::serving::graph_inputs;
+use crate::serving::sha256_hex;
+use crate::serving::{Backends, Refusal};
+use crate::serving::{MANIFEST_FILE, MODEL_FILE, ModelSource};
 
 /// Category columns with more distinct values than this are declared `string` instead.
 const MAX_CATEGORY_VALUES: usize = 64;

@@ -1,17 +1,33 @@
-//! Where a request waits and runs: the served model versions (loaded, contract-checked,
-//! warmed up), the scheduler that batches their requests onto worker threads, the output
-//! guards, the registry of what is served, and the repository they come from and are reloaded
-//! from.
+//! Where a request is admitted, waits and runs: the contract gate ([`Admitted`] is the only
+//! thing a model version runs), the served model versions (loaded, contract-checked, warmed up),
+//! the scheduler that batches their requests onto worker threads, the output guards, the
+//! registry of what is served, and the repository they come from and are reloaded from.
+//!
+//! The modules are private; what the rest of the server (and the tests) may use is re-exported
+//! here, so this list is the layer's whole surface.
 
-pub mod admission;
-pub mod backends;
+mod admission;
+mod backends;
 mod binding;
-pub mod contract;
+mod contract;
 mod guards;
-pub mod load_error;
-pub mod model;
-pub mod registry;
-pub mod reload;
-pub mod repository;
-pub mod scheduler;
-pub(crate) mod watch;
+mod load_error;
+mod model;
+mod registry;
+mod reload;
+mod repository;
+mod scheduler;
+mod watch;
+
+pub use admission::{Admitted, TensorRequest};
+pub use backends::{Backends, Refusal, load_to_serve};
+pub use contract::{ModelContract, graph_inputs};
+pub use load_error::LoadError;
+pub use model::{ModelVersion, PredictError, Serving, sha256_hex};
+pub use registry::{LookupError, ModelEntry, ModelRegistry};
+pub use reload::{IndexEntry, ReloadError, Reloader};
+pub use repository::{
+    MANIFEST_FILE, MODEL_FILE, ModelSource, RepositoryError, scan as scan_repository,
+};
+pub use scheduler::{Answer, Counters, InferError, Timings};
+pub use watch::{WatchMode, spawn as watch_repository};

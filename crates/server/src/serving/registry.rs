@@ -52,7 +52,7 @@ pub enum LookupError {
 }
 
 /// The models by name.
-pub type Models = BTreeMap<String, ModelEntry>;
+pub(super) type Models = BTreeMap<String, ModelEntry>;
 
 /// Every model by name.
 #[derive(Debug, Default)]

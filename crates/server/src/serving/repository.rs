@@ -1,6 +1,6 @@
 //! The model repository on disk: which models exist, which version of each is served, and
 //! where its files are. Scanning only reads directory listings and manifests; loading graphs is
-//! the job of [`crate::serving::model`].
+//! the job of `serving::model`.
 //!
 //! Layout (as TF Serving and Triton): `REPO/NAME/warden.toml` and `REPO/NAME/VERSION/model.onnx`,
 //! the highest numeric version served unless the manifest pins one. A single `.onnx` file is a
@@ -92,7 +92,7 @@ impl RepositoryError {
 
 /// One model folder of a repository: its name (from the listing) and what scanning it found.
 #[derive(Debug)]
-pub struct ScannedModel {
+pub(super) struct ScannedModel {
     pub name: String,
     pub source: Result<ModelSource, RepositoryError>,
 }
@@ -108,7 +108,7 @@ pub fn scan(path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
 
 /// Finds every model under `path`, each with its own outcome, so one broken model folder does
 /// not hide the others (reloading needs this; start-up uses [`scan`]).
-pub fn scan_each(path: &Path) -> Result<Vec<ScannedModel>, RepositoryError> {
+pub(super) fn scan_each(path: &Path) -> Result<Vec<ScannedModel>, RepositoryError> {
     let metadata = std::fs::metadata(path).map_err(|source| io_error(path, source))?;
     if metadata.is_file() {
         let name = path

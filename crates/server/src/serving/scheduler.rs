@@ -70,7 +70,7 @@ struct Job {
 
 /// How a scheduler batches and how many workers it runs.
 #[derive(Debug, Clone, Copy)]
-pub struct SchedulerOptions {
+pub(super) struct SchedulerOptions {
     pub queue_capacity: usize,
     pub max_batch_size: usize,
     pub max_queue_delay: Duration,
@@ -81,7 +81,7 @@ pub struct SchedulerOptions {
 
 /// The queue and worker threads of one model version.
 #[derive(Debug)]
-pub struct Scheduler {
+pub(super) struct Scheduler {
     queue: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -112,7 +112,7 @@ impl Drop for Waiting<'_> {
 
 impl Scheduler {
     /// Starts one worker thread per loaded model copy.
-    pub fn spawn(
+    pub(super) fn spawn(
         name: &str,
         models: Vec<Box<dyn LoadedModel>>,
         options: SchedulerOptions,
@@ -139,12 +139,12 @@ impl Scheduler {
     }
 
     /// The scheduler's counters.
-    pub fn counters(&self) -> &Counters {
+    pub(super) fn counters(&self) -> &Counters {
         &self.counters
     }
 
     /// Queues one request of `rows` rows and waits for its answer until `deadline`.
-    pub async fn infer(
+    pub(super) async fn infer(
         &self,
         inputs: Vec<NamedTensor>,
         outputs: Vec<String>,

@@ -44,12 +44,7 @@ impl FromStr for WatchMode {
 
 /// Starts the triggers: SIGHUP always; file events or polling every `poll_interval` as `mode`
 /// says. Runs until the process ends.
-pub(crate) fn spawn(
-    reloader: Arc<Reloader>,
-    hangup: Signal,
-    mode: WatchMode,
-    poll_interval: Duration,
-) {
+pub fn spawn(reloader: Arc<Reloader>, hangup: Signal, mode: WatchMode, poll_interval: Duration) {
     let (events, mut changed) = mpsc::unbounded_channel::<()>();
     let watcher = match mode {
         WatchMode::Events => start_watcher(&reloader, events.clone(), poll_interval, false),

@@ -16,7 +16,7 @@ use warden_runtime::onnxruntime::ExplicitLibrary;
 
 use crate::api::connections;
 pub use crate::auth::AuthConfig;
-pub use crate::serving::watch::WatchMode;
+pub use crate::serving::WatchMode;
 
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {

@@ -12,8 +12,8 @@ use warden_runtime::RuntimeError;
 
 use crate::exit::{self, io_exit, io_hint};
 use crate::init::InitError;
-use crate::serving::load_error::LoadError;
-use crate::serving::repository::{MANIFEST_FILE, MODEL_FILE, RepositoryError};
+use crate::serving::LoadError;
+use crate::serving::{MANIFEST_FILE, MODEL_FILE, RepositoryError};
 
 /// Why a command stopped before serving.
 #[derive(Debug, thiserror::Error)]

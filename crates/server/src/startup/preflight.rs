@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::serving::backends::{Backends, load_to_serve};
-use crate::serving::model::Serving;
-use crate::serving::registry::{ModelEntry, ModelRegistry};
-use crate::serving::repository;
+use crate::serving;
+use crate::serving::Serving;
+use crate::serving::{Backends, load_to_serve};
+use crate::serving::{ModelEntry, ModelRegistry};
 use crate::startup;
 use crate::startup::config::{self, EnvSource, Flags, ServeConfig};
 use crate::startup::diagnostics::StartupError;
@@ -202,7 +202,7 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         ),
     );
 
-    let sources = match repository::scan(&config.model_path) {
+    let sources = match serving::scan_repository(&config.model_path) {
         Ok(sources) => sources,
         Err(err) => {
             list.failed("model repository", err.into());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use warden_runtime::onnxruntime::OnnxRuntime;
 use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
-use warden_server::serving::backends::Backends;
+use warden_server::serving::Backends;
 use warden_server::startup::config::{
     DEFAULT_BODY_LIMIT_BYTES, Flags, ProcessEnv, onnxruntime_libraries,
 };

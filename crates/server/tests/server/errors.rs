@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::common::{InProcess, Script, ScriptedBackend, TestServer, examples};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use warden_server::serving::registry::{ModelEntry, ModelRegistry};
+use warden_server::serving::{ModelEntry, ModelRegistry};
 use warden_server::state::{AppState, StateOptions};
 
 fn credit_row() -> Value {

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData, TensorSpec};
-use warden_server::serving::admission::TensorRequest;
-use warden_server::serving::backends::{Backends, load_to_serve};
-use warden_server::serving::model::PredictError;
-use warden_server::serving::repository;
+use warden_server::serving::PredictError;
+use warden_server::serving::TensorRequest;
+use warden_server::serving::{Backends, load_to_serve};
 
 use crate::common::{FakeEngine, InProcess, examples};
 
@@ -128,7 +127,7 @@ async fn rows_reach_the_engine_as_the_graph_declares_them_and_bad_rows_never_do(
 async fn an_answer_that_fails_its_guards_is_withheld() {
     let repository = iris_repository();
     // The warm-up runs through the guards too: a model answering NaN never loads.
-    let sources = repository::scan(repository.path()).unwrap();
+    let sources = warden_server::serving::scan_repository(repository.path()).unwrap();
     let broken = Backends::only(Arc::new(iris_engine([f32::NAN, 0.5, 0.5])));
     assert!(load_to_serve(&sources[0], &broken).is_err());
 
@@ -163,7 +162,7 @@ async fn an_answer_that_fails_its_guards_is_withheld() {
 async fn the_gate_refuses_tensors_no_codec_checked() {
     let engine = iris_engine([0.8, 0.15, 0.05]);
     let repository = iris_repository();
-    let sources = repository::scan(repository.path()).unwrap();
+    let sources = warden_server::serving::scan_repository(repository.path()).unwrap();
     let model = load_to_serve(&sources[0], &Backends::only(Arc::new(engine.clone()))).unwrap();
     let request =
         |data: TensorData, shape: Vec<usize>, rows: usize, outputs: Vec<String>| TensorRequest {
@@ -238,7 +237,7 @@ async fn the_gate_refuses_tensors_no_codec_checked() {
 #[tokio::test]
 async fn inputs_admitted_by_one_version_do_not_run_on_another() {
     let repository = iris_repository();
-    let sources = repository::scan(repository.path()).unwrap();
+    let sources = warden_server::serving::scan_repository(repository.path()).unwrap();
     let engine = iris_engine([0.8, 0.15, 0.05]);
     let backends = Backends::only(Arc::new(engine.clone()));
     let first = load_to_serve(&sources[0], &backends).unwrap();

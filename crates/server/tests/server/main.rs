@@ -15,6 +15,7 @@ mod fuzz_decoders;
 mod guards;
 mod in_process;
 mod init;
+mod layers;
 mod reload;
 mod scheduler;
 mod zoo;

@@ -8,7 +8,7 @@ use crate::common::{TestServer, onnxruntime, repo_root};
 use serde_json::{Value, json};
 use warden_runtime::Backend;
 use warden_runtime::tract::Tract;
-use warden_server::serving::backends::Backends;
+use warden_server::serving::Backends;
 use warden_server::startup::config::Flags;
 use warden_server::startup::{self, Engines, Mode};
 

@@ -1,0 +1,147 @@
+//! Encoding a KServe V2 answer (JSON, or the JSON header and binary tensor data after it) and
+//! the tensor metadata of the model metadata route.
+
+use serde::Serialize;
+use warden_runtime::{NamedTensor, TensorData, TensorSpec};
+
+use super::decode::BinaryOutputs;
+
+/// A tensor's data serialised as a flat JSON array (f32 printed as f32, so 0.9 stays 0.9).
+#[derive(Debug)]
+struct FlatData<'a>(&'a TensorData);
+
+impl Serialize for FlatData<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            TensorData::Bool(v) => v.serialize(serializer),
+            TensorData::U8(v) => v.serialize(serializer),
+            TensorData::U16(v) => v.serialize(serializer),
+            TensorData::U32(v) => v.serialize(serializer),
+            TensorData::U64(v) => v.serialize(serializer),
+            TensorData::I8(v) => v.serialize(serializer),
+            TensorData::I16(v) => v.serialize(serializer),
+            TensorData::I32(v) => v.serialize(serializer),
+            TensorData::I64(v) => v.serialize(serializer),
+            TensorData::F32(v) => v.serialize(serializer),
+            TensorData::F64(v) => v.serialize(serializer),
+            TensorData::String(v) => v.serialize(serializer),
+        }
+    }
+}
+
+/// One output tensor on the wire: its data inline as JSON, or its byte count in the binary part.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InferResponseOutput)]
+pub(crate) struct ResponseOutput<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+    /// The values, flat in row-major order; absent when sent as binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Value>>)]
+    data: Option<FlatData<'a>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BinarySize {
+    binary_data_size: usize,
+}
+
+/// A KServe V2 inference response (its JSON part).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InferResponse)]
+pub(crate) struct ResponseHeader<'a> {
+    model_name: &'a str,
+    model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: Vec<ResponseOutput<'a>>,
+}
+
+/// An encoded inference response: the JSON part and the binary part after it (empty when no
+/// output was asked for as binary; then there is no `Inference-Header-Content-Length`).
+#[derive(Debug)]
+pub struct EncodedResponse {
+    pub json: Vec<u8>,
+    pub binary: Vec<u8>,
+}
+
+/// Encodes an inference response, each output as JSON or binary as the request asked.
+pub fn encode_response(
+    model_name: &str,
+    model_version: u64,
+    request_id: Option<&str>,
+    outputs: &[NamedTensor],
+    binary_outputs: &BinaryOutputs,
+) -> Result<EncodedResponse, serde_json::Error> {
+    let mut binary = Vec::new();
+    let mut wire = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let (parameters, data) = if binary_outputs.wants(&output.name) {
+            let before = binary.len();
+            append_binary(&output.tensor.data, &mut binary);
+            let binary_data_size = binary.len() - before;
+            (Some(BinarySize { binary_data_size }), None)
+        } else {
+            (None, Some(FlatData(&output.tensor.data)))
+        };
+        wire.push(ResponseOutput {
+            name: &output.name,
+            datatype: output.tensor.data_type().protocol_name(),
+            shape: &output.tensor.shape,
+            parameters,
+            data,
+        });
+    }
+    let json = serde_json::to_vec(&ResponseHeader {
+        model_name,
+        model_version: model_version.to_string(),
+        id: request_id,
+        outputs: wire,
+    })?;
+    Ok(EncodedResponse { json, binary })
+}
+
+/// Appends tensor data in the binary tensor layout (the inverse of [`decode_binary`]).
+pub(super) fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
+    match data {
+        TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
+        TensorData::U8(v) => out.extend_from_slice(v),
+        TensorData::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I8(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        TensorData::String(v) => v.iter().for_each(|text| {
+            // Strings longer than 4 GiB cannot come out of a request under the body limit.
+            out.extend((text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }),
+    }
+}
+
+/// One tensor's metadata on the wire.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TensorMetadata<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [i64],
+}
+
+/// Tensor metadata for every spec.
+pub fn tensor_metadata(specs: &[TensorSpec]) -> Vec<TensorMetadata<'_>> {
+    specs
+        .iter()
+        .map(|spec| TensorMetadata {
+            name: &spec.name,
+            datatype: spec.data_type.protocol_name(),
+            shape: &spec.shape,
+        })
+        .collect()
+}
