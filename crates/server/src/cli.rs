@@ -1,4 +1,4 @@
-//! The command line: `warden serve`, `warden check` and `warden init`. Parsing only; the
+//! The command line: `warden serve`, `warden check`, `warden init` and `warden health`. Parsing only; the
 //! settings are resolved with the environment and the config file in [`crate::startup::config`].
 
 use std::net::IpAddr;
@@ -26,6 +26,9 @@ pub enum Command {
     /// Write a model folder (NAME/warden.toml + NAME/1/model.onnx) from a graph and its
     /// training data; the folder serves without edits.
     Init(InitArgs),
+    /// Ask a warden running on this machine whether it is ready (GET /v2/health/ready): exit 0
+    /// when it answers 200, 69 otherwise. For container health checks in images without curl.
+    Health(HealthArgs),
 }
 
 /// The settings `serve` and `check` share.
@@ -176,4 +179,21 @@ pub struct InitArgs {
     /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
     #[arg(long, value_name = "FILE")]
     pub onnxruntime_lib: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The port warden listens on [env: WARDEN_PORT, then PORT] [default: 8000]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The address warden listens on; 0.0.0.0 is asked on 127.0.0.1 [env: WARDEN_HOST]
+    /// [default: 127.0.0.1]
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// The route to ask.
+    #[arg(long, default_value = "/v2/health/ready")]
+    pub path: String,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    pub timeout_ms: u64,
 }

@@ -9,7 +9,8 @@
 //! - [`state`]: what every handler reaches.
 //! - [`serving`]: where a request is admitted (the contract gate), waits (the scheduler) and
 //!   runs (model versions on their engines); the registry, repository and reloads.
-//! - `auth`, `metrics`, [`exit`]: leaves: the token policy, Prometheus, exit codes.
+//! - `auth`, `metrics`, [`exit`], `probe`: leaves: the token policy, Prometheus, exit codes,
+//!   the `warden health` client.
 //!
 //! `main.rs` only parses the command line, installs logging, calls [`run`] and maps its error to
 //! an exit code; everything else lives here so tests drive the same code.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod exit;
 mod init;
 mod metrics;
+mod probe;
 pub mod protocol;
 pub mod serving;
 pub mod startup;
@@ -98,6 +100,22 @@ pub fn run(
             };
             printed.map_err(|err| StartupError::Internal(format!("cannot print: {err}")))?;
             outcome.result.map(|_| ())
+        }
+        Command::Health(args) => {
+            let number = |name: &str| env.var(name).and_then(|v| v.trim().parse::<u16>().ok());
+            let port = args
+                .port
+                .or_else(|| number("WARDEN_PORT"))
+                .or_else(|| number("PORT"))
+                .unwrap_or(8000);
+            let host = args
+                .host
+                .or_else(|| env.var("WARDEN_HOST").and_then(|v| v.trim().parse().ok()))
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            let timeout = std::time::Duration::from_millis(args.timeout_ms);
+            probe::ready(host, port, &args.path, timeout).map_err(StartupError::Unhealthy)?;
+            writeln!(out, "ready")
+                .map_err(|err| StartupError::Internal(format!("cannot print: {err}")))
         }
         Command::Init(args) => {
             let explicit = config::onnxruntime_libraries(args.onnxruntime_lib, env);

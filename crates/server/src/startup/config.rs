@@ -217,7 +217,20 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         "WARDEN_PORT",
         "a port number (0 to 65535)",
     );
-    if let Some(port) = port.or(file.port) {
+    // `PORT` is how Cloud Run, Azure Container Apps and Heroku tell a container where to listen:
+    // below warden's own settings, above the config file (the platform knows its routing).
+    let platform_port = if port.is_none() {
+        setting(
+            None,
+            env,
+            &mut problems,
+            "PORT",
+            "a port number (0 to 65535)",
+        )
+    } else {
+        None
+    };
+    if let Some(port) = port.or(platform_port).or(file.port) {
         config.port = port;
     }
     let body = setting(
@@ -585,7 +598,18 @@ mod tests {
             config: Some(file),
             ..Flags::default()
         };
-        let config = resolve(flags.clone(), &env(&[("WARDEN_PORT", "7001")])).unwrap();
+        assert_eq!(
+            resolve(flags.clone(), &env(&[("PORT", "9090")]))
+                .unwrap()
+                .port,
+            9090,
+            "the platform's PORT beats the file"
+        );
+        let config = resolve(
+            flags.clone(),
+            &env(&[("WARDEN_PORT", "7001"), ("PORT", "9090")]),
+        )
+        .unwrap();
         assert_eq!(config.model_path, PathBuf::from("m"));
         assert_eq!(
             (config.host.to_string().as_str(), config.port),

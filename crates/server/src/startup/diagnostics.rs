@@ -38,6 +38,9 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Init(#[from] InitError),
+    /// `warden health`: the server did not answer ready.
+    #[error("not ready: {0}")]
+    Unhealthy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -77,6 +80,7 @@ impl StartupError {
                 InitError::Exists { .. } => exit::CANNOT_CREATE,
                 InitError::Write { source, .. } => io_exit(source),
             },
+            StartupError::Unhealthy(_) => exit::UNAVAILABLE,
             StartupError::Internal(_) => exit::SOFTWARE,
         }
     }

@@ -145,3 +145,39 @@ fn a_manifest_that_disagrees_with_its_graph_exits_65_naming_each_problem() {
         "{stderr}"
     );
 }
+
+/// `warden health ARGS` with `env`: the exit code, and stdout then stderr.
+fn health(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(warden_bin())
+        .arg("health")
+        .args(args)
+        .env_remove("WARDEN_PORT")
+        .env_remove("PORT")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
+
+#[test]
+fn warden_health_answers_for_a_running_server_and_fails_for_none() {
+    let warden = WardenProcess::serve(&examples());
+    let port = warden.address.port().to_string();
+    let (code, output) = health(&[], &[("PORT", port.as_str())]);
+    assert_eq!((code, output.trim()), (Some(0), "ready"), "{output}");
+    let (code, output) = health(&["--port", &port, "--path", "/v2/models/nope/ready"], &[]);
+    assert_eq!(code, Some(69), "{output}");
+    assert!(output.contains("answered 404"), "{output}");
+    drop(warden);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let (code, output) = health(&["--port", &closed_port], &[]);
+    assert_eq!(code, Some(69), "{output}");
+    assert!(
+        output.contains("error: not ready: cannot connect to 127.0.0.1:"),
+        "{output}"
+    );
+}

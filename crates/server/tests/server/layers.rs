@@ -23,6 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("auth", &["auth"]),
     ("metrics", &["metrics"]),
     ("exit", &["exit"]),
+    ("probe", &["probe"]),
 ];
 
 fn src() -> PathBuf {
