@@ -59,10 +59,19 @@ pub enum LoadError {
     },
 }
 
-/// How to export a scikit-learn model instead of pickling it.
-const EXPORT_SNIPPET: &str = "warden never unpickles (a pickle runs arbitrary code when loaded); export to ONNX instead:\n      \
+/// How to export a scikit-learn model instead of pickling it: the recipe of the README's
+/// "Exporting a scikit-learn pipeline" and examples/export_onnx.py, where `X` is the DataFrame the
+/// model was fit on (float columns float32, integers int64, the rest strings; ZipMap off).
+const EXPORT_SNIPPET: &str = "warden never unpickles (a pickle runs arbitrary code when loaded); \
+    export to ONNX instead (X: the training DataFrame without the target; examples/export_onnx.py also checks the answers):\n      \
     from skl2onnx import to_onnx\n      \
-    open(\"model.onnx\", \"wb\").write(to_onnx(model, X[:1].astype(\"float32\")).SerializeToString())";
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType\n      \
+    from sklearn.base import is_classifier\n      \
+    kinds = {\"f\": FloatTensorType, \"i\": Int64TensorType, \"u\": Int64TensorType}  # anything else: strings\n      \
+    types = [(c, kinds.get(X[c].dtype.kind, StringTensorType)([None, 1])) for c in X.columns]\n      \
+    onx = to_onnx(model, initial_types=types, options={\"zipmap\": False} if is_classifier(model) else None,\n                    \
+    target_opset={\"\": 17, \"ai.onnx.ml\": 3})\n      \
+    open(\"model.onnx\", \"wb\").write(onx.SerializeToString())";
 
 impl LoadError {
     /// The exit code of this failure.
