@@ -30,6 +30,9 @@ pub struct LibrarySearch {
     /// precedence first. The first one present wins; if it does not exist that is an error,
     /// because a user who names a path means that path.
     pub explicit: Vec<ExplicitLibrary>,
+    /// Python environments warden itself is installed in (`pip install` put the binary in their
+    /// `bin/`): their onnxruntime is the one installed with warden, so it comes before `python`.
+    pub installed: Vec<PathBuf>,
     /// A Python interpreter whose `onnxruntime` package to look in (e.g. `python3` on PATH).
     pub python: Option<String>,
     /// Virtual environments to look in (e.g. a project-local `.venv`).
@@ -63,6 +66,19 @@ pub fn locate_library(search: &LibrarySearch) -> Result<LocatedLibrary, RuntimeE
         });
     }
     let mut searched = Vec::new();
+    for environment in &search.installed {
+        for capi in venv_capi_dirs(environment) {
+            if let Some(path) = library_in(&capi) {
+                return Ok(LocatedLibrary {
+                    path,
+                    found_by: format!(
+                        "the Python environment warden is installed in ({})",
+                        environment.display()
+                    ),
+                });
+            }
+        }
+    }
     if let Some(python) = &search.python {
         match python_package_dir(python) {
             Some(package) => {
@@ -426,6 +442,7 @@ mod tests {
                 path: "/nonexistent/libonnxruntime.so".into(),
             }],
             python: None,
+            installed: vec![],
             venvs: vec![],
         };
         let err = locate_library(&search).unwrap_err().to_string();
@@ -438,10 +455,34 @@ mod tests {
         let search = LibrarySearch {
             explicit: vec![],
             python: Some("warden-no-such-python".into()),
+            installed: vec![],
             venvs: vec!["/nonexistent/venv".into()],
         };
         let err = locate_library(&search).unwrap_err().to_string();
         assert!(err.contains("warden-no-such-python"), "{err}");
         assert!(err.contains("/nonexistent/venv/lib/python3*"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_warden_is_installed_in_comes_before_python() {
+        let prefix = std::env::temp_dir().join(format!("warden-installed-{}", std::process::id()));
+        let capi = prefix.join("lib/python3.12/site-packages/onnxruntime/capi");
+        std::fs::create_dir_all(&capi).unwrap();
+        std::fs::write(capi.join("libonnxruntime.so.1.23.2"), b"").unwrap();
+        let search = LibrarySearch {
+            explicit: vec![],
+            installed: vec![prefix.clone()],
+            python: Some("warden-no-such-python".into()),
+            venvs: vec![],
+        };
+        let found = locate_library(&search);
+        std::fs::remove_dir_all(&prefix).unwrap();
+        let found = found.unwrap();
+        assert_eq!(found.path, capi.join("libonnxruntime.so.1.23.2"));
+        assert!(
+            found.found_by.contains("installed in"),
+            "{}",
+            found.found_by
+        );
     }
 }

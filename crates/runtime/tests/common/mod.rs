@@ -26,6 +26,7 @@ pub(crate) fn onnxruntime() -> &'static OnnxRuntime {
             });
         let search = LibrarySearch {
             explicit: explicit.into_iter().collect(),
+            installed: Vec::new(),
             python: None,
             venvs: vec![root().join(".venv")],
         };

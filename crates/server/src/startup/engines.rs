@@ -16,6 +16,7 @@ use crate::startup::diagnostics::StartupError;
 pub fn init_onnxruntime(explicit: &[ExplicitLibrary]) -> Result<Arc<OnnxRuntime>, StartupError> {
     let search = LibrarySearch {
         explicit: explicit.to_vec(),
+        installed: installed_in(),
         python: Some("python3".into()),
         venvs: project_venvs(),
     };
@@ -33,10 +34,31 @@ pub fn init_onnxruntime(explicit: &[ExplicitLibrary]) -> Result<Arc<OnnxRuntime>
     Ok(Arc::new(runtime))
 }
 
+/// Whether this binary is statically linked (the musl build of the container image).
+const STATIC_BUILD: bool = cfg!(target_feature = "crt-static");
+
+/// Why a static build has no ONNX Runtime, as `warden check` says it.
+const STATIC_BUILD_REASON: &str =
+    "not available in the static build (it cannot load shared libraries)";
+
 /// The engines for this process: ONNX Runtime when its library is found, and tract when built
 /// in. ONNX Runtime missing everywhere is not fatal when tract can serve instead; a library the
 /// user named that does not load is.
 pub fn backends(explicit: &[ExplicitLibrary]) -> Result<Backends, StartupError> {
+    if STATIC_BUILD {
+        // A statically linked binary cannot dlopen: ONNX Runtime is not an option, and looking
+        // for it would only find a library it cannot load.
+        if let Some(named) = explicit.first() {
+            return Err(StartupError::OnnxRuntime(RuntimeError::LibraryUnusable {
+                path: named.path.clone(),
+                reason: format!(
+                    "{} names it, but this warden is the static build, which cannot load shared                      libraries; use the glibc build (or the onnxruntime image) for ONNX Runtime",
+                    named.source
+                ),
+            }));
+        }
+        return Ok(Backends::new(None, Some(STATIC_BUILD_REASON.to_owned())));
+    }
     match init_onnxruntime(explicit) {
         Ok(runtime) => {
             let detail = format!("{} from {}", runtime.version(), runtime.library().display());
@@ -55,6 +77,22 @@ pub fn backends(explicit: &[ExplicitLibrary]) -> Result<Backends, StartupError> 
         }
         Err(err) => Err(err),
     }
+}
+
+/// The Python environment whose `bin/` holds this binary, when it is one (`pip install warden`
+/// into a venv, `--user` or a system prefix): the prefix with a `lib/python3*` beside `bin/`.
+fn installed_in() -> Vec<PathBuf> {
+    let Ok(exe) = std::env::current_exe() else {
+        return Vec::new();
+    };
+    let Some(prefix) = exe
+        .parent()
+        .filter(|bin| bin.ends_with("bin"))
+        .and_then(|bin| bin.parent())
+    else {
+        return Vec::new();
+    };
+    vec![prefix.to_path_buf()]
 }
 
 /// `.venv` in the working directory and beside the binary's ancestors (so
