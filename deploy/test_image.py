@@ -130,14 +130,18 @@ def main(image):
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, container)
+            engine = ("onnxruntime_onnx" if any(e.startswith("WARDEN_ONNXRUNTIME_LIB=") for e in config["Env"])
+                      else "tract_onnx")
+            status, body = get(f"{base}/v2/models/iris")
+            assert status == 200 and body["platform"] == engine, (status, body)
             status, body = get(f"{base}/v1/models/iris:predict",
                                json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode())
             assert status == 200 and body["predictions"][0]["label"] == "setosa", (status, body)
             status, body = get(f"{base}/v1/models/credit:predict", json.dumps({"instances": [
                 {"age": 42, "income": 52000, "debt_ratio": 0.3, "country": 3, "employment": "salaried"}]}).encode())
             assert status == 400 and body["code"] == "invalid_input", (status, body)
-            print(f"  ready in {time.monotonic() - started:.1f} s since the test began; iris answered, "
-                  "the integer category refused")
+            print(f"  ready in {time.monotonic() - started:.1f} s since the test began, on {engine}; iris "
+                  "answered, the integer category refused")
             probe = subprocess.run(["unshare", "-Ur", "chroot", str(rootfs), "/warden", "health"],
                                    env={"PORT": str(port), "PATH": os.environ["PATH"]}, capture_output=True,
                                    text=True, timeout=10)
