@@ -14,6 +14,8 @@ pub mod rewrite;
 mod tensor;
 #[cfg(feature = "tract")]
 pub mod tract;
+#[cfg(feature = "tract")]
+mod trees;
 mod wire;
 mod zipmap;
 

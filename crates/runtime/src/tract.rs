@@ -167,7 +167,9 @@ fn optimise(proto: &ModelProto, inputs: &[TensorSpec]) -> TractResult<Arc<TypedR
             InferenceFact::dt_shape(datum_type(input.data_type), dims),
         )?;
     }
-    model.into_optimized()?.into_runnable()
+    let mut typed = model.into_typed()?;
+    crate::trees::replace_tree_ensembles(&mut typed)?;
+    typed.into_optimized()?.into_runnable()
 }
 
 fn output_specs(plan: &TypedRunnableModel, names: &[String]) -> TractResult<Vec<TensorSpec>> {
