@@ -152,11 +152,15 @@ pub(super) fn unsupported_operator(
             "not a registered function/op",
             "Could not find an implementation",
             "not implemented",
+            // tract: `Unimplemented(SVMClassifier): Wrong number of outputs…`
+            "Unimplemented(",
         ];
         if unsupported.iter().any(|phrase| reason.contains(phrase))
             && let Some(node) = nodes.iter().find(|n| {
                 let qualified = format!("{}:{}(", n.domain, n.op_type);
-                reason.contains(&qualified) || reason.contains(&format!(" {}(", n.op_type))
+                reason.contains(&qualified)
+                    || reason.contains(&format!(" {}(", n.op_type))
+                    || reason.contains(&format!("Unimplemented({})", n.op_type))
             })
         {
             return LoadError::UnsupportedOperator {
