@@ -207,3 +207,25 @@ def test_the_old_advice_fails():
         onnxruntime.InferenceSession(to_onnx(price, X[:1]).SerializeToString(), providers=["CPUExecutionProvider"])
     with pytest.raises(ValueError, match="could not convert string to float"):
         to_onnx(credit, X[:1].astype("float32"))
+
+
+def test_init_names_the_engine_when_no_engine_can_run_the_old_advice_graph(tmp_path):
+    """The old advice's float64 LogisticRegression: ONNX Runtime refuses it at load and tract
+    loads it but cannot run it (Sigmoid on F64). `warden init` must say that, after one try,
+    not blame 50 training rows for answering NaN."""
+    X = frame()
+    credit, y = classifier(X)
+    graph = tmp_path / "credit.onnx"
+    graph.write_bytes(to_onnx(credit, X[:1]).SerializeToString())
+    csv_path = tmp_path / "credit.csv"
+    X.assign(y=y).to_csv(csv_path, index=False)
+    (tmp_path / "models").mkdir()
+    done = warden("init", graph, "--data", csv_path, "--target", "y", "--name", "credit",
+                  "--repository", tmp_path / "models")
+    assert done.returncode == 65, done.stderr
+    assert "answers NaN" not in done.stderr and "answers none of" not in done.stderr, done.stderr
+    assert "would not serve, so nothing was written" in done.stderr, done.stderr
+    assert "tensor(double)" in done.stderr, done.stderr  # ONNX Runtime's reason, in the error
+    assert "cannot run it" in done.stderr and "F64" in done.stderr, done.stderr  # tract's, logged
+    # One try per engine, not one per candidate example row.
+    assert done.stderr.count("this engine cannot load the graph") == 2, done.stderr

@@ -131,9 +131,13 @@ impl Backends {
                     );
                     return Ok(model);
                 }
-                // Only a graph the engine cannot load falls back; a broken contract or warm-up
-                // would fail the same way on any engine.
-                Err(err @ (LoadError::Backend(_) | LoadError::UnsupportedOperator { .. })) => {
+                // Only a graph the engine cannot load or run falls back; a broken contract or a
+                // warm-up answer that fails its guards would fail the same way on any engine.
+                Err(
+                    err @ (LoadError::Backend(_)
+                    | LoadError::UnsupportedOperator { .. }
+                    | LoadError::EngineRun { .. }),
+                ) => {
                     tracing::warn!(
                         model = %source.name,
                         platform = backend.platform(),

@@ -52,6 +52,9 @@ pub enum LoadError {
     },
     #[error("warm-up inference of model `{model}` failed: {reason}")]
     WarmUp { model: String, reason: String },
+    /// The engine loaded the graph but could not run it at all (not a matter of the row).
+    #[error("the engine loads model `{model}` but cannot run it: {reason}")]
+    EngineRun { model: String, reason: String },
     #[error("cannot start the inference thread of model `{model}`: {source}")]
     Worker {
         model: String,
@@ -128,6 +131,12 @@ impl LoadError {
         LoadError::ChecksumMismatch { .. } => {
             "the file is not the one the manifest pins: copy the right file, or update \
              `sha256` if the model was replaced on purpose"
+                .to_owned()
+        }
+        LoadError::EngineRun { .. } => {
+            "with `backend = \"auto\"` warden tries the other engine; a graph with float64 \
+             inputs is the usual cause: export with float32 inputs as in the README's \
+             *Exporting a scikit-learn pipeline*"
                 .to_owned()
         }
         LoadError::WarmUp { .. } => {

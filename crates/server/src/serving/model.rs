@@ -159,9 +159,12 @@ impl ModelVersion {
             let (inputs, _, _) = admitted
                 .into_parts(id)
                 .ok_or_else(|| warm_up("admitted by another version".into()))?;
-            let outputs = model
-                .run(inputs, &[])
-                .map_err(|err| warm_up(err.to_string()))?;
+            // An engine that cannot run the graph fails every row alike: say so, so the
+            // caller tries another engine (or init stops looking for another example row).
+            let outputs = model.run(inputs, &[]).map_err(|err| LoadError::EngineRun {
+                model: source.name.clone(),
+                reason: err.to_string(),
+            })?;
             check_outputs(&outputs, &contract.outputs)
                 .map_err(|problems| warm_up(problems.join("; ")))?;
         }
