@@ -102,16 +102,14 @@ pub fn run(
             outcome.result.map(|_| ())
         }
         Command::Health(args) => {
-            let number = |name: &str| env.var(name).and_then(|v| v.trim().parse::<u16>().ok());
-            let port = args
-                .port
-                .or_else(|| number("WARDEN_PORT"))
-                .or_else(|| number("PORT"))
-                .unwrap_or(8000);
-            let host = args
-                .host
-                .or_else(|| env.var("WARDEN_HOST").and_then(|v| v.trim().parse().ok()))
-                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            // Where `serve` would listen, read the way `serve` reads it (no config file).
+            let mut problems = Vec::new();
+            let (host, port) = config::listen_settings(args.host, args.port, env, &mut problems);
+            if !problems.is_empty() {
+                return Err(StartupError::Config(problems));
+            }
+            let host = host.unwrap_or(config::DEFAULT_HOST);
+            let port = port.unwrap_or(config::DEFAULT_PORT);
             let timeout = std::time::Duration::from_millis(args.timeout_ms);
             probe::ready(host, port, &args.path, timeout).map_err(StartupError::Unhealthy)?;
             writeln!(out, "ready")

@@ -88,8 +88,8 @@ impl ServeConfig {
     pub fn new(model_path: impl Into<PathBuf>) -> ServeConfig {
         ServeConfig {
             model_path: model_path.into(),
-            host: IpAddr::from([127, 0, 0, 1]),
-            port: 8000,
+            host: DEFAULT_HOST,
+            port: DEFAULT_PORT,
             onnxruntime_libs: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             allow_partial: false,
@@ -158,6 +158,39 @@ pub struct Flags {
     pub shutdown_grace_ms: Option<u64>,
 }
 
+/// Where to listen, from the flags, then the environment: `WARDEN_HOST`; `WARDEN_PORT`, then
+/// `PORT`, which is how Cloud Run, Azure Container Apps and Heroku tell a container where to
+/// listen (below warden's own settings, above the config file: the platform knows its routing).
+/// What `serve` resolves before the config file, and all that `warden health` reads.
+pub fn listen_settings(
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    env: &dyn EnvSource,
+    problems: &mut Vec<String>,
+) -> (Option<IpAddr>, Option<u16>) {
+    let host = setting(
+        host,
+        env,
+        problems,
+        "WARDEN_HOST",
+        "an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
+    );
+    let port = setting(
+        port,
+        env,
+        problems,
+        "WARDEN_PORT",
+        "a port number (0 to 65535)",
+    )
+    .or_else(|| setting(None, env, problems, "PORT", "a port number (0 to 65535)"));
+    (host, port)
+}
+
+/// The address `serve` listens on when nothing says otherwise.
+pub const DEFAULT_HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+/// The port `serve` listens on when nothing says otherwise.
+pub const DEFAULT_PORT: u16 = 8000;
+
 /// Resolves file < environment < flags into a configuration, or lists every problem.
 pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<String>> {
     let mut problems = Vec::new();
@@ -200,37 +233,11 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
             None
         }
     });
-    let host = setting(
-        flags.host,
-        env,
-        &mut problems,
-        "WARDEN_HOST",
-        "an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
-    );
+    let (host, port) = listen_settings(flags.host, flags.port, env, &mut problems);
     if let Some(host) = host.or(file_host) {
         config.host = host;
     }
-    let port = setting(
-        flags.port,
-        env,
-        &mut problems,
-        "WARDEN_PORT",
-        "a port number (0 to 65535)",
-    );
-    // `PORT` is how Cloud Run, Azure Container Apps and Heroku tell a container where to listen:
-    // below warden's own settings, above the config file (the platform knows its routing).
-    let platform_port = if port.is_none() {
-        setting(
-            None,
-            env,
-            &mut problems,
-            "PORT",
-            "a port number (0 to 65535)",
-        )
-    } else {
-        None
-    };
-    if let Some(port) = port.or(platform_port).or(file.port) {
+    if let Some(port) = port.or(file.port) {
         config.port = port;
     }
     let body = setting(

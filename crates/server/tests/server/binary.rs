@@ -174,6 +174,10 @@ fn warden_health_answers_for_a_running_server_and_fails_for_none() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port().to_string();
     drop(closed);
+    // A setting it cannot read is an error, as for `serve`, not a silent fallback to 8000.
+    let (code, output) = health(&[], &[("WARDEN_PORT", "eighty")]);
+    assert_eq!(code, Some(78), "{output}");
+    assert!(output.contains("WARDEN_PORT=\"eighty\""), "{output}");
     let (code, output) = health(&["--port", &closed_port], &[]);
     assert_eq!(code, Some(69), "{output}");
     assert!(
