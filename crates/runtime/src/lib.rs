@@ -11,6 +11,8 @@ pub mod graph_facts;
 pub mod onnxruntime;
 #[cfg(feature = "tract")]
 pub mod rewrite;
+#[cfg(feature = "tract")]
+mod svm;
 mod tensor;
 #[cfg(feature = "tract")]
 pub mod tract;

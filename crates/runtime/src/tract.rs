@@ -148,7 +148,9 @@ fn datum_type(data_type: DataType) -> DatumType {
 
 /// The graph with every input's type fixed (dynamic dims as the symbol `N`), optimised.
 fn optimise(proto: &ModelProto, inputs: &[TensorSpec]) -> TractResult<Arc<TypedRunnableModel>> {
-    let mut model = onnx().model_for_proto_model(proto)?;
+    let mut onnx = onnx();
+    crate::svm::register(&mut onnx.op_register);
+    let mut model = onnx.model_for_proto_model(proto)?;
     let batch = model.symbols.sym("N");
     for (index, input) in inputs.iter().enumerate() {
         let dims: Vec<TDim> = input

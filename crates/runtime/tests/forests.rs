@@ -13,85 +13,10 @@ mod common;
 
 use std::path::Path;
 
-use prost::Message;
-use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
-    TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_shape_proto, type_proto,
-};
+use common::graphs::{Attributes, Rng, float_matrix, model, tensor_value};
+use tract_onnx::pb::NodeProto;
 use warden_runtime::tract::Tract;
 use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
-
-/// xorshift64*: small, seeded, good enough to vary cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn range(&mut self, low: f32, high: f32) -> f32 {
-        low + (high - low) * self.unit()
-    }
-    fn chance(&mut self, p: f32) -> bool {
-        self.unit() < p
-    }
-}
-
-#[derive(Default)]
-struct Attributes {
-    list: Vec<AttributeProto>,
-}
-
-impl Attributes {
-    fn ints(&mut self, name: &str, ints: Vec<i64>) {
-        self.list.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Ints as i32,
-            ints,
-            ..Default::default()
-        });
-    }
-    fn floats(&mut self, name: &str, floats: Vec<f32>) {
-        self.list.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Floats as i32,
-            floats,
-            ..Default::default()
-        });
-    }
-    fn strings(&mut self, name: &str, strings: Vec<&str>) {
-        self.list.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Strings as i32,
-            strings: strings.into_iter().map(|s| s.as_bytes().to_vec()).collect(),
-            ..Default::default()
-        });
-    }
-    fn string(&mut self, name: &str, s: &str) {
-        self.list.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::String as i32,
-            s: s.as_bytes().to_vec(),
-            ..Default::default()
-        });
-    }
-    fn int(&mut self, name: &str, i: i64) {
-        self.list.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Int as i32,
-            i,
-            ..Default::default()
-        });
-    }
-}
 
 /// One random forest: the node attributes, the leaves (tree, node) and the thresholds used.
 struct Forest {
@@ -155,59 +80,6 @@ fn forest(rng: &mut Rng, features: usize) -> Forest {
         leaves,
         thresholds,
     }
-}
-
-fn float_matrix(name: &str, width: Option<i64>) -> ValueInfoProto {
-    tensor_value(name, 1, width)
-}
-
-fn tensor_value(name: &str, elem_type: i32, width: Option<i64>) -> ValueInfoProto {
-    let dim = |value| tensor_shape_proto::Dimension {
-        value: Some(value),
-        ..Default::default()
-    };
-    let mut dims = vec![dim(tensor_shape_proto::dimension::Value::DimParam(
-        "N".into(),
-    ))];
-    if let Some(width) = width {
-        dims.push(dim(tensor_shape_proto::dimension::Value::DimValue(width)));
-    }
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type,
-                shape: Some(TensorShapeProto { dim: dims }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn model(node: NodeProto, inputs: Vec<ValueInfoProto>, outputs: Vec<ValueInfoProto>) -> Vec<u8> {
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![
-            OperatorSetIdProto {
-                domain: String::new(),
-                version: 17,
-            },
-            OperatorSetIdProto {
-                domain: "ai.onnx.ml".into(),
-                version: 3,
-            },
-        ],
-        graph: Some(GraphProto {
-            name: "forest".into(),
-            node: vec![node],
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    model.encode_to_vec()
 }
 
 /// A random classifier or regressor graph, its feature count and thresholds.

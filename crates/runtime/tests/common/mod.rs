@@ -3,6 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+#[cfg(feature = "tract")]
+pub(crate) mod graphs;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

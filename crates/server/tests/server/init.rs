@@ -380,7 +380,7 @@ fn a_graph_onnx_runtime_refuses_is_described_on_tract_as_serve_would_serve_it() 
 }
 
 #[test]
-fn a_graph_no_engine_loads_is_refused_with_each_reason_and_a_hint() {
+fn a_float64_svm_onnx_runtime_has_no_kernel_for_is_described_on_tract() {
     let repository = tempfile::tempdir().unwrap();
     let (code, stderr) = init_graph(
         &fixtures().join("../float64_svm_regressor.onnx"),
@@ -388,13 +388,32 @@ fn a_graph_no_engine_loads_is_refused_with_each_reason_and_a_hint() {
         repository.path(),
         &[],
     );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ONNX Runtime cannot load the graph, so it is described and checked on tract"
+        ),
+        "{stderr}"
+    );
+    assert!(repository.path().join("svm64/warden.toml").is_file());
+}
+
+#[test]
+fn a_graph_no_engine_loads_is_refused_with_each_reason_and_a_hint() {
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init_graph(
+        &fixtures().join("../unsupported.onnx"),
+        "custom",
+        repository.path(),
+        &[],
+    );
     assert_eq!(code, Some(65), "{stderr}");
     for needle in [
-        "error: no inference engine can load float64_svm_regressor.onnx",
+        "error: no inference engine can load unsupported.onnx",
         "= ONNX Runtime: ",
         "= tract: ",
-        "= hint: the graph computes in float64",
-        "export with float32 inputs (FloatTensorType, skl2onnx's default)",
+        "operator `Frobnicate` (domain `ai.example`)",
+        "= hint: export with standard ONNX and ONNX-ML operators",
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
