@@ -8,6 +8,8 @@
 mod backend;
 mod error;
 pub mod graph_facts;
+#[cfg(feature = "tract")]
+mod onnx_ml;
 pub mod onnxruntime;
 #[cfg(feature = "tract")]
 pub mod rewrite;

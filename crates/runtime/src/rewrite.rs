@@ -6,11 +6,11 @@
 //! - `Scaler` becomes `Cast` + `Sub` + `Mul` (`y = (x - offset) * scale`).
 //! - `OneHotEncoder` on strings becomes `CategoryMapper` + `Reshape` + `Equal` + `Cast`.
 //! - `Imputer` becomes `Where(IsNaN(x), imputed, x)` (or `Equal` for a non-NaN marker).
-//! - `TreeEnsembleRegressor` becomes a `TreeEnsembleClassifier` whose raw scores are the
-//!   regression targets, then a `Slice` to the targets.
-//! - A classifier with string class labels (`LinearClassifier`, `TreeEnsembleClassifier`)
-//!   predicts the class index instead, and a `CategoryMapper` turns the index into the label
-//!   (tract's classifiers only produce numeric labels).
+//! - A `LinearClassifier` with string class labels predicts the class index instead, and a
+//!   `CategoryMapper` turns the index into the label (tract's only produces numeric labels).
+//!
+//! Tree ensembles and SVMs are not rewritten: warden registers its own operators for them in
+//! tract ([`crate::trees`], [`crate::svm`]).
 
 use std::borrow::Cow;
 
@@ -27,15 +27,6 @@ pub fn parse(bytes: &[u8]) -> Result<ModelProto, String> {
     ModelProto::decode(bytes).map_err(|err| format!("not a readable ONNX model: {err}"))
 }
 
-/// The model's opset for the default domain.
-fn opset(model: &ModelProto) -> i64 {
-    model
-        .opset_import
-        .iter()
-        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-        .map_or(1, |o| o.version)
-}
-
 /// Every rewrite tract needs, applied in place; returns the names of the rewrites applied.
 pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
     // Rewrites add standard operators; a pure ONNX-ML graph may not import the default domain.
@@ -49,7 +40,6 @@ pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
             version: 13,
         });
     }
-    let opset = opset(model);
     let Some(graph) = model.graph.as_mut() else {
         return Vec::new();
     };
@@ -62,9 +52,6 @@ pub fn for_tract(model: &mut ModelProto) -> Vec<&'static str> {
     }
     if imputer_to_where(graph) {
         applied.push("Imputer");
-    }
-    if tree_regressor_to_classifier(graph, opset) {
-        applied.push("TreeEnsembleRegressor");
     }
     if string_labels_to_indices(graph) {
         applied.push("classlabels_strings");
@@ -285,98 +272,7 @@ pub fn one_hot_strings_to_category_mapper(graph: &mut GraphProto) -> bool {
     })
 }
 
-/// TreeEnsembleRegressor as a TreeEnsembleClassifier without post-transform, whose per-class
-/// scores are the sums of leaf weights per target, sliced back to the targets. AVERAGE becomes
-/// SUM over weights divided by the number of trees. A single target gets a second, empty class
-/// so the classifier keeps one score column per class.
-pub fn tree_regressor_to_classifier(graph: &mut GraphProto, opset: i64) -> bool {
-    replace_each(graph, "trees", |regressor, prefix| {
-        if !is(regressor, "TreeEnsembleRegressor") {
-            return None;
-        }
-        let aggregate = attribute(regressor, "aggregate_function").map_or_else(
-            || "SUM".to_owned(),
-            |a| String::from_utf8_lossy(&a.s).into_owned(),
-        );
-        if aggregate != "SUM" && aggregate != "AVERAGE" {
-            return None;
-        }
-        let targets = attribute(regressor, "n_targets").map_or(1, |a| a.i.max(1));
-        let classes = targets.max(2);
-        let trees = attribute(regressor, "nodes_treeids")
-            .map_or(1, |a| a.ints.iter().copied().max().unwrap_or(0) + 1);
-        let mut classifier = node(
-            "TreeEnsembleClassifier",
-            ML,
-            format!("{prefix}_as_classifier"),
-            regressor.input.clone(),
-            vec![format!("{prefix}_label"), format!("{prefix}_scores")],
-        );
-        for attr in &regressor.attribute {
-            let mut attr = attr.clone();
-            match attr.name.as_str() {
-                "n_targets" | "aggregate_function" => continue,
-                "target_weights" if aggregate == "AVERAGE" => {
-                    attr.floats.iter_mut().for_each(|w| *w /= trees as f32);
-                }
-                "base_values" => attr.floats.resize(classes as usize, 0.0),
-                _ => {}
-            }
-            if let Some(rest) = attr.name.strip_prefix("target_") {
-                attr.name = format!("class_{rest}");
-            }
-            classifier.attribute.push(attr);
-        }
-        if targets == 1 {
-            // The empty second class: one zero-weight leaf on the first leaf of the first tree.
-            let first = |name: &str| {
-                classifier
-                    .attribute
-                    .iter()
-                    .find(|a| a.name == name)
-                    .and_then(|a| a.ints.first().copied())
-                    .unwrap_or(0)
-            };
-            let (tree, node_id) = (first("class_treeids"), first("class_nodeids"));
-            for attr in &mut classifier.attribute {
-                match attr.name.as_str() {
-                    "class_treeids" => attr.ints.insert(1, tree),
-                    "class_nodeids" => attr.ints.insert(1, node_id),
-                    "class_ids" => attr.ints.insert(1, 1),
-                    "class_weights" => attr.floats.insert(1, 0.0),
-                    _ => {}
-                }
-            }
-        }
-        classifier
-            .attribute
-            .push(ints_attr("classlabels_int64s", (0..classes).collect()));
-        let mut slice = node(
-            "Slice",
-            "",
-            format!("{prefix}_targets"),
-            vec![format!("{prefix}_scores")],
-            regressor.output.clone(),
-        );
-        let mut initializers = Vec::new();
-        if opset >= 10 {
-            for (name, value) in [("starts", 0), ("ends", targets), ("axes", 1)] {
-                initializers.push(int64_tensor(format!("{prefix}_{name}"), vec![value]));
-                slice.input.push(format!("{prefix}_{name}"));
-            }
-        } else {
-            slice.attribute.push(ints_attr("starts", vec![0]));
-            slice.attribute.push(ints_attr("ends", vec![targets]));
-            slice.attribute.push(ints_attr("axes", vec![1]));
-        }
-        Some(Replacement {
-            nodes: vec![classifier, slice],
-            initializers,
-        })
-    })
-}
-
-/// Classifiers with string labels answer the label's index, mapped back to the string by a
+/// A LinearClassifier with string labels answers the label's index, mapped back to the string by a
 /// CategoryMapper under the original output name.
 pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
     replace_each(graph, "classifier", |candidate, _| {
@@ -384,23 +280,15 @@ pub fn string_labels_to_indices(graph: &mut GraphProto) -> bool {
             .attribute
             .iter()
             .position(|a| a.name == "classlabels_strings")?;
-        let classifier =
-            is(candidate, "LinearClassifier") || is(candidate, "TreeEnsembleClassifier");
-        if !classifier || candidate.output.is_empty() {
+        if !is(candidate, "LinearClassifier") || candidate.output.is_empty() {
             return None;
         }
         let mut classifier = candidate.clone();
         let labels = classifier.attribute.remove(position).strings;
         let count = labels.len() as i64;
-        // The ONNX-ML spec names the integer labels differently per operator.
-        let ints_name = if classifier.op_type == "LinearClassifier" {
-            "classlabels_ints"
-        } else {
-            "classlabels_int64s"
-        };
         classifier
             .attribute
-            .push(ints_attr(ints_name, (0..count).collect()));
+            .push(ints_attr("classlabels_ints", (0..count).collect()));
         let label_output = classifier.output[0].clone();
         let indices = format!("{label_output}_index");
         classifier.output[0] = indices.clone();
@@ -567,16 +455,6 @@ mod tests {
             imputer_to_where,
             "Imputer",
             &["IsNaN", "Where"],
-        );
-    }
-
-    #[test]
-    fn tree_regressor_becomes_classifier_scores() {
-        check(
-            "random_forest_regressor",
-            |graph| tree_regressor_to_classifier(graph, 17),
-            "TreeEnsembleRegressor",
-            &["TreeEnsembleClassifier", "Slice"],
         );
     }
 

@@ -150,6 +150,7 @@ fn datum_type(data_type: DataType) -> DatumType {
 fn optimise(proto: &ModelProto, inputs: &[TensorSpec]) -> TractResult<Arc<TypedRunnableModel>> {
     let mut onnx = onnx();
     crate::svm::register(&mut onnx.op_register);
+    crate::trees::register(&mut onnx.op_register);
     let mut model = onnx.model_for_proto_model(proto)?;
     let batch = model.symbols.sym("N");
     for (index, input) in inputs.iter().enumerate() {
@@ -169,9 +170,7 @@ fn optimise(proto: &ModelProto, inputs: &[TensorSpec]) -> TractResult<Arc<TypedR
             InferenceFact::dt_shape(datum_type(input.data_type), dims),
         )?;
     }
-    let mut typed = model.into_typed()?;
-    crate::trees::replace_tree_ensembles(&mut typed)?;
-    typed.into_optimized()?.into_runnable()
+    model.into_optimized()?.into_runnable()
 }
 
 fn output_specs(plan: &TypedRunnableModel, names: &[String]) -> TractResult<Vec<TensorSpec>> {

@@ -1,26 +1,43 @@
-//! warden's own tree-ensemble evaluator for the tract backend.
+//! warden's tree-ensemble operators for the tract backend: `TreeEnsembleClassifier` and
+//! `TreeEnsembleRegressor` (ONNX-ML), registered in tract's ONNX operator registry in place of
+//! tract's own ([`register`]).
 //!
-//! tract parses `TreeEnsembleClassifier` (and, through `rewrite`, `TreeEnsembleRegressor`) into
-//! its own op, whose evaluation reaches each leaf's votes by skipping over the whole leaf table
-//! (`outer_iter().skip(start)`), so a row costs time in proportion to the forest's size rather
-//! than its depth: a 200-tree forest served ~230× slower than on ONNX Runtime. After tract has
-//! parsed and typed the graph, [`replace_tree_ensembles`] swaps each such op for a
-//! [`ForestOp`] built from the same parsed data: a compact node array (one 20-byte node per
-//! split or leaf), leaf votes addressed directly, and a batch walked tree by tree so one tree's
-//! nodes stay in cache across the rows. tract's wiring around the op (base values, the post
-//! transform, labels) is kept, so the two differ only in speed; the zoo test holds both to ONNX
+//! Why warden owns them: tract's evaluator reaches a leaf's votes by skipping over the whole
+//! leaf table, so a row cost time in proportion to the forest's size rather than its depth (a
+//! 200-tree forest served ~230× slower than on ONNX Runtime); it has no regressor, no `MIN` or
+//! `MAX` aggregate, no `SOFTMAX_ZERO` or `PROBIT`; and its two-class answers differ from ONNX
+//! Runtime's, which every exported model was checked against.
+//!
+//! The layout is built once, at load: one 20-byte [`Node`] per split or leaf, children and
+//! leaf votes addressed by index, the graph checked to be a forest (every child in its tree, no
+//! cycle) so a walk always ends. A batch is walked tree by tree, all rows through one tree
+//! before the next, so that tree's nodes stay in cache.
+//!
+//! The answers are ONNX Runtime's (`tree_ensemble_common.h`, `tree_ensemble_aggregator.h`):
+//! a comparison is true, or false, as the node's mode says, and a NaN goes to the true branch
+//! where `nodes_missing_value_tracks_true` says so; `MIN` and `MAX` start from a tree's first
+//! vote; `AVERAGE` divides by the number of trees; base values and post-transforms are applied
+//! as ONNX Runtime does, including its rules for two classes (a model whose leaves vote for one
+//! class only, negative weights, one or two base values) and for one regression target (no
+//! post-transform but `PROBIT`). `tests/forests.rs` holds random forests of all of these to ONNX
 //! Runtime's answers.
-//!
-//! Semantics follow tract's op exactly (votes aggregated from zero; an `AVERAGE` divides by the
-//! number of votes a class received), with one difference: `BRANCH_GTE` nodes, which tract
-//! decodes as leaves, are evaluated as comparisons.
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
-use tract_onnx_opl::ml::tree::Aggregate;
-use tract_onnx_opl::ml::tree_ensemble_classifier::TreeEnsembleClassifier;
+use std::collections::HashMap;
 
-/// A split (`kind` 1 to 6, tract's comparison codes) or a leaf (`kind` 0, votes `yes..no`).
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+use tract_onnx::tract_hir::tract_ndarray::Array1;
+
+use crate::onnx_ml::{Labels, PostTransform, logistic, probit};
+
+/// Adds warden's `TreeEnsembleClassifier` and `TreeEnsembleRegressor` to tract's ONNX operators.
+pub(crate) fn register(registry: &mut OnnxOpRegister) {
+    registry.insert("TreeEnsembleClassifier", parse_classifier);
+    registry.insert("TreeEnsembleRegressor", parse_regressor);
+}
+
+/// A split (`kind` one of the comparisons) or a leaf (`kind` [`LEAF`], votes `yes..no`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
     feature: u32,
@@ -32,195 +49,613 @@ struct Node {
 }
 
 const LEAF: u8 = 0;
-const EQUAL: u8 = 1;
-const NOT_EQUAL: u8 = 2;
-const LESS: u8 = 3;
+const LESS_EQUAL: u8 = 1;
+const LESS: u8 = 2;
+const GREATER_EQUAL: u8 = 3;
 const GREATER: u8 = 4;
-const LESS_EQUAL: u8 = 5;
-const GREATER_EQUAL: u8 = 6;
+const EQUAL: u8 = 5;
+const NOT_EQUAL: u8 = 6;
 
-/// One class's share of a leaf.
+fn node_kind(mode: &str) -> TractResult<u8> {
+    Ok(match mode {
+        "LEAF" => LEAF,
+        "BRANCH_LEQ" => LESS_EQUAL,
+        "BRANCH_LT" => LESS,
+        "BRANCH_GTE" => GREATER_EQUAL,
+        "BRANCH_GT" => GREATER,
+        "BRANCH_EQ" => EQUAL,
+        "BRANCH_NEQ" => NOT_EQUAL,
+        other => bail!("unknown node mode {other:?}"),
+    })
+}
+
+/// One class's or target's share of a leaf.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Vote {
-    class: u32,
+    column: u32,
     weight: f32,
+}
+
+/// How the trees' votes for a column combine (`aggregate_function`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Aggregate {
+    Sum,
+    Average,
+    Min,
+    Max,
 }
 
 /// A forest in the layout the evaluator walks.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Forest {
+struct Forest {
     nodes: Vec<Node>,
     roots: Vec<u32>,
     votes: Vec<Vote>,
-    classes: usize,
-    /// Features a row must have (the highest feature used, plus one).
+    /// Classes or targets.
+    columns: usize,
+    /// Features a row must have (the highest feature a split uses, plus one).
     features: usize,
     aggregate: Aggregate,
 }
 
+/// Each row's score per column, and whether any tree voted for it.
+struct Tally {
+    scores: Vec<f32>,
+    voted: Vec<bool>,
+}
+
 impl Forest {
-    /// The forest of tract's parsed op: `trees` (u32 roots), `nodes` (u32 `[n, 5]`: feature,
-    /// true id, false id, threshold bits, comparison | 0x100 when NaN goes true; leaves: start
-    /// and end in `leaves`), `leaves` (u32 `[n, 2]`: class, weight bits).
-    fn from_tract(op: &TreeEnsembleClassifier) -> TractResult<Forest> {
-        let ensemble = &op.ensemble;
-        let roots = ensemble
-            .data
-            .trees
-            .try_as_plain_ram()?
-            .as_slice::<u32>()?
-            .to_vec();
-        let rows = ensemble.data.nodes.try_as_plain_ram()?.as_slice::<u32>()?;
-        let leaves = ensemble.data.leaves.try_as_plain_ram()?.as_slice::<u32>()?;
-        ensure!(
-            rows.len() % 5 == 0 && leaves.len() % 2 == 0,
-            "malformed tree ensemble"
-        );
-        let votes: Vec<Vote> = leaves
-            .chunks_exact(2)
-            .map(|v| Vote {
-                class: v[0],
-                weight: f32::from_bits(v[1]),
-            })
-            .collect();
-        let nodes: Vec<Node> = rows
-            .chunks_exact(5)
-            .map(|r| {
-                let kind = (r[4] & 0xFF) as u8;
-                if kind == LEAF {
-                    // A leaf row is: start, end (in the votes), then padding.
-                    Node {
-                        feature: 0,
-                        threshold: 0.0,
-                        yes: r[0],
-                        no: r[1],
-                        kind,
-                        nan_goes_yes: false,
-                    }
-                } else {
-                    Node {
-                        feature: r[0],
-                        threshold: f32::from_bits(r[3]),
-                        yes: r[1],
-                        no: r[2],
-                        kind,
-                        nan_goes_yes: r[4] & 0x100 != 0,
-                    }
-                }
-            })
-            .collect();
-        let classes = ensemble.n_classes;
-        for node in &nodes {
-            match node.kind {
-                LEAF => ensure!(
-                    node.yes <= node.no && node.no as usize <= votes.len(),
-                    "leaf votes out of range"
-                ),
-                EQUAL..=GREATER_EQUAL => ensure!(
-                    (node.yes as usize) < nodes.len() && (node.no as usize) < nodes.len(),
-                    "branch to a node that does not exist"
-                ),
-                other => bail!("unknown comparison code {other}"),
+    /// The forest of a node's attributes; `votes` names the leaf attributes (`class` or
+    /// `target`).
+    fn parse(
+        node: &NodeProto,
+        votes: &str,
+        columns: usize,
+        aggregate: Aggregate,
+    ) -> TractResult<Forest> {
+        if let Some(double) = node
+            .attribute
+            .iter()
+            .find(|a| a.name.ends_with("_as_tensor"))
+        {
+            bail!(
+                "`{}` holds the trees in float64, which warden's tract trees do not read: export \
+                 with float32 (skl2onnx's default), or serve on ONNX Runtime",
+                double.name
+            );
+        }
+        let tree_ids: Vec<i64> = node.get_attr_vec("nodes_treeids")?;
+        let count = tree_ids.len();
+        node.expect(count > 0, "at least one node")?;
+        let sized = |name: &str| -> TractResult<Vec<i64>> {
+            let values: Vec<i64> = node.get_attr_vec(name)?;
+            node.expect_attr(name, values.len() == count, "one value per node")?;
+            Ok(values)
+        };
+        let node_ids = sized("nodes_nodeids")?;
+        let feature_ids = sized("nodes_featureids")?;
+        let true_ids = sized("nodes_truenodeids")?;
+        let false_ids = sized("nodes_falsenodeids")?;
+        let thresholds: Vec<f32> = node.get_attr_vec("nodes_values")?;
+        node.expect_attr("nodes_values", thresholds.len() == count, "one per node")?;
+        let modes: Vec<String> = node.get_attr_vec("nodes_modes")?;
+        node.expect_attr("nodes_modes", modes.len() == count, "one per node")?;
+        let tracks: Vec<i64> = node
+            .get_attr_opt_vec("nodes_missing_value_tracks_true")?
+            .unwrap_or_default();
+
+        let mut index = HashMap::with_capacity(count);
+        for (i, (&tree, &id)) in tree_ids.iter().zip(&node_ids).enumerate() {
+            if index.insert((tree, id), i as u32).is_some() {
+                bail!("node {id} of tree {tree} is listed twice");
             }
         }
-        ensure!(
-            roots.iter().all(|&r| (r as usize) < nodes.len()),
-            "tree root out of range"
-        );
-        ensure!(
-            votes.iter().all(|v| (v.class as usize) < classes),
-            "vote for a class that does not exist"
-        );
+        // A tree starts where the tree ids change, as ONNX Runtime reads them.
+        let roots: Vec<u32> = (0..count)
+            .filter(|&i| i == 0 || tree_ids[i] != tree_ids[i - 1])
+            .map(|i| i as u32)
+            .collect();
+
+        let leaf_trees: Vec<i64> = node.get_attr_vec(&format!("{votes}_treeids"))?;
+        let leaf_nodes: Vec<i64> = node.get_attr_vec(&format!("{votes}_nodeids"))?;
+        let leaf_columns: Vec<i64> = node.get_attr_vec(&format!("{votes}_ids"))?;
+        let leaf_weights: Vec<f32> = node.get_attr_vec(&format!("{votes}_weights"))?;
+        node.expect(
+            leaf_nodes.len() == leaf_trees.len()
+                && leaf_columns.len() == leaf_trees.len()
+                && leaf_weights.len() == leaf_trees.len(),
+            || format!("as many {votes}_treeids, _nodeids, _ids and _weights"),
+        )?;
+        let mut per_node: Vec<Vec<Vote>> = vec![Vec::new(); count];
+        for k in 0..leaf_trees.len() {
+            let (tree, id, column) = (leaf_trees[k], leaf_nodes[k], leaf_columns[k]);
+            let &at = index
+                .get(&(tree, id))
+                .ok_or_else(|| format_err!("a weight for node {id} of tree {tree}, not a node"))?;
+            ensure!(
+                (0..columns as i64).contains(&column),
+                "a weight for {votes} {column}, of {columns}"
+            );
+            per_node[at as usize].push(Vote {
+                column: column as u32,
+                weight: leaf_weights[k],
+            });
+        }
+
+        let mut nodes = Vec::with_capacity(count);
+        let mut all_votes = Vec::new();
+        let mut features = 0;
+        for i in 0..count {
+            let kind = node_kind(&modes[i])?;
+            if kind == LEAF {
+                let start = all_votes.len() as u32;
+                all_votes.extend_from_slice(&per_node[i]);
+                nodes.push(Node {
+                    feature: 0,
+                    threshold: 0.0,
+                    yes: start,
+                    no: all_votes.len() as u32,
+                    kind,
+                    nan_goes_yes: false,
+                });
+                continue;
+            }
+            let tree = tree_ids[i];
+            let child = |id: i64| {
+                index
+                    .get(&(tree, id))
+                    .copied()
+                    .ok_or_else(|| format_err!("node {} of tree {tree} branches to node {id}, which the tree does not have", node_ids[i]))
+            };
+            let feature = u32::try_from(feature_ids[i])
+                .map_err(|_| format_err!("feature id {} out of range", feature_ids[i]))?;
+            features = features.max(feature as usize + 1);
+            nodes.push(Node {
+                feature,
+                threshold: thresholds[i],
+                yes: child(true_ids[i])?,
+                no: child(false_ids[i])?,
+                kind,
+                nan_goes_yes: tracks.get(i) == Some(&1),
+            });
+        }
+        check_acyclic(&nodes, &roots)?;
         Ok(Forest {
-            features: ensemble.max_used_feature + 1,
             nodes,
             roots,
-            votes,
-            classes,
-            aggregate: ensemble.aggregate_fn,
+            votes: all_votes,
+            columns,
+            features,
+            aggregate,
         })
     }
 
-    /// The leaf `row` reaches in the tree rooted at `root`: its votes' range.
+    /// The votes of the leaf `row` reaches in the tree rooted at `root`.
     #[inline]
-    fn leaf(&self, root: u32, row: &[f32]) -> (usize, usize) {
-        let mut index = root as usize;
-        // A cycle in a malformed graph would loop forever: a walk is at most every node long.
-        for _ in 0..=self.nodes.len() {
-            let node = self.nodes[index];
-            if node.kind == LEAF {
-                return (node.yes as usize, node.no as usize);
-            }
+    fn leaf(&self, root: u32, row: &[f32]) -> &[Vote] {
+        let mut node = self.nodes[root as usize];
+        while node.kind != LEAF {
             let x = row[node.feature as usize];
             let t = node.threshold;
-            let yes = if x.is_nan() {
-                node.nan_goes_yes
-            } else {
-                match node.kind {
-                    LESS_EQUAL => x <= t,
-                    LESS => x < t,
-                    GREATER_EQUAL => x >= t,
-                    GREATER => x > t,
-                    EQUAL => x == t,
-                    NOT_EQUAL => x != t,
-                    _ => false,
-                }
-            };
-            index = if yes { node.yes } else { node.no } as usize;
+            let yes = match node.kind {
+                LESS_EQUAL => x <= t,
+                LESS => x < t,
+                GREATER_EQUAL => x >= t,
+                GREATER => x > t,
+                EQUAL => x == t,
+                _ => x != t,
+            } || node.nan_goes_yes && x.is_nan();
+            node = self.nodes[if yes { node.yes } else { node.no } as usize];
         }
-        (0, 0)
+        &self.votes[node.yes as usize..node.no as usize]
     }
 
-    /// Scores `[rows, classes]` of a row-major `[rows, width]` input.
-    fn eval(&self, input: &[f32], rows: usize, width: usize) -> Vec<f32> {
-        let classes = self.classes;
-        let mut scores = vec![0f32; rows * classes];
-        let mut counts = match self.aggregate {
-            Aggregate::Avg => vec![0u32; rows * classes],
-            _ => Vec::new(),
-        };
-        // Tree by tree, all rows: the tree's nodes stay in cache while every row walks it.
+    /// The votes of a row-major `[rows, width]` input, tree by tree over all rows.
+    fn tally(&self, input: &[f32], rows: usize, width: usize) -> Tally {
+        let columns = self.columns;
+        let mut scores = vec![0f32; rows * columns];
+        let mut voted = vec![false; rows * columns];
         for &root in &self.roots {
             for r in 0..rows {
                 let row = &input[r * width..(r + 1) * width];
-                let (start, end) = self.leaf(root, row);
-                let out = &mut scores[r * classes..(r + 1) * classes];
-                for vote in &self.votes[start..end] {
-                    let class = vote.class as usize;
-                    let total = &mut out[class];
+                for vote in self.leaf(root, row) {
+                    let at = r * columns + vote.column as usize;
+                    let (score, has) = (&mut scores[at], &mut voted[at]);
                     match self.aggregate {
-                        Aggregate::Sum => *total += vote.weight,
-                        Aggregate::Avg => {
-                            *total += vote.weight;
-                            counts[r * classes + class] += 1;
-                        }
-                        Aggregate::Max => *total = total.max(vote.weight),
-                        Aggregate::Min => *total = total.min(vote.weight),
+                        Aggregate::Sum | Aggregate::Average => *score += vote.weight,
+                        Aggregate::Min if !*has || vote.weight < *score => *score = vote.weight,
+                        Aggregate::Max if !*has || vote.weight > *score => *score = vote.weight,
+                        Aggregate::Min | Aggregate::Max => {}
                     }
+                    *has = true;
                 }
             }
         }
-        if self.aggregate == Aggregate::Avg {
-            for (total, &count) in scores.iter_mut().zip(&counts) {
-                if count > 1 {
-                    *total /= count as f32;
+        if self.aggregate == Aggregate::Average {
+            let trees = self.roots.len() as f32;
+            scores.iter_mut().for_each(|s| *s /= trees);
+        }
+        Tally { scores, voted }
+    }
+}
+
+/// Refuses a graph in which some walk would not end: a node reachable from itself.
+fn check_acyclic(nodes: &[Node], roots: &[u32]) -> TractResult<()> {
+    const NEW: u8 = 0;
+    const OPEN: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; nodes.len()];
+    for &root in roots {
+        if state[root as usize] != NEW {
+            continue;
+        }
+        // (node, children pushed yet)
+        let mut stack = vec![(root, false)];
+        while let Some((at, expanded)) = stack.pop() {
+            let node = nodes[at as usize];
+            if expanded {
+                state[at as usize] = DONE;
+                continue;
+            }
+            state[at as usize] = OPEN;
+            stack.push((at, true));
+            if node.kind == LEAF {
+                continue;
+            }
+            for child in [node.yes, node.no] {
+                match state[child as usize] {
+                    NEW => stack.push((child, false)),
+                    OPEN => bail!("the trees have a cycle through node #{child}"),
+                    _ => {}
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// A `TreeEnsembleRegressor`: `[rows, targets]` out.
+#[derive(Debug, Clone, PartialEq)]
+struct Regressor {
+    forest: Forest,
+    base_values: Vec<f32>,
+    post_transform: PostTransform,
+}
+
+fn parse_regressor(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let targets: i64 = node.get_attr_opt("n_targets")?.unwrap_or(1);
+    node.expect(targets > 0, "n_targets > 0")?;
+    let aggregate = match node
+        .get_attr_opt::<&str>("aggregate_function")?
+        .unwrap_or("SUM")
+    {
+        "SUM" => Aggregate::Sum,
+        "AVERAGE" => Aggregate::Average,
+        "MIN" => Aggregate::Min,
+        "MAX" => Aggregate::Max,
+        other => bail!("unknown aggregate_function {other:?}"),
+    };
+    let forest = Forest::parse(node, "target", targets as usize, aggregate)?;
+    let base_values: Vec<f32> = node.get_attr_opt_vec("base_values")?.unwrap_or_default();
+    let regressor = Regressor {
+        forest,
+        base_values,
+        post_transform: PostTransform::parse(node)?,
+    };
+    Ok((
+        expand(EnsembleExpansion(Arc::new(Ensemble::Regressor(regressor)))),
+        vec![],
+    ))
+}
+
+impl Regressor {
+    fn eval(&self, input: &[f32], rows: usize, width: usize) -> Vec<f32> {
+        let targets = self.forest.columns;
+        let Tally { mut scores, voted } = self.forest.tally(input, rows, width);
+        if targets == 1 {
+            // One target: the one base value, and no post-transform but PROBIT.
+            let origin = match self.base_values.as_slice() {
+                [origin] => *origin,
+                _ => 0.0,
+            };
+            for score in &mut scores {
+                *score += origin;
+                if self.post_transform == PostTransform::Probit {
+                    *score = probit(*score);
+                }
+            }
+            return scores;
+        }
+        for (row, voted) in scores.chunks_mut(targets).zip(voted.chunks(targets)) {
+            for (target, (score, &has)) in row.iter_mut().zip(voted).enumerate() {
+                // A target no tree voted for is written as 0, whatever its base value.
+                *score = match self.base_values.get(target) {
+                    _ if !has => 0.0,
+                    Some(base) if self.base_values.len() == targets => *score + base,
+                    _ => *score,
+                };
+            }
+            self.post_transform.apply(row);
         }
         scores
     }
 }
 
-/// The op tract runs in place of its own tree ensemble: the same input and output.
+/// A `TreeEnsembleClassifier`: labels and `[rows, classes]` scores out.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ForestOp {
-    forest: Arc<Forest>,
+struct Classifier {
+    forest: Forest,
+    labels: Labels,
+    /// Empty, or one per class; two classes also take one.
+    base_values: Vec<f32>,
+    post_transform: PostTransform,
+    /// Two classes whose leaves all vote for the same one (what XGBoost and LightGBM export).
+    binary: bool,
+    weights_all_positive: bool,
 }
 
-// Equality as tract compares ops (deduplication): the same forest.
-impl Eq for ForestOp {}
+fn parse_classifier(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let labels = Labels::parse(node, "classlabels_int64s")?;
+    let classes = labels.len();
+    node.expect(classes >= 2, "at least two class labels")?;
+    let forest = Forest::parse(node, "class", classes, Aggregate::Sum)?;
+    let base_values: Vec<f32> = node.get_attr_opt_vec("base_values")?.unwrap_or_default();
+    node.expect(
+        base_values.is_empty()
+            || base_values.len() == classes
+            || classes == 2 && base_values.len() == 1,
+        "no base_values, or one per class",
+    )?;
+    let voted: std::collections::BTreeSet<i64> =
+        node.get_attr_vec::<i64>("class_ids")?.into_iter().collect();
+    let weights: Vec<f32> = node.get_attr_vec("class_weights")?;
+    let classifier = Classifier {
+        binary: classes == 2 && voted.len() == 1,
+        weights_all_positive: weights.iter().all(|&w| w >= 0.0),
+        forest,
+        labels,
+        base_values,
+        post_transform: PostTransform::parse(node)?,
+    };
+    Ok((
+        expand(EnsembleExpansion(Arc::new(Ensemble::Classifier(
+            classifier,
+        )))),
+        vec![],
+    ))
+}
 
-impl Op for ForestOp {
+impl Classifier {
+    /// Each row's label and its `[rows, classes]` scores.
+    fn eval(&self, input: &[f32], rows: usize, width: usize) -> (Tensor, Vec<f32>) {
+        let classes = self.forest.columns;
+        let Tally {
+            mut scores,
+            mut voted,
+        } = self.forest.tally(input, rows, width);
+        // ONNX Runtime's label: a class's label, or for two classes with votes for both, the
+        // bare 1 or 0 (which for string labels is the class index).
+        let mut labels = Vec::with_capacity(rows);
+        for (row, voted) in scores.chunks_mut(classes).zip(voted.chunks_mut(classes)) {
+            let label = if classes > 2 {
+                self.many(row, voted)
+            } else {
+                self.two(row, voted)
+            };
+            labels.push(label);
+        }
+        (self.label_tensor(&labels), scores)
+    }
+
+    fn many(&self, row: &mut [f32], voted: &mut [bool]) -> i64 {
+        for ((score, has), base) in row.iter_mut().zip(voted.iter_mut()).zip(&self.base_values) {
+            *score += base;
+            *has = true;
+        }
+        let mut best: Option<usize> = None;
+        for (class, (&score, &has)) in row.iter().zip(voted.iter()).enumerate() {
+            if has && best.is_none_or(|b| score > row[b]) {
+                best = Some(class);
+            }
+        }
+        self.post_transform.apply(row);
+        self.label_value(best.unwrap_or(0))
+    }
+
+    fn two(&self, row: &mut [f32], voted: &[bool]) -> i64 {
+        let (mut s0, mut s1) = (row[0], row[1]);
+        let (has0, mut has1) = (voted[0], voted[1]);
+        // How ONNX Runtime fills the second column from one score (-1: it does not).
+        let mut second = -1;
+        let mut single = false;
+        match *self.base_values.as_slice() {
+            [b0, b1] => {
+                if has1 {
+                    s1 = b1 + s0;
+                    s0 = -s1;
+                    has1 = true;
+                } else {
+                    s1 += b1;
+                    s0 += b0;
+                }
+            }
+            [b0] => {
+                s0 += b0;
+                single = !has1;
+            }
+            _ => {
+                second = 3;
+                single = !has1;
+            }
+        }
+        let positive = if !single && has1 {
+            s1
+        } else if has0 {
+            s0
+        } else {
+            0.0
+        };
+        let label = if self.binary {
+            let (class, fill) = match (self.weights_all_positive, positive) {
+                (true, p) if p > 0.5 => (1, 0),
+                (true, _) => (0, 1),
+                (false, p) if p > 0.0 => (1, 2),
+                (false, _) => (0, 3),
+            };
+            second = fill;
+            self.label_value(class)
+        } else {
+            i64::from(positive > 0.0)
+        };
+        // A class no tree voted for is written as 0, whatever base value it was given.
+        let v0 = if has0 { s0 } else { 0.0 };
+        let v1 = if has1 { s1 } else { 0.0 };
+        if !single {
+            row.copy_from_slice(&[v0, v1]);
+            self.post_transform.apply(row);
+        } else if self.post_transform == PostTransform::Probit {
+            row.copy_from_slice(&[probit(v0), 0.0]);
+        } else {
+            let pair = match second {
+                0 | 1 => [1.0 - v0, v0],
+                2 | 3 if self.post_transform == PostTransform::Logistic => {
+                    [logistic(-v0), logistic(v0)]
+                }
+                2 | 3 => [-v0, v0],
+                _ => [v0, 0.0],
+            };
+            row.copy_from_slice(&pair);
+        }
+        label
+    }
+
+    /// ONNX Runtime's label value of class `class`: the integer label, or for string labels
+    /// the class index.
+    fn label_value(&self, class: usize) -> i64 {
+        match &self.labels {
+            Labels::Ints(ints) => ints[class],
+            Labels::Strings(_) => class as i64,
+        }
+    }
+
+    fn label_tensor(&self, values: &[i64]) -> Tensor {
+        match &self.labels {
+            Labels::Ints(_) => Array1::from_vec(values.to_vec()).into_tensor(),
+            Labels::Strings(strings) => Array1::from_iter(
+                values
+                    .iter()
+                    .map(|&v| strings.get(v as usize).cloned().unwrap_or_default()),
+            )
+            .into_tensor(),
+        }
+    }
+}
+
+/// Either operator, as the graph's op holds it.
+#[derive(Debug, Clone, PartialEq)]
+enum Ensemble {
+    Classifier(Classifier),
+    Regressor(Regressor),
+}
+
+impl Ensemble {
+    fn forest(&self) -> &Forest {
+        match self {
+            Ensemble::Classifier(c) => &c.forest,
+            Ensemble::Regressor(r) => &r.forest,
+        }
+    }
+}
+
+/// The parsed node: types and shapes for tract's inference, then one [`EnsembleOp`].
+#[derive(Debug, Clone)]
+struct EnsembleExpansion(Arc<Ensemble>);
+
+impl Expansion for EnsembleExpansion {
+    fn name(&self) -> StaticName {
+        match *self.0 {
+            Ensemble::Classifier(_) => "TreeEnsembleClassifier".into(),
+            Ensemble::Regressor(_) => "TreeEnsembleRegressor".into(),
+        }
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(match *self.0 {
+            Ensemble::Classifier(_) => 2,
+            Ensemble::Regressor(_) => 1,
+        })
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        s.equals(&inputs[0].rank, 2)?;
+        let columns = self.0.forest().columns.to_dim();
+        let scores = match &*self.0 {
+            Ensemble::Classifier(classifier) => {
+                check_output_arity(outputs, 2)?;
+                s.equals(&outputs[0].datum_type, classifier.labels.datum_type())?;
+                s.equals(&outputs[0].rank, 1)?;
+                s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+                &outputs[1]
+            }
+            Ensemble::Regressor(_) => {
+                check_output_arity(outputs, 1)?;
+                &outputs[0]
+            }
+        };
+        s.equals(&scores.datum_type, f32::datum_type())?;
+        s.equals(&scores.rank, 2)?;
+        s.equals(&scores.shape[0], &inputs[0].shape[0])?;
+        s.equals(&scores.shape[1], columns)?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let mut x = inputs[0];
+        let fact = model.outlet_fact(x)?.clone();
+        let needed = self.0.forest().features;
+        if let Some(width) = fact.shape.last().and_then(|d| d.to_usize().ok()) {
+            ensure!(
+                width >= needed,
+                "the input has {width} features; the trees split on feature #{}",
+                needed - 1
+            );
+        }
+        if fact.datum_type != f32::datum_type() {
+            x = model.wire_node(
+                format!("{prefix}.to_f32"),
+                tract_core::ops::cast::cast(f32::datum_type()),
+                &[x],
+            )?[0];
+        }
+        model.wire_node(prefix, EnsembleOp(self.0.clone()), &[x])
+    }
+}
+
+/// The typed op: `[rows, features]` f32 in; labels and scores, or values, out.
+#[derive(Debug, Clone, PartialEq)]
+struct EnsembleOp(Arc<Ensemble>);
+
+// Equality as tract compares ops (deduplication): the same forest.
+impl Eq for EnsembleOp {}
+
+impl Op for EnsembleOp {
     fn name(&self) -> StaticName {
         "WardenTreeEnsemble".into()
     }
@@ -228,51 +663,53 @@ impl Op for ForestOp {
     op_as_typed_op!();
 }
 
-impl EvalOp for ForestOp {
+impl EvalOp for EnsembleOp {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let input = input.cast_to::<f32>()?;
-        let shape = input.shape().to_vec();
-        let (rows, width) = match shape.as_slice() {
-            [rows, width] => (*rows, *width),
-            [width] => (1, *width),
-            other => bail!("a tree ensemble takes [rows, features], got {other:?}"),
+        let [rows, width] = *input.shape() else {
+            bail!("a tree ensemble takes [rows, features]")
         };
+        let forest = self.0.forest();
         ensure!(
-            width >= self.forest.features,
-            "the input has {width} features; the trees use feature #{}",
-            self.forest.features - 1
+            width >= forest.features,
+            "the input has {width} features; the trees split on feature #{}",
+            forest.features - 1
         );
         let values = input.try_as_plain_ram()?.as_slice::<f32>()?;
-        let scores = self.forest.eval(values, rows, width);
-        let tensor = Tensor::from_shape(&[rows, self.forest.classes], &scores)?;
-        Ok(tvec!(tensor.into_tvalue()))
+        let columns = forest.columns;
+        match &*self.0 {
+            Ensemble::Classifier(classifier) => {
+                let (labels, scores) = classifier.eval(values, rows, width);
+                let scores = Tensor::from_shape(&[rows, columns], &scores)?;
+                Ok(tvec!(labels.into_tvalue(), scores.into_tvalue()))
+            }
+            Ensemble::Regressor(regressor) => {
+                let scores = regressor.eval(values, rows, width);
+                Ok(tvec!(
+                    Tensor::from_shape(&[rows, columns], &scores)?.into_tvalue()
+                ))
+            }
+        }
     }
 }
 
-impl TypedOp for ForestOp {
+impl TypedOp for EnsembleOp {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let rows = inputs[0].shape[0].clone();
-        Ok(tvec!(f32::fact(&[rows, self.forest.classes.to_dim()])))
+        let columns = self.0.forest().columns.to_dim();
+        Ok(match &*self.0 {
+            Ensemble::Classifier(classifier) => tvec!(
+                classifier
+                    .labels
+                    .datum_type()
+                    .fact(std::slice::from_ref(&rows)),
+                f32::fact(&[rows, columns])
+            ),
+            Ensemble::Regressor(_) => tvec!(f32::fact(&[rows, columns])),
+        })
     }
 
     as_op!();
-}
-
-/// Swaps every tract tree-ensemble op of `model` for a [`ForestOp`]; returns how many.
-pub(crate) fn replace_tree_ensembles(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for node in model.nodes.iter_mut() {
-        let Some(op) = node.op_as::<TreeEnsembleClassifier>() else {
-            continue;
-        };
-        let forest = Forest::from_tract(op)?;
-        node.op = Box::new(ForestOp {
-            forest: Arc::new(forest),
-        });
-        replaced += 1;
-    }
-    Ok(replaced)
 }
