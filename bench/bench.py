@@ -154,6 +154,10 @@ def main():
         servers[variant] = [Server(f"{variant}-{m}", [gunicorn, "-w", workers, "-b", "127.0.0.1:{port}", "-k", "sync",
                                                        "--log-level", "warning", "flask_app:app"], env_of(m), "/", m)
                             for m in FEATURES]
+    # The same server on manifests with a training baseline: what drift monitoring costs.
+    servers["warden-ort-drift"] = [Server(
+        "warden-ort-drift", [str(warden), "serve", str(WORK / "models-drift"), "--port", "{port}"],
+        {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
     baseline = os.environ.get("BENCH_BASELINE")
     if baseline:
         # Another warden binary (e.g. main before a change) on the same models, interleaved.
@@ -196,7 +200,8 @@ def main():
     overloaded = overload(warden, lib) if not only else ""
     names = list(servers)
     ratios = [(a, b) for a, b in (("warden-ort", "flask-joblib"), ("warden-ort", "flask-ort"),
-                                  ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"))
+                                  ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"),
+                                  ("warden-ort-drift", "warden-ort"))
               if a in names and b in names]
     header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -1,6 +1,8 @@
 """The benchmark's two models, made with fixed seeds into bench/work: `light` (LogisticRegression,
 20 features) and `heavy` (RandomForest, 200 trees, depth 12, 30 features); each as a joblib file
-for the Flask baseline, an ONNX file, and warden repositories forcing each backend."""
+for the Flask baseline, an ONNX file, and warden repositories forcing each backend, plus one
+(`models-drift`) whose manifests carry a training baseline, so drift monitoring's cost per
+request is measured against the same server without it."""
 
 import pathlib
 
@@ -18,6 +20,24 @@ MODELS = {
     "heavy": (30, RandomForestClassifier(n_estimators=200, max_depth=12, random_state=0, n_jobs=1)),
 }
 
+def baseline(x, y):
+    """`[baseline]` as `warden init --data` writes it: nearest-rank deciles and bin shares per
+    feature, class frequencies for the target."""
+    lines = []
+    for i in range(x.shape[1]):
+        values = np.sort(x[:, i].astype(float))
+        last = len(values) - 1
+        quantiles = [float(values[(k * last + 5) // 10]) for k in range(11)]
+        edges = np.unique(quantiles[1:10])
+        counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+        shares = [round(c / len(values), 6) for c in counts]
+        lines.append(f"[baseline.f{i}]\nquantiles = {quantiles}\nshares = {shares}\n")
+    classes, counts = np.unique(y, return_counts=True)
+    frequencies = "".join(f'"{c}" = {n / len(y):.6f}\n' for c, n in zip(classes, counts))
+    lines.append(f'[baseline.y]\nrole = "target"\n\n[baseline.y.frequencies]\n{frequencies}')
+    return "\n".join(lines)
+
+
 for name, (features, model) in MODELS.items():
     x, y = make_classification(n_samples=2000, n_features=features, n_informative=10, random_state=0)
     x = x.astype(np.float32)
@@ -30,7 +50,8 @@ for name, (features, model) in MODELS.items():
     outputs = [o.name for o in onx.graph.output]
     for backend, repository, capacity in (("onnxruntime", "models-onnxruntime", 1024),
                                           ("tract", "models-tract", 1024),
-                                          ("onnxruntime", "models-overload", 16)):
+                                          ("onnxruntime", "models-overload", 16),
+                                          ("onnxruntime", "models-drift", 1024)):
         folder = WORK / repository / name
         (folder / "1").mkdir(parents=True, exist_ok=True)
         (folder / "1" / "model.onnx").write_bytes(onx.SerializeToString())
@@ -41,5 +62,6 @@ for name, (features, model) in MODELS.items():
             f'[[outputs]]\nname = "{outputs[0]}"\nkind = "label"\nlabels = ["0", "1"]\n\n'
             f'[[outputs]]\nname = "{outputs[1]}"\nkind = "probability"\nlabels = ["0", "1"]\n\n'
             f"[batching]\nmax_batch_size = 64\nqueue_capacity = {capacity}\n\n[example]\n{example}"
+            + ("\n" + baseline(x, y) if repository == "models-drift" else "")
         )
     print(name, "features", features, "outputs", outputs)

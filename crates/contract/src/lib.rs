@@ -6,6 +6,7 @@
 //! and JSON values and returns typed data or every violation found, so it can be tested and
 //! fuzzed on its own, and the server stays a translator.
 
+pub mod baseline;
 mod binding;
 mod manifest;
 mod non_finite;
@@ -15,8 +16,8 @@ mod violation;
 
 pub use binding::{Binding, GraphElement, GraphInput, bind_features, features_from_graph};
 pub use manifest::{
-    BackendChoice, Batching, Feature, FeatureType, Manifest, ManifestError, Output, OutputKind,
-    RelaxableGuard, VersionEntry,
+    BackendChoice, Batching, Drift, Feature, FeatureType, Manifest, ManifestError, Output,
+    OutputKind, RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
 pub use strict_json::parse_strict;

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::Baseline;
+
 /// Which engine runs a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +146,99 @@ impl Default for Batching {
     }
 }
 
+/// Drift monitoring settings (`[drift]`): the windows served values are compared over, and the
+/// PSI bands that warn and alert (see [`crate::baseline`] for the bands' source).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drift {
+    /// Sliding windows, as `"30s"`, `"5m"`, `"1h"`: each is compared with the baseline.
+    #[serde(default = "Drift::default_windows")]
+    pub windows: Vec<String>,
+    /// PSI from which a feature is reported as drifting (`warn`).
+    #[serde(default = "Drift::default_psi_warn")]
+    pub psi_warn: f64,
+    /// PSI from which a feature is reported as drifted (`alert`).
+    #[serde(default = "Drift::default_psi_alert")]
+    pub psi_alert: f64,
+    /// Rows a window must hold before its figures are judged (fewer: `insufficient_data`).
+    #[serde(default = "Drift::default_min_rows")]
+    pub min_rows: u64,
+}
+
+impl Default for Drift {
+    fn default() -> Drift {
+        Drift {
+            windows: Drift::default_windows(),
+            psi_warn: Drift::default_psi_warn(),
+            psi_alert: Drift::default_psi_alert(),
+            min_rows: Drift::default_min_rows(),
+        }
+    }
+}
+
+impl Drift {
+    fn default_windows() -> Vec<String> {
+        vec!["5m".into(), "1h".into()]
+    }
+    fn default_psi_warn() -> f64 {
+        0.1
+    }
+    fn default_psi_alert() -> f64 {
+        0.25
+    }
+    fn default_min_rows() -> u64 {
+        100
+    }
+    fn is_default(&self) -> bool {
+        *self == Drift::default()
+    }
+
+    /// The windows in seconds, in the order given; `None` for one that does not parse.
+    pub fn window_seconds(&self) -> Vec<Option<u64>> {
+        self.windows.iter().map(|w| parse_span(w)).collect()
+    }
+
+    fn problems(&self, problems: &mut Vec<String>) {
+        if self.windows.is_empty() || self.windows.len() > 4 {
+            problems.push("`drift.windows` must list one to four windows".to_owned());
+        }
+        for (text, seconds) in self.windows.iter().zip(self.window_seconds()) {
+            match seconds {
+                Some(s) if (10..=86_400).contains(&s) => {}
+                _ => problems.push(format!(
+                    "`drift.windows` entry {text:?} must be a span from 10s to 24h, as \"30s\", \"5m\" or \"1h\""
+                )),
+            }
+        }
+        let spans: BTreeSet<Option<u64>> = self.window_seconds().into_iter().collect();
+        if spans.len() != self.windows.len() {
+            problems.push("`drift.windows` lists the same window twice".to_owned());
+        }
+        if !(self.psi_warn > 0.0 && self.psi_warn < self.psi_alert && self.psi_alert.is_finite()) {
+            problems.push(format!(
+                "`drift.psi_warn` ({}) must be above 0 and below `drift.psi_alert` ({})",
+                self.psi_warn, self.psi_alert
+            ));
+        }
+        if self.min_rows == 0 {
+            problems.push("`drift.min_rows` must be at least 1".to_owned());
+        }
+    }
+}
+
+/// `"30s"`, `"5m"`, `"2h"` in seconds.
+fn parse_span(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(scale)
+}
+
 /// Facts pinned for one version folder.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -172,7 +267,10 @@ pub struct Manifest {
     pub example: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub versions: BTreeMap<String, VersionEntry>,
-    /// Training statistics for drift; accepted now, used by the drift monitor.
+    /// How served inputs and predictions are compared with the baseline.
+    #[serde(default, skip_serializing_if = "Drift::is_default")]
+    pub drift: Drift,
+    /// Training statistics for drift (read by [`Manifest::baseline`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<toml::Table>,
 }
@@ -204,6 +302,11 @@ impl Manifest {
     /// The manifest as TOML that [`Manifest::from_toml`] reads back to an equal manifest.
     pub fn to_toml(&self) -> Result<String, ManifestError> {
         toml::to_string(self).map_err(|err| ManifestError::Syntax(err.to_string()))
+    }
+
+    /// The training baseline, typed; `None` when the manifest has none.
+    pub fn baseline(&self) -> Result<Option<Baseline>, Vec<String>> {
+        self.baseline.as_ref().map(Baseline::from_table).transpose()
     }
 
     /// Every inconsistency in the manifest, in reading order.
@@ -261,6 +364,10 @@ impl Manifest {
             if key.parse::<u64>().is_err() {
                 problems.push(format!("`versions.{key}` is not a version number"));
             }
+        }
+        self.drift.problems(&mut problems);
+        if let Err(baseline) = self.baseline() {
+            problems.extend(baseline);
         }
         problems
     }

@@ -9,8 +9,8 @@
 //! the crate's global one), so servers in one process (the tests) do not share counts.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// One model's state, as a scrape's gauges show it.
@@ -22,11 +22,30 @@ pub struct ModelState {
 }
 
 /// The served version of a model, as the gauges show it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServedVersion {
     pub version: u64,
     /// Requests waiting in its queue.
     pub queued: u64,
+    /// Its drift figures, one per window and column (empty when it is not monitored).
+    pub drift: Vec<DriftFigure>,
+}
+
+/// One column's drift in one window: a feature, or the prediction (`prediction` true).
+#[derive(Debug, Clone)]
+pub struct DriftFigure {
+    pub window: String,
+    pub column: String,
+    pub prediction: bool,
+    /// Rows in the window.
+    pub rows: u64,
+    pub psi: Option<f64>,
+    /// -1 insufficient data, 0 ok, 1 warn, 2 alert.
+    pub status: i64,
+    pub out_of_range_share: Option<f64>,
+    pub null_share: Option<f64>,
+    /// A regressor's mean prediction.
+    pub mean: Option<f64>,
 }
 
 /// Latency buckets in seconds: 50 µs to 10 s.
@@ -70,6 +89,14 @@ struct ModelGauges {
     queue_depth: IntGaugeVec,
     model_ready: IntGaugeVec,
     loaded_version: IntGaugeVec,
+    drift_psi: GaugeVec,
+    drift_status: IntGaugeVec,
+    drift_out_of_range: GaugeVec,
+    drift_nulls: GaugeVec,
+    drift_rows: IntGaugeVec,
+    prediction_psi: GaugeVec,
+    prediction_status: IntGaugeVec,
+    prediction_mean: GaugeVec,
 }
 
 impl ModelGauges {
@@ -77,6 +104,11 @@ impl ModelGauges {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
         };
+        let float = |name: &str, help: &str, labels: &[&str]| {
+            GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let feature = ["model", "version", "feature", "window"];
+        let window = ["model", "version", "window"];
         let gauges = ModelGauges {
             registry: Registry::new(),
             queue_depth: gauge(
@@ -94,18 +126,109 @@ impl ModelGauges {
                 "The version of the model being served",
                 &["model"],
             ),
+            drift_psi: float(
+                "warden_drift_psi",
+                "Population stability index of a feature's served values in the window against its training baseline",
+                &feature,
+            ),
+            drift_status: gauge(
+                "warden_drift_status",
+                "A feature's drift judgement in the window: -1 insufficient data, 0 ok, 1 warn, 2 alert",
+                &feature,
+            ),
+            drift_out_of_range: float(
+                "warden_drift_out_of_range_share",
+                "Share of a numeric feature's served values in the window outside the training range",
+                &feature,
+            ),
+            drift_nulls: float(
+                "warden_drift_null_share",
+                "Share of nulls among a nullable feature's served values in the window",
+                &feature,
+            ),
+            drift_rows: gauge(
+                "warden_drift_window_rows",
+                "Rows admitted in the drift window",
+                &window,
+            ),
+            prediction_psi: float(
+                "warden_prediction_drift_psi",
+                "Population stability index of the predictions in the window against the training target",
+                &window,
+            ),
+            prediction_status: gauge(
+                "warden_prediction_drift_status",
+                "The prediction's drift judgement in the window: -1 insufficient data, 0 ok, 1 warn, 2 alert",
+                &window,
+            ),
+            prediction_mean: float(
+                "warden_prediction_mean",
+                "A regressor's mean prediction in the window",
+                &window,
+            ),
         };
-        for collector in [
-            &gauges.queue_depth,
-            &gauges.model_ready,
-            &gauges.loaded_version,
-        ] {
+        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+            Box::new(gauges.queue_depth.clone()),
+            Box::new(gauges.model_ready.clone()),
+            Box::new(gauges.loaded_version.clone()),
+            Box::new(gauges.drift_psi.clone()),
+            Box::new(gauges.drift_status.clone()),
+            Box::new(gauges.drift_out_of_range.clone()),
+            Box::new(gauges.drift_nulls.clone()),
+            Box::new(gauges.drift_rows.clone()),
+            Box::new(gauges.prediction_psi.clone()),
+            Box::new(gauges.prediction_status.clone()),
+            Box::new(gauges.prediction_mean.clone()),
+        ];
+        for collector in collectors {
             gauges
                 .registry
-                .register(Box::new(collector.clone()))
+                .register(collector)
                 .expect("metric names are unique");
         }
         gauges
+    }
+}
+
+impl ModelGauges {
+    fn drift(&self, model: &str, version: &str, figures: &[DriftFigure]) {
+        for figure in figures {
+            let window = [model, version, figure.window.as_str()];
+            if figure.prediction {
+                self.prediction_status
+                    .with_label_values(&window)
+                    .set(figure.status);
+                if let Some(psi) = figure.psi {
+                    self.prediction_psi.with_label_values(&window).set(psi);
+                }
+                if let Some(mean) = figure.mean {
+                    self.prediction_mean.with_label_values(&window).set(mean);
+                }
+                continue;
+            }
+            self.drift_rows
+                .with_label_values(&window)
+                .set(i64::try_from(figure.rows).unwrap_or(i64::MAX));
+            let labels = [
+                model,
+                version,
+                figure.column.as_str(),
+                figure.window.as_str(),
+            ];
+            self.drift_status
+                .with_label_values(&labels)
+                .set(figure.status);
+            let floats = [
+                (&self.drift_psi, figure.psi),
+                (&self.drift_out_of_range, figure.out_of_range_share),
+                (&self.drift_nulls, figure.null_share),
+            ];
+            for (gauge, value) in floats {
+                if let Some(value) = value {
+                    gauge.with_label_values(&labels).set(value);
+                }
+            }
+        }
     }
 }
 
@@ -227,7 +350,7 @@ impl Metrics {
         let gauges = ModelGauges::new();
         for model in models {
             let name = model.name.as_str();
-            let Some(served) = model.served else {
+            let Some(served) = &model.served else {
                 gauges.model_ready.with_label_values(&[name]).set(0);
                 continue;
             };
@@ -236,10 +359,12 @@ impl Metrics {
                 .loaded_version
                 .with_label_values(&[name])
                 .set(i64::try_from(served.version).unwrap_or(i64::MAX));
+            let version = served.version.to_string();
             gauges
                 .queue_depth
-                .with_label_values(&[name, served.version.to_string().as_str()])
+                .with_label_values(&[name, version.as_str()])
                 .set(i64::try_from(served.queued).unwrap_or(i64::MAX));
+            gauges.drift(name, &version, &served.drift);
         }
         let mut text = Vec::new();
         // Encoding into a Vec cannot fail for the text format.

@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 pub(crate) mod connections;
+mod drift;
 pub mod error;
 mod observe;
 mod openapi;
@@ -86,6 +87,11 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route(
             "/v2/repository/models/{model}/unload",
             post(operations::unload),
+        )
+        .route("/v1/models/{model}/drift", get(drift::drift))
+        .route(
+            "/v1/models/{model}/versions/{version}/drift",
+            get(drift::drift_version),
         )
         .route("/v1/models/{model_action}", post(v1::predict))
         .route(

@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use warden_contract::ViolationType;
 
 use super::error::ErrorCode;
-use super::{operations, v1, v2};
+use super::{drift, operations, v1, v2};
 use crate::auth::Access;
 
 #[derive(OpenApi)]
@@ -38,6 +38,8 @@ use crate::auth::Access;
         v2::infer_version,
         v1::predict,
         v1::predict_version,
+        drift::drift,
+        drift::drift_version,
         operations::metrics,
         operations::index,
         operations::load,

@@ -19,9 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use warden_contract::baseline::bin_shares;
 use warden_contract::{
-    BackendChoice, Batching, Feature, FeatureType, GraphElement, GraphInput, Manifest, Output,
-    OutputKind, VersionEntry,
+    BackendChoice, Batching, Drift, Feature, FeatureType, GraphElement, GraphInput, Manifest,
+    Output, OutputKind, VersionEntry,
 };
 use warden_runtime::graph_facts::{
     InputColumns, class_labels, has_float64_input, inspect, missing_value_columns,
@@ -611,7 +612,7 @@ fn describe(
                     frequencies(&cells)
                 } else {
                     numbers(target, &cells, &table.lines, &mut problems)
-                        .map_or_else(toml::Table::new, |v| quantiles(&v))
+                        .map_or_else(toml::Table::new, |v| target_numbers(&v))
                 };
                 stats.insert("role".into(), toml::Value::String("target".into()));
                 baseline.insert(target.to_owned(), toml::Value::Table(stats));
@@ -634,6 +635,7 @@ fn describe(
             batching: Batching::default(),
             example: None,
             versions: BTreeMap::new(),
+            drift: Drift::default(),
             baseline: (!baseline.is_empty()).then_some(baseline),
         },
         examples,
@@ -925,13 +927,31 @@ fn numbers(
     (!values.is_empty()).then_some(values)
 }
 
-/// Deciles by nearest rank: eleven values seen in training, from the minimum to the maximum.
+/// Deciles by nearest rank (eleven values seen in training, from the minimum to the maximum)
+/// and the exact share of the rows in each bin they cut (see `warden_contract::baseline`).
 fn quantiles(sorted: &[f64]) -> toml::Table {
     let last = sorted.len() - 1;
-    let points = (0..=10)
-        .map(|k| toml::Value::Float(sorted[(k * last + 5) / 10]))
-        .collect();
-    toml::Table::from_iter([("quantiles".to_owned(), toml::Value::Array(points))])
+    let points: Vec<f64> = (0..=10).map(|k| sorted[(k * last + 5) / 10]).collect();
+    let shares = bin_shares(&points, sorted);
+    let floats =
+        |values: Vec<f64>| toml::Value::Array(values.into_iter().map(toml::Value::Float).collect());
+    toml::Table::from_iter([
+        ("quantiles".to_owned(), floats(points)),
+        ("shares".to_owned(), floats(shares)),
+    ])
+}
+
+/// A numeric target's deciles and shares, with its mean and standard deviation (for the
+/// mean-prediction alert), rounded to six significant decimals.
+fn target_numbers(sorted: &[f64]) -> toml::Table {
+    let mut table = quantiles(sorted);
+    let n = sorted.len() as f64;
+    let mean = sorted.iter().sum::<f64>() / n;
+    let std = (sorted.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+    let round = |x: f64| (x * 1e6).round() / 1e6;
+    table.insert("mean".into(), toml::Value::Float(round(mean)));
+    table.insert("std".into(), toml::Value::Float(round(std)));
+    table
 }
 
 /// Each value's share of the rows, rounded to six decimals.

@@ -10,6 +10,7 @@ mod admission;
 mod backends;
 mod binding;
 mod contract;
+mod drift;
 mod guards;
 mod load_error;
 mod model;
@@ -22,6 +23,9 @@ mod watch;
 pub use admission::{Admitted, TensorRequest};
 pub use backends::{Backends, Refusal, load_to_serve};
 pub use contract::{ModelContract, graph_inputs};
+pub use drift::{
+    DriftMonitor, DriftReport, DriftStatus, FeatureReport, PredictionReport, WindowReport,
+};
 pub use load_error::LoadError;
 pub use model::{ModelVersion, PredictError, Serving, sha256_hex};
 pub use registry::{LookupError, ModelEntry, ModelRegistry};

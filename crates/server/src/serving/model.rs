@@ -17,6 +17,7 @@ use warden_runtime::{Backend, LoadOptions, Signature, TensorSpec};
 
 use super::admission::{Admitted, Gate, TensorRequest};
 use super::contract::{ModelContract, example_row, resolve_contract};
+use super::drift::{DriftMonitor, monitor};
 use super::guards::check_outputs;
 use super::load_error::{LoadError, unsupported_operator};
 use super::repository::ModelSource;
@@ -35,6 +36,8 @@ pub struct ModelVersion {
     pub contract: ModelContract,
     /// Answers withheld because the output failed its guards (for metrics).
     pub invalid_outputs: AtomicU64,
+    /// Inputs and predictions against the manifest's `[baseline]`; `None` without one.
+    pub drift: Option<DriftMonitor>,
     worker: Scheduler,
 }
 
@@ -198,8 +201,21 @@ impl ModelVersion {
                 source: err,
             }
         })?;
+        let drift = source.manifest.as_ref().and_then(|manifest| {
+            // The manifest was checked when read, its baseline with it.
+            let baseline = manifest.baseline().ok().flatten();
+            monitor(
+                &source.name,
+                source.version,
+                &manifest.drift,
+                baseline,
+                contract.features.as_ref(),
+                &contract.outputs,
+            )
+        });
         Ok(ModelVersion {
             id,
+            drift,
             name: source.name.clone(),
             version: source.version,
             sha256,
@@ -248,6 +264,9 @@ impl ModelVersion {
                 self.name, self.version
             ))
         })?;
+        if let Some(drift) = &self.drift {
+            drift.observe_inputs(&inputs, rows);
+        }
         let answer = self.worker.infer(inputs, outputs, rows, deadline).await?;
         if let Err(problems) = check_outputs(&answer.outputs, &self.contract.outputs) {
             let count = self.invalid_outputs.fetch_add(1, Ordering::Relaxed) + 1;
@@ -259,6 +278,9 @@ impl ModelVersion {
                 "model output failed its guards; answer withheld"
             );
             return Err(PredictError::InvalidOutput(problems));
+        }
+        if let Some(drift) = &self.drift {
+            drift.observe_outputs(&answer.outputs, rows);
         }
         Ok(answer)
     }

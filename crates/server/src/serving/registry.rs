@@ -72,6 +72,11 @@ impl ModelRegistry {
                     ModelEntry::Ready(model) => Some(ServedVersion {
                         version: model.version,
                         queued: model.counters().queued.load(Ordering::Relaxed) as u64,
+                        drift: model
+                            .drift
+                            .as_ref()
+                            .map(|monitor| monitor.report().figures())
+                            .unwrap_or_default(),
                     }),
                     ModelEntry::Unavailable { .. }
                     | ModelEntry::Unloaded
