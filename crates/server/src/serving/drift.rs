@@ -344,7 +344,10 @@ impl DriftMonitor {
 
     /// Counts the values of `rows` admitted rows.
     pub(super) fn observe_inputs(&self, inputs: &[NamedTensor], rows: usize) {
-        let now = self.now();
+        self.observe_inputs_at(inputs, rows, self.now());
+    }
+
+    fn observe_inputs_at(&self, inputs: &[NamedTensor], rows: usize, now: u64) {
         let mut state = self.lock();
         for window in &mut state.windows {
             let slot = window.slot(now);
@@ -391,7 +394,10 @@ impl DriftMonitor {
 
     /// Counts the predictions of an answer, and judges the windows if a second has passed.
     pub(super) fn observe_outputs(&self, outputs: &[NamedTensor], rows: usize) {
-        let now = self.now();
+        self.observe_outputs_at(outputs, rows, self.now());
+    }
+
+    fn observe_outputs_at(&self, outputs: &[NamedTensor], rows: usize, now: u64) {
         let mut state = self.lock();
         if let Some(probe) = &self.prediction {
             let bins = probe_bins(probe, outputs, rows);
@@ -469,7 +475,10 @@ impl DriftMonitor {
     /// The figures of every window now (judging them, so a crossing is logged even when it
     /// happened within the last second of traffic).
     pub fn report(&self) -> DriftReport {
-        let now = self.now();
+        self.report_at(self.now())
+    }
+
+    fn report_at(&self, now: u64) -> DriftReport {
         let mut state = self.lock();
         self.judge(&mut state, now);
         DriftReport {
@@ -779,4 +788,106 @@ pub struct PredictionReport {
     pub bins: Vec<String>,
     pub expected: Vec<f64>,
     pub served: Vec<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_contract::{Manifest, Output, OutputKind};
+    use warden_runtime::Tensor;
+
+    use super::*;
+
+    /// A regressor's monitor: one feature `x` (deciles 0..=10), target `y` (deciles 0..=10,
+    /// mean 5, std 1), answered by the value output `v`.
+    fn regressor() -> DriftMonitor {
+        let manifest = Manifest::from_toml(
+            r#"
+            [[features]]
+            name = "x"
+            type = "float"
+
+            [baseline.x]
+            quantiles = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+
+            [baseline.y]
+            role = "target"
+            quantiles = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+            mean = 5.0
+            std = 1.0
+            "#,
+        )
+        .unwrap();
+        let outputs = [Output {
+            name: "v".into(),
+            kind: OutputKind::Value,
+            labels: None,
+            relax: Vec::new(),
+        }];
+        let features = (manifest.features.clone(), Binding::PerColumn);
+        monitor(
+            "m",
+            1,
+            &manifest.drift,
+            manifest.baseline().unwrap(),
+            Some(&features),
+            &outputs,
+        )
+        .unwrap()
+    }
+
+    fn column(name: &str, values: Vec<f32>) -> Vec<NamedTensor> {
+        let rows = values.len();
+        vec![NamedTensor {
+            name: name.into(),
+            tensor: Tensor::new(vec![rows, 1], TensorData::F32(values)).unwrap(),
+        }]
+    }
+
+    #[test]
+    fn a_mean_prediction_beyond_two_deviations_alerts() {
+        let monitor = regressor();
+        monitor.observe_outputs_at(&column("v", vec![5.5; 150]), 150, 0);
+        let prediction = monitor.report_at(0).windows[0].prediction.clone().unwrap();
+        assert_eq!(prediction.mean, Some(5.5));
+        assert_eq!(prediction.mean_status, Some(DriftStatus::Ok));
+        monitor.observe_outputs_at(&column("v", vec![9.5; 600]), 600, 0);
+        let prediction = monitor.report_at(0).windows[0].prediction.clone().unwrap();
+        // (150 × 5.5 + 600 × 9.5) / 750 = 8.7: more than 5 ± 2.
+        assert!((prediction.mean.unwrap() - 8.7).abs() < 1e-9);
+        assert_eq!(prediction.mean_status, Some(DriftStatus::Alert));
+        assert_eq!(prediction.status, DriftStatus::Alert);
+    }
+
+    #[test]
+    fn rows_leave_a_window_when_it_has_passed_them() {
+        let monitor = regressor();
+        let values: Vec<f32> = (0..200).map(|i| (i % 10) as f32 + 0.5).collect();
+        monitor.observe_inputs_at(&column("x", values), 200, 0);
+        let report = monitor.report_at(0);
+        assert_eq!(report.windows[0].rows, 200);
+        let x = &report.windows[0].features[0];
+        assert!(x.psi.unwrap().abs() < 1e-12, "{x:?}");
+        assert_eq!(x.status, DriftStatus::Ok);
+        // Five minutes later the 5m window (slots of 30 s) no longer holds them; 1h does.
+        let later = monitor.report_at(300);
+        assert_eq!(later.windows[0].rows, 0);
+        assert_eq!(
+            later.windows[0].features[0].status,
+            DriftStatus::InsufficientData
+        );
+        assert_eq!(later.windows[1].rows, 200);
+    }
+
+    #[test]
+    fn nulls_and_values_outside_training_are_counted_apart() {
+        let monitor = regressor();
+        let mut values = vec![5.5f32; 100];
+        values.extend([f32::NAN, 11.0, -1.0, 4.0]);
+        monitor.observe_inputs_at(&column("x", values), 104, 0);
+        let x = monitor.report_at(0).windows[0].features[0].clone();
+        assert_eq!(x.values, 103);
+        assert!((x.out_of_range_share.unwrap() - 2.0 / 103.0).abs() < 1e-12);
+        // `x` is not nullable: no null share is reported (the contract refuses nulls for it).
+        assert_eq!(x.null_share, None);
+    }
 }
