@@ -30,7 +30,7 @@ def baseline(x, y):
         quantiles = [float(values[(k * last + 5) // 10]) for k in range(11)]
         edges = np.unique(quantiles[1:10])
         counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
-        shares = [round(c / len(values), 6) for c in counts]
+        shares = [round(int(c) / len(values), 6) for c in counts]
         lines.append(f"[baseline.f{i}]\nquantiles = {quantiles}\nshares = {shares}\n")
     classes, counts = np.unique(y, return_counts=True)
     frequencies = "".join(f'"{c}" = {n / len(y):.6f}\n' for c, n in zip(classes, counts))

@@ -177,3 +177,27 @@ def test_a_model_without_baseline_says_it_is_not_monitored(tmp_path):
         server.stop()
     assert report["monitored"] is False
     assert "warden init --data" in report["reason"]
+
+
+def test_an_integer_class_index_is_counted_as_its_label(tmp_path):
+    # iris's graph answers the class index (int64); the row API and the monitor read it as the
+    # declared label, so the training rows' predictions match the target's frequencies.
+    shutil.copytree(MODELS / "iris", tmp_path / "iris")
+    server = Warden([str(tmp_path)])
+    try:
+        with (ROOT / "examples" / "data" / "iris.csv").open() as f:
+            instances = [{k: float(v) for k, v in r.items() if k != "species"} for r in csv.DictReader(f)]
+        labels = []
+        for start in range(0, len(instances), 50):
+            answer = call(f"{server.url}/v1/models/iris:predict", "POST",
+                          {"instances": instances[start:start + 50]})
+            labels += [p["label"] for p in answer["predictions"]]
+        report = call(f"{server.url}/v1/models/iris/drift")
+    finally:
+        server.stop()
+    prediction = report["windows"][0]["prediction"]
+    baseline = tomllib.loads((MODELS / "iris" / "warden.toml").read_text())["baseline"]
+    assert prediction["bins"] == ["setosa", "versicolor", "virginica", "(other)"]
+    assert prediction["served"][3] == 0.0, prediction
+    assert abs(prediction["psi"] - numpy_psi(baseline["species"], labels)) < 1e-6
+    assert prediction["status"] == "ok", prediction

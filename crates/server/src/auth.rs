@@ -6,7 +6,9 @@
 //! of them in constant time (`subtle`), with no early exit, so neither timing nor length tells
 //! a caller how close a guess was. Tokens are never logged. Health routes stay open for probes;
 //! `/metrics` is open only when configured; the repository API needs an admin token when admin
-//! tokens are configured.
+//! tokens are configured. The page (`/`, `/ui/...`) takes the token as a bearer header or as the
+//! password of HTTP Basic credentials (any user name), because a browser can send those: it
+//! asks for them itself when the page answers 401 with a Basic challenge.
 
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -68,6 +70,8 @@ pub enum Access {
     Metrics,
     /// The repository API: an admin token when there are any, else any token.
     Admin,
+    /// The page: any token, as a bearer header or a Basic password.
+    Page,
     /// Everything else: any token.
     Token,
 }
@@ -79,9 +83,22 @@ impl Access {
             "/v2/health/live" | "/v2/health/ready" => Access::Open,
             "/metrics" => Access::Metrics,
             _ if path.starts_with("/v2/repository/") || path == "/v2/repository" => Access::Admin,
+            "/" => Access::Page,
+            _ if path.starts_with("/ui/") => Access::Page,
             _ => Access::Token,
         }
     }
+}
+
+/// The password of HTTP Basic credentials (`base64(user:password)`).
+fn basic_password(credentials: &str) -> Option<String> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    Some(password.to_owned())
 }
 
 fn digest(token: &[u8]) -> [u8; 32] {
@@ -116,8 +133,14 @@ impl Auth {
         }
         let presented = authorization
             .and_then(|value| {
-                let (scheme, token) = value.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                let (scheme, credentials) = value.trim().split_once(' ')?;
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    Some(credentials.trim().to_owned())
+                } else if scheme.eq_ignore_ascii_case("basic") && access == Access::Page {
+                    basic_password(credentials.trim())
+                } else {
+                    None
+                }
             })
             .filter(|token| !token.is_empty());
         let Some(presented) = presented else {
@@ -200,6 +223,29 @@ mod tests {
         assert_eq!(Access::of("/v2/health/ready"), Access::Open);
         assert_eq!(Access::of("/v2/models/iris/ready"), Access::Token);
         assert_eq!(Access::of("/v2/repository/index"), Access::Admin);
+        assert_eq!(Access::of("/"), Access::Page);
+        assert_eq!(Access::of("/ui/models/iris"), Access::Page);
+        // The page takes the token as a Basic password; the API does not.
+        let basic = |user_token: &str| {
+            use base64::Engine as _;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(user_token)
+            )
+        };
+        let auth = auth(&[], false);
+        assert_eq!(
+            code(auth.check(Access::Page, Some(&basic("me:api-token-0123456789")))),
+            None
+        );
+        assert_eq!(
+            code(auth.check(Access::Page, Some(&basic("me:bad")))),
+            Some("unauthorized")
+        );
+        assert_eq!(
+            code(auth.check(Access::Token, Some(&basic("me:api-token-0123456789")))),
+            Some("unauthorized")
+        );
         assert_eq!(Access::of("/openapi.json"), Access::Token);
     }
 

@@ -8,6 +8,10 @@
 //! would let one scrape read it empty). Each [`Metrics`] has its own `prometheus::Registry` (not
 //! the crate's global one), so servers in one process (the tests) do not share counts.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -81,6 +85,72 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// `warden_open_connections`: TCP connections open now.
     pub open_connections: IntGauge,
+    /// Requests per model in each of the last 60 seconds (for the page's request rate).
+    pub recent: Arc<RecentRequests>,
+}
+
+/// Requests per model in each of the last 60 seconds: a ring of one-second counters per model,
+/// so the page can show a current rate without a time-series store.
+#[derive(Debug)]
+pub struct RecentRequests {
+    started: Instant,
+    per_model: Mutex<HashMap<String, [(u64, u64); 60]>>,
+}
+
+impl RecentRequests {
+    fn new() -> RecentRequests {
+        RecentRequests {
+            started: Instant::now(),
+            per_model: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request answered by `model` now.
+    pub fn record(&self, model: &str) {
+        let second = self.started.elapsed().as_secs();
+        let mut models = self.per_model.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = match models.get_mut(model) {
+            Some(ring) => ring,
+            None => models
+                .entry(model.to_owned())
+                .or_insert([(u64::MAX, 0); 60]),
+        };
+        let slot = &mut ring[(second % 60) as usize];
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// `model`'s requests per second over the last full minute (or since start, if sooner).
+    pub fn per_second(&self, model: &str) -> f64 {
+        let elapsed = self.started.elapsed();
+        let now = elapsed.as_secs();
+        let models = self.per_model.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(ring) = models.get(model) else {
+            return 0.0;
+        };
+        let count: u64 = ring
+            .iter()
+            .filter(|(second, _)| *second <= now && now - second < 60)
+            .map(|(_, count)| count)
+            .sum();
+        count as f64 / elapsed.as_secs_f64().clamp(1.0, 60.0)
+    }
+}
+
+/// What the page shows of a model's traffic, since the server started.
+#[derive(Debug, Clone, Default)]
+pub struct ModelStats {
+    /// Requests a version of the model answered.
+    pub requests: u64,
+    /// Those answers by HTTP status.
+    pub by_status: BTreeMap<String, u64>,
+    /// Latency percentiles in seconds (p50, p95, p99), estimated from the histogram's buckets
+    /// as Prometheus's `histogram_quantile` does.
+    pub percentiles: Option<[f64; 3]>,
+    /// Requests per second over the last minute.
+    pub per_second: f64,
 }
 
 /// The gauges of one scrape, set from the model registry at that moment.
@@ -311,6 +381,7 @@ impl Metrics {
             .expect("valid metric"),
             open_connections: IntGauge::new("warden_open_connections", "TCP connections open now")
                 .expect("valid metric"),
+            recent: Arc::new(RecentRequests::new()),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -373,6 +444,75 @@ impl Metrics {
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let _ = TextEncoder::new().encode(&families, &mut text);
         String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// `model`'s traffic as the page shows it.
+    pub fn model_stats(&self, model: &str) -> ModelStats {
+        let mut stats = ModelStats {
+            per_second: self.recent.per_second(model),
+            ..ModelStats::default()
+        };
+        let label = |metric: &prometheus::proto::Metric, name: &str| -> Option<String> {
+            metric
+                .get_label()
+                .iter()
+                .find(|l| l.name() == name)
+                .map(|l| l.value().to_owned())
+        };
+        let mut buckets: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
+        let mut count = 0;
+        for family in self.registry.gather() {
+            for metric in family.get_metric() {
+                if label(metric, "model").as_deref() != Some(model) {
+                    continue;
+                }
+                match family.name() {
+                    "warden_requests_total" => {
+                        let value = metric.get_counter().get_value() as u64;
+                        stats.requests += value;
+                        let status = label(metric, "code").unwrap_or_default();
+                        *stats.by_status.entry(status).or_default() += value;
+                    }
+                    "warden_request_duration_seconds" => {
+                        // Summed over versions: bucket bounds are the same for all.
+                        let histogram = metric.get_histogram();
+                        count += histogram.get_sample_count();
+                        for bucket in histogram.get_bucket() {
+                            let entry = buckets
+                                .entry(bucket.upper_bound().to_bits())
+                                .or_insert((bucket.upper_bound(), 0));
+                            entry.1 += bucket.cumulative_count();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if count > 0 {
+            let mut cumulative: Vec<(f64, u64)> = buckets.into_values().collect();
+            cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let quantile = |q: f64| {
+                let rank = q * count as f64;
+                let mut lower = (0.0, 0u64);
+                for &(bound, seen) in &cumulative {
+                    if seen as f64 >= rank {
+                        let within = (seen - lower.1) as f64;
+                        let share = if within > 0.0 {
+                            (rank - lower.1 as f64) / within
+                        } else {
+                            1.0
+                        };
+                        return lower.0 + (bound - lower.0) * share;
+                    }
+                    lower = (bound, seen);
+                }
+                lower.0
+            };
+            stats.percentiles = Some([quantile(0.5), quantile(0.95), quantile(0.99)]);
+        }
+        stats
     }
 }
 

@@ -2,7 +2,7 @@
 //! request and answers 401 (with `WWW-Authenticate`) or 403 before any handler runs.
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -33,7 +33,15 @@ pub(super) async fn require_token(
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok());
         if let Err(denied) = auth.check(access, authorization) {
-            return ApiError::from(denied).into_response();
+            let mut response = ApiError::from(denied).into_response();
+            if access == Access::Page && response.status() == StatusCode::UNAUTHORIZED {
+                // A browser asks for Basic credentials itself; the password is the token.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"warden\", charset=\"UTF-8\""),
+                );
+            }
+            return response;
         }
     }
     next.run(request).await

@@ -10,9 +10,11 @@ mod body;
 pub(crate) mod connections;
 mod drift;
 pub mod error;
+mod model_openapi;
 mod observe;
 mod openapi;
 mod operations;
+mod page;
 mod path;
 mod v1;
 mod v2;
@@ -80,6 +82,8 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             "/v2/models/{model}/versions/{version}/infer",
             post(v2::infer_version),
         )
+        .route("/", get(page::index))
+        .route("/ui/models/{model}", get(page::model_page))
         .route("/metrics", get(operations::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/v2/repository/index", post(operations::index))
@@ -89,6 +93,14 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             post(operations::unload),
         )
         .route("/v1/models/{model}/drift", get(drift::drift))
+        .route(
+            "/v1/models/{model}/openapi.json",
+            get(model_openapi::model_openapi),
+        )
+        .route(
+            "/v1/models/{model}/versions/{version}/openapi.json",
+            get(model_openapi::model_version_openapi),
+        )
         .route(
             "/v1/models/{model}/versions/{version}/drift",
             get(drift::drift_version),

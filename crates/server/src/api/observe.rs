@@ -103,6 +103,7 @@ fn record(
         }
     }
     if let Some(served) = served {
+        metrics.recent.record(model);
         let labels = [model, version];
         if let Some(timings) = served.timings {
             metrics

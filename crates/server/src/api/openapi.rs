@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use warden_contract::ViolationType;
 
 use super::error::ErrorCode;
-use super::{drift, operations, v1, v2};
+use super::{drift, model_openapi, operations, v1, v2};
 use crate::auth::Access;
 
 #[derive(OpenApi)]
@@ -40,6 +40,8 @@ use crate::auth::Access;
         v1::predict_version,
         drift::drift,
         drift::drift_version,
+        model_openapi::model_openapi,
+        model_openapi::model_version_openapi,
         operations::metrics,
         operations::index,
         operations::load,

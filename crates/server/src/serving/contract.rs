@@ -22,6 +22,8 @@ pub struct ModelContract {
     /// True when a manifest declared the contract, false when it was read off the graph.
     pub declared: bool,
     pub max_batch_size: usize,
+    /// The manifest's example row, when it has one (the docs show it).
+    pub example: Option<serde_json::Map<String, Value>>,
 }
 
 /// The manifest's example row, or one synthesised from the contract (the lower bound or zero,
@@ -92,6 +94,7 @@ pub(super) fn resolve_contract(
             declared: false,
             // The manifest's default, so the contract's limit and the scheduler's are one.
             max_batch_size: warden_contract::Batching::default().max_batch_size,
+            example: None,
         });
     };
     let binding = bind_features(&manifest.features, &graph_inputs).map_err(contract_error)?;
@@ -132,6 +135,7 @@ pub(super) fn resolve_contract(
         outputs: manifest.outputs.clone(),
         declared: true,
         max_batch_size: manifest.batching.max_batch_size,
+        example: manifest.example.clone(),
     })
 }
 

@@ -51,8 +51,9 @@ struct FeatureProbe {
 /// Where the predicted value of a row comes from.
 #[derive(Debug)]
 enum PredictionSource {
-    /// A label output: the label's text.
-    Label { output: String },
+    /// A label output: the label's text, or an integer class index into `labels` (as the row
+    /// API reads it).
+    Label { output: String, labels: Vec<String> },
     /// A probability output: the label of the highest probability.
     Argmax { output: String, labels: Vec<String> },
     /// A regression value: the first value of each row.
@@ -279,6 +280,7 @@ fn prediction_source(target: &Distribution, outputs: &[Output]) -> Option<Predic
         Distribution::Categorical(_) => find(OutputKind::Label)
             .map(|o| PredictionSource::Label {
                 output: o.name.clone(),
+                labels: o.labels.clone().unwrap_or_default(),
             })
             .or_else(|| {
                 let o = find(OutputKind::Probability)?;
@@ -592,12 +594,23 @@ impl DriftMonitor {
 fn probe_bins(probe: &PredictionProbe, outputs: &[NamedTensor], rows: usize) -> Vec<(usize, f64)> {
     let mut bins = Vec::with_capacity(rows);
     match &probe.source {
-        PredictionSource::Label { output } => {
-            if let Some(data) = find(outputs, output) {
-                bins.extend(
-                    (0..rows)
-                        .filter_map(|r| Some((category_bin(&probe.distribution, data, r)?, 0.0))),
-                );
+        PredictionSource::Label { output, labels } => {
+            let (Some(data), Distribution::Categorical(categories)) =
+                (find(outputs, output), &probe.distribution)
+            else {
+                return bins;
+            };
+            for r in 0..rows {
+                let label = match data {
+                    TensorData::String(v) => v.get(r).map(String::as_str),
+                    _ => number_at(data, r)
+                        .filter(|x| *x >= 0.0)
+                        .and_then(|x| labels.get(x as usize))
+                        .map(String::as_str),
+                };
+                if let Some(label) = label {
+                    bins.push((categories.bin(label), 0.0));
+                }
             }
         }
         PredictionSource::Argmax { output, labels } => {
