@@ -63,11 +63,6 @@ impl NumericBaseline {
     pub fn bin_f32(&self, value: f32) -> usize {
         self.edges.partition_point(|&edge| (edge as f32) < value)
     }
-
-    /// [`NumericBaseline::outside`] at float32 precision.
-    pub fn outside_f32(&self, value: f32) -> bool {
-        value < self.min as f32 || value > self.max as f32
-    }
 }
 
 /// A categorical distribution: each value's training share.

@@ -96,6 +96,9 @@ struct Forest {
     /// Features a row must have (the highest feature a split uses, plus one).
     features: usize,
     aggregate: Aggregate,
+    /// Every split is `BRANCH_LEQ` without missing-value tracking (what scikit-learn, XGBoost
+    /// and LightGBM mostly export): walked by a loop with one comparison and no mode dispatch.
+    uniform_leq: bool,
 }
 
 /// Each row's score per column, and whether any tree voted for it.
@@ -220,7 +223,11 @@ impl Forest {
             });
         }
         check_acyclic(&nodes, &roots)?;
+        let uniform_leq = nodes
+            .iter()
+            .all(|n| n.kind == LEAF || n.kind == LESS_EQUAL && !n.nan_goes_yes);
         Ok(Forest {
+            uniform_leq,
             nodes,
             roots,
             votes: all_votes,
@@ -233,6 +240,9 @@ impl Forest {
     /// The votes of the leaf `row` reaches in the tree rooted at `root`.
     #[inline]
     fn leaf(&self, root: u32, row: &[f32]) -> &[Vote] {
+        if self.uniform_leq {
+            return self.leaf_leq(root, row);
+        }
         let mut node = self.nodes[root as usize];
         while node.kind != LEAF {
             let x = row[node.feature as usize];
@@ -246,6 +256,22 @@ impl Forest {
                 _ => x != t,
             } || node.nan_goes_yes && x.is_nan();
             node = self.nodes[if yes { node.yes } else { node.no } as usize];
+        }
+        &self.votes[node.yes as usize..node.no as usize]
+    }
+
+    /// [`Forest::leaf`] when every split is `x <= threshold` (a NaN goes to the false branch,
+    /// as the general walk sends it without tracking).
+    #[inline]
+    fn leaf_leq(&self, root: u32, row: &[f32]) -> &[Vote] {
+        let mut node = self.nodes[root as usize];
+        while node.kind != LEAF {
+            let next = if row[node.feature as usize] <= node.threshold {
+                node.yes
+            } else {
+                node.no
+            };
+            node = self.nodes[next as usize];
         }
         &self.votes[node.yes as usize..node.no as usize]
     }

@@ -30,6 +30,9 @@ struct Forest {
 
 fn forest(rng: &mut Rng, features: usize) -> Forest {
     let trees = 1 + rng.below(6);
+    // As scikit-learn exports: every split `BRANCH_LEQ`, no missing-value tracking (the
+    // evaluator's fast path).
+    let uniform = rng.chance(0.3);
     let modes = [
         "BRANCH_LEQ",
         "BRANCH_LT",
@@ -58,10 +61,14 @@ fn forest(rng: &mut Rng, features: usize) -> Forest {
                 thresholds.push(threshold);
                 feature_ids.push(rng.below(features) as i64);
                 values.push(threshold);
-                node_modes.push(modes[rng.below(modes.len())]);
+                node_modes.push(if uniform {
+                    "BRANCH_LEQ"
+                } else {
+                    modes[rng.below(modes.len())]
+                });
                 true_ids.push(next);
                 false_ids.push(next + 1);
-                tracks.push(i64::from(rng.chance(0.5)));
+                tracks.push(i64::from(!uniform && rng.chance(0.5)));
                 queue.push((next, level + 1));
                 queue.push((next + 1, level + 1));
                 next += 2;

@@ -46,6 +46,10 @@ struct FeatureProbe {
     nullable: bool,
     /// Its first counter in a slot: `bins`, then nulls, then values outside the training range.
     offset: usize,
+    /// A numeric baseline's inner edges and range at float32, for float32 inputs (see
+    /// `NumericBaseline::bin_f32`); empty for a category.
+    edges32: Vec<f32>,
+    range32: (f32, f32),
 }
 
 /// Where the predicted value of a row comes from.
@@ -208,12 +212,21 @@ pub(super) fn monitor(
                     width: features.len(),
                 },
             };
+            let (edges32, range32) = match distribution {
+                Distribution::Numeric(n) => (
+                    n.edges.iter().map(|&e| e as f32).collect(),
+                    (n.min as f32, n.max as f32),
+                ),
+                Distribution::Categorical(_) => (Vec::new(), (0.0, 0.0)),
+            };
             probes.push(FeatureProbe {
                 name: feature.name.clone(),
                 source,
                 distribution: distribution.clone(),
                 nullable: feature.nullable,
                 offset,
+                edges32,
+                range32,
             });
             offset += distribution.bins() + 2;
         }
@@ -350,46 +363,63 @@ impl DriftMonitor {
     }
 
     fn observe_inputs_at(&self, inputs: &[NamedTensor], rows: usize, now: u64) {
+        // Which counters the rows hit, found before taking the lock (and once for all windows).
+        let mut hits: Vec<u32> = Vec::with_capacity(rows * self.features.len());
+        for probe in &self.features {
+            let Some(data) = find(inputs, &probe.source.tensor) else {
+                continue;
+            };
+            let bins = probe.distribution.bins();
+            let (null, outside) = (probe.offset + bins, probe.offset + bins + 1);
+            let indices = (0..rows).map(|row| row * probe.source.width + probe.source.column);
+            match (&probe.distribution, data) {
+                (Distribution::Numeric(_), TensorData::F32(values)) => {
+                    for index in indices {
+                        let Some(&x) = values.get(index) else {
+                            continue;
+                        };
+                        if x.is_nan() {
+                            hits.push(null as u32);
+                            continue;
+                        }
+                        // The edges below x, counted without branches: the bin.
+                        let bin: usize = probe.edges32.iter().map(|&e| usize::from(e < x)).sum();
+                        hits.push((probe.offset + bin) as u32);
+                        if x < probe.range32.0 || x > probe.range32.1 {
+                            hits.push(outside as u32);
+                        }
+                    }
+                }
+                (Distribution::Numeric(numeric), _) => {
+                    for index in indices {
+                        let Some(x) = number_at(data, index) else {
+                            continue;
+                        };
+                        if x.is_nan() {
+                            hits.push(null as u32);
+                            continue;
+                        }
+                        hits.push((probe.offset + numeric.bin(x)) as u32);
+                        if numeric.outside(x) {
+                            hits.push(outside as u32);
+                        }
+                    }
+                }
+                (categorical, _) => {
+                    for index in indices {
+                        if let Some(bin) = category_bin(categorical, data, index) {
+                            hits.push((probe.offset + bin) as u32);
+                        }
+                    }
+                }
+            }
+        }
         let mut state = self.lock();
         for window in &mut state.windows {
             let slot = window.slot(now);
             slot.rows += rows as u64;
-            for probe in &self.features {
-                let Some(data) = find(inputs, &probe.source.tensor) else {
-                    continue;
-                };
-                let bins = probe.distribution.bins();
-                for row in 0..rows {
-                    let index = row * probe.source.width + probe.source.column;
-                    let bin = match (&probe.distribution, data) {
-                        (Distribution::Numeric(numeric), TensorData::F32(values)) => {
-                            values.get(index).map(|&x| match x {
-                                x if x.is_nan() => bins,
-                                x => {
-                                    if numeric.outside_f32(x) {
-                                        slot.counts[probe.offset + bins + 1] += 1;
-                                    }
-                                    numeric.bin_f32(x)
-                                }
-                            })
-                        }
-                        (Distribution::Numeric(numeric), _) => {
-                            number_at(data, index).map(|x| match x {
-                                x if x.is_nan() => bins,
-                                x => {
-                                    if numeric.outside(x) {
-                                        slot.counts[probe.offset + bins + 1] += 1;
-                                    }
-                                    numeric.bin(x)
-                                }
-                            })
-                        }
-                        (categorical, _) => category_bin(categorical, data, index),
-                    };
-                    if let Some(bin) = bin {
-                        slot.counts[probe.offset + bin] += 1;
-                    }
-                }
+            for &hit in &hits {
+                slot.counts[hit as usize] += 1;
             }
         }
     }
