@@ -210,7 +210,7 @@ def main():
             for concurrency in (1, 8, 64):
                 medians = {n: (statistics.median(r[0] for r in cells[(model, rows, concurrency, n)]),
                                statistics.median(r[2] for r in cells[(model, rows, concurrency, n)])) for n in names}
-                ratio = lambda a, b: f"{medians[a][0] / medians[b][0]:.1f}×" if medians[b][0] else "n/a"
+                ratio = lambda a, b: f"{medians[a][0] / medians[b][0]:.2f}×" if medians[b][0] else "n/a"
                 row = [model, str(rows), str(concurrency)] + [f"{medians[n][0]:.0f} ({medians[n][1]:.1f})" for n in names]
                 row += [ratio(a, b) for a, b in ratios]
                 lines.append("| " + " | ".join(row) + " |")

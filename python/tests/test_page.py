@@ -75,6 +75,11 @@ def served(tmp_path_factory):
     rows = credit_rows(1.5)
     for start in range(0, len(rows), 50):
         post(f"{server.url}/v1/models/credit:predict", {"instances": rows[start:start + 50]})
+    # One refused row: the page counts it under its error code.
+    try:
+        post(f"{server.url}/v1/models/credit:predict", {"instances": [dict(rows[0], country=3)]})
+    except urllib.error.HTTPError as err:
+        assert err.code == 400
     post(f"{server.url}/v1/models/iris:predict",
          {"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]})
     yield server
@@ -94,6 +99,7 @@ def test_the_index_shows_every_model_its_traffic_and_drift(served):
     assert re.search(r"<td>(\d+)</td>", credit), credit
     assert "alert" in credit, credit
     assert re.search(r"\d+\.\d\d / \d+\.\d\d / \d+\.\d\d", credit), credit
+    assert "<code>invalid_input</code>: 1" in credit, credit
     # Per feature a drift figure and a chart (an SVG with one bar pair per bin).
     income = dom.split('data-feature="income"')[1].split("</div>")[0]
     assert 'class="alert"' in income and "<svg" in income, income

@@ -90,11 +90,13 @@ pub struct Metrics {
 }
 
 /// Requests per model in each of the last 60 seconds: a ring of one-second counters per model,
-/// so the page can show a current rate without a time-series store.
+/// so the page can show a current rate without a time-series store; and each model's error
+/// answers by error code (`warden_errors_total` has no model label).
 #[derive(Debug)]
 pub struct RecentRequests {
     started: Instant,
     per_model: Mutex<HashMap<String, [(u64, u64); 60]>>,
+    errors: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl RecentRequests {
@@ -102,7 +104,24 @@ impl RecentRequests {
         RecentRequests {
             started: Instant::now(),
             per_model: Mutex::new(HashMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Counts one error answer (its code from the error table) of `model`.
+    pub fn record_error(&self, model: &str, code: &'static str) {
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        *errors.entry((model.to_owned(), code)).or_default() += 1;
+    }
+
+    /// `model`'s error answers by code, since start.
+    pub fn errors_of(&self, model: &str) -> BTreeMap<&'static str, u64> {
+        let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        errors
+            .iter()
+            .filter(|((m, _), _)| m == model)
+            .map(|((_, code), count)| (*code, *count))
+            .collect()
     }
 
     /// Counts one request answered by `model` now.
@@ -144,8 +163,8 @@ impl RecentRequests {
 pub struct ModelStats {
     /// Requests a version of the model answered.
     pub requests: u64,
-    /// Those answers by HTTP status.
-    pub by_status: BTreeMap<String, u64>,
+    /// Its error answers by error code (`invalid_input`, `overloaded`, ...).
+    pub errors: BTreeMap<&'static str, u64>,
     /// Latency percentiles in seconds (p50, p95, p99), estimated from the histogram's buckets
     /// as Prometheus's `histogram_quantile` does.
     pub percentiles: Option<[f64; 3]>,
@@ -452,6 +471,7 @@ impl Metrics {
     pub fn model_stats(&self, model: &str) -> ModelStats {
         let mut stats = ModelStats {
             per_second: self.recent.per_second(model),
+            errors: self.recent.errors_of(model),
             ..ModelStats::default()
         };
         let label = |metric: &prometheus::proto::Metric, name: &str| -> Option<String> {
@@ -470,10 +490,7 @@ impl Metrics {
                 }
                 match family.name() {
                     "warden_requests_total" => {
-                        let value = metric.get_counter().get_value() as u64;
-                        stats.requests += value;
-                        let status = label(metric, "code").unwrap_or_default();
-                        *stats.by_status.entry(status).or_default() += value;
+                        stats.requests += metric.get_counter().get_value() as u64;
                     }
                     "warden_request_duration_seconds" => {
                         // Summed over versions: bucket bounds are the same for all.

@@ -84,6 +84,9 @@ fn record(
         .with_label_values(&[model, version, route, response.status().as_str()])
         .inc();
     if let Some(code) = code {
+        if let Some(served) = served {
+            metrics.recent.record_error(&served.model, code.as_str());
+        }
         match response.extensions().get::<ViolationTypes>() {
             Some(ViolationTypes(types)) => {
                 for kind in types {

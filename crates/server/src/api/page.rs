@@ -185,10 +185,9 @@ fn stats_cells(stats: &ModelStats) -> String {
         |[p50, p95, p99]| format!("{:.2} / {:.2} / {:.2}", p50 * 1e3, p95 * 1e3, p99 * 1e3),
     );
     let errors: Vec<String> = stats
-        .by_status
+        .errors
         .iter()
-        .filter(|(status, _)| !status.starts_with('2'))
-        .map(|(status, count)| format!("{status}: {count}"))
+        .map(|(code, count)| format!("<code>{code}</code>: {count}"))
         .collect();
     format!(
         "<td>{:.1}</td><td>{}</td><td>{latency}</td><td>{}</td>",
@@ -279,7 +278,7 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
          minute. <a href=\"/metrics\">metrics</a> · <a href=\"/openapi.json\">OpenAPI</a></p>\
          <table><thead><tr><th>model</th><th>version</th><th>sha256</th><th>engine</th>\
          <th>state</th><th>req/s</th><th>requests</th><th>latency p50 / p95 / p99 (ms)</th>\
-         <th>errors by status</th><th>drift (first window)</th></tr></thead><tbody>{rows}</tbody>\
+         <th>errors by code</th><th>drift (first window)</th></tr></thead><tbody>{rows}</tbody>\
          </table>{sections}",
         env!("CARGO_PKG_VERSION"),
         models.len()
