@@ -4,7 +4,14 @@ and machine, interleaved, with oha; prints one table with medians and ratios and
 bench/RESULTS.md. BENCH_DURATION (seconds per cell, default 10) and BENCH_REPEATS (default 3)
 shorten it. A/B of two builds: BENCH_BASELINE=/path/to/other/warden adds it as
 warden-ort-baseline; BENCH_SERVERS=warden-ort,warden-ort-baseline runs only those (and no
-overload run); BENCH_OUT names the report file instead of RESULTS.md."""
+overload run); BENCH_OUT names the report file instead of RESULTS.md.
+
+Fairness: with two cores or more, every server runs pinned (taskset) to the first half of the
+cores and the load generator to the other half (BENCH_PIN=0 turns that off), so no server's
+figures are the load generator fighting it for a core; and each cell's server CPU time (its
+whole process tree's utime + stime from /proc, before and after) is divided by the answers it
+gave, for every server alike. `warden-ort-current` is warden on the newest onnxruntime wheel
+(bench/.venv-ort-current, upgraded on every bench/run), beside `warden-ort` on the pinned one."""
 
 import datetime
 import json
@@ -28,6 +35,31 @@ DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 CORES = os.cpu_count() or 1
 FEATURES = {"light": 20, "heavy": 30}
+PIN = os.environ.get("BENCH_PIN", "1") != "0" and CORES >= 2
+SERVER_CPUS = f"0-{CORES // 2 - 1}" if PIN else None
+LOAD_CPUS = f"{CORES // 2}-{CORES - 1}" if PIN else None
+SERVER_CORES = CORES // 2 if PIN else CORES
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pinned(cpus, command):
+    return ["taskset", "-c", cpus, *command] if cpus else command
+
+
+def tree_cpu_seconds(pid):
+    """User + system CPU time of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            todo.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+    return total / CLOCK_TICKS
 
 
 def free_port():
@@ -78,7 +110,7 @@ class Server:
         command = [part.replace("{port}", str(self.port)) for part in self.command]
         env = dict(os.environ, **self.env)
         started = time.monotonic()
-        self.process = subprocess.Popen(command, env=env, cwd=BENCH, stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen(pinned(SERVER_CPUS, command), env=env, cwd=BENCH, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         wait_ready(f"http://127.0.0.1:{self.port}{self.ready_path}", self.process)
         self.startup_ms = (time.monotonic() - started) * 1000
@@ -102,8 +134,8 @@ def body(model, rows):
 
 def oha(url, payload, concurrency):
     result = subprocess.run(
-        [str(OHA), "-z", f"{DURATION}s", "-c", str(concurrency), "--no-tui", "--output-format", "json",
-         "-m", "POST", "-H", "content-type: application/json", "-d", payload, url],
+        pinned(LOAD_CPUS, [str(OHA), "-z", f"{DURATION}s", "-c", str(concurrency), "--no-tui", "--output-format",
+                           "json", "-m", "POST", "-H", "content-type: application/json", "-d", payload, url]),
         capture_output=True, text=True, check=True)
     report = json.loads(result.stdout)
     codes = report.get("statusCodeDistribution", {})
@@ -112,7 +144,7 @@ def oha(url, payload, concurrency):
     rps = report["summary"]["requestsPerSec"] * ok / total
     p50 = report["latencyPercentiles"]["p50"] * 1000
     p99 = report["latencyPercentiles"]["p99"] * 1000
-    return rps, p50, p99, codes
+    return rps, p50, p99, codes, ok
 
 
 def overload(warden, lib):
@@ -124,8 +156,8 @@ def overload(warden, lib):
     try:
         url = f"http://127.0.0.1:{server.port}/v2/models/heavy/infer"
         result = subprocess.run(
-            [str(OHA), "-z", f"{DURATION}s", "-c", "256", "--no-tui", "--output-format", "json",
-             "-m", "POST", "-H", "content-type: application/json", "-d", body("heavy", 1), url],
+            pinned(LOAD_CPUS, [str(OHA), "-z", f"{DURATION}s", "-c", "256", "--no-tui", "--output-format", "json",
+                               "-m", "POST", "-H", "content-type: application/json", "-d", body("heavy", 1), url]),
             capture_output=True, text=True, check=True)
         report = json.loads(result.stdout)
         codes = report.get("statusCodeDistribution", {})
@@ -141,7 +173,9 @@ def main():
     lib = next((BENCH / ".venv" / "lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*"))
     warden = str(ROOT / "target" / "release" / "warden")
     gunicorn = str(BENCH / ".venv" / "bin" / "gunicorn")
-    workers = str(2 * CORES + 1)
+    workers = str(2 * SERVER_CORES + 1)
+    current = next((BENCH / ".venv-ort-current" / "lib").glob("python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*"),
+                   None)
     servers = {
         "ceiling": [Server("ceiling", [str(BENCH / "ceiling" / "target" / "release" / "ceiling"), "{port}"], {}, "/", None)],
         "warden-ort": [Server("warden-ort", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
@@ -154,6 +188,11 @@ def main():
         servers[variant] = [Server(f"{variant}-{m}", [gunicorn, "-w", workers, "-b", "127.0.0.1:{port}", "-k", "sync",
                                                        "--log-level", "warning", "flask_app:app"], env_of(m), "/", m)
                             for m in FEATURES]
+    if current:
+        # What users install today: the newest onnxruntime wheel, not the project's pin.
+        servers["warden-ort-current"] = [Server(
+            "warden-ort-current", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
+            {"WARDEN_ONNXRUNTIME_LIB": str(current), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
     # The same server on manifests with a training baseline: what drift monitoring costs.
     servers["warden-ort-drift"] = [Server(
         "warden-ort-drift", [str(warden), "serve", str(WORK / "models-drift"), "--port", "{port}"],
@@ -190,10 +229,12 @@ def main():
                         for name, group in servers.items():
                             server = next(s for s in group if s.models in (None, model))
                             url = f"http://127.0.0.1:{server.port}/v2/models/{model}/infer"
-                            rps, p50, p99, codes = oha(url, payload, concurrency)
-                            cells.setdefault((model, rows, concurrency, name), []).append((rps, p50, p99))
+                            cpu_before = tree_cpu_seconds(server.process.pid)
+                            rps, p50, p99, codes, ok = oha(url, payload, concurrency)
+                            cpu_us = (tree_cpu_seconds(server.process.pid) - cpu_before) / max(ok, 1) * 1e6
+                            cells.setdefault((model, rows, concurrency, name), []).append((rps, p50, p99, cpu_us))
                             print(f"rep {repeat} {model} rows={rows} c={concurrency} {name}: {rps:.0f} req/s "
-                                  f"p50 {p50:.2f} ms p99 {p99:.2f} ms {codes}", flush=True)
+                                  f"p50 {p50:.2f} ms p99 {p99:.2f} ms cpu {cpu_us:.0f} us/req {codes}", flush=True)
     finally:
         for server in every:
             server.stop()
@@ -201,10 +242,14 @@ def main():
     names = list(servers)
     ratios = [(a, b) for a, b in (("warden-ort", "flask-joblib"), ("warden-ort", "flask-ort"),
                                   ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"),
-                                  ("warden-ort-drift", "warden-ort"))
+                                  ("warden-ort-drift", "warden-ort"), ("warden-ort-current", "warden-ort"))
               if a in names and b in names]
     header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    cpu_header = ["model", "rows", "conc"] + [f"{n} µs" for n in names]
+    if "ceiling" in names:
+        cpu_header += [f"{n} / ceiling" for n in names if n.startswith("warden")]
+    cpu_lines = ["| " + " | ".join(cpu_header) + " |", "|" + "---|" * len(cpu_header)]
     for model in FEATURES:
         for rows in (1, 32):
             for concurrency in (1, 8, 64):
@@ -214,14 +259,26 @@ def main():
                 row = [model, str(rows), str(concurrency)] + [f"{medians[n][0]:.0f} ({medians[n][1]:.1f})" for n in names]
                 row += [ratio(a, b) for a, b in ratios]
                 lines.append("| " + " | ".join(row) + " |")
+                cpu = {n: statistics.median(r[3] for r in cells[(model, rows, concurrency, n)]) for n in names}
+                cpu_row = [model, str(rows), str(concurrency)] + [f"{cpu[n]:.0f}" for n in names]
+                if "ceiling" in cpu and cpu["ceiling"]:
+                    cpu_row += [f"{cpu[n] / cpu['ceiling']:.2f}×" for n in names if n.startswith("warden")]
+                cpu_lines.append("| " + " | ".join(cpu_row) + " |")
     memory = ["| server | exec to ready (ms) | resident memory, whole process tree (MiB) |", "|---|---|---|"]
     memory += [f"| {s.label} | {s.startup_ms:.0f} | {s.rss_kib / 1024:.0f} |" for s in every]
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     report = (f"# Benchmark results\n\n{datetime.date.today()} · {platform.uname().system} "
               f"{platform.uname().release} · {cpu} · {CORES} cores · oha, {DURATION} s per cell, "
-              f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers.\n\n"
-              "Requests per second of 2xx answers (p99 latency in ms):\n\n" + "\n".join(lines) +
+              f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers. "
+              + (f"Every server pinned to CPUs {SERVER_CPUS}, the load generator to {LOAD_CPUS} (taskset).\n\n"
+                 if PIN else "No CPU pinning (BENCH_PIN=0).\n\n") +
+              "Requests per second of 2xx answers (p99 latency in ms); ratios of the medians, to two decimals. "
+              "`warden-ort-drift` is warden-ort on manifests that carry a training baseline (every request counted "
+              "by the drift monitor); `warden-ort-current` is warden-ort on the newest onnxruntime wheel"
+              + (f" ({current.name})" if current else "") + ":\n\n" + "\n".join(lines) +
+              "\n\nServer CPU time per answered request (µs; the server's whole process tree, user + system, over the "
+              "cell), and warden's as a multiple of the ceiling's:\n\n" + "\n".join(cpu_lines) +
               "\n\n" + "\n".join(memory) + "\n\n" + overloaded + "\n\nMade by `bench/run`.\n")
     (BENCH / os.environ.get("BENCH_OUT", "RESULTS.md")).write_text(report)
     print(report)

@@ -174,6 +174,8 @@ struct State {
 /// The drift monitor of one served version.
 #[derive(Debug)]
 pub struct DriftMonitor {
+    /// Counters per slot: every feature's, then the prediction's.
+    counters: usize,
     model: String,
     version: u64,
     settings: Drift,
@@ -271,6 +273,7 @@ pub(super) fn monitor(
     let judged = probes.len() + usize::from(prediction.is_some());
     let statuses = vec![vec![DriftStatus::InsufficientData; judged]; windows.len()];
     Some(DriftMonitor {
+        counters: offset,
         model: model.to_owned(),
         version,
         settings: settings.clone(),
@@ -363,8 +366,9 @@ impl DriftMonitor {
     }
 
     fn observe_inputs_at(&self, inputs: &[NamedTensor], rows: usize, now: u64) {
-        // Which counters the rows hit, found before taking the lock (and once for all windows).
-        let mut hits: Vec<u32> = Vec::with_capacity(rows * self.features.len());
+        // The request's counts, made before taking the lock and once for all windows; then
+        // added to each window's slot in one dense pass.
+        let mut counts = vec![0u32; self.counters];
         for probe in &self.features {
             let Some(data) = find(inputs, &probe.source.tensor) else {
                 continue;
@@ -379,15 +383,13 @@ impl DriftMonitor {
                             continue;
                         };
                         if x.is_nan() {
-                            hits.push(null as u32);
+                            counts[null] += 1;
                             continue;
                         }
                         // The edges below x, counted without branches: the bin.
                         let bin: usize = probe.edges32.iter().map(|&e| usize::from(e < x)).sum();
-                        hits.push((probe.offset + bin) as u32);
-                        if x < probe.range32.0 || x > probe.range32.1 {
-                            hits.push(outside as u32);
-                        }
+                        counts[probe.offset + bin] += 1;
+                        counts[outside] += u32::from(x < probe.range32.0 || x > probe.range32.1);
                     }
                 }
                 (Distribution::Numeric(numeric), _) => {
@@ -396,19 +398,17 @@ impl DriftMonitor {
                             continue;
                         };
                         if x.is_nan() {
-                            hits.push(null as u32);
+                            counts[null] += 1;
                             continue;
                         }
-                        hits.push((probe.offset + numeric.bin(x)) as u32);
-                        if numeric.outside(x) {
-                            hits.push(outside as u32);
-                        }
+                        counts[probe.offset + numeric.bin(x)] += 1;
+                        counts[outside] += u32::from(numeric.outside(x));
                     }
                 }
                 (categorical, _) => {
                     for index in indices {
                         if let Some(bin) = category_bin(categorical, data, index) {
-                            hits.push((probe.offset + bin) as u32);
+                            counts[probe.offset + bin] += 1;
                         }
                     }
                 }
@@ -418,8 +418,8 @@ impl DriftMonitor {
         for window in &mut state.windows {
             let slot = window.slot(now);
             slot.rows += rows as u64;
-            for &hit in &hits {
-                slot.counts[hit as usize] += 1;
+            for (total, &count) in slot.counts.iter_mut().zip(&counts) {
+                *total += u64::from(count);
             }
         }
     }
