@@ -11,7 +11,10 @@ cores and the load generator to the other half (BENCH_PIN=0 turns that off), so 
 figures are the load generator fighting it for a core; and each cell's server CPU time (its
 whole process tree's utime + stime from /proc, before and after) is divided by the answers it
 gave, for every server alike. `warden-ort-current` is warden on the newest onnxruntime wheel
-(bench/.venv-ort-current, upgraded on every bench/run), beside `warden-ort` on the pinned one."""
+(bench/.venv-ort-current, upgraded on every bench/run), beside `warden-ort` on the pinned one.
+The engine's limit (the pinned onnxruntime called in a loop in-process on the server's cores)
+is measured per model and batch size and set beside warden's served rows/s;
+BENCH_ONLY=engine measures only that."""
 
 import datetime
 import json
@@ -147,6 +150,40 @@ def oha(url, payload, concurrency):
     return rps, p50, p99, codes, ok
 
 
+ENGINE_LOOP = """
+import sys, time, numpy as np, onnxruntime as ort
+path, rows, width, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+options = ort.SessionOptions()
+options.intra_op_num_threads = 1
+options.inter_op_num_threads = 1
+session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+x = np.random.default_rng(rows).uniform(-2, 2, size=(rows, width)).astype(np.float32)
+for _ in range(50):
+    session.run(None, {"float_input": x})
+calls, started = 0, time.perf_counter()
+while time.perf_counter() - started < seconds:
+    session.run(None, {"float_input": x})
+    calls += 1
+print(calls * rows / (time.perf_counter() - started))
+"""
+
+
+def engine_limit():
+    """Rows/s of the pinned onnxruntime called in a loop in-process (one thread, on the server's
+    cores), per model and batch size: the physical limit a server of that engine can approach.
+    Python's call overhead (~10 µs) is in it, so at 1 row it understates the engine."""
+    limits = {}
+    for model, width in FEATURES.items():
+        for rows in (1, 32):
+            result = subprocess.run(
+                pinned(SERVER_CPUS, [str(BENCH / ".venv" / "bin" / "python"), "-c", ENGINE_LOOP,
+                                     str(WORK / f"{model}.onnx"), str(rows), str(width), str(DURATION)]),
+                capture_output=True, text=True, check=True)
+            limits[(model, rows)] = float(result.stdout.strip())
+            print(f"engine {model} rows={rows}: {limits[(model, rows)]:.0f} rows/s", flush=True)
+    return limits
+
+
 def overload(warden, lib):
     """Far more connections than the queue holds: every answer must be a 200 or a 503 with
     Retry-After, with no connection errors."""
@@ -210,6 +247,9 @@ def main():
     if os.environ.get("BENCH_ONLY") == "overload":
         print(overload(warden, lib))
         return
+    if os.environ.get("BENCH_ONLY") == "engine":
+        engine_limit()
+        return
     try:
         for server in every:
             server.start()
@@ -239,6 +279,7 @@ def main():
         for server in every:
             server.stop()
     overloaded = overload(warden, lib) if not only else ""
+    limits = engine_limit()
     names = list(servers)
     ratios = [(a, b) for a, b in (("warden-ort", "flask-joblib"), ("warden-ort", "flask-ort"),
                                   ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"),
@@ -264,6 +305,13 @@ def main():
                 if "ceiling" in cpu and cpu["ceiling"]:
                     cpu_row += [f"{cpu[n] / cpu['ceiling']:.2f}×" for n in names if n.startswith("warden")]
                 cpu_lines.append("| " + " | ".join(cpu_row) + " |")
+    engine = ["| model | rows | engine in-process rows/s | " + " | ".join(f"{n} rows/s (share)" for n in names
+                                                                   if n.startswith("warden")) + " |",
+              "|" + "---|" * (3 + sum(n.startswith("warden") for n in names))]
+    for (model, rows), limit in limits.items():
+        served = [statistics.median(r[0] for r in cells[(model, rows, 64, n)]) * rows
+                  for n in names if n.startswith("warden")]
+        engine.append(f"| {model} | {rows} | {limit:.0f} | " + " | ".join(f"{v:.0f} ({v / limit:.2f}×)" for v in served) + " |")
     memory = ["| server | exec to ready (ms) | resident memory, whole process tree (MiB) |", "|---|---|---|"]
     memory += [f"| {s.label} | {s.startup_ms:.0f} | {s.rss_kib / 1024:.0f} |" for s in every]
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
@@ -279,6 +327,9 @@ def main():
               + (f" ({current.name})" if current else "") + ":\n\n" + "\n".join(lines) +
               "\n\nServer CPU time per answered request (µs; the server's whole process tree, user + system, over the "
               "cell), and warden's as a multiple of the ceiling's:\n\n" + "\n".join(cpu_lines) +
+              "\n\nThe engine's limit: the pinned onnxruntime called in a loop in-process on the server's cores "
+              "(one thread; Python's call overhead included, so it understates the engine at 1 row), against "
+              "warden's served rows/s at 64 connections:\n\n" + "\n".join(engine) +
               "\n\n" + "\n".join(memory) + "\n\n" + overloaded + "\n\nMade by `bench/run`.\n")
     (BENCH / os.environ.get("BENCH_OUT", "RESULTS.md")).write_text(report)
     print(report)
