@@ -1,5 +1,7 @@
-//! ONNX Runtime's arithmetic for what the ONNX-ML classifiers share: the `post_transform`
-//! functions and the class labels. warden's own operators for tract ([`crate::svm`],
+//! What warden's own ONNX-ML operators for tract share: ONNX Runtime's arithmetic for the
+//! `post_transform` functions and the class labels, and [`expand_operator`], the one wiring of a
+//! [`MlOperator`] (an operator that takes `[rows, features]` and computes its outputs itself) into
+//! tract's graph: type and shape inference, the cast to f32, the typed op that runs it. warden's own operators for tract ([`crate::svm`],
 //! [`crate::trees`]) must answer as ONNX Runtime does, the engine every exported model was
 //! checked against, so its definitions are followed where they are approximate: `PROBIT` is
 //! Winitzki's closed form for erf⁻¹ (a = 0.147), not the exact inverse, and `SOFTMAX_ZERO`
@@ -130,6 +132,150 @@ impl Labels {
             }
         }
     }
+}
+
+/// An ONNX-ML operator warden computes itself: a `[rows, features]` input (cast to f32) in,
+/// its outputs out. [`expand_operator`] makes it a node tract can parse, type and run.
+pub(crate) trait MlOperator: std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The ONNX operator it implements (`SVMClassifier`, ...).
+    fn onnx_name(&self) -> &'static str;
+    /// The name of the typed op in tract's plan.
+    fn op_name(&self) -> &'static str;
+    /// Refuses a row width the operator cannot read.
+    fn check_width(&self, width: usize) -> TractResult<()>;
+    /// Each output's element type and width (`None`: one value per row, `[rows]`).
+    fn outputs(&self) -> Vec<(DatumType, Option<usize>)>;
+    /// The outputs of `rows` rows of `width` values.
+    fn eval(&self, input: &[f32], rows: usize, width: usize) -> TractResult<TVec<Tensor>>;
+}
+
+/// An operator as tract's parser takes it.
+pub(crate) fn expand_operator<K: MlOperator>(operator: K) -> Box<dyn InferenceOp> {
+    expand(OperatorExpansion(Arc::new(operator)))
+}
+
+/// The parsed node: types and shapes for tract's inference, then one [`OperatorOp`].
+#[derive(Debug)]
+struct OperatorExpansion<K>(Arc<K>);
+
+impl<K> Clone for OperatorExpansion<K> {
+    fn clone(&self) -> Self {
+        OperatorExpansion(Arc::clone(&self.0))
+    }
+}
+
+impl<K: MlOperator> Expansion for OperatorExpansion<K> {
+    fn name(&self) -> StaticName {
+        self.0.onnx_name().into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(self.0.outputs().len())
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        let declared = self.0.outputs();
+        check_output_arity(outputs, declared.len())?;
+        s.equals(&inputs[0].rank, 2)?;
+        for (output, (datum_type, width)) in outputs.iter().zip(declared) {
+            s.equals(&output.datum_type, datum_type)?;
+            s.equals(&output.shape[0], &inputs[0].shape[0])?;
+            match width {
+                None => s.equals(&output.rank, 1)?,
+                Some(width) => {
+                    s.equals(&output.rank, 2)?;
+                    s.equals(&output.shape[1], width.to_dim())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let mut x = inputs[0];
+        let fact = model.outlet_fact(x)?.clone();
+        if let Some(width) = fact.shape.last().and_then(|d| d.to_usize().ok()) {
+            self.0.check_width(width)?;
+        }
+        if fact.datum_type != f32::datum_type() {
+            x = model.wire_node(
+                format!("{prefix}.to_f32"),
+                tract_core::ops::cast::cast(f32::datum_type()),
+                &[x],
+            )?[0];
+        }
+        model.wire_node(prefix, OperatorOp(Arc::clone(&self.0)), &[x])
+    }
+}
+
+/// The typed op: `[rows, features]` f32 in, the operator's outputs out.
+#[derive(Debug)]
+struct OperatorOp<K>(Arc<K>);
+
+impl<K> Clone for OperatorOp<K> {
+    fn clone(&self) -> Self {
+        OperatorOp(Arc::clone(&self.0))
+    }
+}
+
+// Equality as tract compares ops (deduplication): the same operator.
+impl<K: PartialEq> PartialEq for OperatorOp<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<K: PartialEq> Eq for OperatorOp<K> {}
+
+impl<K: MlOperator> Op for OperatorOp<K> {
+    fn name(&self) -> StaticName {
+        self.0.op_name().into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl<K: MlOperator> EvalOp for OperatorOp<K> {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let [rows, width] = *input.shape() else {
+            bail!("{} takes [rows, features]", self.0.onnx_name())
+        };
+        self.0.check_width(width)?;
+        let values = input.try_as_plain_ram()?.as_slice::<f32>()?;
+        let outputs = self.0.eval(values, rows, width)?;
+        Ok(outputs.into_iter().map(Tensor::into_tvalue).collect())
+    }
+}
+
+impl<K: MlOperator> TypedOp for OperatorOp<K> {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let rows = inputs[0].shape[0].clone();
+        Ok(self
+            .0
+            .outputs()
+            .into_iter()
+            .map(|(datum_type, width)| match width {
+                None => datum_type.fact(std::slice::from_ref(&rows)),
+                Some(width) => datum_type.fact(&[rows.clone(), width.to_dim()]),
+            })
+            .collect())
+    }
+
+    as_op!();
 }
 
 #[cfg(test)]

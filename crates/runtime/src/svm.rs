@@ -3,8 +3,8 @@
 //! scikit-learn's `SVC`, `NuSVC`, `SVR`, `NuSVR` and `OneClassSVM` export to these two
 //! operators, so without them a support-vector model could only be served on ONNX Runtime.
 //! [`register`] adds both to tract's ONNX operator registry: the parser reads the node's
-//! attributes into an [`Svm`] (checked once, at load) and the graph gets one [`SvmOp`] that
-//! computes the kernel values, the one-vs-one decision values and votes, Platt's pairwise
+//! attributes into an [`Svm`] (checked once, at load) and the graph gets one op (a
+//! [`crate::onnx_ml::MlOperator`]) that computes the kernel values, the one-vs-one decision values and votes, Platt's pairwise
 //! probabilities coupled as libsvm and ONNX Runtime do, and the post-transform.
 //!
 //! The arithmetic follows ONNX Runtime's kernels (`svmclassifier.cc`, `ml_common.h`), the
@@ -19,7 +19,7 @@ use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
-use crate::onnx_ml::{Labels, PostTransform, logistic, probit};
+use crate::onnx_ml::{Labels, MlOperator, PostTransform, expand_operator, logistic, probit};
 
 /// Adds `SVMClassifier` and `SVMRegressor` to tract's ONNX operators.
 pub(crate) fn register(registry: &mut OnnxOpRegister) {
@@ -213,10 +213,7 @@ fn parse_classifier(
         post_transform: PostTransform::parse(node)?,
         weights_all_positive,
     };
-    Ok((
-        expand(SvmExpansion(Arc::new(Machine::Classifier(svm)))),
-        vec![],
-    ))
+    Ok((expand_operator(Machine::Classifier(svm)), vec![]))
 }
 
 /// An `SVMRegressor`, checked: one output per row.
@@ -272,10 +269,7 @@ fn parse_regressor(
             one_class,
         }
     };
-    Ok((
-        expand(SvmExpansion(Arc::new(Machine::Regressor(regressor)))),
-        vec![],
-    ))
+    Ok((expand_operator(Machine::Regressor(regressor)), vec![]))
 }
 
 /// Either operator, as the graph's op holds it.
@@ -479,141 +473,51 @@ impl SvmRegressor {
     }
 }
 
-/// The parsed node: types and shapes for tract's inference, then one [`SvmOp`].
-#[derive(Debug, Clone)]
-struct SvmExpansion(Arc<Machine>);
-
-impl Expansion for SvmExpansion {
-    fn name(&self) -> StaticName {
-        match *self.0 {
-            Machine::Classifier(_) => "SVMClassifier".into(),
-            Machine::Regressor(_) => "SVMRegressor".into(),
+impl MlOperator for Machine {
+    fn onnx_name(&self) -> &'static str {
+        match self {
+            Machine::Classifier(_) => "SVMClassifier",
+            Machine::Regressor(_) => "SVMRegressor",
         }
     }
 
-    fn nboutputs(&self) -> TractResult<usize> {
-        Ok(match *self.0 {
-            Machine::Classifier(_) => 2,
-            Machine::Regressor(_) => 1,
-        })
+    fn op_name(&self) -> &'static str {
+        "WardenSvm"
     }
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.equals(&inputs[0].rank, 2)?;
-        match &*self.0 {
-            Machine::Classifier(svm) => {
-                check_output_arity(outputs, 2)?;
-                s.equals(&outputs[0].datum_type, svm.labels.datum_type())?;
-                s.equals(&outputs[0].rank, 1)?;
-                s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-                s.equals(&outputs[1].datum_type, f32::datum_type())?;
-                s.equals(&outputs[1].rank, 2)?;
-                s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-                s.equals(&outputs[1].shape[1], svm.score_columns().to_dim())?;
-            }
-            Machine::Regressor(_) => {
-                check_output_arity(outputs, 1)?;
-                s.equals(&outputs[0].datum_type, f32::datum_type())?;
-                s.equals(&outputs[0].rank, 2)?;
-                s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-                s.equals(&outputs[0].shape[1], 1.to_dim())?;
-            }
-        }
+    fn check_width(&self, width: usize) -> TractResult<()> {
+        ensure!(
+            width == self.features(),
+            "the input has {width} features; the support vectors have {}",
+            self.features()
+        );
         Ok(())
     }
 
-    fn wire(
-        &self,
-        prefix: &str,
-        model: &mut TypedModel,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
-        let fact = model.outlet_fact(x)?.clone();
-        if let Some(width) = fact.shape.last().and_then(|d| d.to_usize().ok()) {
-            ensure!(
-                width == self.0.features(),
-                "the input has {width} features; the support vectors have {}",
-                self.0.features()
-            );
+    fn outputs(&self) -> Vec<(DatumType, Option<usize>)> {
+        match self {
+            Machine::Classifier(svm) => vec![
+                (svm.labels.datum_type(), None),
+                (f32::datum_type(), Some(svm.score_columns())),
+            ],
+            Machine::Regressor(_) => vec![(f32::datum_type(), Some(1))],
         }
-        if fact.datum_type != f32::datum_type() {
-            x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                tract_core::ops::cast::cast(f32::datum_type()),
-                &[x],
-            )?[0];
-        }
-        model.wire_node(prefix, SvmOp(self.0.clone()), &[x])
-    }
-}
-
-/// The typed op: `[rows, features]` f32 in; labels and scores, or values, out.
-#[derive(Debug, Clone, PartialEq)]
-struct SvmOp(Arc<Machine>);
-
-impl Eq for SvmOp {}
-
-impl Op for SvmOp {
-    fn name(&self) -> StaticName {
-        "WardenSvm".into()
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for SvmOp {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let [rows, width] = *input.shape() else {
-            bail!("a support vector machine takes [rows, features]")
-        };
-        ensure!(
-            width == self.0.features(),
-            "the input has {width} features; the support vectors have {}",
-            self.0.features()
-        );
-        let values = input.try_as_plain_ram()?.as_slice::<f32>()?;
-        match &*self.0 {
+    fn eval(&self, input: &[f32], rows: usize, _width: usize) -> TractResult<TVec<Tensor>> {
+        Ok(match self {
             Machine::Classifier(svm) => {
-                let (classes, scores) = svm.eval(values, rows);
-                let scores = Tensor::from_shape(&[rows, svm.score_columns()], &scores)?;
-                Ok(tvec!(
-                    svm.labels.tensor_of_classes(&classes).into_tvalue(),
-                    scores.into_tvalue()
-                ))
+                let (classes, scores) = svm.eval(input, rows);
+                tvec!(
+                    svm.labels.tensor_of_classes(&classes),
+                    Tensor::from_shape(&[rows, svm.score_columns()], &scores)?
+                )
             }
             Machine::Regressor(regressor) => {
-                let values = regressor.eval(values);
-                Ok(tvec!(
-                    Tensor::from_shape(&[rows, 1], &values)?.into_tvalue()
-                ))
+                tvec!(Tensor::from_shape(&[rows, 1], &regressor.eval(input))?)
             }
-        }
-    }
-}
-
-impl TypedOp for SvmOp {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let rows = inputs[0].shape[0].clone();
-        Ok(match &*self.0 {
-            Machine::Classifier(svm) => tvec!(
-                svm.labels.datum_type().fact(std::slice::from_ref(&rows)),
-                f32::fact(&[rows, svm.score_columns().to_dim()])
-            ),
-            Machine::Regressor(_) => tvec!(f32::fact(&[rows, 1.to_dim()])),
         })
     }
-
-    as_op!();
 }
 
 #[cfg(test)]

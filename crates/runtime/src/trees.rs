@@ -29,7 +29,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::tract_ndarray::Array1;
 
-use crate::onnx_ml::{Labels, PostTransform, logistic, probit};
+use crate::onnx_ml::{Labels, MlOperator, PostTransform, expand_operator, logistic, probit};
 
 /// Adds warden's `TreeEnsembleClassifier` and `TreeEnsembleRegressor` to tract's ONNX operators.
 pub(crate) fn register(registry: &mut OnnxOpRegister) {
@@ -371,10 +371,7 @@ fn parse_regressor(
         base_values,
         post_transform: PostTransform::parse(node)?,
     };
-    Ok((
-        expand(EnsembleExpansion(Arc::new(Ensemble::Regressor(regressor)))),
-        vec![],
-    ))
+    Ok((expand_operator(Ensemble::Regressor(regressor)), vec![]))
 }
 
 impl Regressor {
@@ -449,12 +446,7 @@ fn parse_classifier(
         base_values,
         post_transform: PostTransform::parse(node)?,
     };
-    Ok((
-        expand(EnsembleExpansion(Arc::new(Ensemble::Classifier(
-            classifier,
-        )))),
-        vec![],
-    ))
+    Ok((expand_operator(Ensemble::Classifier(classifier)), vec![]))
 }
 
 impl Classifier {
@@ -599,143 +591,49 @@ impl Ensemble {
     }
 }
 
-/// The parsed node: types and shapes for tract's inference, then one [`EnsembleOp`].
-#[derive(Debug, Clone)]
-struct EnsembleExpansion(Arc<Ensemble>);
-
-impl Expansion for EnsembleExpansion {
-    fn name(&self) -> StaticName {
-        match *self.0 {
-            Ensemble::Classifier(_) => "TreeEnsembleClassifier".into(),
-            Ensemble::Regressor(_) => "TreeEnsembleRegressor".into(),
+impl MlOperator for Ensemble {
+    fn onnx_name(&self) -> &'static str {
+        match self {
+            Ensemble::Classifier(_) => "TreeEnsembleClassifier",
+            Ensemble::Regressor(_) => "TreeEnsembleRegressor",
         }
     }
 
-    fn nboutputs(&self) -> TractResult<usize> {
-        Ok(match *self.0 {
-            Ensemble::Classifier(_) => 2,
-            Ensemble::Regressor(_) => 1,
-        })
+    fn op_name(&self) -> &'static str {
+        "WardenTreeEnsemble"
     }
 
-    fn rules<'r, 'p: 'r, 's: 'r>(
-        &'s self,
-        s: &mut Solver<'r>,
-        inputs: &'p [TensorProxy],
-        outputs: &'p [TensorProxy],
-    ) -> InferenceResult {
-        check_input_arity(inputs, 1)?;
-        s.equals(&inputs[0].rank, 2)?;
-        let columns = self.0.forest().columns.to_dim();
-        let scores = match &*self.0 {
-            Ensemble::Classifier(classifier) => {
-                check_output_arity(outputs, 2)?;
-                s.equals(&outputs[0].datum_type, classifier.labels.datum_type())?;
-                s.equals(&outputs[0].rank, 1)?;
-                s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-                &outputs[1]
-            }
-            Ensemble::Regressor(_) => {
-                check_output_arity(outputs, 1)?;
-                &outputs[0]
-            }
-        };
-        s.equals(&scores.datum_type, f32::datum_type())?;
-        s.equals(&scores.rank, 2)?;
-        s.equals(&scores.shape[0], &inputs[0].shape[0])?;
-        s.equals(&scores.shape[1], columns)?;
+    fn check_width(&self, width: usize) -> TractResult<()> {
+        let needed = self.forest().features;
+        ensure!(
+            width >= needed,
+            "the input has {width} features; the trees split on feature #{}",
+            needed - 1
+        );
         Ok(())
     }
 
-    fn wire(
-        &self,
-        prefix: &str,
-        model: &mut TypedModel,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
-        let fact = model.outlet_fact(x)?.clone();
-        let needed = self.0.forest().features;
-        if let Some(width) = fact.shape.last().and_then(|d| d.to_usize().ok()) {
-            ensure!(
-                width >= needed,
-                "the input has {width} features; the trees split on feature #{}",
-                needed - 1
-            );
-        }
-        if fact.datum_type != f32::datum_type() {
-            x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                tract_core::ops::cast::cast(f32::datum_type()),
-                &[x],
-            )?[0];
-        }
-        model.wire_node(prefix, EnsembleOp(self.0.clone()), &[x])
-    }
-}
-
-/// The typed op: `[rows, features]` f32 in; labels and scores, or values, out.
-#[derive(Debug, Clone, PartialEq)]
-struct EnsembleOp(Arc<Ensemble>);
-
-// Equality as tract compares ops (deduplication): the same forest.
-impl Eq for EnsembleOp {}
-
-impl Op for EnsembleOp {
-    fn name(&self) -> StaticName {
-        "WardenTreeEnsemble".into()
-    }
-
-    op_as_typed_op!();
-}
-
-impl EvalOp for EnsembleOp {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let [rows, width] = *input.shape() else {
-            bail!("a tree ensemble takes [rows, features]")
-        };
-        let forest = self.0.forest();
-        ensure!(
-            width >= forest.features,
-            "the input has {width} features; the trees split on feature #{}",
-            forest.features - 1
-        );
-        let values = input.try_as_plain_ram()?.as_slice::<f32>()?;
-        let columns = forest.columns;
-        match &*self.0 {
+    fn outputs(&self) -> Vec<(DatumType, Option<usize>)> {
+        let scores = (f32::datum_type(), Some(self.forest().columns));
+        match self {
             Ensemble::Classifier(classifier) => {
-                let (labels, scores) = classifier.eval(values, rows, width);
-                let scores = Tensor::from_shape(&[rows, columns], &scores)?;
-                Ok(tvec!(labels.into_tvalue(), scores.into_tvalue()))
+                vec![(classifier.labels.datum_type(), None), scores]
+            }
+            Ensemble::Regressor(_) => vec![scores],
+        }
+    }
+
+    fn eval(&self, input: &[f32], rows: usize, width: usize) -> TractResult<TVec<Tensor>> {
+        let columns = self.forest().columns;
+        Ok(match self {
+            Ensemble::Classifier(classifier) => {
+                let (labels, scores) = classifier.eval(input, rows, width);
+                tvec!(labels, Tensor::from_shape(&[rows, columns], &scores)?)
             }
             Ensemble::Regressor(regressor) => {
-                let scores = regressor.eval(values, rows, width);
-                Ok(tvec!(
-                    Tensor::from_shape(&[rows, columns], &scores)?.into_tvalue()
-                ))
+                let scores = regressor.eval(input, rows, width);
+                tvec!(Tensor::from_shape(&[rows, columns], &scores)?)
             }
-        }
-    }
-}
-
-impl TypedOp for EnsembleOp {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let rows = inputs[0].shape[0].clone();
-        let columns = self.0.forest().columns.to_dim();
-        Ok(match &*self.0 {
-            Ensemble::Classifier(classifier) => tvec!(
-                classifier
-                    .labels
-                    .datum_type()
-                    .fact(std::slice::from_ref(&rows)),
-                f32::fact(&[rows, columns])
-            ),
-            Ensemble::Regressor(_) => tvec!(f32::fact(&[rows, columns])),
         })
     }
-
-    as_op!();
 }
