@@ -285,7 +285,7 @@ def main():
                                   ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"),
                                   ("warden-ort-drift", "warden-ort"), ("warden-ort-current", "warden-ort"))
               if a in names and b in names]
-    header = ["model", "rows", "conc"] + [f"{n} req/s (p99 ms)" for n in names] + [f"{a} / {b}" for a, b in ratios]
+    header = ["model", "rows", "conc"] + [f"{n} req/s (p50 / p99 ms)" for n in names] + [f"{a} / {b}" for a, b in ratios]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     cpu_header = ["model", "rows", "conc"] + [f"{n} µs" for n in names]
     if "ceiling" in names:
@@ -295,9 +295,11 @@ def main():
         for rows in (1, 32):
             for concurrency in (1, 8, 64):
                 medians = {n: (statistics.median(r[0] for r in cells[(model, rows, concurrency, n)]),
-                               statistics.median(r[2] for r in cells[(model, rows, concurrency, n)])) for n in names}
+                               statistics.median(r[2] for r in cells[(model, rows, concurrency, n)]),
+                               statistics.median(r[1] for r in cells[(model, rows, concurrency, n)])) for n in names}
                 ratio = lambda a, b: f"{medians[a][0] / medians[b][0]:.2f}×" if medians[b][0] else "n/a"
-                row = [model, str(rows), str(concurrency)] + [f"{medians[n][0]:.0f} ({medians[n][1]:.1f})" for n in names]
+                row = [model, str(rows), str(concurrency)] + [f"{medians[n][0]:.0f} ({medians[n][2]:.2f} / {medians[n][1]:.1f})"
+                                                              for n in names]
                 row += [ratio(a, b) for a, b in ratios]
                 lines.append("| " + " | ".join(row) + " |")
                 cpu = {n: statistics.median(r[3] for r in cells[(model, rows, concurrency, n)]) for n in names}
@@ -321,7 +323,7 @@ def main():
               f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers. "
               + (f"Every server pinned to CPUs {SERVER_CPUS}, the load generator to {LOAD_CPUS} (taskset).\n\n"
                  if PIN else "No CPU pinning (BENCH_PIN=0).\n\n") +
-              "Requests per second of 2xx answers (p99 latency in ms); ratios of the medians, to two decimals. "
+              "Requests per second of 2xx answers (p50 / p99 latency in ms); ratios of the medians, to two decimals. "
               "`warden-ort-drift` is warden-ort on manifests that carry a training baseline (every request counted "
               "by the drift monitor); `warden-ort-current` is warden-ort on the newest onnxruntime wheel"
               + (f" ({current.name})" if current else "") + ":\n\n" + "\n".join(lines) +
