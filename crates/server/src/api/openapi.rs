@@ -55,12 +55,16 @@ struct ApiDoc;
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This document", body = Object)))]
 pub(super) async fn openapi_json() -> Json<serde_json::Value> {
-    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
-    Json(DOCUMENT.get_or_init(document).clone())
+    Json(document().clone())
 }
 
-/// The whole document.
-pub(super) fn document() -> serde_json::Value {
+/// The whole document, built once (it depends on nothing but the code).
+pub(super) fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(build)
+}
+
+fn build() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     let components = doc.components.get_or_insert_with(Default::default);
     components

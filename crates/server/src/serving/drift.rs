@@ -668,7 +668,7 @@ fn probe_bins(probe: &PredictionProbe, outputs: &[NamedTensor], rows: usize) -> 
             else {
                 return bins;
             };
-            let width = tensor_len(data).checked_div(rows).unwrap_or(1).max(1);
+            let width = data.len().checked_div(rows).unwrap_or(1).max(1);
             for r in 0..rows {
                 let bin = match data {
                     TensorData::F32(values) => values
@@ -684,23 +684,6 @@ fn probe_bins(probe: &PredictionProbe, outputs: &[NamedTensor], rows: usize) -> 
         }
     }
     bins
-}
-
-fn tensor_len(data: &TensorData) -> usize {
-    match data {
-        TensorData::F32(v) => v.len(),
-        TensorData::F64(v) => v.len(),
-        TensorData::I64(v) => v.len(),
-        TensorData::I32(v) => v.len(),
-        TensorData::I16(v) => v.len(),
-        TensorData::I8(v) => v.len(),
-        TensorData::U64(v) => v.len(),
-        TensorData::U32(v) => v.len(),
-        TensorData::U16(v) => v.len(),
-        TensorData::U8(v) => v.len(),
-        TensorData::Bool(v) => v.len(),
-        TensorData::String(v) => v.len(),
-    }
 }
 
 fn kind(distribution: &Distribution) -> &'static str {
