@@ -49,7 +49,7 @@ pub struct NumericBaseline {
 impl NumericBaseline {
     /// The bin of `value` (not NaN).
     pub fn bin(&self, value: f64) -> usize {
-        self.edges.partition_point(|&edge| edge < value)
+        bin_of(&self.edges, value)
     }
 
     /// Whether `value` lies outside the range seen in training.
@@ -225,11 +225,10 @@ fn numeric(
     // Inner deciles, duplicates merged. Each decile's tenth of the rows lies between two
     // quantiles, so it belongs to the bin of its upper one (a run of equal quantiles is mass
     // at that value, in the bin that ends there).
-    let mut edges: Vec<f64> = quantiles[1..10].to_vec();
-    edges.dedup();
+    let edges = inner_edges(&quantiles);
     let mut tenths = vec![0.0; edges.len() + 1];
     for &upper in &quantiles[1..] {
-        tenths[edges.partition_point(|&edge| edge < upper)] += 0.1;
+        tenths[bin_of(&edges, upper)] += 0.1;
     }
     let expected = match entry.get("shares") {
         None => tenths,
@@ -269,6 +268,18 @@ fn numeric(
     })
 }
 
+/// The bins' edges of the eleven deciles `quantiles`: the nine inner ones, duplicates merged.
+fn inner_edges(quantiles: &[f64]) -> Vec<f64> {
+    let mut edges = quantiles[1..quantiles.len() - 1].to_vec();
+    edges.dedup();
+    edges
+}
+
+/// The bin of `value` between `edges`: how many edges lie below it.
+fn bin_of(edges: &[f64], value: f64) -> usize {
+    edges.partition_point(|&edge| edge < value)
+}
+
 /// The population stability index of `counts` (served, per bin) against `expected` shares;
 /// `None` with no counts.
 pub fn psi(expected: &[f64], counts: &[u64]) -> Option<f64> {
@@ -292,11 +303,10 @@ pub fn psi(expected: &[f64], counts: &[u64]) -> Option<f64> {
 /// The training shares of `sorted` values in the bins of `quantiles` (as [`NumericBaseline`]
 /// cuts them), rounded to six decimals: what `warden init` writes as `shares`.
 pub fn bin_shares(quantiles: &[f64], sorted: &[f64]) -> Vec<f64> {
-    let mut edges: Vec<f64> = quantiles[1..quantiles.len() - 1].to_vec();
-    edges.dedup();
+    let edges = inner_edges(quantiles);
     let mut counts = vec![0u64; edges.len() + 1];
     for &value in sorted {
-        counts[edges.partition_point(|&edge| edge < value)] += 1;
+        counts[bin_of(&edges, value)] += 1;
     }
     counts
         .iter()
