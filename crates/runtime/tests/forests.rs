@@ -14,12 +14,12 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::graphs::{Attributes, Rng, float_matrix, model, tensor_value};
+use common::graphs::{
+    Attributes, Rng, answer, assert_same_answers, float_matrix, model, tensor_value,
+};
 use tract_onnx::pb::NodeProto;
 use warden_runtime::tract::Tract;
-use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
+use warden_runtime::{NamedTensor, Tensor, TensorData};
 
 /// One random forest: the node attributes, the leaves (tree, node) and the thresholds used.
 struct Forest {
@@ -235,13 +235,6 @@ fn rows(rng: &mut Rng, features: usize, thresholds: &[f32], count: usize) -> Vec
         .collect()
 }
 
-fn answer(backend: &dyn Backend, graph: &[u8], input: &NamedTensor) -> Vec<NamedTensor> {
-    let mut model = backend
-        .load(graph, Path::new("forest.onnx"), &LoadOptions::default())
-        .unwrap();
-    model.run(vec![input.clone()], &[]).unwrap()
-}
-
 #[test]
 fn random_forests_answer_as_onnxruntime_does() {
     let onnxruntime = common::onnxruntime();
@@ -269,24 +262,6 @@ fn random_forests_answer_as_onnxruntime_does() {
         } else {
             1e-5
         };
-        assert_eq!(expected.len(), got.len(), "{context}");
-        for (e, g) in expected.iter().zip(&got) {
-            assert_eq!(e.tensor.shape, g.tensor.shape, "{} {context}", e.name);
-            match (&e.tensor.data, &g.tensor.data) {
-                (TensorData::F32(a), TensorData::F32(b)) => {
-                    for (x, y) in a.iter().zip(b) {
-                        // PROBIT outside (0, 1) is NaN, or infinite at its ends, on both.
-                        assert!(
-                            x == y
-                                || (x - y).abs() <= tolerance * x.abs().max(1.0)
-                                || x.is_nan() && y.is_nan(),
-                            "{}: {a:?} vs {b:?} in {context}",
-                            e.name
-                        );
-                    }
-                }
-                (a, b) => assert_eq!(a, b, "{} in {context}", e.name),
-            }
-        }
+        assert_same_answers(&expected, &got, tolerance, &context);
     }
 }

@@ -1,6 +1,9 @@
 //! Builders for small ONNX graphs the tests write in code (random forests, random SVMs): a
 //! seeded generator, node attributes, value infos with a symbolic batch, and the model around
-//! one node, in the ONNX and ONNX-ML opsets the zoo's exporters use.
+//! one node, in the ONNX and ONNX-ML opsets the zoo's exporters use; and the comparison of two
+//! engines' answers to such a graph.
+
+use std::path::Path;
 
 use prost::Message;
 use tract_onnx::pb::{
@@ -135,4 +138,50 @@ pub(crate) fn model(
         ..Default::default()
     };
     model.encode_to_vec()
+}
+
+/// What `backend` answers for `graph` on `input`.
+pub(crate) fn answer(
+    backend: &dyn warden_runtime::Backend,
+    graph: &[u8],
+    input: &warden_runtime::NamedTensor,
+) -> Vec<warden_runtime::NamedTensor> {
+    let mut model = backend
+        .load(
+            graph,
+            Path::new("generated.onnx"),
+            &warden_runtime::LoadOptions::default(),
+        )
+        .unwrap();
+    model.run(vec![input.clone()], &[]).unwrap()
+}
+
+/// Asserts two engines' answers are the same: shapes and non-float outputs equal, floats
+/// within `tolerance` (relative above 1), NaN where the other has NaN (PROBIT outside (0, 1)
+/// is NaN on both), an infinity where the other has the same one.
+pub(crate) fn assert_same_answers(
+    expected: &[warden_runtime::NamedTensor],
+    got: &[warden_runtime::NamedTensor],
+    tolerance: f32,
+    context: &str,
+) {
+    use warden_runtime::TensorData;
+    assert_eq!(expected.len(), got.len(), "{context}");
+    for (e, g) in expected.iter().zip(got) {
+        assert_eq!(e.tensor.shape, g.tensor.shape, "{} {context}", e.name);
+        match (&e.tensor.data, &g.tensor.data) {
+            (TensorData::F32(a), TensorData::F32(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        x == y
+                            || (x - y).abs() <= tolerance * x.abs().max(1.0)
+                            || x.is_nan() && y.is_nan(),
+                        "{}: {a:?} vs {b:?} in {context}",
+                        e.name
+                    );
+                }
+            }
+            (a, b) => assert_eq!(a, b, "{} in {context}", e.name),
+        }
+    }
 }
