@@ -467,47 +467,50 @@ impl Metrics {
 }
 
 impl Metrics {
-    /// `model`'s traffic as the page shows it.
-    pub fn model_stats(&self, model: &str) -> ModelStats {
-        let mut stats = ModelStats {
-            per_second: self.recent.per_second(model),
-            errors: self.recent.errors_of(model),
-            ..ModelStats::default()
-        };
-        let label = |metric: &prometheus::proto::Metric, name: &str| -> Option<String> {
+    /// Every model's traffic as the page shows it, from one read of the two metric families
+    /// that hold it.
+    pub fn model_stats(&self) -> BTreeMap<String, ModelStats> {
+        let model_of = |metric: &prometheus::proto::Metric| -> Option<String> {
             metric
                 .get_label()
                 .iter()
-                .find(|l| l.name() == name)
+                .find(|l| l.name() == "model")
                 .map(|l| l.value().to_owned())
+                .filter(|m| !m.is_empty())
         };
-        let mut buckets: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
-        let mut count = 0;
-        for family in self.registry.gather() {
+        let mut stats: BTreeMap<String, ModelStats> = BTreeMap::new();
+        // Per model: each bucket's bound and cumulative count (summed over versions: bucket
+        // bounds are the same for all), and the sample count.
+        type Latency = (BTreeMap<u64, (f64, u64)>, u64);
+        let mut latencies: BTreeMap<String, Latency> = BTreeMap::new();
+        use prometheus::core::Collector as _;
+        let families = self
+            .requests
+            .collect()
+            .into_iter()
+            .chain(self.request_duration.collect());
+        for family in families {
             for metric in family.get_metric() {
-                if label(metric, "model").as_deref() != Some(model) {
+                let Some(model) = model_of(metric) else {
+                    continue;
+                };
+                if family.name() == "warden_requests_total" {
+                    stats.entry(model).or_default().requests +=
+                        metric.get_counter().get_value() as u64;
                     continue;
                 }
-                match family.name() {
-                    "warden_requests_total" => {
-                        stats.requests += metric.get_counter().get_value() as u64;
-                    }
-                    "warden_request_duration_seconds" => {
-                        // Summed over versions: bucket bounds are the same for all.
-                        let histogram = metric.get_histogram();
-                        count += histogram.get_sample_count();
-                        for bucket in histogram.get_bucket() {
-                            let entry = buckets
-                                .entry(bucket.upper_bound().to_bits())
-                                .or_insert((bucket.upper_bound(), 0));
-                            entry.1 += bucket.cumulative_count();
-                        }
-                    }
-                    _ => {}
+                let histogram = metric.get_histogram();
+                let (buckets, count) = latencies.entry(model).or_default();
+                *count += histogram.get_sample_count();
+                for bucket in histogram.get_bucket() {
+                    let entry = buckets
+                        .entry(bucket.upper_bound().to_bits())
+                        .or_insert((bucket.upper_bound(), 0));
+                    entry.1 += bucket.cumulative_count();
                 }
             }
         }
-        if count > 0 {
+        for (model, (buckets, count)) in latencies {
             let mut cumulative: Vec<(f64, u64)> = buckets.into_values().collect();
             cumulative.sort_by(|a, b| a.0.total_cmp(&b.0));
             let quantile = |q: f64| {
@@ -527,7 +530,14 @@ impl Metrics {
                 }
                 lower.0
             };
-            stats.percentiles = Some([quantile(0.5), quantile(0.95), quantile(0.99)]);
+            if count > 0 {
+                stats.entry(model).or_default().percentiles =
+                    Some([quantile(0.5), quantile(0.95), quantile(0.99)]);
+            }
+        }
+        for (model, entry) in stats.iter_mut() {
+            entry.per_second = self.recent.per_second(model);
+            entry.errors = self.recent.errors_of(model);
         }
         stats
     }

@@ -218,6 +218,7 @@ fn worst(report: &DriftReport) -> DriftStatus {
 /// `GET /`
 pub(super) async fn index(State(state): State<AppState>) -> Response {
     let models = state.registry.snapshot();
+    let traffic = state.metrics.model_stats();
     let mut rows = String::new();
     let mut sections = String::new();
     for (name, entry) in models.iter() {
@@ -245,7 +246,7 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
                     model.sha256,
                     &model.sha256[..12.min(model.sha256.len())],
                     model.platform,
-                    stats_cells(&state.metrics.model_stats(name)),
+                    stats_cells(&traffic.get(name.as_str()).cloned().unwrap_or_default()),
                 );
                 let _ = write!(
                     sections,
@@ -376,7 +377,11 @@ pub(super) async fn model_page(
         sha = model.sha256,
         platform = model.platform,
         stats = {
-            let stats = state.metrics.model_stats(&model.name);
+            let stats = state
+                .metrics
+                .model_stats()
+                .remove(&model.name)
+                .unwrap_or_default();
             format!(
                 "{} requests, {:.1} req/s over the last minute",
                 stats.requests, stats.per_second
