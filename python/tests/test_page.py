@@ -76,10 +76,9 @@ def served(tmp_path_factory):
     for start in range(0, len(rows), 50):
         post(f"{server.url}/v1/models/credit:predict", {"instances": rows[start:start + 50]})
     # One refused row: the page counts it under its error code.
-    try:
+    with pytest.raises(urllib.error.HTTPError) as refused:
         post(f"{server.url}/v1/models/credit:predict", {"instances": [dict(rows[0], country=3)]})
-    except urllib.error.HTTPError as err:
-        assert err.code == 400
+    assert refused.value.code == 400
     post(f"{server.url}/v1/models/iris:predict",
          {"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]})
     yield server
