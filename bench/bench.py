@@ -49,17 +49,27 @@ def pinned(cpus, command):
     return ["taskset", "-c", cpus, *command] if cpus else command
 
 
-def tree_cpu_seconds(pid):
-    """User + system CPU time of a process and all its descendants, from /proc."""
-    total, todo = 0, [pid]
+def process_tree(pid):
+    """The process and all its descendants that are still alive, as pids."""
+    todo = [pid]
     while todo:
         current = todo.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        yield current
+        todo.extend(int(c) for c in children)
+
+
+def tree_cpu_seconds(pid):
+    """User + system CPU time of a process and all its descendants, from /proc."""
+    total = 0
+    for current in process_tree(pid):
         try:
             stat = Path(f"/proc/{current}/stat").read_text()
             fields = stat[stat.rindex(")") + 2:].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            todo.extend(int(c) for c in children)
         except (FileNotFoundError, ProcessLookupError, ValueError):
             pass
     return total / CLOCK_TICKS
@@ -73,14 +83,11 @@ def free_port():
 
 def tree_rss_kib(pid):
     """Resident memory of a process and all its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
+    total = 0
+    for current in process_tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            todo.extend(int(c) for c in children)
         except (FileNotFoundError, StopIteration, ProcessLookupError):
             pass
     return total
