@@ -71,22 +71,23 @@ def test_counters_move_by_exactly_the_requests_sent(warden):
         return value(after, name, **labels) - value(before, name, **labels)
 
     row_route = "/v1/models/{model_action}"
-    assert delta("warden_requests_total", model="iris", version="1", route=row_route, code="200") == 3
-    assert delta("warden_requests_total", model="iris", version="1", route=row_route, code="400") == 2
+    http = {"protocol": "http"}
+    assert delta("warden_requests_total", model="iris", version="1", route=row_route, code="200", **http) == 3
+    assert delta("warden_requests_total", model="iris", version="1", route=row_route, code="400", **http) == 2
     assert delta("warden_requests_total", model="iris", version="1", route="/v2/models/{model}/infer",
-                 code="200") == 1
+                 code="200", **http) == 1
     assert delta("warden_requests_total", model="", version="", route="/v2/models/{model}/infer",
-                 code="404") == 1
+                 code="404", **http) == 1
     assert delta("warden_errors_total", code="invalid_input", type="type_error") == 2
     assert delta("warden_errors_total", code="model_not_found", type="") == 1
     # Histograms: one observation per answered inference (3 row + 1 V2).
-    for histogram in ["warden_request_duration_seconds", "warden_queue_wait_seconds",
-                      "warden_inference_seconds", "warden_batch_rows"]:
-        assert delta(f"{histogram}_count", model="iris", version="1") == 4, histogram
-        assert value(after, f"{histogram}_bucket", model="iris", version="1", le="+Inf") == \
-            value(after, f"{histogram}_count", model="iris", version="1")
+    for histogram, labels in [("warden_request_duration_seconds", http), ("warden_queue_wait_seconds", {}),
+                              ("warden_inference_seconds", {}), ("warden_batch_rows", {})]:
+        assert delta(f"{histogram}_count", model="iris", version="1", **labels) == 4, histogram
+        assert value(after, f"{histogram}_bucket", model="iris", version="1", le="+Inf", **labels) == \
+            value(after, f"{histogram}_count", model="iris", version="1", **labels)
     assert delta("warden_batch_rows_sum", model="iris", version="1") >= 4
-    assert delta("warden_request_duration_seconds_sum", model="iris", version="1") > 0
+    assert delta("warden_request_duration_seconds_sum", model="iris", version="1", **http) > 0
 
 
 def test_state_gauges_describe_what_is_served(warden):

@@ -27,7 +27,8 @@ def onnxruntime_library():
 
 
 class Warden:
-    """A running `warden serve`; `address` is host:port."""
+    """A running `warden serve`; `address` is host:port, `grpc_address` the gRPC listener's
+    (`--grpc-port 0` unless the arguments name one; `None` with `--grpc-port off`)."""
 
     def __init__(self, args, env=None, prefix=()):
         """`prefix` runs the binary under another command (e.g. `prlimit --nofile=48 --`)."""
@@ -35,16 +36,19 @@ class Warden:
         full_env = dict(os.environ)
         full_env.setdefault("WARDEN_ONNXRUNTIME_LIB", onnxruntime_library())
         full_env.update(env or {})
+        grpc = [] if "--grpc-port" in args else ["--grpc-port", "0"]
+        grpc_off = "off" in [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--grpc-port"]
         self.process = subprocess.Popen(
-            [*prefix, binary, "serve", *args, "--host", "127.0.0.1", "--port", "0"],
+            [*prefix, binary, "serve", *args, *grpc, "--host", "127.0.0.1", "--port", "0"],
             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         # Drained for the whole run, so the server never blocks on a full pipe.
         self.lines = queue.Queue()
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stderr], daemon=True).start()
-        self.seen, self.address = [], None
+        self.seen, self.address, self.grpc_address = [], None, None
         deadline = time.monotonic() + 60
-        while self.address is None and time.monotonic() < deadline and self.process.poll() is None:
+        waiting = lambda: self.address is None or (self.grpc_address is None and not grpc_off)
+        while waiting() and time.monotonic() < deadline and self.process.poll() is None:
             try:
                 line = self.lines.get(timeout=0.2)
             except queue.Empty:
@@ -54,9 +58,11 @@ class Warden:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("message") == "listening":
+            if event.get("message") == "listening" and event.get("protocol") == "grpc":
+                self.grpc_address = event["address"]
+            elif event.get("message") == "listening":
                 self.address = event["address"]
-        if self.address is None:
+        if waiting():
             self.process.kill()
             self.process.wait()
             raise AssertionError(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::startup::config::{Flags, WatchMode};
+use crate::startup::config::{Flags, GrpcPort, WatchMode};
 
 /// warden: a model server that cannot fail silently.
 #[derive(Debug, Parser)]
@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Port to listen on; 0 picks a free one [env: WARDEN_PORT] [default: 8000]
     #[arg(long)]
     pub port: Option<u16>,
+    /// Port of the KServe V2 gRPC listener (same host); 0 picks a free one, `off` disables it
+    /// [env: WARDEN_GRPC_PORT] [config: grpc_port] [default: 8001]
+    #[arg(long, value_name = "PORT|off", value_parser = parse_grpc_port)]
+    pub grpc_port: Option<GrpcPort>,
     /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
     #[arg(long, value_name = "FILE")]
     pub onnxruntime_lib: Option<PathBuf>,
@@ -122,6 +126,7 @@ impl ServeArgs {
             config: self.config,
             host: self.host,
             port: self.port,
+            grpc_port: self.grpc_port,
             max_body_bytes: self.max_body_bytes,
             onnxruntime_lib: self.onnxruntime_lib,
             allow_partial: self.allow_partial,
@@ -196,4 +201,9 @@ pub struct HealthArgs {
     /// How long to wait for the answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub timeout_ms: u64,
+}
+
+fn parse_grpc_port(text: &str) -> Result<GrpcPort, String> {
+    text.parse()
+        .map_err(|()| format!("{text:?} is not a port number (0 to 65535) or off"))
 }

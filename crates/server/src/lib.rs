@@ -19,6 +19,7 @@ pub mod api;
 mod auth;
 pub mod cli;
 pub mod exit;
+pub mod grpc;
 mod init;
 mod metrics;
 mod probe;
@@ -54,6 +55,10 @@ pub fn run(
                 let _ = writeln!(out, "warden listening on http://{address}")
                     .and_then(|()| out.flush());
             }
+            if let Some(Ok(address)) = prepared.grpc_listener.as_ref().map(|l| l.local_addr()) {
+                let _ =
+                    writeln!(out, "warden gRPC listening on {address}").and_then(|()| out.flush());
+            }
             let tokio = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -71,6 +76,7 @@ pub fn run(
                 startup::serve(
                     prepared.state,
                     listener,
+                    prepared.grpc_listener,
                     prepared.config.body_limit_bytes,
                     prepared.connections,
                     shutdown,

@@ -64,8 +64,9 @@ const ROW_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// `warden_requests_total{model, version, route, code}`: `route` is the route template,
-    /// `code` the HTTP status; model and version are empty for routes no model answered.
+    /// `warden_requests_total{model, version, route, code, protocol}`: `protocol` is `http` or
+    /// `grpc`; `route` the HTTP route template or the gRPC method; `code` the HTTP status or the
+    /// gRPC status name; model and version are empty for requests no model answered.
     pub requests: IntCounterVec,
     /// `warden_errors_total{code, type}`: `code` from the error table, `type` the violation type
     /// of `invalid_input` errors (one per distinct type in the request), else empty.
@@ -334,8 +335,8 @@ impl Metrics {
         let model_version = ["model", "version"];
         let metrics = Metrics {
             requests: IntCounterVec::new(
-                Opts::new("warden_requests_total", "HTTP requests answered"),
-                &["model", "version", "route", "code"],
+                Opts::new("warden_requests_total", "Requests answered, HTTP and gRPC"),
+                &["model", "version", "route", "code", "protocol"],
             )
             .expect("valid metric"),
             errors: IntCounterVec::new(
@@ -364,11 +365,15 @@ impl Metrics {
                 "Time the batch a request rode in spent in the engine",
                 &LATENCY_BUCKETS,
             ),
-            request_duration: histogram(
-                "warden_request_duration_seconds",
-                "Time from the request's arrival to its answer, for requests a model answered",
-                &LATENCY_BUCKETS,
-            ),
+            request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "warden_request_duration_seconds",
+                    "Time from the request's arrival to its answer, for requests a model answered",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["model", "version", "protocol"],
+            )
+            .expect("valid metric"),
             batch_rows: histogram(
                 "warden_batch_rows",
                 "Rows in the batch a request rode in",

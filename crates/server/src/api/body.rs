@@ -105,12 +105,12 @@ pub(super) const LARGE_BODY_BYTES: usize = 64 * 1024;
 /// CPU), held from its parse until its JSON is dropped: however many clients send megabytes at
 /// once, only that many large bodies are decoded, and held parsed in memory, at a time.
 #[derive(Debug)]
-pub(super) struct DecodeSlot(Option<OwnedSemaphorePermit>);
+pub(crate) struct DecodeSlot(Option<OwnedSemaphorePermit>);
 
 impl DecodeSlot {
     /// The slot for a body of `size` bytes; a large one waits for a permit, at most the
     /// server's request timeout (then 503 `overloaded`).
-    async fn acquire(state: &AppState, size: usize) -> Result<DecodeSlot, ApiError> {
+    pub(crate) async fn acquire(state: &AppState, size: usize) -> Result<DecodeSlot, ApiError> {
         if size < LARGE_BODY_BYTES {
             return Ok(DecodeSlot(None));
         }
@@ -126,7 +126,7 @@ impl DecodeSlot {
     }
 
     /// Runs `work` (which should own, and so drop, the body it decodes) where this slot says.
-    pub(super) async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {

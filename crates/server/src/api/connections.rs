@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -301,24 +302,26 @@ impl ThrottledLog {
 /// What a connection task shares with the accept loop.
 #[derive(Debug, Clone)]
 struct Shared {
-    router: Router,
+    /// Each listener's router, by the listener's index.
+    routers: Arc<[Router]>,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
     open: Arc<OpenConnections>,
     log: Arc<ThrottledLog>,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains for at most
-/// `limits.shutdown_grace` and cuts what is left.
+/// Serves each listener's router (HTTP, and gRPC on its own port) until `shutdown` resolves,
+/// then drains for at most `limits.shutdown_grace` and cuts what is left. The listeners share
+/// one cap on open connections: they draw on the same file descriptors.
 pub(crate) async fn serve(
-    listener: TcpListener,
-    router: Router,
+    listeners: Vec<(TcpListener, Router)>,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let (listeners, routers): (Vec<TcpListener>, Vec<Router>) = listeners.into_iter().unzip();
     let shared = Shared {
-        router,
+        routers: routers.into(),
         limits,
         metrics,
         open: Arc::new(OpenConnections::default()),
@@ -332,7 +335,7 @@ pub(crate) async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => match accepted {
+            (listener, accepted) = accept_any(&listeners) => match accepted {
                 Ok((stream, _peer)) => {
                     if shared.open.len() >= limits.max_connections && !shared.open.evict_idle() {
                         shed(stream);
@@ -341,7 +344,8 @@ pub(crate) async fn serve(
                     }
                     let (id, state) = shared.open.insert();
                     shared.metrics.open_connections.inc();
-                    tasks.spawn(serve_connection(stream, id, state, shared.clone(), stopping.clone()));
+                    let router = shared.routers[listener].clone();
+                    tasks.spawn(serve_connection(stream, router, id, state, shared.clone(), stopping.clone()));
                 }
                 Err(err) => {
                     // EMFILE/ENFILE: free a descriptor by closing an idle connection, and try
@@ -364,7 +368,7 @@ pub(crate) async fn serve(
             },
         }
     }
-    drop(listener);
+    drop(listeners);
     let _ = stop.send(true);
     let in_flight = tasks.len();
     if in_flight > 0 {
@@ -410,8 +414,22 @@ fn shed(stream: TcpStream) {
     let _ = stream.try_write(response.as_bytes());
 }
 
+/// The next connection on any of `listeners`, with the index of the listener it came to.
+async fn accept_any(listeners: &[TcpListener]) -> (usize, io::Result<(TcpStream, SocketAddr)>) {
+    std::future::poll_fn(|cx| {
+        for (index, listener) in listeners.iter().enumerate() {
+            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return Poll::Ready((index, accepted));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 async fn serve_connection(
     stream: TcpStream,
+    router: Router,
     id: u64,
     state: Arc<ConnectionState>,
     shared: Shared,
@@ -423,7 +441,7 @@ async fn serve_connection(
         state: Arc::clone(&state),
     });
     let service = TrackedService {
-        inner: TowerToHyperService::new(shared.router.clone()),
+        inner: TowerToHyperService::new(router),
         state: Arc::clone(&state),
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());

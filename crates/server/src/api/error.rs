@@ -14,7 +14,7 @@ use warden_contract::{Violations, clip_to};
 /// Declares the error codes: each once, with its wire code, HTTP status and meaning; the enum,
 /// [`ErrorCode::ALL`] (in the README's order) and the lookups all come from that one list.
 macro_rules! error_codes {
-    ($($variant:ident = $code:literal, $status:ident, $meaning:literal;)*) => {
+    ($($variant:ident = $code:literal, $status:ident, $grpc:ident, $meaning:literal;)*) => {
         /// Every client-visible error code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum ErrorCode {
@@ -39,6 +39,13 @@ macro_rules! error_codes {
                 }
             }
 
+            /// The gRPC status code it is answered with on the gRPC listener.
+            pub fn grpc(self) -> tonic::Code {
+                match self {
+                    $(ErrorCode::$variant => tonic::Code::$grpc,)*
+                }
+            }
+
             /// When it happens, in one line.
             pub fn meaning(self) -> &'static str {
                 match self {
@@ -50,56 +57,71 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    MalformedJson = "malformed_json", BAD_REQUEST,
+    MalformedJson = "malformed_json", BAD_REQUEST, InvalidArgument,
         "the body is not valid JSON (line and column given)";
-    InvalidInput = "invalid_input", BAD_REQUEST,
+    InvalidInput = "invalid_input", BAD_REQUEST, InvalidArgument,
         "the request breaks the model's contract or the protocol (every violation in `details`)";
-    BatchTooLarge = "batch_too_large", BAD_REQUEST,
+    BatchTooLarge = "batch_too_large", BAD_REQUEST, InvalidArgument,
         "more rows than the model's `max_batch_size`";
-    LoadFailed = "load_failed", BAD_REQUEST,
+    LoadFailed = "load_failed", BAD_REQUEST, FailedPrecondition,
         "the repository API could not load the model: its files failed a load check (the reason given); what was served still is";
-    Unauthorized = "unauthorized", UNAUTHORIZED,
+    Unauthorized = "unauthorized", UNAUTHORIZED, Unauthenticated,
         "missing or wrong bearer token (with `WWW-Authenticate`)";
-    Forbidden = "forbidden", FORBIDDEN,
+    Forbidden = "forbidden", FORBIDDEN, PermissionDenied,
         "the token is valid but not an admin token, which the repository API requires";
-    ModelNotFound = "model_not_found", NOT_FOUND,
+    ModelNotFound = "model_not_found", NOT_FOUND, NotFound,
         "unknown model or version";
-    NotFound = "not_found", NOT_FOUND,
+    NotFound = "not_found", NOT_FOUND, Unimplemented,
         "no such route";
-    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED,
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, Unimplemented,
         "the route exists but not for this HTTP method";
-    RequestTimeout = "request_timeout", REQUEST_TIMEOUT,
+    RequestTimeout = "request_timeout", REQUEST_TIMEOUT, DeadlineExceeded,
         "the body did not arrive within the body timeout (default 30 s) after the headers; the connection is closed";
-    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE,
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, ResourceExhausted,
         "the body is over the configured limit (default 8 MiB)";
-    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE,
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, InvalidArgument,
         "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`)";
-    InvalidOutput = "invalid_output", INTERNAL_SERVER_ERROR,
+    InvalidOutput = "invalid_output", INTERNAL_SERVER_ERROR, Internal,
         "the model answered NaN, a broken probability or an unknown label; the values are withheld";
-    Internal = "internal", INTERNAL_SERVER_ERROR,
+    Internal = "internal", INTERNAL_SERVER_ERROR, Internal,
         "anything else; details only in the log, under the request id";
-    Overloaded = "overloaded", SERVICE_UNAVAILABLE,
+    Overloaded = "overloaded", SERVICE_UNAVAILABLE, ResourceExhausted,
         "the model's queue is full, or the server is at its connection cap with none idle (with `Retry-After`)";
-    ModelNotReady = "model_not_ready", SERVICE_UNAVAILABLE,
+    ModelNotReady = "model_not_ready", SERVICE_UNAVAILABLE, Unavailable,
         "the model is loading or failed to load";
-    DeadlineExceeded = "deadline_exceeded", GATEWAY_TIMEOUT,
+    DeadlineExceeded = "deadline_exceeded", GATEWAY_TIMEOUT, DeadlineExceeded,
         "the request's deadline (`x-timeout-ms`, default 30 s) passed before inference finished";
 }
 
 impl ErrorCode {
     /// The error table as Markdown, as the README shows it.
     pub fn markdown_table() -> String {
-        let mut table = String::from("| code | status | when |\n|---|---|---|\n");
+        let mut table = String::from("| code | HTTP | gRPC | when |\n|---|---|---|---|\n");
         for &code in ErrorCode::ALL {
             table.push_str(&format!(
-                "| `{}` | {} | {} |\n",
+                "| `{}` | {} | `{}` | {} |\n",
                 code.as_str(),
                 code.status().as_u16(),
+                grpc_name(code.grpc()),
                 code.meaning()
             ));
         }
         table
     }
+}
+
+/// A gRPC status code as the gRPC specification spells it (`INVALID_ARGUMENT`).
+pub fn grpc_name(code: tonic::Code) -> String {
+    // `Code`'s Debug is its CamelCase name; the specification's is upper snake case.
+    let camel = format!("{code:?}");
+    let mut name = String::with_capacity(camel.len() + 4);
+    for (index, letter) in camel.chars().enumerate() {
+        if letter.is_ascii_uppercase() && index > 0 {
+            name.push('_');
+        }
+        name.push(letter.to_ascii_uppercase());
+    }
+    name
 }
 
 /// The distinct violation types of an `invalid_input` answer, for the metrics.
@@ -180,15 +202,38 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
             code: self.code.as_str(),
             error: &self.message,
             details: self.details.listed(),
             details_omitted: self.details.omitted(),
-        };
-        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        }
+    }
+
+    /// The error body as JSON, as an HTTP answer carries it.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+
+    /// The distinct violation types of its details, for the metrics.
+    pub fn violation_types(&self) -> Vec<&'static str> {
+        let mut types: Vec<&'static str> = self
+            .details
+            .listed()
+            .iter()
+            .map(|v| v.kind.as_str())
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.code.status(), axum::Json(self.body())).into_response();
         match self.code {
             ErrorCode::Overloaded => {
                 response
@@ -210,15 +255,9 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         if !self.details.is_empty() {
-            let mut types: Vec<&'static str> = self
-                .details
-                .listed()
-                .iter()
-                .map(|v| v.kind.as_str())
-                .collect();
-            types.sort_unstable();
-            types.dedup();
-            response.extensions_mut().insert(ViolationTypes(types));
+            response
+                .extensions_mut()
+                .insert(ViolationTypes(self.violation_types()));
         }
         response.extensions_mut().insert(self.code);
         if let Some((model, version)) = self.model {

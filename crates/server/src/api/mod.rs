@@ -6,7 +6,7 @@
 //! [`router`] is a plain function so tests drive the real router in-process or on a socket.
 
 mod auth;
-mod body;
+pub(crate) mod body;
 pub(crate) mod connections;
 mod drift;
 pub mod error;
@@ -37,6 +37,7 @@ use crate::serving::{ModelVersion, PredictError};
 use crate::state::AppState;
 use error::{ApiError, ErrorCode};
 pub use observe::ServedBy;
+pub(crate) use observe::{Answered, record};
 
 /// When the request must be answered: now plus its `x-timeout-ms`, or the server default.
 fn request_deadline(state: &AppState, headers: &HeaderMap) -> Result<Instant, ApiError> {
@@ -195,7 +196,7 @@ impl From<LookupError> for ApiError {
 }
 
 /// Maps a prediction failure of `model` to its answer, logging what the client is not told.
-fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
+pub(crate) fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
     predict_error_code(model, err).about(&model.name, model.version)
 }
 
@@ -216,7 +217,7 @@ fn predict_error_code(model: &ModelVersion, err: PredictError) -> ApiError {
         PredictError::Infer(InferError::DeadlineExceeded(waited)) => ApiError::new(
             ErrorCode::DeadlineExceeded,
             format!(
-                "model `{}` did not answer within the request's deadline ({} ms); send x-timeout-ms to allow longer",
+                "model `{}` did not answer within the request's deadline ({} ms); allow longer with x-timeout-ms (HTTP) or a longer call deadline (gRPC)",
                 model.name,
                 waited.as_millis()
             ),

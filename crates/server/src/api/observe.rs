@@ -11,6 +11,7 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use super::error::{ErrorCode, ViolationTypes};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Which model version answered; handlers attach it to their responses for the log line.
@@ -48,7 +49,22 @@ pub(super) async fn access_log(
     let elapsed = started.elapsed();
     let served = response.extensions().get::<ServedBy>();
     let code = response.extensions().get::<ErrorCode>().copied();
-    record(&state, &route, &response, served, code, elapsed);
+    let violation_types = response
+        .extensions()
+        .get::<ViolationTypes>()
+        .map_or(&[][..], |types| types.0.as_slice());
+    record(
+        &state.metrics,
+        &Answered {
+            protocol: "http",
+            route: &route,
+            status: response.status().as_str(),
+            served,
+            code,
+            violation_types,
+            elapsed,
+        },
+    );
     tracing::info!(
         request_id = %request_id,
         method = %method,
@@ -66,37 +82,50 @@ pub(super) async fn access_log(
     response
 }
 
+/// One answered request, as the metrics count it, whatever protocol it came by.
+#[derive(Debug)]
+pub(crate) struct Answered<'a> {
+    /// `http` or `grpc`.
+    pub protocol: &'static str,
+    /// The HTTP route template or the gRPC method: a bounded set, never a raw path.
+    pub route: &'a str,
+    /// The HTTP status or the gRPC status name.
+    pub status: &'a str,
+    pub served: Option<&'a ServedBy>,
+    pub code: Option<ErrorCode>,
+    /// The distinct violation types of an `invalid_input` answer.
+    pub violation_types: &'a [&'static str],
+    pub elapsed: std::time::Duration,
+}
+
 /// Counts one answered request in the metrics.
-fn record(
-    state: &AppState,
-    route: &str,
-    response: &Response,
-    served: Option<&ServedBy>,
-    code: Option<ErrorCode>,
-    elapsed: std::time::Duration,
-) {
-    let metrics = &state.metrics;
+pub(crate) fn record(metrics: &Metrics, answered: &Answered<'_>) {
+    let served = answered.served;
     let model = served.map_or("", |s| s.model.as_str());
     let version = served.map(|s| s.version.to_string()).unwrap_or_default();
     let version = version.as_str();
     metrics
         .requests
-        .with_label_values(&[model, version, route, response.status().as_str()])
+        .with_label_values(&[
+            model,
+            version,
+            answered.route,
+            answered.status,
+            answered.protocol,
+        ])
         .inc();
-    if let Some(code) = code {
+    if let Some(code) = answered.code {
         if let Some(served) = served {
             metrics.recent.record_error(&served.model, code.as_str());
         }
-        match response.extensions().get::<ViolationTypes>() {
-            Some(ViolationTypes(types)) => {
-                for kind in types {
-                    metrics
-                        .errors
-                        .with_label_values(&[code.as_str(), kind])
-                        .inc();
-                }
-            }
-            None => metrics.errors.with_label_values(&[code.as_str(), ""]).inc(),
+        if answered.violation_types.is_empty() {
+            metrics.errors.with_label_values(&[code.as_str(), ""]).inc();
+        }
+        for kind in answered.violation_types {
+            metrics
+                .errors
+                .with_label_values(&[code.as_str(), kind])
+                .inc();
         }
         if code == ErrorCode::InvalidOutput && served.is_some() {
             metrics
@@ -123,8 +152,8 @@ fn record(
                 .observe(timings.batch_rows as f64);
             metrics
                 .request_duration
-                .with_label_values(&labels)
-                .observe(elapsed.as_secs_f64());
+                .with_label_values(&[model, version, answered.protocol])
+                .observe(answered.elapsed.as_secs_f64());
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub model_path: PathBuf,
     pub host: IpAddr,
     pub port: u16,
+    /// The port of the gRPC listener (same host), or none.
+    pub grpc_port: GrpcPort,
     /// Places the user named for the ONNX Runtime library, highest precedence first.
     pub onnxruntime_libs: Vec<ExplicitLibrary>,
     /// Largest request body accepted.
@@ -90,6 +92,7 @@ impl ServeConfig {
             model_path: model_path.into(),
             host: DEFAULT_HOST,
             port: DEFAULT_PORT,
+            grpc_port: GrpcPort::Port(DEFAULT_GRPC_PORT),
             onnxruntime_libs: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             allow_partial: false,
@@ -115,6 +118,7 @@ struct ConfigFile {
     models: Option<PathBuf>,
     host: Option<String>,
     port: Option<u16>,
+    grpc_port: Option<GrpcPort>,
     max_body_bytes: Option<usize>,
     onnxruntime_lib: Option<PathBuf>,
     allow_partial: Option<bool>,
@@ -140,6 +144,7 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub host: Option<IpAddr>,
     pub port: Option<u16>,
+    pub grpc_port: Option<GrpcPort>,
     pub max_body_bytes: Option<usize>,
     pub onnxruntime_lib: Option<PathBuf>,
     pub allow_partial: bool,
@@ -190,6 +195,45 @@ pub fn listen_settings(
 pub const DEFAULT_HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 /// The port `serve` listens on when nothing says otherwise.
 pub const DEFAULT_PORT: u16 = 8000;
+/// The port of the gRPC listener when nothing says otherwise: Triton's and KServe's.
+pub const DEFAULT_GRPC_PORT: u16 = 8001;
+
+/// Where the gRPC listener listens: a port (0: any free one) or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcPort {
+    Port(u16),
+    Off,
+}
+
+impl FromStr for GrpcPort {
+    type Err = ();
+    fn from_str(text: &str) -> Result<GrpcPort, ()> {
+        match text.trim() {
+            off if off.eq_ignore_ascii_case("off") => Ok(GrpcPort::Off),
+            port => port.parse().map(GrpcPort::Port).map_err(|_| ()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GrpcPort {
+    /// A port number, or the string `"off"` (a port given as a string is taken too).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<GrpcPort, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u16),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(port) => Ok(GrpcPort::Port(port)),
+            Raw::Text(text) => text.parse().map_err(|()| {
+                serde::de::Error::custom(format!(
+                    "grpc_port = {text:?} is not a port number (0 to 65535) or \"off\""
+                ))
+            }),
+        }
+    }
+}
 
 /// Resolves file < environment < flags into a configuration, or lists every problem.
 pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<String>> {
@@ -239,6 +283,23 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
     }
     if let Some(port) = port.or(file.port) {
         config.port = port;
+    }
+    let grpc_port = setting(
+        flags.grpc_port,
+        env,
+        &mut problems,
+        "WARDEN_GRPC_PORT",
+        "a port number (0 to 65535) or off",
+    );
+    if let Some(grpc_port) = grpc_port.or(file.grpc_port) {
+        config.grpc_port = grpc_port;
+    }
+    if config.grpc_port == GrpcPort::Port(config.port) && config.port != 0 {
+        problems.push(format!(
+            "the gRPC port (--grpc-port, WARDEN_GRPC_PORT, grpc_port) is the HTTP port {}; give \
+             it another port, 0 for any free one, or off",
+            config.port
+        ));
     }
     let body = setting(
         flags.max_body_bytes,
@@ -590,6 +651,59 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn the_grpc_port_is_a_port_or_off_and_never_the_http_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warden.toml");
+        std::fs::write(&file, "models = \"m\"\ngrpc_port = \"off\"\n").unwrap();
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        assert_eq!(
+            resolve(flags.clone(), &env(&[])).unwrap().grpc_port,
+            GrpcPort::Off
+        );
+        assert_eq!(
+            resolve(flags.clone(), &env(&[("WARDEN_GRPC_PORT", "9001")]))
+                .unwrap()
+                .grpc_port,
+            GrpcPort::Port(9001)
+        );
+        let flagged = Flags {
+            grpc_port: Some(GrpcPort::Port(0)),
+            ..flags.clone()
+        };
+        assert_eq!(
+            resolve(flagged, &env(&[("WARDEN_GRPC_PORT", "9001")]))
+                .unwrap()
+                .grpc_port,
+            GrpcPort::Port(0)
+        );
+        let defaults = Flags {
+            models: Some("m".into()),
+            ..Flags::default()
+        };
+        assert_eq!(
+            resolve(defaults.clone(), &env(&[])).unwrap().grpc_port,
+            GrpcPort::Port(DEFAULT_GRPC_PORT)
+        );
+        let problems =
+            resolve(defaults.clone(), &env(&[("WARDEN_GRPC_PORT", "grpc")])).unwrap_err();
+        assert_eq!(
+            problems,
+            vec!["WARDEN_GRPC_PORT=\"grpc\" is not a port number (0 to 65535) or off".to_owned()]
+        );
+        let problems = resolve(defaults, &env(&[("WARDEN_GRPC_PORT", "8000")])).unwrap_err();
+        assert!(problems[0].starts_with("the gRPC port"), "{problems:?}");
+        std::fs::write(&file, "models = \"m\"\ngrpc_port = \"on\"\n").unwrap();
+        let problems = resolve(flags, &env(&[])).unwrap_err();
+        assert!(
+            problems[0].contains("grpc_port = \"on\" is not a port number"),
+            "{problems:?}"
+        );
     }
 
     #[test]

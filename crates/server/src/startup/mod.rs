@@ -21,13 +21,12 @@ use std::sync::Arc;
 
 use crate::api::connections::{self, ConnectionLimits};
 use crate::api::router;
-use crate::startup::config::ServeConfig;
+use crate::grpc;
 use crate::startup::diagnostics::StartupError;
 use crate::state::AppState;
 
-/// Binds the configured address.
-pub fn bind(config: &ServeConfig) -> Result<std::net::TcpListener, StartupError> {
-    let address = SocketAddr::new(config.host, config.port);
+/// Binds an address (the HTTP or the gRPC one).
+pub fn bind(address: SocketAddr) -> Result<std::net::TcpListener, StartupError> {
     let listener = std::net::TcpListener::bind(address)
         .map_err(|source| StartupError::Bind { address, source })?;
     listener
@@ -36,35 +35,45 @@ pub fn bind(config: &ServeConfig) -> Result<std::net::TcpListener, StartupError>
     Ok(listener)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
-/// for at most the grace period in `limits`.
+/// Serves `state` over HTTP on `listener` and, when given, over gRPC on `grpc_listener`,
+/// until `shutdown` resolves; then finishes in-flight requests on both for at most the grace
+/// period in `limits`.
 pub async fn serve(
     state: AppState,
     listener: std::net::TcpListener,
+    grpc_listener: Option<std::net::TcpListener>,
     body_limit_bytes: usize,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    let listener = tokio::net::TcpListener::from_std(listener)
-        .map_err(|err| StartupError::Internal(format!("cannot adopt the listener: {err}")))?;
-    let address = listener
-        .local_addr()
-        .map_err(|err| StartupError::Internal(format!("cannot read the bound address: {err}")))?;
-    tracing::info!(
-        address = %address,
-        max_connections = limits.max_connections,
-        header_timeout_ms = limits.header_timeout.as_millis() as u64,
-        idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
-        "listening"
-    );
+    let adopt = |listener: std::net::TcpListener, protocol: &str| {
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|err| {
+            StartupError::Internal(format!("cannot adopt the {protocol} listener: {err}"))
+        })?;
+        let address = listener.local_addr().map_err(|err| {
+            StartupError::Internal(format!("cannot read the bound address: {err}"))
+        })?;
+        tracing::info!(
+            address = %address,
+            protocol,
+            max_connections = limits.max_connections,
+            header_timeout_ms = limits.header_timeout.as_millis() as u64,
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            "listening"
+        );
+        Ok::<_, StartupError>(listener)
+    };
+    let mut listeners = vec![(
+        adopt(listener, "http")?,
+        router(state.clone(), body_limit_bytes),
+    )];
+    if let Some(grpc_listener) = grpc_listener {
+        listeners.push((
+            adopt(grpc_listener, "grpc")?,
+            grpc::router(state.clone(), body_limit_bytes),
+        ));
+    }
     let metrics = Arc::clone(&state.metrics);
-    connections::serve(
-        listener,
-        router(state, body_limit_bytes),
-        limits,
-        metrics,
-        shutdown,
-    )
-    .await;
+    connections::serve(listeners, limits, metrics, shutdown).await;
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::serving::Serving;
 use crate::serving::{Backends, load_to_serve};
 use crate::serving::{ModelEntry, ModelRegistry};
 use crate::startup;
-use crate::startup::config::{self, EnvSource, Flags, ServeConfig};
+use crate::startup::config::{self, EnvSource, Flags, GrpcPort, ServeConfig};
 use crate::startup::diagnostics::StartupError;
 use crate::startup::resources::{self, human_bytes};
 use crate::state::{AppState, ReloadFrom, StateOptions};
@@ -63,6 +63,8 @@ pub struct Prepared {
     pub state: AppState,
     /// The bound listener (`serve`); `None` for `check`, which only probes the address.
     pub listener: Option<TcpListener>,
+    /// The bound gRPC listener; `None` for `check` and when gRPC is off.
+    pub grpc_listener: Option<TcpListener>,
 }
 
 /// The checklist and, when a check failed, the failure `serve` exits with.
@@ -347,7 +349,7 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
     }
 
     let address = SocketAddr::new(config.host, config.port);
-    let listener = match startup::bind(&config) {
+    let listener = match startup::bind(address) {
         Ok(listener) => {
             list.ok("address", format!("{address} is free"));
             Some(listener)
@@ -355,6 +357,22 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         Err(err) => {
             list.failed("address", err);
             return list.finish(None);
+        }
+    };
+    let grpc_listener = match config.grpc_port {
+        GrpcPort::Off => None,
+        GrpcPort::Port(port) => {
+            let address = SocketAddr::new(config.host, port);
+            match startup::bind(address) {
+                Ok(listener) => {
+                    list.ok("gRPC address", format!("{address} is free"));
+                    Some(listener)
+                }
+                Err(err) => {
+                    list.failed("gRPC address", err);
+                    return list.finish(None);
+                }
+            }
         }
     };
     let options = StateOptions {
@@ -370,14 +388,15 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         }),
     };
     let state = AppState::new(ModelRegistry::new(models, config.allow_partial), options);
-    let listener = match mode {
-        Mode::Serve => listener,
-        Mode::Check => None,
+    let (listener, grpc_listener) = match mode {
+        Mode::Serve => (listener, grpc_listener),
+        Mode::Check => (None, None),
     };
     list.finish(Some(Prepared {
         config,
         connections,
         state,
         listener,
+        grpc_listener,
     }))
 }

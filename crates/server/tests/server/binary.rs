@@ -55,6 +55,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
 fn run_warden(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let output = Command::new(warden_bin())
         .args(args)
+        .env("WARDEN_GRPC_PORT", "off")
         .envs(env.iter().copied())
         .current_dir(repo_root())
         .output()

@@ -47,9 +47,11 @@ impl Invocation {
         } else {
             Command::new(&binary)
         };
+        // No gRPC listener unless a case asks: tests run in parallel and 8001 is one port.
         process
             .arg(command)
             .args(&self.args)
+            .env("WARDEN_GRPC_PORT", "off")
             .current_dir(self.cwd.clone().unwrap_or_else(repo_root));
         for (name, value) in &self.env {
             process.env(name, value);
@@ -475,6 +477,7 @@ async fn with_no_onnx_runtime_anywhere_auto_serves_on_tract() {
     command
         .arg("serve")
         .args(&invocation.args)
+        .env("WARDEN_GRPC_PORT", "off")
         .current_dir(invocation.cwd.as_ref().unwrap());
     command
         .env("PATH", "/nonexistent")
@@ -547,7 +550,14 @@ fn onnx_runtime_required_but_missing_or_unusable_exits_69() {
 fn the_bound_port_is_printed_plainly() {
     use std::io::BufRead;
     let mut child = Command::new(warden_bin())
-        .args(["serve", &path_str(&examples()), "--port", "0"])
+        .args([
+            "serve",
+            &path_str(&examples()),
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
         .current_dir(repo_root())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -564,6 +574,7 @@ fn the_bound_port_is_printed_plainly() {
         }
     });
     let line = received.recv_timeout(std::time::Duration::from_secs(60));
+    let grpc_line = received.recv_timeout(std::time::Duration::from_secs(60));
     let _ = child.kill();
     let _ = child.wait();
     let line = line.expect("a line on stdout");
@@ -571,6 +582,15 @@ fn the_bound_port_is_printed_plainly() {
         .strip_prefix("warden listening on http://127.0.0.1:")
         .unwrap_or_else(|| panic!("{line}"));
     assert!(address.parse::<u16>().is_ok_and(|port| port > 0), "{line}");
+    // With --grpc-port 0 the gRPC port is any free one, and printed the same way.
+    let grpc_line = grpc_line.expect("a second line on stdout");
+    let grpc_port = grpc_line
+        .strip_prefix("warden gRPC listening on 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{grpc_line}"));
+    assert!(
+        grpc_port.parse::<u16>().is_ok_and(|port| port > 0) && grpc_port != address,
+        "{grpc_line}"
+    );
 }
 
 #[test]
@@ -753,6 +773,7 @@ fn require_checksum_refuses_a_version_that_pins_none_and_serves_one_that_does() 
     command
         .args(["serve", &path_str(&examples()), "--port", "0"])
         .env("WARDEN_REQUIRE_CHECKSUM", "true")
+        .env("WARDEN_GRPC_PORT", "off")
         .current_dir(repo_root());
     let mut served = crate::common::WardenProcess::spawn(command);
     served.terminate();

@@ -50,6 +50,9 @@ pub(crate) fn onnxruntime() -> Arc<OnnxRuntime> {
 /// A server on an ephemeral port, stopped when dropped.
 pub(crate) struct TestServer {
     pub base: String,
+    /// `http://host:port` of the gRPC listener, when the test asked for one
+    /// (`WARDEN_GRPC_PORT=0`).
+    pub grpc: Option<String>,
     pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -96,7 +99,12 @@ impl TestServer {
             .collect();
         // One worker per version unless a test says otherwise, so a test that occupies "the"
         // worker occupies the model on any machine.
-        for (key, value) in [("WARDEN_MAX_CONNECTIONS", "1000"), ("WARDEN_WORKERS", "1")] {
+        // No gRPC listener unless a test asks: tests run in parallel and 8001 is one port.
+        for (key, value) in [
+            ("WARDEN_MAX_CONNECTIONS", "1000"),
+            ("WARDEN_WORKERS", "1"),
+            ("WARDEN_GRPC_PORT", "off"),
+        ] {
             environment
                 .entry(key.into())
                 .or_insert_with(|| value.into());
@@ -113,13 +121,17 @@ impl TestServer {
         };
         let listener = prepared.listener.expect("serve mode binds");
         let address: SocketAddr = listener.local_addr().unwrap();
+        let grpc_listener = prepared.grpc_listener;
+        let grpc = grpc_listener
+            .as_ref()
+            .map(|listener| format!("http://{}", listener.local_addr().unwrap()));
         let state = prepared.state;
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
         let body_limit = prepared.config.body_limit_bytes;
         let limits = prepared.connections;
         let task = tokio::spawn(async move {
-            startup::serve(served, listener, body_limit, limits, async {
+            startup::serve(served, listener, grpc_listener, body_limit, limits, async {
                 let _ = signal.await;
             })
             .await
@@ -127,6 +139,7 @@ impl TestServer {
         });
         TestServer {
             base: format!("http://{address}"),
+            grpc,
             state,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -183,6 +196,7 @@ impl WardenProcess {
         command
             .args(["serve", path.to_str().unwrap(), "--port", "0"])
             .args(extra)
+            .env("WARDEN_GRPC_PORT", "off")
             .current_dir(repo_root());
         WardenProcess::spawn(command)
     }

@@ -9,7 +9,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "startup",
         &[
-            "api", "auth", "exit", "init", "metrics", "protocol", "serving", "startup", "state",
+            "api", "auth", "exit", "grpc", "init", "metrics", "protocol", "serving", "startup",
+            "state",
+        ],
+    ),
+    (
+        "grpc",
+        &[
+            "api", "auth", "grpc", "metrics", "protocol", "serving", "state",
         ],
     ),
     ("init", &["exit", "init", "serving"]),

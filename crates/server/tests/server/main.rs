@@ -12,6 +12,7 @@ mod catalogue;
 mod common;
 mod errors;
 mod fuzz_decoders;
+mod grpc;
 mod guards;
 mod in_process;
 mod init;

@@ -364,7 +364,7 @@ async fn an_unreadable_new_version_keeps_the_served_one_and_is_reported() {
     };
     command
         .args(["serve", repository.path().to_str().unwrap(), "--port", "0"])
-        .args(["--watch", "off"])
+        .args(["--watch", "off", "--grpc-port", "off"])
         .current_dir(crate::common::repo_root());
     let server = WardenProcess::spawn(command);
     let base = format!("http://{}", server.address);

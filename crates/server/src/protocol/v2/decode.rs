@@ -130,128 +130,79 @@ pub fn decode_request(
             format!("the body does not follow the inference protocol: {err}"),
         ))
     })?;
-    if let Some(rows) = request
-        .inputs
-        .iter()
-        .filter_map(|input| input.shape.first())
-        .filter_map(|&rows| usize::try_from(rows).ok())
-        .find(|&rows| rows > max_rows)
-    {
+    if let Some(rows) = oversized_batch(
+        request.inputs.iter().map(|input| input.shape.as_slice()),
+        max_rows,
+    ) {
         return Err(DecodeError::BatchTooLarge {
             rows,
             max: max_rows,
         });
     }
     let mut violations = Violations::new();
-    let mut inputs = Vec::new();
     let mut binary_offset = 0usize;
+    let mut wire = Vec::with_capacity(request.inputs.len());
     for (index, input) in request.inputs.iter().enumerate() {
-        let loc = |key: &str| vec![LocSegment::from("inputs"), index.into(), key.into()];
+        let binary_loc = || {
+            vec![
+                LocSegment::from("inputs"),
+                index.into(),
+                "parameters".into(),
+                "binary_data_size".into(),
+            ]
+        };
         // Binary chunks follow the inputs' order, so claim this input's bytes before anything
         // else can skip it.
         let payload = match (input.binary_data_size(), &input.data) {
-            (None, Some(data)) => Payload::Json(data),
-            (None, None) => {
-                violations.push(Violation::new(
-                    loc("data"),
-                    ViolationType::Missing,
-                    format!(
-                        "input `{}` has neither `data` nor a binary_data_size",
-                        clip(&input.name)
-                    ),
-                ));
-                continue;
-            }
-            (Some(Err(())), _) => {
-                violations.push(Violation::new(
-                    vec![
-                        "inputs".into(),
-                        index.into(),
-                        "parameters".into(),
-                        "binary_data_size".into(),
-                    ],
-                    ViolationType::TypeError,
-                    "binary_data_size must be a non-negative integer",
-                ));
-                continue;
-            }
+            (None, Some(data)) => Ok(Payload::Json(data)),
+            (None, None) => Err(Violation::new(
+                vec!["inputs".into(), index.into(), "data".into()],
+                ViolationType::Missing,
+                format!(
+                    "input `{}` has neither `data` nor a binary_data_size",
+                    clip(&input.name)
+                ),
+            )),
+            (Some(Err(())), _) => Err(Violation::new(
+                binary_loc(),
+                ViolationType::TypeError,
+                "binary_data_size must be a non-negative integer",
+            )),
             (Some(Ok(size)), _) => {
                 let end = binary_offset.saturating_add(size);
-                let Some(bytes) = binary.get(binary_offset..end) else {
-                    violations.push(Violation::new(
-                        vec!["inputs".into(), index.into(), "parameters".into(), "binary_data_size".into()],
+                match binary.get(binary_offset..end) {
+                    Some(bytes) => {
+                        binary_offset = end;
+                        Ok(Payload::Binary {
+                            bytes,
+                            loc: vec!["inputs".into(), index.into(), "parameters".into()],
+                        })
+                    }
+                    None => Err(Violation::new(
+                        binary_loc(),
                         ViolationType::ShapeMismatch,
                         format!(
                             "input `{}` claims {size} bytes at offset {binary_offset}, but the binary data after the JSON header has {} bytes",
                             clip(&input.name),
                             binary.len()
                         ),
-                    ));
-                    continue;
-                };
-                binary_offset = end;
-                Payload::Binary(bytes)
+                    )),
+                }
             }
         };
-        if request.inputs[..index]
-            .iter()
-            .any(|earlier| earlier.name == input.name)
-        {
-            violations.push(Violation::new(
-                loc("name"),
-                ViolationType::ExtraForbidden,
-                format!("input `{}` is given more than once", clip(&input.name)),
-            ));
-            continue;
-        }
-        let Some(spec) = signature.input(&input.name) else {
-            violations.push(Violation::new(
-                loc("name"),
-                ViolationType::ExtraForbidden,
-                format!(
-                    "unknown input `{}`; the model's inputs are: {}",
-                    clip(&input.name),
-                    names(&signature.inputs)
-                ),
-            ));
-            continue;
-        };
-        match decode_input(input, payload, spec, index) {
-            Ok(tensor) => inputs.push(NamedTensor {
-                name: input.name.clone(),
-                tensor,
-            }),
-            Err(problems) => violations.append(problems),
-        }
+        wire.push(WireInput {
+            name: &input.name,
+            shape: &input.shape,
+            datatype: &input.datatype,
+            payload,
+        });
     }
-    for spec in &signature.inputs {
-        if !request.inputs.iter().any(|input| input.name == spec.name) {
-            violations.push(Violation::new(
-                vec!["inputs".into()],
-                ViolationType::Missing,
-                format!(
-                    "input `{}` is required ({} {:?})",
-                    spec.name, spec.data_type, spec.shape
-                ),
-            ));
-        }
-    }
-    let mut outputs = Vec::new();
-    for (index, output) in request.outputs.iter().flatten().enumerate() {
-        if signature.output(&output.name).is_none() {
-            violations.push(Violation::new(
-                vec!["outputs".into(), index.into(), "name".into()],
-                ViolationType::ExtraForbidden,
-                format!(
-                    "unknown output `{}`; the model's outputs are: {}",
-                    clip(&output.name),
-                    names(&signature.outputs)
-                ),
-            ));
-        } else if !outputs.contains(&output.name) {
-            outputs.push(output.name.clone());
-        }
-    }
+    let inputs = decode_inputs(&wire, signature, &mut violations);
+    let outputs = requested_outputs(
+        request.outputs.iter().flatten().map(|o| o.name.as_str()),
+        signature,
+        &mut violations,
+    );
     if violations.is_empty() && binary_offset != binary.len() {
         violations.push(Violation::new(
             vec!["inputs".into()],
@@ -262,20 +213,7 @@ pub fn decode_request(
             ),
         ));
     }
-    let batch_sizes: Vec<usize> = inputs
-        .iter()
-        .filter_map(|input| input.tensor.shape.first().copied())
-        .collect();
-    if violations.is_empty()
-        && let Some(&first) = batch_sizes.first()
-        && batch_sizes.iter().any(|&rows| rows != first)
-    {
-        violations.push(Violation::new(
-            vec!["inputs".into()],
-            ViolationType::ShapeMismatch,
-            format!("every input must have the same first (batch) dimension; got {batch_sizes:?}"),
-        ));
-    }
+    let rows = batch_rows(&inputs, &mut violations);
     if !violations.is_empty() {
         return Err(violations.into());
     }
@@ -292,24 +230,181 @@ pub fn decode_request(
         id: request.id,
         inputs,
         outputs,
-        rows: batch_sizes.first().copied().unwrap_or(1),
+        rows,
         binary_outputs,
     })
+}
+
+/// One input as a wire format gave it, before any check: the REST JSON's `inputs[i]` or a gRPC
+/// `ModelInferRequest`'s.
+#[derive(Debug)]
+pub(crate) struct WireInput<'a> {
+    pub name: &'a str,
+    pub shape: &'a [i64],
+    pub datatype: &'a str,
+    /// Where its elements are, or why they cannot be found.
+    pub payload: Result<Payload<'a>, Violation>,
+}
+
+/// Where an input's elements are.
+#[derive(Debug)]
+pub(crate) enum Payload<'a> {
+    /// JSON `data`, flat or nested.
+    Json(&'a Value),
+    /// Little-endian elements back to back (Triton's binary extension, gRPC's
+    /// `raw_input_contents`); problems are reported at `loc`.
+    Binary {
+        bytes: &'a [u8],
+        loc: Vec<LocSegment>,
+    },
+    /// Elements a typed wire format already carries as values (gRPC's `contents`).
+    Typed(TypedContents<'a>),
+}
+
+/// The typed element lists of a gRPC `InferTensorContents`, one per protocol field; the
+/// datatype says which one holds the elements.
+#[derive(Debug, Default)]
+pub(crate) struct TypedContents<'a> {
+    pub bool_contents: &'a [bool],
+    pub int_contents: &'a [i32],
+    pub int64_contents: &'a [i64],
+    pub uint_contents: &'a [u32],
+    pub uint64_contents: &'a [u64],
+    pub fp32_contents: &'a [f32],
+    pub fp64_contents: &'a [f64],
+    pub bytes_contents: Vec<&'a [u8]>,
+}
+
+/// The first batch dimension over `max_rows` among the inputs' shapes: checked before any
+/// element is looked at, so a huge tensor costs nothing but its parse.
+pub(crate) fn oversized_batch<'a>(
+    mut shapes: impl Iterator<Item = &'a [i64]>,
+    max_rows: usize,
+) -> Option<usize> {
+    shapes.find_map(|shape| {
+        shape
+            .first()
+            .and_then(|&rows| usize::try_from(rows).ok())
+            .filter(|&rows| rows > max_rows)
+    })
+}
+
+/// The inputs checked against the signature and decoded: each named once, known to the graph,
+/// of its datatype and shape, with valid elements; and every graph input given. Every problem
+/// goes into `violations`; the tensors that passed are returned.
+pub(crate) fn decode_inputs(
+    wire: &[WireInput<'_>],
+    signature: &Signature,
+    violations: &mut Violations,
+) -> Vec<NamedTensor> {
+    let mut inputs = Vec::with_capacity(wire.len());
+    for (index, input) in wire.iter().enumerate() {
+        let loc = |key: &str| vec![LocSegment::from("inputs"), index.into(), key.into()];
+        let payload = match &input.payload {
+            Ok(payload) => payload,
+            Err(violation) => {
+                violations.push(violation.clone());
+                continue;
+            }
+        };
+        if wire[..index]
+            .iter()
+            .any(|earlier| earlier.name == input.name)
+        {
+            violations.push(Violation::new(
+                loc("name"),
+                ViolationType::ExtraForbidden,
+                format!("input `{}` is given more than once", clip(input.name)),
+            ));
+            continue;
+        }
+        let Some(spec) = signature.input(input.name) else {
+            violations.push(Violation::new(
+                loc("name"),
+                ViolationType::ExtraForbidden,
+                format!(
+                    "unknown input `{}`; the model's inputs are: {}",
+                    clip(input.name),
+                    names(&signature.inputs)
+                ),
+            ));
+            continue;
+        };
+        match decode_input(input, payload, spec, index) {
+            Ok(tensor) => inputs.push(NamedTensor {
+                name: input.name.to_owned(),
+                tensor,
+            }),
+            Err(problems) => violations.append(problems),
+        }
+    }
+    for spec in &signature.inputs {
+        if !wire.iter().any(|input| input.name == spec.name) {
+            violations.push(Violation::new(
+                vec!["inputs".into()],
+                ViolationType::Missing,
+                format!(
+                    "input `{}` is required ({} {:?})",
+                    spec.name, spec.data_type, spec.shape
+                ),
+            ));
+        }
+    }
+    inputs
+}
+
+/// The outputs a client asked for, each known to the graph, in order and without repeats
+/// (empty: every output).
+pub(crate) fn requested_outputs<'a>(
+    requested: impl Iterator<Item = &'a str>,
+    signature: &Signature,
+    violations: &mut Violations,
+) -> Vec<String> {
+    let mut outputs: Vec<String> = Vec::new();
+    for (index, name) in requested.enumerate() {
+        if signature.output(name).is_none() {
+            violations.push(Violation::new(
+                vec!["outputs".into(), index.into(), "name".into()],
+                ViolationType::ExtraForbidden,
+                format!(
+                    "unknown output `{}`; the model's outputs are: {}",
+                    clip(name),
+                    names(&signature.outputs)
+                ),
+            ));
+        } else if !outputs.iter().any(|known| known == name) {
+            outputs.push(name.to_owned());
+        }
+    }
+    outputs
+}
+
+/// The batch dimension the decoded inputs share (1 for none); when they differ, a violation.
+pub(crate) fn batch_rows(inputs: &[NamedTensor], violations: &mut Violations) -> usize {
+    let batch_sizes: Vec<usize> = inputs
+        .iter()
+        .filter_map(|input| input.tensor.shape.first().copied())
+        .collect();
+    if violations.is_empty()
+        && let Some(&first) = batch_sizes.first()
+        && batch_sizes.iter().any(|&rows| rows != first)
+    {
+        violations.push(Violation::new(
+            vec!["inputs".into()],
+            ViolationType::ShapeMismatch,
+            format!("every input must have the same first (batch) dimension; got {batch_sizes:?}"),
+        ));
+    }
+    batch_sizes.first().copied().unwrap_or(1)
 }
 
 fn names(specs: &[TensorSpec]) -> String {
     list_names(specs.iter().map(|s| s.name.as_str()))
 }
 
-/// Where an input's elements are.
-enum Payload<'a> {
-    Json(&'a Value),
-    Binary(&'a [u8]),
-}
-
 fn decode_input(
-    input: &RequestInput,
-    payload: Payload<'_>,
+    input: &WireInput<'_>,
+    payload: &Payload<'_>,
     spec: &TensorSpec,
     index: usize,
 ) -> Result<Tensor, Violations> {
@@ -317,13 +412,13 @@ fn decode_input(
     let one = |loc: Vec<LocSegment>, kind: ViolationType, msg: String| {
         Err(Violations::from(Violation::new(loc, kind, msg)))
     };
-    let Some(dtype) = DataType::from_protocol_name(&input.datatype) else {
+    let Some(dtype) = DataType::from_protocol_name(input.datatype) else {
         return one(
             loc("datatype"),
             ViolationType::DatatypeMismatch,
             format!(
                 "unknown datatype `{}`; input `{}` is {}",
-                clip(&input.datatype),
+                clip(input.datatype),
                 input.name,
                 spec.data_type
             ),
@@ -419,13 +514,14 @@ fn decode_input(
             }
             decode_elements(dtype, &elements, index)?
         }
-        Payload::Binary(bytes) => decode_binary(dtype, bytes, expected).map_err(|msg| {
+        Payload::Binary { bytes, loc } => decode_binary(dtype, bytes, expected).map_err(|msg| {
             Violations::from(Violation::new(
-                loc("parameters"),
+                loc.clone(),
                 ViolationType::ShapeMismatch,
                 msg,
             ))
         })?,
+        Payload::Typed(contents) => decode_typed(dtype, contents, expected, index)?,
     };
     Ok(Tensor { shape, data })
 }
@@ -509,6 +605,158 @@ fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<Tenso
             TensorData::String(strings)
         }
     })
+}
+
+/// Takes the elements of a typed payload from the field the datatype names (INT8 to INT32 in
+/// `int_contents`, UINT8 to UINT32 in `uint_contents`, as the protocol says): the count must be
+/// the shape's, narrow integers in range, floats finite and BYTES UTF-8 text.
+fn decode_typed(
+    dtype: DataType,
+    contents: &TypedContents<'_>,
+    expected: usize,
+    index: usize,
+) -> Result<TensorData, Violations> {
+    let field = match dtype {
+        DataType::Bool => "bool_contents",
+        DataType::I8 | DataType::I16 | DataType::I32 => "int_contents",
+        DataType::I64 => "int64_contents",
+        DataType::U8 | DataType::U16 | DataType::U32 => "uint_contents",
+        DataType::U64 => "uint64_contents",
+        DataType::F32 => "fp32_contents",
+        DataType::F64 => "fp64_contents",
+        DataType::String => "bytes_contents",
+    };
+    let loc = |position: Option<usize>| {
+        let mut loc = vec![
+            LocSegment::from("inputs"),
+            index.into(),
+            "contents".into(),
+            field.into(),
+        ];
+        loc.extend(position.map(LocSegment::from));
+        loc
+    };
+    let filled: Vec<&str> = [
+        ("bool_contents", contents.bool_contents.len()),
+        ("int_contents", contents.int_contents.len()),
+        ("int64_contents", contents.int64_contents.len()),
+        ("uint_contents", contents.uint_contents.len()),
+        ("uint64_contents", contents.uint64_contents.len()),
+        ("fp32_contents", contents.fp32_contents.len()),
+        ("fp64_contents", contents.fp64_contents.len()),
+        ("bytes_contents", contents.bytes_contents.len()),
+    ]
+    .into_iter()
+    .filter(|&(name, len)| len > 0 && name != field)
+    .map(|(name, _)| name)
+    .collect();
+    if !filled.is_empty() {
+        return Err(Violations::from(Violation::new(
+            vec!["inputs".into(), index.into(), "contents".into()],
+            ViolationType::DatatypeMismatch,
+            format!(
+                "a {dtype} input's elements go in `{field}`; this one fills {}",
+                filled.join(", ")
+            ),
+        )));
+    }
+    let mut violations = Violations::new();
+    let mut bad = 0usize;
+    let mut note = |position: usize, kind: ViolationType, msg: String| {
+        bad += 1;
+        if bad <= MAX_ELEMENT_VIOLATIONS {
+            violations.push(Violation::new(loc(Some(position)), kind, msg));
+        }
+    };
+    let count = match dtype {
+        DataType::Bool => contents.bool_contents.len(),
+        DataType::I8 | DataType::I16 | DataType::I32 => contents.int_contents.len(),
+        DataType::I64 => contents.int64_contents.len(),
+        DataType::U8 | DataType::U16 | DataType::U32 => contents.uint_contents.len(),
+        DataType::U64 => contents.uint64_contents.len(),
+        DataType::F32 => contents.fp32_contents.len(),
+        DataType::F64 => contents.fp64_contents.len(),
+        DataType::String => contents.bytes_contents.len(),
+    };
+    if count != expected {
+        return Err(Violations::from(Violation::new(
+            loc(None),
+            ViolationType::ShapeMismatch,
+            format!("shape holds {expected} elements but `{field}` has {count}"),
+        )));
+    }
+    macro_rules! narrow {
+        ($variant:ident, $values:expr) => {{
+            let mut out = Vec::with_capacity($values.len());
+            for (position, &value) in $values.iter().enumerate() {
+                match value.try_into() {
+                    Ok(narrowed) => out.push(narrowed),
+                    Err(_) => note(
+                        position,
+                        ViolationType::TypeError,
+                        format!("expected an integer in range for {dtype}, got {value}"),
+                    ),
+                }
+            }
+            TensorData::$variant(out)
+        }};
+    }
+    macro_rules! finite {
+        ($variant:ident, $values:expr) => {{
+            for (position, value) in $values.iter().enumerate() {
+                if !value.is_finite() {
+                    note(
+                        position,
+                        ViolationType::ValueError,
+                        format!("expected a finite number for {dtype}, got {value}"),
+                    );
+                }
+            }
+            TensorData::$variant($values.to_vec())
+        }};
+    }
+    let data = match dtype {
+        DataType::Bool => TensorData::Bool(contents.bool_contents.to_vec()),
+        DataType::I8 => narrow!(I8, contents.int_contents),
+        DataType::I16 => narrow!(I16, contents.int_contents),
+        DataType::I32 => TensorData::I32(contents.int_contents.to_vec()),
+        DataType::I64 => TensorData::I64(contents.int64_contents.to_vec()),
+        DataType::U8 => narrow!(U8, contents.uint_contents),
+        DataType::U16 => narrow!(U16, contents.uint_contents),
+        DataType::U32 => TensorData::U32(contents.uint_contents.to_vec()),
+        DataType::U64 => TensorData::U64(contents.uint64_contents.to_vec()),
+        DataType::F32 => finite!(F32, contents.fp32_contents),
+        DataType::F64 => finite!(F64, contents.fp64_contents),
+        DataType::String => {
+            let mut strings = Vec::with_capacity(contents.bytes_contents.len());
+            for (position, bytes) in contents.bytes_contents.iter().enumerate() {
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => strings.push(text.to_owned()),
+                    Err(_) => note(
+                        position,
+                        ViolationType::TypeError,
+                        "expected UTF-8 text for BYTES".to_owned(),
+                    ),
+                }
+            }
+            TensorData::String(strings)
+        }
+    };
+    if bad > MAX_ELEMENT_VIOLATIONS {
+        violations.push(Violation::new(
+            loc(None),
+            ViolationType::TypeError,
+            format!(
+                "{} more elements are not valid {dtype}",
+                bad - MAX_ELEMENT_VIOLATIONS
+            ),
+        ));
+    }
+    if violations.is_empty() {
+        Ok(data)
+    } else {
+        Err(violations)
+    }
 }
 
 /// Whether `data` nests arrays (rather than being one flat array of elements).

@@ -9,7 +9,10 @@
 mod decode;
 mod encode;
 
-pub(crate) use decode::RequestBody;
 pub use decode::{BinaryOutputs, DecodeError, InferRequest, decode_request};
-pub(crate) use encode::ResponseHeader;
+pub(crate) use decode::{
+    Payload, RequestBody, TypedContents, WireInput, batch_rows, decode_inputs, oversized_batch,
+    requested_outputs,
+};
 pub use encode::{EncodedResponse, TensorMetadata, encode_response, tensor_metadata};
+pub(crate) use encode::{ResponseHeader, append_binary};

@@ -1,0 +1,191 @@
+//! The Open Inference Protocol (KServe V2) over gRPC, on its own port (`--grpc-port`, default
+//! 8001 as Triton and KServe use), so `tritonclient.grpc`, KServe's `InferenceGRPCClient` and
+//! stubs generated from the protocol's `.proto` work unchanged.
+//!
+//! It is the gRPC face of the same server, not a second one: requests go through the same
+//! registry, contract gate, scheduler and output guards as REST ([`crate::serving`]), their
+//! tensors through the same checks ([`crate::protocol::v2`]), errors through the same table
+//! ([`crate::api::error::ErrorCode::grpc`]), and the listener through the same connection caps,
+//! timeouts and graceful drain ([`crate::api::connections`]): tonic's services are turned into
+//! an axum router and served by warden's own accept loop beside the HTTP router.
+//!
+//! - [`service`]: `inference.GRPCInferenceService` (live, ready, metadata, `ModelInfer`);
+//! - [`codec`]: `ModelInferRequest` to checked tensors, outputs to `ModelInferResponse`;
+//! - [`health`]: `grpc.health.v1.Health`, answered from the registry on every call (Kubernetes'
+//!   gRPC probes), and server reflection (v1 and v1alpha) so `grpcurl` needs no `.proto`;
+//! - [`inference`]: the prost messages and tonic service generated from
+//!   `proto/open_inference_grpc.proto` by `scripts/grpc-codegen` (checked in: the build needs
+//!   no `protoc`).
+//!
+//! Auth: the same tokens, as `authorization: Bearer …` metadata; health checks and
+//! `ServerLive`/`ServerReady` are open, as the REST health routes are.
+
+mod codec;
+mod health;
+mod service;
+
+#[path = "generated/inference.rs"]
+#[allow(
+    unused_qualifications,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::enum_variant_names,
+    clippy::all
+)]
+pub mod inference;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::api::error::ApiError;
+use crate::auth::Access;
+use crate::state::AppState;
+use inference::grpc_inference_service_server::GrpcInferenceServiceServer;
+
+pub use service::Inference;
+
+/// The encoded `FileDescriptorSet` of the inference service, for reflection.
+const INFERENCE_DESCRIPTOR: &[u8] = include_bytes!("generated/inference_descriptor.bin");
+
+/// The gRPC methods warden answers, by full path; anything else is `UNIMPLEMENTED` and is
+/// counted as `unmatched` (label values must stay few).
+pub(crate) fn known_method(path: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "/inference.GRPCInferenceService/ServerLive",
+        "/inference.GRPCInferenceService/ServerReady",
+        "/inference.GRPCInferenceService/ModelReady",
+        "/inference.GRPCInferenceService/ServerMetadata",
+        "/inference.GRPCInferenceService/ModelMetadata",
+        "/inference.GRPCInferenceService/ModelInfer",
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == path)
+        .copied()
+        .unwrap_or("unmatched")
+}
+
+/// The gRPC services as one router for the connection layer: inference, health, reflection;
+/// messages up to `message_limit_bytes` (the HTTP body limit) in either direction.
+pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
+    let inference = GrpcInferenceServiceServer::new(Inference::new(state.clone()))
+        .max_decoding_message_size(message_limit_bytes)
+        .max_encoding_message_size(usize::MAX);
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(INFERENCE_DESCRIPTOR)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut routes =
+        tonic::service::Routes::new(inference).add_service(health::service(state.clone()));
+    // Both reflection versions: grpcurl asks v1 first, older tools only know v1alpha.
+    match (reflection().build_v1(), reflection().build_v1alpha()) {
+        (Ok(v1), Ok(v1alpha)) => routes = routes.add_service(v1).add_service(v1alpha),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::error!(error = %err, "gRPC reflection is unavailable")
+        }
+    }
+    let router = routes
+        .into_axum_router()
+        .layer(CatchPanicLayer::custom(|_panic| {
+            status_response(&ApiError::internal(&"a gRPC handler panicked"))
+        }));
+    if state.auth.is_some() {
+        router.layer(middleware::from_fn_with_state(state, require_token))
+    } else {
+        router
+    }
+}
+
+/// Refuses a call without a valid token (`UNAUTHENTICATED`), before any service sees it.
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let access = match path {
+        "/inference.GRPCInferenceService/ServerLive"
+        | "/inference.GRPCInferenceService/ServerReady"
+        | "/grpc.health.v1.Health/Check"
+        | "/grpc.health.v1.Health/Watch" => Access::Open,
+        _ => Access::Token,
+    };
+    if let Some(auth) = &state.auth {
+        let authorization = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        if let Err(denied) = auth.check(access, authorization) {
+            let error = ApiError::from(denied);
+            crate::api::record(
+                &state.metrics,
+                &crate::api::Answered {
+                    protocol: "grpc",
+                    route: known_method(path),
+                    status: &crate::api::error::grpc_name(error.code.grpc()),
+                    served: None,
+                    code: Some(error.code),
+                    violation_types: &[],
+                    elapsed: std::time::Duration::ZERO,
+                },
+            );
+            return status_response(&error);
+        }
+    }
+    next.run(request).await
+}
+
+/// An error as a gRPC status: the table's gRPC code; the message `code: message`, then each
+/// violation as `location: message`; the error code in `warden-code` metadata and the whole
+/// REST error body (JSON, with every violation) in `warden-error-bin`.
+pub(crate) fn status(error: &ApiError) -> tonic::Status {
+    let mut message = format!("{}: {}", error.code.as_str(), error.message);
+    for violation in error.details.listed() {
+        message.push_str(&format!(
+            "; {}: {}",
+            location(&violation.loc),
+            violation.msg
+        ));
+    }
+    let message = warden_contract::clip_to(&message, crate::api::error::MAX_ERROR_MESSAGE_CHARS);
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(
+        "warden-code",
+        tonic::metadata::MetadataValue::from_static(error.code.as_str()),
+    );
+    metadata.insert_bin(
+        "warden-error-bin",
+        tonic::metadata::MetadataValue::from_bytes(&error.to_json()),
+    );
+    tonic::Status::with_metadata(error.code.grpc(), message.into_owned(), metadata)
+}
+
+fn status_response(error: &ApiError) -> Response {
+    let (parts, body) = status(error).into_http::<axum::body::Body>().into_parts();
+    let mut response = Response::from_parts(parts, body);
+    response.extensions_mut().insert(error.code);
+    response.into_response()
+}
+
+/// A violation's location as a path: `inputs[0].contents.fp32_contents[3]`.
+fn location(loc: &[warden_contract::LocSegment]) -> String {
+    let mut text = String::new();
+    for segment in loc {
+        match segment {
+            warden_contract::LocSegment::Key(key) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(key);
+            }
+            warden_contract::LocSegment::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    if text.is_empty() {
+        "request".to_owned()
+    } else {
+        text
+    }
+}
