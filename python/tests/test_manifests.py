@@ -409,9 +409,12 @@ def documented_route(path):
 def check_warden_container(container, pod_security=None):
     """The container-level contract, shared by the Deployment and the serving runtime."""
     env = env_of(container)
-    (port,) = container["ports"]
+    port, *grpc = container["ports"]
     assert port["containerPort"] == int(env["WARDEN_PORT"]), "container port != WARDEN_PORT"
     assert env["WARDEN_HOST"] == "0.0.0.0", "warden must listen on every interface in a pod"
+    # A second port is the gRPC listener's, and WARDEN_GRPC_PORT says which.
+    assert [p["containerPort"] for p in grpc] == ([int(env["WARDEN_GRPC_PORT"])] if grpc else []), \
+        "container gRPC port != WARDEN_GRPC_PORT"
 
     probes = {
         "startupProbe": "/v2/health/ready",
@@ -502,9 +505,11 @@ def test_service_hpa_pdb_and_servicemonitor_point_at_the_deployment():
 
     service = load_one(KUBERNETES / "service.yaml")
     assert selects_pods(service["spec"]["selector"])
-    (port,) = service["spec"]["ports"]
+    port, grpc = service["spec"]["ports"]
     assert (port["name"], port["port"]) == ("http", 80)
     assert port_number(container, port["targetPort"]) == 8080 == int(env_of(container)["WARDEN_PORT"])
+    assert (grpc["name"], grpc["port"], grpc["appProtocol"]) == ("grpc", 8001, "kubernetes.io/h2c")
+    assert port_number(container, grpc["targetPort"]) == 8001 == int(env_of(container)["WARDEN_GRPC_PORT"])
 
     hpa = load_one(KUBERNETES / "hpa.yaml")
     target = hpa["spec"]["scaleTargetRef"]
