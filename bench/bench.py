@@ -1,10 +1,10 @@
 """Runs the benchmark: warden (ONNX Runtime and tract backends), the Flask + gunicorn baseline
-(joblib, and onnxruntime), and a fixed-response server (the HTTP ceiling), on the same models
-and machine, interleaved, with oha; prints one table with medians and ratios and writes it to
-bench/RESULTS.md. BENCH_DURATION (seconds per cell, default 10) and BENCH_REPEATS (default 3)
-shorten it. A/B of two builds: BENCH_BASELINE=/path/to/other/warden adds it as
-warden-ort-baseline; BENCH_SERVERS=warden-ort,warden-ort-baseline runs only those (and no
-overload run); BENCH_OUT names the report file instead of RESULTS.md.
+(joblib, and onnxruntime), MLServer (the KServe V2 peer), and a fixed-response server (the HTTP
+ceiling), on the same models and machine, interleaved, with oha; prints one table with medians
+and ratios and writes it to bench/RESULTS.md. BENCH_DURATION (seconds per cell, default 10) and
+BENCH_REPEATS (default 3) shorten it. A/B of two builds: BENCH_BASELINE=/path/to/other/warden
+adds it as warden-ort-baseline; BENCH_SERVERS=warden-ort,warden-ort-baseline runs only those (and
+no overload run); BENCH_OUT names the report file instead of RESULTS.md.
 
 Fairness: with two cores or more, every server runs pinned (taskset) to the first half of the
 cores and the load generator to the other half (BENCH_PIN=0 turns that off), so no server's
@@ -14,7 +14,24 @@ gave, for every server alike. `warden-ort-current` is warden on the newest onnxr
 (bench/.venv-ort-current, upgraded on every bench/run), beside `warden-ort` on the pinned one.
 The engine's limit (the pinned onnxruntime called in a loop in-process on the server's cores)
 is measured per model and batch size and set beside warden's served rows/s;
-BENCH_ONLY=engine measures only that."""
+BENCH_ONLY=engine measures only that.
+
+`mlserver` is MLServer with mlserver-sklearn (bench/.venv-mlserver, from
+requirements-mlserver.txt, with the same scikit-learn as .venv) serving the joblib files
+flask-joblib serves, both models in one process, from a model repository this script writes to
+bench/work/mlserver (settings.json, and a model-settings.json per model). HTTP on a free port; its
+gRPC server, which it always starts, and its metrics server (on by default, as warden's /metrics
+is) on free ports of their own; debug off, so no access-log line per request (warden runs at
+WARDEN_LOG=warn, gunicorn at warning). It takes warden's request body unchanged: one FP32 input
+without a content_type parameter decodes to one numpy array. Its model-settings set predict_fn to
+predict_proba, so it answers the class probabilities, computed once per request as in warden's
+one ONNX run (the default, predict, would answer the labels only; the labels are the
+probabilities' argmax). Workers: with one server core (a 2-core machine) parallel_workers is 0, so
+inference runs in the one process that serves HTTP; a worker process on the same core only adds a
+pickle-and-pipe hop per request and a second process fighting for that core (1 or 2 workers gave
+about half the light model's req/s of 0 here). With more server cores, one inference worker per
+core (MLServer's own advice), beside its one HTTP process. check_mlserver compares its answers
+with warden's (with the joblib model's when no warden runs) before the cells."""
 
 import datetime
 import json
@@ -43,6 +60,8 @@ SERVER_CPUS = f"0-{CORES // 2 - 1}" if PIN else None
 LOAD_CPUS = f"{CORES // 2}-{CORES - 1}" if PIN else None
 SERVER_CORES = CORES // 2 if PIN else CORES
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MLSERVER = BENCH / ".venv-mlserver" / "bin" / "mlserver"
+MLSERVER_WORKERS = 0 if SERVER_CORES == 1 else SERVER_CORES
 
 
 def pinned(cpus, command):
@@ -93,7 +112,10 @@ def tree_rss_kib(pid):
     return total
 
 
-def wait_ready(url, process, limit=60):
+def wait_ready(url, process, strict=False, limit=120):
+    """Until the server answers at url: any answer under 500 (e.g. 404 for a route it does not
+    have), or with strict only a 2xx (MLServer's /v2/health/ready says 400 while models load). The
+    limit is generous: MLServer's first start in a fresh venv took 34 s on a busy 2-core machine."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -103,36 +125,54 @@ def wait_ready(url, process, limit=60):
                 if response.status < 500:
                     return
         except urllib.error.HTTPError as error:
-            if error.code < 500:
+            if error.code < 500 and not strict:
                 return  # answering: e.g. 404 for a route it does not have
+            time.sleep(0.005)
         except OSError:
             time.sleep(0.005)
     sys.exit(f"not ready within {limit}s: {url}")
 
 
 class Server:
-    def __init__(self, label, command, env, ready_path, models):
+    """A server process. In its command and env values `{port}` is the port it serves on and each
+    `{free}` another free port (e.g. for a second listener it cannot be told not to open)."""
+
+    def __init__(self, label, command, env, ready_path, models, strict_ready=False):
         self.label, self.command, self.env, self.ready_path, self.models = label, command, env, ready_path, models
+        self.strict_ready = strict_ready
         self.process, self.port, self.startup_ms, self.rss_kib = None, None, None, None
 
     def start(self):
         self.port = free_port()
-        command = [part.replace("{port}", str(self.port)) for part in self.command]
-        env = dict(os.environ, **self.env)
+
+        def fill(text):
+            text = text.replace("{port}", str(self.port))
+            while "{free}" in text:
+                text = text.replace("{free}", str(free_port()), 1)
+            return text
+
+        command = [fill(part) for part in self.command]
+        env = dict(os.environ, **{name: fill(value) for name, value in self.env.items()})
         started = time.monotonic()
         self.process = subprocess.Popen(pinned(SERVER_CPUS, command), env=env, cwd=BENCH, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        wait_ready(f"http://127.0.0.1:{self.port}{self.ready_path}", self.process)
+        wait_ready(f"http://127.0.0.1:{self.port}{self.ready_path}", self.process, self.strict_ready)
         self.startup_ms = (time.monotonic() - started) * 1000
 
     def stop(self):
         if self.process and self.process.poll() is None:
+            children = list(process_tree(self.process.pid))[1:]
             self.process.terminate()
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            for child in children:  # e.g. worker processes a killed server left behind
+                try:
+                    os.kill(child, 9)
+                except ProcessLookupError:
+                    pass
 
 
 def body(model, rows):
@@ -155,6 +195,58 @@ def oha(url, payload, concurrency):
     p50 = report["latencyPercentiles"]["p50"] * 1000
     p99 = report["latencyPercentiles"]["p99"] * 1000
     return rps, p50, p99, codes, ok
+
+
+def mlserver_repository():
+    """MLServer's model repository in bench/work/mlserver: server settings (ports come from the
+    environment, as settings.json would override it) and one model-settings.json per model."""
+    root = WORK / "mlserver"
+    settings = {"debug": False, "host": "127.0.0.1", "parallel_workers": MLSERVER_WORKERS,
+                "metrics_dir": str(root / ".metrics"), "environments_dir": str(root / ".envs")}
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    for model in FEATURES:
+        (root / model).mkdir(exist_ok=True)
+        (root / model / "model-settings.json").write_text(json.dumps({
+            "name": model, "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": str(WORK / f"{model}.joblib"), "extra": {"predict_fn": "predict_proba"}},
+        }, indent=2) + "\n")
+    return root
+
+
+def infer(port, model, payload):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/{model}/infer", data=payload.encode(),
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+
+def check_mlserver(server, warden):
+    """MLServer's answers to 4 rows of each model against warden's (or, when no warden runs, the
+    joblib model's, in this process): the same labels (the argmax of its probabilities) and the
+    same probabilities to 1e-4 (warden's ONNX runs in float32)."""
+    for model in FEATURES:
+        rows, payload = 4, body(model, 4)
+        outputs = {o["name"]: o["data"] for o in infer(server.port, model, payload)["outputs"]}
+        probabilities = outputs["predict_proba"]
+        width = len(probabilities) // rows
+        labels = [max(range(width), key=lambda c: probabilities[r * width + c]) for r in range(rows)]
+        if warden:
+            expected = {o["name"]: o["data"] for o in infer(warden.port, model, payload)["outputs"]}
+            want_labels, want_probabilities, source = expected["label"], expected["probabilities"], warden.label
+        else:
+            import joblib
+            import numpy
+            estimator = joblib.load(WORK / f"{model}.joblib")
+            x = numpy.asarray(json.loads(payload)["inputs"][0]["data"], dtype=numpy.float32).reshape(rows, -1)
+            want_labels = estimator.predict(x).tolist()
+            want_probabilities, source = estimator.predict_proba(x).ravel().tolist(), f"{model}.joblib"
+        close = len(probabilities) == len(want_probabilities) and all(
+            abs(a - b) <= 1e-4 for a, b in zip(probabilities, want_probabilities))
+        if labels != want_labels or not close:
+            sys.exit(f"mlserver answers {model} unlike {source}: labels {labels} vs {want_labels}, "
+                     f"probabilities {probabilities} vs {want_probabilities}")
+        print(f"mlserver {model}: labels {labels} and probabilities as {source}'s", flush=True)
 
 
 ENGINE_LOOP = """
@@ -241,6 +333,15 @@ def main():
     servers["warden-ort-drift"] = [Server(
         "warden-ort-drift", [str(warden), "serve", str(WORK / "models-drift"), "--port", "{port}"],
         {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
+    mlserver_version = next((d.name.removesuffix(".dist-info").split("-")[1] for d in
+                             (BENCH / ".venv-mlserver" / "lib").glob("python3*/site-packages/mlserver-*.dist-info")),
+                            None)
+    if MLSERVER.exists():
+        # The KServe V2 peer: MLServer + mlserver-sklearn on the joblib files, both models in one process.
+        servers["mlserver"] = [Server(
+            "mlserver", [str(MLSERVER), "start", str(mlserver_repository())],
+            {"MLSERVER_HTTP_PORT": "{port}", "MLSERVER_GRPC_PORT": "{free}", "MLSERVER_METRICS_PORT": "{free}"},
+            "/v2/health/ready", None, strict_ready=True)]
     baseline = os.environ.get("BENCH_BASELINE")
     if baseline:
         # Another warden binary (e.g. main before a change) on the same models, interleaved.
@@ -249,6 +350,8 @@ def main():
             {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
     only = [name for name in os.environ.get("BENCH_SERVERS", "").split(",") if name]
     if only:
+        if "mlserver" in only and "mlserver" not in servers:
+            sys.exit(f"no {MLSERVER}: bench/run installs it (bench/.venv-mlserver)")
         servers = {name: group for name, group in servers.items() if name in only}
     every = [s for group in servers.values() for s in group]
     if os.environ.get("BENCH_ONLY") == "overload":
@@ -267,6 +370,8 @@ def main():
                 urllib.request.urlopen(request).read()
             server.rss_kib = tree_rss_kib(server.process.pid)
             print(f"{server.label}: ready in {server.startup_ms:.0f} ms, RSS {server.rss_kib / 1024:.0f} MiB", flush=True)
+        if "mlserver" in servers:
+            check_mlserver(servers["mlserver"][0], next((s for s in every if s.label.startswith("warden")), None))
         cells = {}
         for repeat in range(REPEATS):
             for model in FEATURES:
@@ -289,7 +394,8 @@ def main():
     limits = engine_limit()
     names = list(servers)
     ratios = [(a, b) for a, b in (("warden-ort", "flask-joblib"), ("warden-ort", "flask-ort"),
-                                  ("warden-ort", "ceiling"), ("warden-ort", "warden-ort-baseline"),
+                                  ("warden-ort", "mlserver"), ("warden-ort", "ceiling"),
+                                  ("warden-ort", "warden-ort-baseline"),
                                   ("warden-ort-drift", "warden-ort"), ("warden-ort-current", "warden-ort"))
               if a in names and b in names]
     header = ["model", "rows", "conc"] + [f"{n} req/s (p50 / p99 ms)" for n in names] + [f"{a} / {b}" for a, b in ratios]
@@ -327,13 +433,18 @@ def main():
                 if l.startswith("model name")), platform.processor())
     report = (f"# Benchmark results\n\n{datetime.date.today()} · {platform.uname().system} "
               f"{platform.uname().release} · {cpu} · {CORES} cores · oha, {DURATION} s per cell, "
-              f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers. "
+              f"{REPEATS} interleaved repetitions, medians; gunicorn with {workers} sync workers"
+              + (f"; MLServer with parallel_workers={MLSERVER_WORKERS}" if "mlserver" in names else "") + ". "
               + (f"Every server pinned to CPUs {SERVER_CPUS}, the load generator to {LOAD_CPUS} (taskset).\n\n"
                  if PIN else "No CPU pinning (BENCH_PIN=0).\n\n") +
               "Requests per second of 2xx answers (p50 / p99 latency in ms); ratios of the medians, to two decimals. "
               "`warden-ort-drift` is warden-ort on manifests that carry a training baseline (every request counted "
               "by the drift monitor); `warden-ort-current` is warden-ort on the newest onnxruntime wheel"
-              + (f" ({current.name})" if current else "") + ":\n\n" + "\n".join(lines) +
+              + (f" ({current.name})" if current else "")
+              + (f"; `mlserver` is MLServer {mlserver_version} with mlserver-sklearn on the joblib files, both models in "
+                 "one process, on the same request body, answering predict_proba (the probabilities warden answers "
+                 "beside the labels; its default, predict, answers the labels only)" if "mlserver" in names else "")
+              + ":\n\n" + "\n".join(lines) +
               "\n\nServer CPU time per answered request (µs; the server's whole process tree, user + system, over the "
               "cell), and warden's as a multiple of the ceiling's:\n\n" + "\n".join(cpu_lines) +
               "\n\nThe engine's limit: the pinned onnxruntime called in a loop in-process on the server's cores "
