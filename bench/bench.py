@@ -14,7 +14,9 @@ gave, for every server alike. `warden-ort-current` is warden on the newest onnxr
 (bench/.venv-ort-current, upgraded on every bench/run), beside `warden-ort` on the pinned one.
 The engine's limit (the pinned onnxruntime called in a loop in-process on the server's cores)
 is measured per model and batch size and set beside warden's served rows/s;
-BENCH_ONLY=engine measures only that.
+BENCH_ONLY=engine measures only that. Every warden serves gRPC on a free port beside HTTP (idle
+but for the protocols table: 32-row requests over gRPC, REST JSON and REST binary, driven by
+bench/loadgen; BENCH_ONLY=protocols runs only that).
 
 `mlserver` is MLServer with mlserver-sklearn (bench/.venv-mlserver, from
 requirements-mlserver.txt, with the same scikit-learn as .venv) serving the joblib files
@@ -283,10 +285,56 @@ def engine_limit():
     return limits
 
 
+LOADGEN = BENCH / "loadgen" / "target" / "release" / "loadgen"
+
+
+def protocols(warden, lib):
+    """Rows/s of 32-row requests to warden-ort over gRPC (raw contents, as tritonclient.grpc
+    sends), REST JSON and REST binary (Triton's binary extension), driven by one load loop
+    (bench/loadgen) for all three so the client is the same; interleaved, medians."""
+    grpc_port = free_port()
+    server = Server("warden-ort protocols", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}",
+                                             "--grpc-port", str(grpc_port)],
+                    {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)
+    server.start()
+    cells = {}
+    modes = ("grpc", "rest-json", "rest-binary")
+    try:
+        for repeat in range(REPEATS):
+            for model, width in FEATURES.items():
+                for concurrency in (8, 64):
+                    for mode in modes:
+                        port = grpc_port if mode == "grpc" else server.port
+                        result = subprocess.run(
+                            pinned(LOAD_CPUS, [str(LOADGEN), mode, f"127.0.0.1:{port}", model, "32", str(width),
+                                               str(concurrency), str(DURATION)]),
+                            capture_output=True, text=True, check=True)
+                        figures = json.loads(result.stdout)
+                        assert figures["ok"] == figures["requests"], f"{mode} {model}: failed answers {figures}"
+                        cells.setdefault((model, concurrency, mode), []).append(figures)
+                        print(f"rep {repeat} protocols {model} c={concurrency} {mode}: "
+                              f"{figures['rows_per_s']:.0f} rows/s p99 {figures['p99_ms']:.2f} ms", flush=True)
+    finally:
+        server.stop()
+    lines = ["| model | rows | conc | " + " | ".join(f"{m} rows/s (p50 / p99 ms)" for m in modes)
+             + " | grpc / rest-json | rest-binary / rest-json |", "|" + "---|" * (3 + len(modes) + 2)]
+    for model in FEATURES:
+        for concurrency in (8, 64):
+            median = {m: {key: statistics.median(c[key] for c in cells[(model, concurrency, m)])
+                          for key in ("rows_per_s", "p50_ms", "p99_ms")} for m in modes}
+            lines.append(f"| {model} | 32 | {concurrency} | " + " | ".join(
+                f"{median[m]['rows_per_s']:.0f} ({median[m]['p50_ms']:.2f} / {median[m]['p99_ms']:.1f})" for m in modes)
+                + f" | {median['grpc']['rows_per_s'] / median['rest-json']['rows_per_s']:.2f}×"
+                + f" | {median['rest-binary']['rows_per_s'] / median['rest-json']['rows_per_s']:.2f}× |")
+    return ("Protocols: warden-ort, 32-row requests, rows/s of successful answers, one load loop "
+            "(bench/loadgen, Rust: tonic for gRPC, reqwest for REST) for all three, interleaved; "
+            "gRPC sends raw_input_contents as tritonclient.grpc does:\n\n" + "\n".join(lines))
+
+
 def overload(warden, lib):
     """Far more connections than the queue holds: every answer must be a 200 or a 503 with
     Retry-After, with no connection errors."""
-    server = Server("warden-ort overload", [warden, "serve", str(WORK / "models-overload"), "--port", "{port}"],
+    server = Server("warden-ort overload", [warden, "serve", str(WORK / "models-overload"), "--port", "{port}", "--grpc-port", "{free}"],
                     {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)
     server.start()
     try:
@@ -314,9 +362,9 @@ def main():
                    None)
     servers = {
         "ceiling": [Server("ceiling", [str(BENCH / "ceiling" / "target" / "release" / "ceiling"), "{port}"], {}, "/", None)],
-        "warden-ort": [Server("warden-ort", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
+        "warden-ort": [Server("warden-ort", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}", "--grpc-port", "{free}"],
                               {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)],
-        "warden-tract": [Server("warden-tract", [warden, "serve", str(WORK / "models-tract"), "--port", "{port}"],
+        "warden-tract": [Server("warden-tract", [warden, "serve", str(WORK / "models-tract"), "--port", "{port}", "--grpc-port", "{free}"],
                                 {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)],
     }
     for variant, env_of in (("flask-joblib", lambda m: {"MODEL_PATH": str(WORK / f"{m}.joblib")}),
@@ -327,11 +375,11 @@ def main():
     if current:
         # What users install today: the newest onnxruntime wheel, not the project's pin.
         servers["warden-ort-current"] = [Server(
-            "warden-ort-current", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
+            "warden-ort-current", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}", "--grpc-port", "{free}"],
             {"WARDEN_ONNXRUNTIME_LIB": str(current), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
     # The same server on manifests with a training baseline: what drift monitoring costs.
     servers["warden-ort-drift"] = [Server(
-        "warden-ort-drift", [str(warden), "serve", str(WORK / "models-drift"), "--port", "{port}"],
+        "warden-ort-drift", [str(warden), "serve", str(WORK / "models-drift"), "--port", "{port}", "--grpc-port", "{free}"],
         {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
     mlserver_version = next((d.name.removesuffix(".dist-info").split("-")[1] for d in
                              (BENCH / ".venv-mlserver" / "lib").glob("python3*/site-packages/mlserver-*.dist-info")),
@@ -359,6 +407,9 @@ def main():
         return
     if os.environ.get("BENCH_ONLY") == "engine":
         engine_limit()
+        return
+    if os.environ.get("BENCH_ONLY") == "protocols":
+        print(protocols(warden, lib))
         return
     try:
         for server in every:
@@ -391,6 +442,7 @@ def main():
         for server in every:
             server.stop()
     overloaded = overload(warden, lib) if not only else ""
+    protocol_table = protocols(warden, lib) if (not only or os.environ.get("BENCH_PROTOCOLS")) else ""
     limits = engine_limit()
     names = list(servers)
     ratios = [(a, b) for a, b in (("warden-ort", "flask-joblib"), ("warden-ort", "flask-ort"),
@@ -450,7 +502,8 @@ def main():
               "\n\nThe engine's limit: the pinned onnxruntime called in a loop in-process on the server's cores "
               "(one thread; Python's call overhead included, so it understates the engine at 1 row), against "
               "warden's served rows/s at 64 connections:\n\n" + "\n".join(engine) +
-              "\n\n" + "\n".join(memory) + "\n\n" + overloaded + "\n\nMade by `bench/run`.\n")
+              "\n\n" + "\n".join(memory) + "\n\n" + overloaded + "\n\n" + protocol_table +
+              "\n\nMade by `bench/run`.\n")
     (BENCH / os.environ.get("BENCH_OUT", "RESULTS.md")).write_text(report)
     print(report)
 
