@@ -195,6 +195,23 @@ impl From<LookupError> for ApiError {
     }
 }
 
+/// A request the V2 codec (REST or gRPC) refused, as a prediction failure of `model`.
+pub(crate) fn decode_error(
+    model: &ModelVersion,
+    err: crate::protocol::v2::DecodeError,
+) -> PredictError {
+    match err {
+        crate::protocol::v2::DecodeError::Invalid(violations) => PredictError::Invalid(violations),
+        crate::protocol::v2::DecodeError::BatchTooLarge { rows, max } => {
+            PredictError::BatchTooLarge {
+                model: model.name.clone(),
+                rows,
+                max,
+            }
+        }
+    }
+}
+
 /// Maps a prediction failure of `model` to its answer, logging what the client is not told.
 pub(crate) fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
     predict_error_code(model, err).about(&model.name, model.version)

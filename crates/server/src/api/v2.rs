@@ -13,13 +13,11 @@ use serde::Deserialize;
 use super::body::InferBody;
 use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
-use super::{predict_error, request_deadline, served};
+use super::{decode_error, predict_error, request_deadline, served};
 use crate::protocol::v2::{
-    DecodeError, InferRequest, RequestBody, ResponseHeader, decode_request, encode_response,
-    tensor_metadata,
+    InferRequest, RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
 };
 use crate::serving::ModelEntry;
-use crate::serving::PredictError;
 use crate::serving::TensorRequest;
 use crate::state::AppState;
 
@@ -186,14 +184,7 @@ async fn infer_any(
                 &checking.signature,
                 checking.contract.max_batch_size,
             )
-            .map_err(|err| match err {
-                DecodeError::Invalid(violations) => PredictError::Invalid(violations),
-                DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
-                    model: checking.name.clone(),
-                    rows,
-                    max,
-                },
-            })?;
+            .map_err(|err| decode_error(&checking, err))?;
             let InferRequest {
                 id,
                 inputs,

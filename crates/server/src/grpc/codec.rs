@@ -10,8 +10,8 @@ use warden_runtime::{NamedTensor, Signature, TensorData};
 use super::inference::model_infer_response::InferOutputTensor;
 use super::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
 use crate::protocol::v2::{
-    DecodeError, Payload, TypedContents, WireInput, append_binary, batch_rows, decode_inputs,
-    oversized_batch, requested_outputs,
+    DecodeError, Payload, TypedContents, WireInput, append_binary, batch_rows, check_batch,
+    decode_inputs, requested_outputs,
 };
 use crate::serving::TensorRequest;
 
@@ -21,15 +21,10 @@ pub(super) fn decode(
     signature: &Signature,
     max_rows: usize,
 ) -> Result<TensorRequest, DecodeError> {
-    if let Some(rows) = oversized_batch(
+    check_batch(
         request.inputs.iter().map(|input| input.shape.as_slice()),
         max_rows,
-    ) {
-        return Err(DecodeError::BatchTooLarge {
-            rows,
-            max: max_rows,
-        });
-    }
+    )?;
     let mut violations = Violations::new();
     let raw = !request.raw_input_contents.is_empty();
     if raw && request.raw_input_contents.len() != request.inputs.len() {

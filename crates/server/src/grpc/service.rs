@@ -19,9 +19,8 @@ use super::inference::{
 };
 use crate::api::body::DecodeSlot;
 use crate::api::error::{ApiError, ErrorCode, grpc_name};
-use crate::api::{Answered, ServedBy, predict_error, record};
-use crate::protocol::v2::DecodeError;
-use crate::serving::{ModelVersion, PredictError};
+use crate::api::{Answered, ServedBy, decode_error, predict_error, record};
+use crate::serving::ModelVersion;
 use crate::state::AppState;
 use warden_runtime::TensorSpec;
 
@@ -142,14 +141,7 @@ impl Inference {
                     &checking.signature,
                     checking.contract.max_batch_size,
                 )
-                .map_err(|err| match err {
-                    DecodeError::Invalid(violations) => PredictError::Invalid(violations),
-                    DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
-                        model: checking.name.clone(),
-                        rows,
-                        max,
-                    },
-                })?;
+                .map_err(|err| decode_error(&checking, err))?;
                 checking.admit_tensors(decoded)
             })
             .await?

@@ -130,15 +130,10 @@ pub fn decode_request(
             format!("the body does not follow the inference protocol: {err}"),
         ))
     })?;
-    if let Some(rows) = oversized_batch(
+    check_batch(
         request.inputs.iter().map(|input| input.shape.as_slice()),
         max_rows,
-    ) {
-        return Err(DecodeError::BatchTooLarge {
-            rows,
-            max: max_rows,
-        });
-    }
+    )?;
     let mut violations = Violations::new();
     let mut binary_offset = 0usize;
     let mut wire = Vec::with_capacity(request.inputs.len());
@@ -275,18 +270,25 @@ pub(crate) struct TypedContents<'a> {
     pub bytes_contents: Vec<&'a [u8]>,
 }
 
-/// The first batch dimension over `max_rows` among the inputs' shapes: checked before any
-/// element is looked at, so a huge tensor costs nothing but its parse.
-pub(crate) fn oversized_batch<'a>(
+/// `BatchTooLarge` for the first batch dimension over `max_rows` among the inputs' shapes:
+/// checked before any element is looked at, so a huge tensor costs nothing but its parse.
+pub(crate) fn check_batch<'a>(
     mut shapes: impl Iterator<Item = &'a [i64]>,
     max_rows: usize,
-) -> Option<usize> {
-    shapes.find_map(|shape| {
+) -> Result<(), DecodeError> {
+    let oversized = shapes.find_map(|shape| {
         shape
             .first()
             .and_then(|&rows| usize::try_from(rows).ok())
             .filter(|&rows| rows > max_rows)
-    })
+    });
+    match oversized {
+        Some(rows) => Err(DecodeError::BatchTooLarge {
+            rows,
+            max: max_rows,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The inputs checked against the signature and decoded: each named once, known to the graph,
@@ -742,21 +744,7 @@ fn decode_typed(
             TensorData::String(strings)
         }
     };
-    if bad > MAX_ELEMENT_VIOLATIONS {
-        violations.push(Violation::new(
-            loc(None),
-            ViolationType::TypeError,
-            format!(
-                "{} more elements are not valid {dtype}",
-                bad - MAX_ELEMENT_VIOLATIONS
-            ),
-        ));
-    }
-    if violations.is_empty() {
-        Ok(data)
-    } else {
-        Err(violations)
-    }
+    elements_checked(data, violations, bad, loc(None), dtype)
 }
 
 /// Whether `data` nests arrays (rather than being one flat array of elements).
@@ -865,9 +853,27 @@ fn decode_elements(
             .filter(|text| !is_bare_token(text))
             .map(str::to_owned)),
     };
+    elements_checked(
+        data,
+        violations,
+        bad,
+        vec!["inputs".into(), index.into(), "data".into()],
+        dtype,
+    )
+}
+
+/// The decoded elements, or the violations found among them: the first
+/// [`MAX_ELEMENT_VIOLATIONS`] each at its position, the rest (of `bad` in all) summed up at `loc`.
+fn elements_checked(
+    data: TensorData,
+    mut violations: Violations,
+    bad: usize,
+    loc: Vec<LocSegment>,
+    dtype: DataType,
+) -> Result<TensorData, Violations> {
     if bad > MAX_ELEMENT_VIOLATIONS {
         violations.push(Violation::new(
-            vec!["inputs".into(), index.into(), "data".into()],
+            loc,
             ViolationType::TypeError,
             format!(
                 "{} more elements are not valid {dtype}",

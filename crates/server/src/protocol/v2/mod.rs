@@ -11,7 +11,7 @@ mod encode;
 
 pub use decode::{BinaryOutputs, DecodeError, InferRequest, decode_request};
 pub(crate) use decode::{
-    Payload, RequestBody, TypedContents, WireInput, batch_rows, decode_inputs, oversized_batch,
+    Payload, RequestBody, TypedContents, WireInput, batch_rows, check_batch, decode_inputs,
     requested_outputs,
 };
 pub use encode::{EncodedResponse, TensorMetadata, encode_response, tensor_metadata};
