@@ -188,6 +188,54 @@ def test_an_invalid_request_is_invalid_argument_with_the_rest_error_body(warden,
     assert raised.value.details() == "model_not_found: unknown model `no-such-model`"
 
 
+def test_hostile_messages_are_answered_from_the_error_table(tmp_path):
+    server = Warden([str(MODELS), "--max-body-bytes", "100000"])
+    try:
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            def raw(method, payload):
+                call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+                with pytest.raises(grpc.RpcError) as raised:
+                    call(payload, timeout=10)
+                error = raised.value
+                return error.code(), error.details(), dict(error.trailing_metadata() or [])
+
+            infer = "/inference.GRPCInferenceService/ModelInfer"
+            code, details, trailing = raw(infer, b"\xff\xff\xff\xff\x0f")
+            assert (code, details, trailing["warden-code"]) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "invalid_input: the message is not a valid protobuf encoding of this method's request",
+                "invalid_input")
+            # A model name of 200,000 bytes: over the 100,000-byte limit, refused before decoding.
+            code, details, trailing = raw(infer, b"\x0a\x80\x9a\x0c" + b"a" * 200_000)
+            assert (code, trailing["warden-code"]) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "payload_too_large")
+            assert details == "payload_too_large: the message is over the server's limit (--max-body-bytes)"
+            code, details, trailing = raw("/inference.GRPCInferenceService/Nope", b"")
+            assert (code, trailing["warden-code"]) == (grpc.StatusCode.UNIMPLEMENTED, "not_found")
+            # Shapes that cannot exist, and raw contents that do not add up, are input errors.
+            request = typed_request(IRIS_ROWS[:1])
+            request.inputs[0].shape[:] = [1, -4]
+            with pytest.raises(grpc.RpcError) as raised:
+                service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "negative dimension" in raised.value.details()
+            request = service_pb2.ModelInferRequest(model_name="iris")
+            request.inputs.add(name="float_input", datatype="FP32", shape=[1, 4])
+            request.raw_input_contents.append(b"\x00" * 15)
+            with pytest.raises(grpc.RpcError) as raised:
+                service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert raised.value.details() == ("invalid_input: 1 problem in the request; raw_input_contents[0]: "
+                                              "4 FP32 elements take 4×4 bytes; the binary data has 15")
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        counted = [line for line in text.splitlines() if line.startswith("warden_requests_total{")
+                   and 'protocol="grpc"' in line and 'code="OK"' not in line]
+        assert any('route="unmatched"' in line and 'code="UNIMPLEMENTED"' in line for line in counted), counted
+        assert any('code="RESOURCE_EXHAUSTED"' in line for line in counted), counted
+    finally:
+        server.stop()
+
+
 def test_a_deadline_that_passes_is_deadline_exceeded_and_the_server_goes_on(tmp_path):
     # 60,000 rows take milliseconds to decode and run; a 1 ms deadline cannot be met. (That the
     # server maps gRPC's deadline to its own is shown deterministically by the Rust test

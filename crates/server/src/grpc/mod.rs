@@ -40,7 +40,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorCode};
 use crate::auth::Access;
 use crate::state::AppState;
 use inference::grpc_inference_service_server::GrpcInferenceServiceServer;
@@ -62,6 +62,8 @@ pub(crate) fn known_method(path: &str) -> &'static str {
         "/inference.GRPCInferenceService/ModelInfer",
         "/grpc.health.v1.Health/Check",
         "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     ];
     KNOWN
         .iter()
@@ -94,12 +96,71 @@ pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
         .into_axum_router()
         .layer(CatchPanicLayer::custom(|_panic| {
             status_response(&ApiError::internal(&"a gRPC handler panicked"))
-        }));
+        }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            tonic_refusals,
+        ));
     if state.auth.is_some() {
         router.layer(middleware::from_fn_with_state(state, require_token))
     } else {
         router
     }
+}
+
+/// What tonic refuses before a service sees the call, answered from the error table and
+/// counted like any other error: a message that is not valid protobuf (tonic says INTERNAL,
+/// but it is the client's: `invalid_input`, INVALID_ARGUMENT), a message over the limit (tonic
+/// says OUT_OF_RANGE: `payload_too_large`, RESOURCE_EXHAUSTED as the gRPC specification has it),
+/// and an unknown method (`not_found`, UNIMPLEMENTED).
+async fn tonic_refusals(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = known_method(request.uri().path());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let headers = response.headers();
+    if headers.contains_key("warden-code") {
+        return response;
+    }
+    let status = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32);
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let error = match status {
+        Some(tonic::Code::Internal) if message.starts_with("failed%20to%20decode") => {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "the message is not a valid protobuf encoding of this method's request",
+            )
+        }
+        Some(tonic::Code::OutOfRange) => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "the message is over the server's limit (--max-body-bytes)",
+        ),
+        Some(tonic::Code::Unimplemented) if route == "unmatched" => ApiError::new(
+            ErrorCode::NotFound,
+            "no such gRPC method; warden serves inference.GRPCInferenceService, \
+             grpc.health.v1.Health and server reflection",
+        ),
+        _ => return response,
+    };
+    crate::api::record(
+        &state.metrics,
+        &crate::api::Answered {
+            protocol: "grpc",
+            route,
+            status: &crate::api::error::grpc_name(error.code.grpc()),
+            served: None,
+            code: Some(error.code),
+            violation_types: &[],
+            elapsed: started.elapsed(),
+        },
+    );
+    status_response(&error)
 }
 
 /// Refuses a call without a valid token (`UNAUTHENTICATED`), before any service sees it.

@@ -539,7 +539,7 @@ fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<Tenso
     ) -> Result<Vec<T>, String> {
         if expected.checked_mul(N) != Some(bytes.len()) {
             return Err(format!(
-                "{expected} {dtype} elements take {expected}×{N} bytes; binary_data_size is {}",
+                "{expected} {dtype} elements take {expected}×{N} bytes; the binary data has {}",
                 bytes.len()
             ));
         }
