@@ -22,6 +22,7 @@ pub mod exit;
 pub mod grpc;
 mod init;
 mod metrics;
+pub mod outcome;
 mod probe;
 pub mod protocol;
 pub mod serving;

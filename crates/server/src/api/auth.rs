@@ -6,19 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, ErrorCode};
-use crate::auth::{Access, Denied};
+use crate::auth::Access;
+use crate::outcome::error::ApiError;
 use crate::state::AppState;
-
-impl From<Denied> for ApiError {
-    fn from(denied: Denied) -> ApiError {
-        let code = match denied {
-            Denied::MissingToken | Denied::InvalidToken => ErrorCode::Unauthorized,
-            Denied::NotAdmin => ErrorCode::Forbidden,
-        };
-        ApiError::new(code, denied.to_string())
-    }
-}
 
 /// The middleware: answers 401 (with `WWW-Authenticate`) or 403 before any handler runs.
 pub(super) async fn require_token(

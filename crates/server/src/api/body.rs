@@ -9,12 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 use warden_contract::{clip, mark_bare_non_finite, parse_strict};
 
-use std::sync::Arc;
-
-use tokio::sync::OwnedSemaphorePermit;
-
-use super::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::outcome::error::{ApiError, ErrorCode};
+use crate::state::{AppState, DecodeSlot};
 
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
@@ -91,51 +87,6 @@ impl FromRequest<AppState> for InferBody {
             binary,
             slot,
         })
-    }
-}
-
-/// Bodies from this size on are large: a few megabytes of JSON take a tenth of a second or
-/// more to parse and check, and tens of megabytes once parsed. Smaller ones are decoded in
-/// place, as a thread hop would cost more than their decoding.
-pub(super) const LARGE_BODY_BYTES: usize = 64 * 1024;
-
-/// Where a body's CPU-heavy decoding runs. A small body is decoded in place. A large one is
-/// decoded on the blocking pool, so it never stalls the runtime's few threads (and with them
-/// every other connection), and only under a permit from [`AppState::large_bodies`] (one per
-/// CPU), held from its parse until its JSON is dropped: however many clients send megabytes at
-/// once, only that many large bodies are decoded, and held parsed in memory, at a time.
-#[derive(Debug)]
-pub(crate) struct DecodeSlot(Option<OwnedSemaphorePermit>);
-
-impl DecodeSlot {
-    /// The slot for a body of `size` bytes; a large one waits for a permit, at most the
-    /// server's request timeout (then 503 `overloaded`).
-    pub(crate) async fn acquire(state: &AppState, size: usize) -> Result<DecodeSlot, ApiError> {
-        if size < LARGE_BODY_BYTES {
-            return Ok(DecodeSlot(None));
-        }
-        let permit = Arc::clone(&state.large_bodies).acquire_owned();
-        match tokio::time::timeout(state.request_timeout, permit).await {
-            Ok(Ok(permit)) => Ok(DecodeSlot(Some(permit))),
-            Ok(Err(closed)) => Err(ApiError::internal(&closed)),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::Overloaded,
-                "too many large request bodies are being decoded; retry after the Retry-After delay",
-            )),
-        }
-    }
-
-    /// Runs `work` (which should own, and so drop, the body it decodes) where this slot says.
-    pub(crate) async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        if self.0.is_none() {
-            return Ok(work());
-        }
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|err| ApiError::internal(&err))
     }
 }
 

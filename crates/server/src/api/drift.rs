@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::error::ApiError;
 use super::path::ApiPath;
 use super::served;
+use crate::outcome::error::ApiError;
 use crate::serving::{DriftReport, ModelVersion};
 use crate::state::AppState;
 

@@ -5,11 +5,11 @@
 //! ([`crate::serving`]) looks models up, admits inputs through the contract gate and runs them.
 //! [`router`] is a plain function so tests drive the real router in-process or on a socket.
 
+mod answer;
 mod auth;
-pub(crate) mod body;
+mod body;
 pub(crate) mod connections;
 mod drift;
-pub mod error;
 mod model_openapi;
 mod observe;
 mod openapi;
@@ -31,13 +31,10 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::serving::LookupError;
-use crate::serving::{InferError, Timings};
-use crate::serving::{ModelVersion, PredictError};
+use crate::outcome::error::{ApiError, ErrorCode};
+use crate::outcome::{ServedBy, decode_error, predict_error};
+use crate::serving::{ModelVersion, Timings};
 use crate::state::AppState;
-use error::{ApiError, ErrorCode};
-pub use observe::ServedBy;
-pub(crate) use observe::{Answered, record};
 
 /// When the request must be answered: now plus its `x-timeout-ms`, or the server default.
 fn request_deadline(state: &AppState, headers: &HeaderMap) -> Result<Instant, ApiError> {
@@ -181,76 +178,4 @@ fn served(model: &ModelVersion, timings: Option<Timings>, response: impl IntoRes
         timings,
     });
     response
-}
-
-impl From<LookupError> for ApiError {
-    fn from(err: LookupError) -> ApiError {
-        let code = match err {
-            LookupError::UnknownModel(_) | LookupError::UnknownVersion { .. } => {
-                ErrorCode::ModelNotFound
-            }
-            LookupError::NotReady { .. } => ErrorCode::ModelNotReady,
-        };
-        ApiError::new(code, err.to_string())
-    }
-}
-
-/// A request the V2 codec (REST or gRPC) refused, as a prediction failure of `model`.
-pub(crate) fn decode_error(
-    model: &ModelVersion,
-    err: crate::protocol::v2::DecodeError,
-) -> PredictError {
-    match err {
-        crate::protocol::v2::DecodeError::Invalid(violations) => PredictError::Invalid(violations),
-        crate::protocol::v2::DecodeError::BatchTooLarge { rows, max } => {
-            PredictError::BatchTooLarge {
-                model: model.name.clone(),
-                rows,
-                max,
-            }
-        }
-    }
-}
-
-/// Maps a prediction failure of `model` to its answer, logging what the client is not told.
-pub(crate) fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
-    predict_error_code(model, err).about(&model.name, model.version)
-}
-
-fn predict_error_code(model: &ModelVersion, err: PredictError) -> ApiError {
-    match err {
-        PredictError::Invalid(violations) => ApiError::invalid_input(violations),
-        PredictError::BatchTooLarge { .. } => {
-            ApiError::new(ErrorCode::BatchTooLarge, err.to_string())
-        }
-        PredictError::NoRowContract(_) => ApiError::new(ErrorCode::InvalidInput, err.to_string()),
-        PredictError::Infer(InferError::Overloaded) => ApiError::new(
-            ErrorCode::Overloaded,
-            format!(
-                "model `{}` is at capacity; retry after the Retry-After delay",
-                model.name
-            ),
-        ),
-        PredictError::Infer(InferError::DeadlineExceeded(waited)) => ApiError::new(
-            ErrorCode::DeadlineExceeded,
-            format!(
-                "model `{}` did not answer within the request's deadline ({} ms); allow longer with x-timeout-ms (HTTP) or a longer call deadline (gRPC)",
-                model.name,
-                waited.as_millis()
-            ),
-        ),
-        PredictError::Infer(InferError::WorkerStopped) => ApiError::new(
-            ErrorCode::ModelNotReady,
-            format!("model `{}` is not running", model.name),
-        ),
-        PredictError::InvalidOutput(_) => ApiError::new(
-            ErrorCode::InvalidOutput,
-            format!(
-                "model `{}` version {} produced an invalid output; the values are withheld",
-                model.name, model.version
-            ),
-        ),
-        PredictError::Infer(InferError::Runtime(cause)) => ApiError::internal(&cause),
-        PredictError::Encode(cause) => ApiError::internal(&cause),
-    }
 }

@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use warden_contract::{Feature, FeatureType, OutputKind};
 
-use super::error::ApiError;
 use super::path::ApiPath;
 use super::{openapi, served};
+use crate::outcome::error::ApiError;
 use crate::serving::ModelVersion;
 use crate::state::AppState;
 

@@ -16,9 +16,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use warden_contract::ViolationType;
 
-use super::error::ErrorCode;
 use super::{drift, model_openapi, operations, v1, v2};
 use crate::auth::Access;
+use crate::outcome::error::ErrorCode;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -10,7 +10,7 @@ use super::path::ApiPath;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use super::error::{ApiError, ErrorCode};
+use crate::outcome::error::{ApiError, ErrorCode};
 use crate::serving::{IndexEntry, ReloadError, Reloader};
 use crate::state::AppState;
 

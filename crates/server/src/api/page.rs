@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use warden_contract::FeatureType;
 
-use super::error::ApiError;
 use super::path::ApiPath;
 use crate::metrics::ModelStats;
+use crate::outcome::error::ApiError;
 use crate::serving::{DriftReport, DriftStatus, FeatureReport, ModelEntry, ModelVersion};
 use crate::state::AppState;
 

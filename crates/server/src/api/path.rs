@@ -6,7 +6,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, ErrorCode};
+use crate::outcome::error::{ApiError, ErrorCode};
 
 /// Path parameters, deserialised as axum's [`Path`] does.
 #[derive(Debug)]

@@ -11,9 +11,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::body::JsonBody;
-use super::error::{ApiError, ErrorCode};
 use super::wire::{ModelIdentity, RowRequest, RowResponse};
 use super::{predict_error, request_deadline, served};
+use crate::outcome::error::{ApiError, ErrorCode};
 use crate::protocol::rows;
 use crate::state::AppState;
 

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::body::InferBody;
-use super::error::{ApiError, ErrorCode};
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
 use super::{decode_error, predict_error, request_deadline, served};
+use crate::outcome::error::{ApiError, ErrorCode};
 use crate::protocol::v2::{
     InferRequest, RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
 };

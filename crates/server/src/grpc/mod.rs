@@ -5,7 +5,7 @@
 //! It is the gRPC face of the same server, not a second one: requests go through the same
 //! registry, contract gate, scheduler and output guards as REST ([`crate::serving`]), their
 //! tensors through the same checks ([`crate::protocol::v2`]), errors through the same table
-//! ([`crate::api::error::ErrorCode::grpc`]), and the listener through the same connection caps,
+//! ([`crate::outcome::error::ErrorCode::grpc`]), and the listener through the same connection caps,
 //! timeouts and graceful drain ([`crate::api::connections`]): tonic's services are turned into
 //! an axum router and served by warden's own accept loop beside the HTTP router.
 //!
@@ -40,8 +40,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::api::error::{ApiError, ErrorCode};
 use crate::auth::Access;
+use crate::outcome::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 
@@ -148,12 +148,12 @@ async fn tonic_refusals(State(state): State<AppState>, request: Request, next: N
         ),
         _ => return response,
     };
-    crate::api::record(
+    crate::outcome::record(
         &state.metrics,
-        &crate::api::Answered {
+        &crate::outcome::Answered {
             protocol: "grpc",
             route,
-            status: &crate::api::error::grpc_name(error.code.grpc()),
+            status: &crate::outcome::error::grpc_name(error.code.grpc()),
             served: None,
             code: Some(error.code),
             violation_types: &[],
@@ -180,12 +180,12 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
             .and_then(|value| value.to_str().ok());
         if let Err(denied) = auth.check(access, authorization) {
             let error = ApiError::from(denied);
-            crate::api::record(
+            crate::outcome::record(
                 &state.metrics,
-                &crate::api::Answered {
+                &crate::outcome::Answered {
                     protocol: "grpc",
                     route: known_method(path),
-                    status: &crate::api::error::grpc_name(error.code.grpc()),
+                    status: &crate::outcome::error::grpc_name(error.code.grpc()),
                     served: None,
                     code: Some(error.code),
                     violation_types: &[],
@@ -210,7 +210,8 @@ pub(crate) fn status(error: &ApiError) -> tonic::Status {
             violation.msg
         ));
     }
-    let message = warden_contract::clip_to(&message, crate::api::error::MAX_ERROR_MESSAGE_CHARS);
+    let message =
+        warden_contract::clip_to(&message, crate::outcome::error::MAX_ERROR_MESSAGE_CHARS);
     let mut metadata = tonic::metadata::MetadataMap::new();
     metadata.insert(
         "warden-code",

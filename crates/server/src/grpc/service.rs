@@ -17,11 +17,11 @@ use super::inference::{
     ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
-use crate::api::body::DecodeSlot;
-use crate::api::error::{ApiError, ErrorCode, grpc_name};
-use crate::api::{Answered, ServedBy, decode_error, predict_error, record};
+use crate::outcome::error::{ApiError, ErrorCode, grpc_name};
+use crate::outcome::{Answered, ServedBy, decode_error, predict_error, record};
 use crate::serving::ModelVersion;
 use crate::state::AppState;
+use crate::state::DecodeSlot;
 use warden_runtime::TensorSpec;
 
 /// The inference service over the server's state.

@@ -484,7 +484,7 @@ async fn request_ids_are_returned_whether_given_or_generated() {
 #[test]
 fn the_readme_shows_the_error_table_of_the_code() {
     let readme = std::fs::read_to_string(crate::common::repo_root().join("README.md")).unwrap();
-    let table = warden_server::api::error::ErrorCode::markdown_table();
+    let table = warden_server::outcome::error::ErrorCode::markdown_table();
     assert!(
         readme.contains(&table),
         "README.md must contain the error table exactly as the code renders it:\n{table}"

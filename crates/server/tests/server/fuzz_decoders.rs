@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use warden_contract::{Feature, Manifest, mark_bare_non_finite, parse_strict, validate_instances};
 use warden_runtime::{DataType, Signature, TensorSpec};
-use warden_server::api::error::{ApiError, ErrorCode};
+use warden_server::outcome::error::{ApiError, ErrorCode};
 use warden_server::protocol::v2::{DecodeError, decode_request};
 
 /// Every error answer is smaller than this, whatever the request.

@@ -9,23 +9,29 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "startup",
         &[
-            "api", "auth", "exit", "grpc", "init", "metrics", "protocol", "serving", "startup",
-            "state",
-        ],
-    ),
-    (
-        "grpc",
-        &[
-            "api", "auth", "grpc", "metrics", "protocol", "serving", "state",
+            "api", "auth", "exit", "grpc", "init", "metrics", "outcome", "protocol", "serving",
+            "startup", "state",
         ],
     ),
     ("init", &["exit", "init", "serving"]),
     (
         "api",
-        &["api", "auth", "metrics", "protocol", "serving", "state"],
+        &[
+            "api", "auth", "metrics", "outcome", "protocol", "serving", "state",
+        ],
+    ),
+    (
+        "grpc",
+        &[
+            "auth", "grpc", "metrics", "outcome", "protocol", "serving", "state",
+        ],
+    ),
+    ("state", &["auth", "metrics", "outcome", "serving", "state"]),
+    (
+        "outcome",
+        &["auth", "metrics", "outcome", "protocol", "serving"],
     ),
     ("protocol", &["protocol"]),
-    ("state", &["auth", "metrics", "serving", "state"]),
     ("serving", &["exit", "metrics", "serving"]),
     ("auth", &["auth"]),
     ("metrics", &["metrics"]),

@@ -5,9 +5,9 @@
 //! Bodies are `{"code": ..., "error": ...}` plus `details` (one entry per violation) when there
 //! are any; the KServe V2 routes keep the protocol's `error` key, so V2 clients read them too.
 //! Internal causes (paths, engine messages) are logged with the request id, never sent.
+//! HTTP answers are made from it in `api/answer.rs`, gRPC statuses in `grpc/mod.rs`.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde::Serialize;
 use warden_contract::{Violations, clip_to};
 
@@ -188,8 +188,9 @@ impl ApiError {
 /// The longest `error` message an answer carries, in characters.
 pub const MAX_ERROR_MESSAGE_CHARS: usize = 1024;
 
+/// An error's JSON body, as HTTP answers carry it and gRPC's `warden-error-bin` metadata.
 #[derive(Serialize)]
-struct ErrorBody<'a> {
+pub(crate) struct ErrorBody<'a> {
     code: &'static str,
     error: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -203,7 +204,8 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl ApiError {
-    fn body(&self) -> ErrorBody<'_> {
+    /// The error's JSON body.
+    pub(crate) fn body(&self) -> ErrorBody<'_> {
         ErrorBody {
             code: self.code.as_str(),
             error: &self.message,
@@ -228,45 +230,5 @@ impl ApiError {
         types.sort_unstable();
         types.dedup();
         types
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.code.status(), axum::Json(self.body())).into_response();
-        match self.code {
-            ErrorCode::Overloaded => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            ErrorCode::RequestTimeout => {
-                // The rest of the body may still come; the connection cannot be reused.
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            ErrorCode::Unauthorized => {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"warden\""),
-                );
-            }
-            _ => {}
-        }
-        if !self.details.is_empty() {
-            response
-                .extensions_mut()
-                .insert(ViolationTypes(self.violation_types()));
-        }
-        response.extensions_mut().insert(self.code);
-        if let Some((model, version)) = self.model {
-            response.extensions_mut().insert(super::ServedBy {
-                model,
-                version,
-                timings: None,
-            });
-        }
-        response
     }
 }

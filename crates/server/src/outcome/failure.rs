@@ -1,0 +1,85 @@
+//! How a failure below the protocols becomes an answer: a model lookup, a refused token, a
+//! request the V2 codec refused, a prediction that failed; each mapped once onto the error
+//! table, for REST and gRPC alike, with what the client is not told logged instead.
+
+use crate::auth::Denied;
+use crate::outcome::error::{ApiError, ErrorCode};
+use crate::protocol::v2::DecodeError;
+use crate::serving::{InferError, LookupError, ModelVersion, PredictError};
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> ApiError {
+        let code = match denied {
+            Denied::MissingToken | Denied::InvalidToken => ErrorCode::Unauthorized,
+            Denied::NotAdmin => ErrorCode::Forbidden,
+        };
+        ApiError::new(code, denied.to_string())
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(err: LookupError) -> ApiError {
+        let code = match err {
+            LookupError::UnknownModel(_) | LookupError::UnknownVersion { .. } => {
+                ErrorCode::ModelNotFound
+            }
+            LookupError::NotReady { .. } => ErrorCode::ModelNotReady,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+/// A request the V2 codec (REST or gRPC) refused, as a prediction failure of `model`.
+pub(crate) fn decode_error(model: &ModelVersion, err: DecodeError) -> PredictError {
+    match err {
+        DecodeError::Invalid(violations) => PredictError::Invalid(violations),
+        DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
+            model: model.name.clone(),
+            rows,
+            max,
+        },
+    }
+}
+
+/// Maps a prediction failure of `model` to its answer, logging what the client is not told.
+pub(crate) fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
+    predict_error_code(model, err).about(&model.name, model.version)
+}
+
+fn predict_error_code(model: &ModelVersion, err: PredictError) -> ApiError {
+    match err {
+        PredictError::Invalid(violations) => ApiError::invalid_input(violations),
+        PredictError::BatchTooLarge { .. } => {
+            ApiError::new(ErrorCode::BatchTooLarge, err.to_string())
+        }
+        PredictError::NoRowContract(_) => ApiError::new(ErrorCode::InvalidInput, err.to_string()),
+        PredictError::Infer(InferError::Overloaded) => ApiError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "model `{}` is at capacity; retry after the Retry-After delay",
+                model.name
+            ),
+        ),
+        PredictError::Infer(InferError::DeadlineExceeded(waited)) => ApiError::new(
+            ErrorCode::DeadlineExceeded,
+            format!(
+                "model `{}` did not answer within the request's deadline ({} ms); allow longer with x-timeout-ms (HTTP) or a longer call deadline (gRPC)",
+                model.name,
+                waited.as_millis()
+            ),
+        ),
+        PredictError::Infer(InferError::WorkerStopped) => ApiError::new(
+            ErrorCode::ModelNotReady,
+            format!("model `{}` is not running", model.name),
+        ),
+        PredictError::InvalidOutput(_) => ApiError::new(
+            ErrorCode::InvalidOutput,
+            format!(
+                "model `{}` version {} produced an invalid output; the values are withheld",
+                model.name, model.version
+            ),
+        ),
+        PredictError::Infer(InferError::Runtime(cause)) => ApiError::internal(&cause),
+        PredictError::Encode(cause) => ApiError::internal(&cause),
+    }
+}
