@@ -330,12 +330,13 @@ pub(crate) async fn serve(
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let (mut accept_failures, mut last_accept_log) = (0u64, None::<Instant>);
+    let mut first_listener = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            (listener, accepted) = accept_any(&listeners) => match accepted {
+            (listener, accepted) = accept_any(&listeners, &mut first_listener) => match accepted {
                 Ok((stream, _peer)) => {
                     if shared.open.len() >= limits.max_connections && !shared.open.evict_idle() {
                         shed(stream);
@@ -414,11 +415,18 @@ fn shed(stream: TcpStream) {
     let _ = stream.try_write(response.as_bytes());
 }
 
-/// The next connection on any of `listeners`, with the index of the listener it came to.
-async fn accept_any(listeners: &[TcpListener]) -> (usize, io::Result<(TcpStream, SocketAddr)>) {
+/// The next connection on any of `listeners`, with the index of the listener it came to. The
+/// listener after the last one that gave a connection is asked first, so a flood of connections
+/// to one port cannot starve the other.
+async fn accept_any(
+    listeners: &[TcpListener],
+    first: &mut usize,
+) -> (usize, io::Result<(TcpStream, SocketAddr)>) {
     std::future::poll_fn(|cx| {
-        for (index, listener) in listeners.iter().enumerate() {
-            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+        for offset in 0..listeners.len() {
+            let index = (*first + offset) % listeners.len();
+            if let Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                *first = index + 1;
                 return Poll::Ready((index, accepted));
             }
         }
@@ -567,6 +575,32 @@ mod tests {
         assert_eq!(default_max_connections(Some(1_048_576)), 10_000);
         assert_eq!(default_max_connections(Some(10)), 1);
         assert_eq!(default_max_connections(None), 10_000);
+    }
+
+    #[tokio::test]
+    async fn a_busy_listener_does_not_starve_the_other() {
+        let listeners = [
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        ];
+        let address = |index: usize| listeners[index].local_addr().unwrap();
+        // Three connections wait on the first listener, one on the second.
+        let mut clients = Vec::new();
+        for index in [0, 0, 0, 1] {
+            clients.push(TcpStream::connect(address(index)).await.unwrap());
+        }
+        let mut first = 0;
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let (index, accepted) = accept_any(&listeners, &mut first).await;
+            accepted.unwrap();
+            order.push(index);
+        }
+        assert_eq!(
+            order,
+            vec![0, 1, 0, 0],
+            "the second listener waited behind the first"
+        );
     }
 
     #[test]
