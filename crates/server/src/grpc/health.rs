@@ -14,6 +14,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use crate::serving::ModelEntry;
 use crate::state::AppState;
 
 /// The health service over the server's state.
@@ -44,7 +45,7 @@ impl Registry {
                 .registry
                 .snapshot()
                 .get(model)
-                .map(|_| serving(self.state.registry.get(model, None).is_ok())),
+                .map(|entry| serving(matches!(entry, ModelEntry::Ready(_)))),
         }
     }
 }

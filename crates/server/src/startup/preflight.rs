@@ -81,6 +81,20 @@ struct Checklist {
 }
 
 impl Checklist {
+    /// Binds `address` as the check `check`: the listener, or `None` with the failure listed.
+    fn bind(&mut self, check: &str, address: SocketAddr) -> Option<TcpListener> {
+        match startup::bind(address) {
+            Ok(listener) => {
+                self.ok(check, format!("{address} is free"));
+                Some(listener)
+            }
+            Err(err) => {
+                self.failed(check, err);
+                None
+            }
+        }
+    }
+
     fn ok(&mut self, check: impl Into<String>, detail: impl Into<String>) {
         self.items.push(CheckItem {
             check: check.into(),
@@ -348,31 +362,17 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         }
     }
 
-    let address = SocketAddr::new(config.host, config.port);
-    let listener = match startup::bind(address) {
-        Ok(listener) => {
-            list.ok("address", format!("{address} is free"));
-            Some(listener)
-        }
-        Err(err) => {
-            list.failed("address", err);
-            return list.finish(None);
-        }
+    let Some(listener) = list.bind("address", SocketAddr::new(config.host, config.port)) else {
+        return list.finish(None);
     };
     let grpc_listener = match config.grpc_port {
         GrpcPort::Off => None,
         GrpcPort::Port(port) => {
-            let address = SocketAddr::new(config.host, port);
-            match startup::bind(address) {
-                Ok(listener) => {
-                    list.ok("gRPC address", format!("{address} is free"));
-                    Some(listener)
-                }
-                Err(err) => {
-                    list.failed("gRPC address", err);
-                    return list.finish(None);
-                }
-            }
+            let Some(listener) = list.bind("gRPC address", SocketAddr::new(config.host, port))
+            else {
+                return list.finish(None);
+            };
+            Some(listener)
         }
     };
     let options = StateOptions {
@@ -389,7 +389,7 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
     };
     let state = AppState::new(ModelRegistry::new(models, config.allow_partial), options);
     let (listener, grpc_listener) = match mode {
-        Mode::Serve => (listener, grpc_listener),
+        Mode::Serve => (Some(listener), grpc_listener),
         Mode::Check => (None, None),
     };
     list.finish(Some(Prepared {

@@ -638,7 +638,7 @@ fn decode_typed(
         loc.extend(position.map(LocSegment::from));
         loc
     };
-    let filled: Vec<&str> = [
+    let lengths = [
         ("bool_contents", contents.bool_contents.len()),
         ("int_contents", contents.int_contents.len()),
         ("int64_contents", contents.int64_contents.len()),
@@ -647,11 +647,12 @@ fn decode_typed(
         ("fp32_contents", contents.fp32_contents.len()),
         ("fp64_contents", contents.fp64_contents.len()),
         ("bytes_contents", contents.bytes_contents.len()),
-    ]
-    .into_iter()
-    .filter(|&(name, len)| len > 0 && name != field)
-    .map(|(name, _)| name)
-    .collect();
+    ];
+    let filled: Vec<&str> = lengths
+        .iter()
+        .filter(|&&(name, len)| len > 0 && name != field)
+        .map(|&(name, _)| name)
+        .collect();
     if !filled.is_empty() {
         return Err(Violations::from(Violation::new(
             vec!["inputs".into(), index.into(), "contents".into()],
@@ -670,16 +671,10 @@ fn decode_typed(
             violations.push(Violation::new(loc(Some(position)), kind, msg));
         }
     };
-    let count = match dtype {
-        DataType::Bool => contents.bool_contents.len(),
-        DataType::I8 | DataType::I16 | DataType::I32 => contents.int_contents.len(),
-        DataType::I64 => contents.int64_contents.len(),
-        DataType::U8 | DataType::U16 | DataType::U32 => contents.uint_contents.len(),
-        DataType::U64 => contents.uint64_contents.len(),
-        DataType::F32 => contents.fp32_contents.len(),
-        DataType::F64 => contents.fp64_contents.len(),
-        DataType::String => contents.bytes_contents.len(),
-    };
+    let count = lengths
+        .iter()
+        .find(|&&(name, _)| name == field)
+        .map_or(0, |&(_, len)| len);
     if count != expected {
         return Err(Violations::from(Violation::new(
             loc(None),
