@@ -226,6 +226,22 @@ def test_hostile_messages_are_answered_from_the_error_table(tmp_path):
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert raised.value.details() == ("invalid_input: 1 problem in the request; raw_input_contents[0]: "
                                               "4 FP32 elements take 4×4 bytes; the binary data has 15")
+            # 150 unknown inputs with long names: the client gets INVALID_ARGUMENT and a valid
+            # error body, not a transport error for metadata over its 16 KiB limit.
+            request = service_pb2.ModelInferRequest(model_name="iris")
+            for i in range(150):
+                request.inputs.add(name="x" * 60 + str(i), datatype="FP32", shape=[1, 4]).contents \
+                    .fp32_contents.extend([1, 2, 3, 4])
+            with pytest.raises(grpc.RpcError) as raised:
+                service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert raised.value.details().startswith("invalid_input: 151 problems in the request")
+            assert len(raised.value.details().encode()) <= 1024
+            error_bin = dict(raised.value.trailing_metadata())["warden-error-bin"]
+            assert len(error_bin) <= 3 * 1024
+            body = json.loads(error_bin)
+            assert body["code"] == "invalid_input" and body["details"]
+            assert len(body["details"]) + body["details_omitted"] == 151, "each problem listed or counted"
         with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
             text = response.read().decode()
         counted = [line for line in text.splitlines() if line.startswith("warden_requests_total{")
@@ -312,11 +328,21 @@ def test_with_tokens_calls_need_one_and_probes_do_not(tmp_path):
         assert raised.value.status() == "StatusCode.UNAUTHENTICATED"
         metadata = client.get_model_metadata("iris", headers={"authorization": f"Bearer {token}"})
         assert metadata.name == "iris"
+        # A refused call carries its request id back, and is logged like any answered call.
+        with grpc.insecure_channel(server.grpc_address) as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.ModelMetadata(service_pb2.ModelMetadataRequest(name="iris"), timeout=10,
+                                   metadata=[("x-request-id", "grpc-denied-1")])
+            assert dict(raised.value.trailing_metadata())["x-request-id"] == "grpc-denied-1"
         with grpc.insecure_channel(server.grpc_address) as channel:
             answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.stop()
+    logged = [json.loads(line) for line in server.seen if '"grpc-denied-1"' in line]
+    assert any(event.get("message") == "request" and event.get("code") == "unauthorized"
+               and event.get("status") == "UNAUTHENTICATED" for event in logged), logged
 
 
 def test_grpc_port_off_serves_no_grpc():

@@ -36,12 +36,8 @@ impl IntoResponse for ApiError {
                 .insert(ViolationTypes(self.violation_types()));
         }
         response.extensions_mut().insert(self.code);
-        if let Some((model, version)) = self.model {
-            response.extensions_mut().insert(crate::outcome::ServedBy {
-                model,
-                version,
-                timings: None,
-            });
+        if let Some(served) = self.served_by() {
+            response.extensions_mut().insert(served);
         }
         response
     }

@@ -41,7 +41,8 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Access;
-use crate::outcome::error::{ApiError, ErrorCode};
+use crate::outcome::error::{ApiError, ErrorCode, grpc_name};
+use crate::outcome::{Answered, ServedBy, record};
 use crate::state::AppState;
 use inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 
@@ -95,7 +96,7 @@ pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
     let router = routes
         .into_axum_router()
         .layer(CatchPanicLayer::custom(|_panic| {
-            status_response(&ApiError::internal(&"a gRPC handler panicked"))
+            status_response(&ApiError::internal(&"a gRPC handler panicked"), "-")
         }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -115,6 +116,7 @@ pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
 /// and an unknown method (`not_found`, UNIMPLEMENTED).
 async fn tonic_refusals(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = known_method(request.uri().path());
+    let request_id = request_id(request.headers().get("x-request-id"));
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let headers = response.headers();
@@ -148,19 +150,15 @@ async fn tonic_refusals(State(state): State<AppState>, request: Request, next: N
         ),
         _ => return response,
     };
-    crate::outcome::record(
-        &state.metrics,
-        &crate::outcome::Answered {
-            protocol: "grpc",
-            route,
-            status: &crate::outcome::error::grpc_name(error.code.grpc()),
-            served: None,
-            code: Some(error.code),
-            violation_types: &[],
-            elapsed: started.elapsed(),
-        },
+    answered(
+        &state,
+        route,
+        &request_id,
+        None,
+        Some(&error),
+        started.elapsed(),
     );
-    status_response(&error)
+    status_response(&error, &request_id)
 }
 
 /// Refuses a call without a valid token (`UNAUTHENTICATED`), before any service sees it.
@@ -180,38 +178,43 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
             .and_then(|value| value.to_str().ok());
         if let Err(denied) = auth.check(access, authorization) {
             let error = ApiError::from(denied);
-            crate::outcome::record(
-                &state.metrics,
-                &crate::outcome::Answered {
-                    protocol: "grpc",
-                    route: known_method(path),
-                    status: &crate::outcome::error::grpc_name(error.code.grpc()),
-                    served: None,
-                    code: Some(error.code),
-                    violation_types: &[],
-                    elapsed: std::time::Duration::ZERO,
-                },
+            let request_id = request_id(request.headers().get("x-request-id"));
+            answered(
+                &state,
+                known_method(path),
+                &request_id,
+                None,
+                Some(&error),
+                std::time::Duration::ZERO,
             );
-            return status_response(&error);
+            return status_response(&error, &request_id);
         }
     }
     next.run(request).await
 }
 
+/// The longest status message, in bytes: gRPC clients refuse answers whose metadata pass 8 KiB
+/// (grpcio's default), and the message travels percent-encoded (up to 3 bytes per byte).
+const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+/// The longest JSON error body in `warden-error-bin` (4 KiB once base64-encoded).
+const MAX_ERROR_METADATA_BYTES: usize = 3 * 1024;
+
 /// An error as a gRPC status: the table's gRPC code; the message `code: message`, then each
-/// violation as `location: message`; the error code in `warden-code` metadata and the whole
-/// REST error body (JSON, with every violation) in `warden-error-bin`.
+/// violation as `location: message`; the error code in `warden-code` metadata and the REST
+/// error body (JSON, the violations that fit in [`MAX_ERROR_METADATA_BYTES`] listed, the rest
+/// counted) in `warden-error-bin`. All of it within a client's default metadata limit.
 pub(crate) fn status(error: &ApiError) -> tonic::Status {
     let mut message = format!("{}: {}", error.code.as_str(), error.message);
     for violation in error.details.listed() {
+        if message.len() > MAX_STATUS_MESSAGE_BYTES {
+            break;
+        }
         message.push_str(&format!(
             "; {}: {}",
             location(&violation.loc),
             violation.msg
         ));
     }
-    let message =
-        warden_contract::clip_to(&message, crate::outcome::error::MAX_ERROR_MESSAGE_CHARS);
     let mut metadata = tonic::metadata::MetadataMap::new();
     metadata.insert(
         "warden-code",
@@ -219,13 +222,84 @@ pub(crate) fn status(error: &ApiError) -> tonic::Status {
     );
     metadata.insert_bin(
         "warden-error-bin",
-        tonic::metadata::MetadataValue::from_bytes(&error.to_json()),
+        tonic::metadata::MetadataValue::from_bytes(&error.to_json_within(MAX_ERROR_METADATA_BYTES)),
     );
-    tonic::Status::with_metadata(error.code.grpc(), message.into_owned(), metadata)
+    tonic::Status::with_metadata(
+        error.code.grpc(),
+        clip_bytes(&message, MAX_STATUS_MESSAGE_BYTES),
+        metadata,
+    )
 }
 
-fn status_response(error: &ApiError) -> Response {
-    let (parts, body) = status(error).into_http::<axum::body::Body>().into_parts();
+/// `text` cut at a character boundary to at most `max` bytes, `…` marking a cut.
+fn clip_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A call's request id: the client's `x-request-id` (1 to 200 bytes of text), else a new UUID.
+pub(crate) fn request_id(given: Option<&axum::http::HeaderValue>) -> String {
+    given
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 200)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Counts one answered call in the metrics and logs it, as the HTTP access log does a request:
+/// whether the service answered it or it was refused before (auth, tonic's own refusals).
+pub(crate) fn answered(
+    state: &AppState,
+    route: &str,
+    request_id: &str,
+    served: Option<&ServedBy>,
+    error: Option<&ApiError>,
+    elapsed: std::time::Duration,
+) {
+    let status = error.map_or_else(|| "OK".to_owned(), |e| grpc_name(e.code.grpc()));
+    let violation_types = error.map(ApiError::violation_types).unwrap_or_default();
+    record(
+        &state.metrics,
+        &Answered {
+            protocol: "grpc",
+            route,
+            status: &status,
+            served,
+            code: error.map(|e| e.code),
+            violation_types: &violation_types,
+            elapsed,
+        },
+    );
+    let timings = served.and_then(|s| s.timings);
+    tracing::info!(
+        request_id = %request_id,
+        protocol = "grpc",
+        method = %route,
+        status = %status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        model = served.map(|s| s.model.as_str()),
+        version = served.map(|s| s.version),
+        queue_ms = timings.map(|t| t.queue.as_secs_f64() * 1e3),
+        inference_ms = timings.map(|t| t.inference.as_secs_f64() * 1e3),
+        batch_rows = timings.map(|t| t.batch_rows),
+        code = error.map(|e| e.code.as_str()),
+        "request"
+    );
+}
+
+/// An error as a trailers-only gRPC answer carrying the request id, for the layers that refuse
+/// a call before a service sees it.
+fn status_response(error: &ApiError, request_id: &str) -> Response {
+    let mut status = status(error);
+    if let Ok(id) = tonic::metadata::MetadataValue::try_from(request_id) {
+        status.metadata_mut().insert("x-request-id", id);
+    }
+    let (parts, body) = status.into_http::<axum::body::Body>().into_parts();
     let mut response = Response::from_parts(parts, body);
     response.extensions_mut().insert(error.code);
     response.into_response()

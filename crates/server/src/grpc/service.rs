@@ -17,8 +17,8 @@ use super::inference::{
     ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
-use crate::outcome::error::{ApiError, ErrorCode, grpc_name};
-use crate::outcome::{Answered, ServedBy, decode_error, predict_error, record};
+use crate::outcome::error::{ApiError, ErrorCode};
+use crate::outcome::{ServedBy, decode_error, predict_error};
 use crate::serving::ModelVersion;
 use crate::state::AppState;
 use crate::state::DecodeSlot;
@@ -39,59 +39,25 @@ impl Inference {
     /// (the client's `x-request-id` metadata, else a new one, returned in the answer).
     async fn call<T>(
         &self,
-        method: &'static str,
+        route: &'static str,
         metadata: &MetadataMap,
         work: impl Future<Output = Result<(T, Option<ServedBy>), ApiError>>,
     ) -> Result<Response<T>, Status> {
         let started = Instant::now();
-        let request_id = metadata
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| !id.is_empty() && id.len() <= 200)
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let request_id = super::request_id(metadata.as_ref().get("x-request-id"));
         let span = tracing::info_span!("request", request_id = %request_id);
         let outcome = work.instrument(span).await;
-        let elapsed = started.elapsed();
-        let route = format!("/inference.GRPCInferenceService/{method}");
         let (served, error) = match &outcome {
             Ok((_, served)) => (served.clone(), None),
-            Err(error) => (
-                error.model.as_ref().map(|(model, version)| ServedBy {
-                    model: model.clone(),
-                    version: *version,
-                    timings: None,
-                }),
-                Some(error),
-            ),
+            Err(error) => (error.served_by(), Some(error)),
         };
-        let status = error.map_or_else(|| "OK".to_owned(), |e| grpc_name(e.code.grpc()));
-        let violation_types = error.map(ApiError::violation_types).unwrap_or_default();
-        record(
-            &self.state.metrics,
-            &Answered {
-                protocol: "grpc",
-                route: &route,
-                status: &status,
-                served: served.as_ref(),
-                code: error.map(|e| e.code),
-                violation_types: &violation_types,
-                elapsed,
-            },
-        );
-        let timings = served.as_ref().and_then(|s| s.timings);
-        tracing::info!(
-            request_id = %request_id,
-            protocol = "grpc",
-            method = %route,
-            status = %status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            model = served.as_ref().map(|s| s.model.as_str()),
-            version = served.as_ref().map(|s| s.version),
-            queue_ms = timings.map(|t| t.queue.as_secs_f64() * 1e3),
-            inference_ms = timings.map(|t| t.inference.as_secs_f64() * 1e3),
-            batch_rows = timings.map(|t| t.batch_rows),
-            code = error.map(|e| e.code.as_str()),
-            "request"
+        super::answered(
+            &self.state,
+            route,
+            &request_id,
+            served.as_ref(),
+            error,
+            started.elapsed(),
         );
         let id = MetadataValue::try_from(request_id.as_str()).ok();
         match outcome {
@@ -224,9 +190,11 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerLiveRequest>,
     ) -> Result<Response<ServerLiveResponse>, Status> {
-        self.call("ServerLive", request.metadata(), async {
-            Ok((ServerLiveResponse { live: true }, None))
-        })
+        self.call(
+            "/inference.GRPCInferenceService/ServerLive",
+            request.metadata(),
+            async { Ok((ServerLiveResponse { live: true }, None)) },
+        )
         .await
     }
 
@@ -234,10 +202,14 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
-        self.call("ServerReady", request.metadata(), async {
-            let ready = self.state.registry.is_ready();
-            Ok((ServerReadyResponse { ready }, None))
-        })
+        self.call(
+            "/inference.GRPCInferenceService/ServerReady",
+            request.metadata(),
+            async {
+                let ready = self.state.registry.is_ready();
+                Ok((ServerReadyResponse { ready }, None))
+            },
+        )
         .await
     }
 
@@ -246,18 +218,22 @@ impl GrpcInferenceService for Inference {
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let (metadata, _, asked) = request.into_parts();
-        self.call("ModelReady", &metadata, async {
-            match self.model(&asked.name, &asked.version) {
-                Ok(model) => Ok((
-                    ModelReadyResponse { ready: true },
-                    Some(served_by(&model, None)),
-                )),
-                // A model that is loading, failed, unloaded or unknown is not ready: the
-                // readiness call answers, as tritonclient's `is_model_ready` expects, and as
-                // the REST route's 404/503 reads to the HTTP client.
-                Err(_) => Ok((ModelReadyResponse { ready: false }, None)),
-            }
-        })
+        self.call(
+            "/inference.GRPCInferenceService/ModelReady",
+            &metadata,
+            async {
+                match self.model(&asked.name, &asked.version) {
+                    Ok(model) => Ok((
+                        ModelReadyResponse { ready: true },
+                        Some(served_by(&model, None)),
+                    )),
+                    // A model that is loading, failed, unloaded or unknown is not ready: the
+                    // readiness call answers, as tritonclient's `is_model_ready` expects, and as
+                    // the REST route's 404/503 reads to the HTTP client.
+                    Err(_) => Ok((ModelReadyResponse { ready: false }, None)),
+                }
+            },
+        )
         .await
     }
 
@@ -265,16 +241,20 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
-        self.call("ServerMetadata", request.metadata(), async {
-            Ok((
-                ServerMetadataResponse {
-                    name: "warden".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    extensions: vec!["binary_tensor_data".into(), "model_repository".into()],
-                },
-                None,
-            ))
-        })
+        self.call(
+            "/inference.GRPCInferenceService/ServerMetadata",
+            request.metadata(),
+            async {
+                Ok((
+                    ServerMetadataResponse {
+                        name: "warden".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        extensions: vec!["binary_tensor_data".into(), "model_repository".into()],
+                    },
+                    None,
+                ))
+            },
+        )
         .await
     }
 
@@ -283,18 +263,22 @@ impl GrpcInferenceService for Inference {
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let (metadata, _, asked) = request.into_parts();
-        self.call("ModelMetadata", &metadata, async {
-            let model = self.model(&asked.name, &asked.version)?;
-            let answer = ModelMetadataResponse {
-                name: model.name.clone(),
-                versions: vec![model.version.to_string()],
-                platform: model.platform.to_owned(),
-                inputs: tensors(&model.signature.inputs),
-                outputs: tensors(&model.signature.outputs),
-                properties: [("sha256".to_owned(), model.sha256.clone())].into(),
-            };
-            Ok((answer, Some(served_by(&model, None))))
-        })
+        self.call(
+            "/inference.GRPCInferenceService/ModelMetadata",
+            &metadata,
+            async {
+                let model = self.model(&asked.name, &asked.version)?;
+                let answer = ModelMetadataResponse {
+                    name: model.name.clone(),
+                    versions: vec![model.version.to_string()],
+                    platform: model.platform.to_owned(),
+                    inputs: tensors(&model.signature.inputs),
+                    outputs: tensors(&model.signature.outputs),
+                    properties: [("sha256".to_owned(), model.sha256.clone())].into(),
+                };
+                Ok((answer, Some(served_by(&model, None))))
+            },
+        )
         .await
     }
 
@@ -303,10 +287,14 @@ impl GrpcInferenceService for Inference {
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
         let (metadata, _, asked) = request.into_parts();
-        self.call("ModelInfer", &metadata, async {
-            let deadline = deadline(&self.state, &metadata)?;
-            self.infer(asked, deadline).await
-        })
+        self.call(
+            "/inference.GRPCInferenceService/ModelInfer",
+            &metadata,
+            async {
+                let deadline = deadline(&self.state, &metadata)?;
+                self.infer(asked, deadline).await
+            },
+        )
         .await
     }
 }

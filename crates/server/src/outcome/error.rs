@@ -214,9 +214,38 @@ impl ApiError {
         }
     }
 
-    /// The error body as JSON, as an HTTP answer carries it.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.body()).unwrap_or_default()
+    /// The error body as JSON, at most `max_bytes` long: the violations that fit are listed, in
+    /// order, and the rest counted in `details_omitted` (for gRPC metadata, which clients cap).
+    pub fn to_json_within(&self, max_bytes: usize) -> Vec<u8> {
+        let mut body = self.body();
+        let all = body.details;
+        let mut size = serde_json::to_vec(&ErrorBody {
+            details: &[],
+            details_omitted: self.details.total(),
+            ..body
+        })
+        .map_or(0, |json| json.len())
+            + r#","details":[]"#.len();
+        let mut fits = 0;
+        for violation in all {
+            size += serde_json::to_vec(violation).map_or(max_bytes, |json| json.len() + 1);
+            if size > max_bytes {
+                break;
+            }
+            fits += 1;
+        }
+        body.details = &all[..fits];
+        body.details_omitted += all.len() - fits;
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The model version the error is about, as the access log and metrics record it.
+    pub fn served_by(&self) -> Option<super::ServedBy> {
+        self.model.as_ref().map(|(model, version)| super::ServedBy {
+            model: model.clone(),
+            version: *version,
+            timings: None,
+        })
     }
 
     /// The distinct violation types of its details, for the metrics.
