@@ -112,6 +112,12 @@ pub struct ServeArgs {
     /// [config: max_connections] [default: the open-files limit less 64, at most 10000]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// The memory budget for request bodies in flight, all connections and protocols together;
+    /// a body that would pass it is refused at once with 503 (gRPC RESOURCE_EXHAUSTED)
+    /// [env: WARDEN_MAX_BODY_BYTES_IN_FLIGHT] [config: max_body_bytes_in_flight]
+    /// [default: a quarter of the memory limit, at most 256 MiB, at least twice --max-body-bytes]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes_in_flight: Option<usize>,
     /// On SIGTERM, how long requests in flight may take before their connections are cut, in
     /// milliseconds [env: WARDEN_SHUTDOWN_GRACE_MS] [config: shutdown_grace_ms] [default: 10000]
     #[arg(long, value_name = "MS")]
@@ -142,6 +148,7 @@ impl ServeArgs {
             body_timeout_ms: self.body_timeout_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             max_connections: self.max_connections,
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight,
             shutdown_grace_ms: self.shutdown_grace_ms,
         }
     }

@@ -4,9 +4,11 @@
 //! - [`startup`]: where start-up decides: configuration, the checks in order, and
 //!   [`startup::assemble`], the one assembly of the serving state (`serve`, `check`, tests).
 //! - `init`: `warden init`, a manifest from a graph and its training data.
-//! - [`api`]: HTTP: connections and their limits, routes, auth middleware, the error table.
+//! - [`api`]: HTTP: routes, body extractors, auth middleware; `grpc`: the same over gRPC.
 //! - [`protocol`]: the wire codecs (KServe V2, rows): bytes to tensors or rows, answers to bytes.
 //! - [`state`]: what every handler reaches.
+//! - [`transport`]: connections, their timeouts and cap, HTTP/2 streams, the memory budget for
+//!   request bodies, and bounded body reads, for every protocol.
 //! - [`serving`]: where a request is admitted (the contract gate), waits (the scheduler) and
 //!   runs (model versions on their engines); the registry, repository and reloads.
 //! - `auth`, `metrics`, [`exit`], `probe`: leaves: the token policy, Prometheus, exit codes,
@@ -28,6 +30,7 @@ pub mod protocol;
 pub mod serving;
 pub mod startup;
 pub mod state;
+pub mod transport;
 
 use std::sync::Arc;
 
@@ -78,7 +81,6 @@ pub fn run(
                     prepared.state,
                     listener,
                     prepared.grpc_listener,
-                    prepared.config.body_limit_bytes,
                     prepared.connections,
                     shutdown,
                 )

@@ -86,6 +86,10 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// `warden_open_connections`: TCP connections open now.
     pub open_connections: IntGauge,
+    /// `warden_body_bytes_in_flight`: request body bytes held now (the memory budget's use).
+    pub body_bytes_in_flight: IntGauge,
+    /// `warden_body_budget_bytes`: the memory budget for request bodies in flight.
+    pub body_budget_bytes: IntGauge,
     /// Requests per model in each of the last 60 seconds (for the page's request rate).
     pub recent: Arc<RecentRequests>,
 }
@@ -405,6 +409,16 @@ impl Metrics {
             .expect("valid metric"),
             open_connections: IntGauge::new("warden_open_connections", "TCP connections open now")
                 .expect("valid metric"),
+            body_bytes_in_flight: IntGauge::new(
+                "warden_body_bytes_in_flight",
+                "Request body bytes held now, all protocols (reserved from the memory budget)",
+            )
+            .expect("valid metric"),
+            body_budget_bytes: IntGauge::new(
+                "warden_body_budget_bytes",
+                "The memory budget for request body bytes in flight (--max-body-bytes-in-flight)",
+            )
+            .expect("valid metric"),
             recent: Arc::new(RecentRequests::new()),
             registry,
         };
@@ -416,9 +430,11 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
             Box::new(metrics.connections_closed.clone()),
             Box::new(metrics.open_connections.clone()),
+            Box::new(metrics.body_bytes_in_flight.clone()),
+            Box::new(metrics.body_budget_bytes.clone()),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.errors.clone()),
             Box::new(metrics.guard_violations.clone()),

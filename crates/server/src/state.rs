@@ -17,11 +17,17 @@ use crate::serving::Backends;
 use crate::serving::ModelRegistry;
 use crate::serving::ModelSource;
 use crate::serving::Reloader;
+use crate::transport::budget::BodyBudget;
 
 /// The deadline of a request that sets none.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request's body may take to arrive after its head, by default.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request body, by default.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+/// The memory budget for request bodies in flight, by default (less under a small memory
+/// limit: see `startup::preflight`).
+pub const DEFAULT_BODY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -31,6 +37,10 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// How long a request's body may take to arrive after its head.
     pub body_timeout: Duration,
+    /// The largest request body or gRPC message, in bytes.
+    pub body_limit_bytes: usize,
+    /// The memory budget every request body and message is read under.
+    pub body_budget: BodyBudget,
     /// Permits to decode a large body or message (one per CPU): see [`DecodeSlot`].
     pub large_bodies: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
@@ -46,6 +56,10 @@ pub struct AppState {
 pub struct StateOptions {
     pub request_timeout: Duration,
     pub body_timeout: Duration,
+    /// The largest request body or gRPC message, in bytes.
+    pub body_limit_bytes: usize,
+    /// The memory budget for request bodies in flight, in bytes.
+    pub body_budget_bytes: usize,
     /// Large bodies decoded at once: the CPUs this process may use.
     pub decode_permits: usize,
     pub auth: Option<AuthConfig>,
@@ -68,6 +82,8 @@ impl Default for StateOptions {
         StateOptions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            body_budget_bytes: DEFAULT_BODY_BUDGET_BYTES,
             decode_permits: std::thread::available_parallelism().map_or(1, usize::from),
             auth: None,
             reload: None,
@@ -89,10 +105,18 @@ impl AppState {
                 &from.sources,
             ))
         });
+        metrics
+            .body_budget_bytes
+            .set(i64::try_from(options.body_budget_bytes).unwrap_or(i64::MAX));
         AppState {
             registry,
             request_timeout: options.request_timeout,
             body_timeout: options.body_timeout,
+            body_limit_bytes: options.body_limit_bytes,
+            body_budget: BodyBudget::new(
+                options.body_budget_bytes,
+                metrics.body_bytes_in_flight.clone(),
+            ),
             large_bodies: Arc::new(tokio::sync::Semaphore::new(options.decode_permits.max(1))),
             metrics,
             reloader,

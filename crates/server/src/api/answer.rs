@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::outcome::error::{ApiError, ErrorCode, ViolationTypes};
+use crate::transport::canned::CannedAnswers;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -40,5 +41,48 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(served);
         }
         response
+    }
+}
+
+/// The answers the transport writes by itself (hyper's parse errors, the connection cap), from
+/// the error table, as whole HTTP/1.1 responses that close the connection.
+pub fn canned_answers() -> CannedAnswers {
+    let whole = |error: ApiError, extra: &str| {
+        let body = error.to_json_within(4096);
+        let status = error.code.status();
+        let mut answer = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\n{extra}connection: close\r\n\
+             content-length: {}\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error"),
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(&body);
+        answer
+    };
+    CannedAnswers {
+        bad_request: whole(
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "the request is not valid HTTP/1.1: its request line or a header (such as a bad \
+                 or repeated Content-Length) could not be parsed",
+            ),
+            "",
+        ),
+        head_too_large: whole(
+            ApiError::new(
+                ErrorCode::HeadersTooLarge,
+                "the request line and headers are over the server's 64 KiB limit",
+            ),
+            "",
+        ),
+        over_capacity: whole(
+            ApiError::new(
+                ErrorCode::Overloaded,
+                "the server has too many open connections; retry after the Retry-After delay",
+            ),
+            "retry-after: 1\r\n",
+        ),
     }
 }

@@ -1,16 +1,23 @@
-//! Request body extractors: they enforce the content type, the content encoding and the size
-//! limit and parse JSON (refusing duplicate keys), answering each failure with its own code from
-//! the error table (415, 413, `malformed_json` with line and column) instead of axum's
-//! plain-text rejections.
+//! Request body extractors: they enforce the content type and the content encoding, read the
+//! body within the transport's bounds (time, size, the memory budget: `transport::body`) and
+//! parse JSON (refusing duplicate keys), answering each failure with its own code from the error
+//! table (415, 413, 408, 503, `malformed_json` with line and column) instead of axum's
+//! plain-text rejections. The body's reservation in the memory budget is held by the extracted
+//! value, so it lasts as long as the request's handler.
+
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde_json::Value;
 use warden_contract::{clip, mark_bare_non_finite, parse_strict};
 
+use crate::outcome::body_refusal;
 use crate::outcome::error::{ApiError, ErrorCode};
 use crate::state::{AppState, DecodeSlot};
+use crate::transport::body::{BodyBounds, Framing, read_bounded};
+use crate::transport::budget::BudgetPermit;
 
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
@@ -20,6 +27,8 @@ const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 pub(super) struct JsonBody {
     pub value: Value,
     pub slot: DecodeSlot,
+    /// The body's bytes in the memory budget, held until the handler is done.
+    pub budget: BudgetPermit,
 }
 
 impl FromRequest<AppState> for JsonBody {
@@ -27,10 +36,14 @@ impl FromRequest<AppState> for JsonBody {
 
     async fn from_request(request: Request, state: &AppState) -> Result<JsonBody, ApiError> {
         check_content_type(request.headers(), false)?;
-        let bytes = read(request, state).await?;
+        let (bytes, budget) = read(request, state).await?;
         let slot = DecodeSlot::acquire(state, bytes.len()).await?;
         let value = slot.run(move || parse_json(&bytes)).await??;
-        Ok(JsonBody { value, slot })
+        Ok(JsonBody {
+            value,
+            slot,
+            budget,
+        })
     }
 }
 
@@ -41,6 +54,8 @@ pub(super) struct InferBody {
     pub json: Value,
     pub binary: Bytes,
     pub slot: DecodeSlot,
+    /// The body's bytes in the memory budget, held until the handler is done.
+    pub budget: BudgetPermit,
 }
 
 impl FromRequest<AppState> for InferBody {
@@ -63,13 +78,14 @@ impl FromRequest<AppState> for InferBody {
             ),
         };
         check_content_type(request.headers(), header_length.is_some())?;
-        let mut bytes = read(request, state).await?;
+        let (mut bytes, budget) = read(request, state).await?;
         let slot = DecodeSlot::acquire(state, bytes.len()).await?;
         let Some(length) = header_length else {
             return Ok(InferBody {
                 json: slot.run(move || parse_json(&bytes)).await??,
                 binary: Bytes::new(),
                 slot,
+                budget,
             });
         };
         if length > bytes.len() {
@@ -86,6 +102,7 @@ impl FromRequest<AppState> for InferBody {
             json: slot.run(move || parse_json(&bytes)).await??,
             binary,
             slot,
+            budget,
         })
     }
 }
@@ -140,33 +157,33 @@ fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads the whole body within the body timeout. A client that stops sending mid-body is
+/// Reads the whole body within the body timeout (or the request's own `x-timeout-ms`, when
+/// sooner), the body limit and the memory budget. A `Content-Length` over the limit or the
+/// budget is refused before a byte of the body is read; a client that stops sending mid-body is
 /// answered 408 and, as its body was not read to the end, its connection is closed.
-async fn read(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    let Ok(read) =
-        tokio::time::timeout(state.body_timeout, Bytes::from_request(request, state)).await
-    else {
-        return Err(ApiError::new(
-            ErrorCode::RequestTimeout,
-            format!(
-                "the request body did not arrive within {} ms of its headers",
-                state.body_timeout.as_millis()
-            ),
-        ));
+async fn read(request: Request, state: &AppState) -> Result<(Bytes, BudgetPermit), ApiError> {
+    let arrived = Instant::now();
+    let deadline = super::request_deadline(state, request.headers())?;
+    let body_deadline = arrived + state.body_timeout;
+    let content_length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let bounds = BodyBounds {
+        max_bytes: state.body_limit_bytes,
+        until: body_deadline.min(deadline),
+        clients_deadline: deadline < body_deadline,
     };
-    read.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                "the request body is over the server's limit",
-            )
-        } else {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                "the request body could not be read",
-            )
-        }
-    })
+    let read = read_bounded(
+        request.into_body(),
+        Framing::Http { content_length },
+        bounds,
+        &state.body_budget,
+    )
+    .await
+    .map_err(|refusal| body_refusal(refusal, state.body_limit_bytes, state.body_timeout))?;
+    Ok((read.bytes, read.permit))
 }
 
 /// Parses JSON; a body that is JSON but for bare `NaN`/`Infinity` tokens (as Python's

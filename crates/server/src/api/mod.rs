@@ -8,7 +8,6 @@
 mod answer;
 mod auth;
 mod body;
-pub(crate) mod connections;
 mod drift;
 mod model_openapi;
 mod observe;
@@ -19,6 +18,8 @@ mod path;
 mod v1;
 mod v2;
 mod wire;
+
+pub use answer::canned_answers;
 
 use std::time::{Duration, Instant};
 
@@ -59,8 +60,8 @@ fn request_deadline(state: &AppState, headers: &HeaderMap) -> Result<Instant, Ap
 /// The header a client sets to bound a request's time, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "x-timeout-ms";
 
-/// The whole HTTP API.
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+/// The whole HTTP API. Bodies are read within the state's limits (`body::read`), not axum's.
+pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v2/health/live", get(v2::live))
         .route("/v2/health/ready", get(v2::ready))
@@ -110,7 +111,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(DefaultBodyLimit::max(state.body_limit_bytes))
         .with_state(state.clone());
     let api = api.layer(CatchPanicLayer::custom(|_panic| {
         ApiError::internal(&"a handler panicked").into_response()

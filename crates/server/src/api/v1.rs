@@ -68,7 +68,12 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let deadline = request_deadline(&state, headers)?;
     let model = state.registry.get(name, version)?;
-    let JsonBody { value, slot } = body;
+    // The body's reservation in the memory budget lasts as long as this handler.
+    let JsonBody {
+        value,
+        slot,
+        budget: _budget,
+    } = body;
     let checking = Arc::clone(&model);
     // The body is validated (and dropped) where it was parsed: off the runtime when large.
     let admitted = slot

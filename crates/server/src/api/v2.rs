@@ -175,7 +175,13 @@ async fn infer_any(
     let model = state.registry.get(&path.model, path.version.as_deref())?;
     let checking = Arc::clone(&model);
     // Decoded and checked (and the JSON dropped) off the runtime when the body is large.
-    let InferBody { json, binary, slot } = body;
+    // The body's reservation in the memory budget lasts as long as this handler.
+    let InferBody {
+        json,
+        binary,
+        slot,
+        budget: _budget,
+    } = body;
     let (admitted, id, binary_outputs) = slot
         .run(move || {
             let request = decode_request(

@@ -19,6 +19,13 @@
 //!
 //! Auth: the same tokens, as `authorization: Bearer …` metadata; health checks and
 //! `ServerLive`/`ServerReady` are open, as the REST health routes are.
+//!
+//! Bounds: a unary call's message is read whole by [`bounded_message`] before tonic sees it,
+//! through the transport's bounded read (`crate::transport::body`): within the body timeout or
+//! the call's own `grpc-timeout`, whichever is sooner (then `DEADLINE_EXCEEDED` and the stream
+//! reset), refused at once when its length prefix is over the limit or its bytes would pass the
+//! memory budget (`RESOURCE_EXHAUSTED`). The streaming calls (health `Watch`, reflection) have
+//! their client stream bounded as it goes: a frame at least every body timeout, 1 MiB in all.
 
 mod codec;
 mod health;
@@ -34,7 +41,10 @@ mod service;
 )]
 pub mod inference;
 
+use std::time::Instant;
+
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -42,8 +52,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Access;
 use crate::outcome::error::{ApiError, ErrorCode, grpc_name};
-use crate::outcome::{Answered, ServedBy, record};
+use crate::outcome::{Answered, ServedBy, body_refusal, record};
 use crate::state::AppState;
+use crate::transport::body::{BodyBounds, BoundedStream, Framing, read_bounded};
 use inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 
 pub use service::Inference;
@@ -73,9 +84,22 @@ pub(crate) fn known_method(path: &str) -> &'static str {
         .unwrap_or("unmatched")
 }
 
+/// The methods whose client sends a stream (or may keep sending): their request body is bounded
+/// as it goes rather than read whole.
+const STREAMING: &[&str] = &[
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The most a streaming call's client may send in all: reflection requests and a health
+/// request are a few hundred bytes each.
+const MAX_CLIENT_STREAM_BYTES: usize = 1024 * 1024;
+
 /// The gRPC services as one router for the connection layer: inference, health, reflection;
-/// messages up to `message_limit_bytes` (the HTTP body limit) in either direction.
-pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
+/// messages up to the server's body limit.
+pub fn router(state: AppState) -> Router {
+    let message_limit_bytes = state.body_limit_bytes;
     let inference = GrpcInferenceServiceServer::new(Inference::new(state.clone()))
         .max_decoding_message_size(message_limit_bytes)
         .max_encoding_message_size(usize::MAX);
@@ -101,6 +125,10 @@ pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             tonic_refusals,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            bounded_message,
         ));
     if state.auth.is_some() {
         router.layer(middleware::from_fn_with_state(state, require_token))
@@ -117,7 +145,7 @@ pub fn router(state: AppState, message_limit_bytes: usize) -> Router {
 async fn tonic_refusals(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = known_method(request.uri().path());
     let request_id = request_id(request.headers().get("x-request-id"));
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let response = next.run(request).await;
     let headers = response.headers();
     if headers.contains_key("warden-code") {
@@ -159,6 +187,73 @@ async fn tonic_refusals(State(state): State<AppState>, request: Request, next: N
         started.elapsed(),
     );
     status_response(&error, &request_id)
+}
+
+/// Reads a unary call's message whole, within the body timeout (or the call's `grpc-timeout`,
+/// when sooner), the message limit and the memory budget, and hands tonic the bytes read; the
+/// budget's reservation is held until the call is answered. A streaming call's client stream is
+/// bounded as it goes instead. Compressed messages are refused: warden decodes none.
+async fn bounded_message(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = known_method(request.uri().path());
+    if STREAMING.contains(&route) {
+        let (parts, body) = request.into_parts();
+        let body = BoundedStream::new(body, state.body_timeout, MAX_CLIENT_STREAM_BYTES);
+        return next.run(Request::from_parts(parts, Body::new(body))).await;
+    }
+    let started = Instant::now();
+    let refuse = |error: ApiError, request_id: &str| {
+        answered(
+            &state,
+            route,
+            request_id,
+            None,
+            Some(&error),
+            started.elapsed(),
+        );
+        status_response(&error, request_id)
+    };
+    let compressed = || {
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "compressed messages are not accepted; send them uncompressed (grpc-encoding identity)",
+        )
+    };
+    let headers = request.headers();
+    if headers
+        .get("grpc-encoding")
+        .is_some_and(|encoding| encoding.as_bytes() != b"identity")
+    {
+        return refuse(compressed(), &request_id(headers.get("x-request-id")));
+    }
+    let body_deadline = started + state.body_timeout;
+    let clients_deadline = headers
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(service::parse_grpc_timeout)
+        .and_then(|timeout| started.checked_add(timeout));
+    let bounds = BodyBounds {
+        // The message limit, and the 5-byte prefix in front of it.
+        max_bytes: state.body_limit_bytes.saturating_add(5),
+        until: clients_deadline.map_or(body_deadline, |at| at.min(body_deadline)),
+        clients_deadline: clients_deadline.is_some_and(|at| at < body_deadline),
+    };
+    let (parts, body) = request.into_parts();
+    match read_bounded(body, Framing::GrpcMessage, bounds, &state.body_budget).await {
+        Ok(read) if read.bytes.first().is_some_and(|&flag| flag != 0) => {
+            refuse(compressed(), &request_id(parts.headers.get("x-request-id")))
+        }
+        Ok(read) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(read.bytes)))
+                .await;
+            drop(read.permit);
+            response
+        }
+        Err(refusal) => refuse(
+            body_refusal(refusal, state.body_limit_bytes, state.body_timeout),
+            &request_id(parts.headers.get("x-request-id")),
+        ),
+    }
 }
 
 /// Refuses a call without a valid token (`UNAUTHENTICATED`), before any service sees it.
@@ -299,7 +394,7 @@ fn status_response(error: &ApiError, request_id: &str) -> Response {
     if let Ok(id) = tonic::metadata::MetadataValue::try_from(request_id) {
         status.metadata_mut().insert("x-request-id", id);
     }
-    let (parts, body) = status.into_http::<axum::body::Body>().into_parts();
+    let (parts, body) = status.into_http::<Body>().into_parts();
     let mut response = Response::from_parts(parts, body);
     response.extensions_mut().insert(error.code);
     response.into_response()

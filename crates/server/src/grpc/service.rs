@@ -156,7 +156,7 @@ fn deadline(state: &AppState, metadata: &MetadataMap) -> Result<Instant, ApiErro
 }
 
 /// `grpc-timeout`'s format: up to eight digits and a unit.
-fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+pub(super) fn parse_grpc_timeout(text: &str) -> Option<Duration> {
     let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -78,19 +78,21 @@ error_codes! {
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, DeadlineExceeded,
         "the body did not arrive within the body timeout (default 30 s) after the headers; the connection is closed";
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, ResourceExhausted,
-        "the body is over the configured limit (default 8 MiB)";
+        "the body is over the configured limit (default 8 MiB), refused at once when its `Content-Length` or gRPC length prefix says so";
+    HeadersTooLarge = "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, ResourceExhausted,
+        "the request line and headers are over 64 KiB (HTTP/1) or 16 KiB (HTTP/2); the connection is closed";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, InvalidArgument,
-        "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`)";
+        "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`; a gRPC message with `grpc-encoding` or its compressed flag)";
     InvalidOutput = "invalid_output", INTERNAL_SERVER_ERROR, Internal,
         "the model answered NaN, a broken probability or an unknown label; the values are withheld";
     Internal = "internal", INTERNAL_SERVER_ERROR, Internal,
         "anything else; details only in the log, under the request id";
     Overloaded = "overloaded", SERVICE_UNAVAILABLE, ResourceExhausted,
-        "the model's queue is full, or the server is at its connection cap with none idle (with `Retry-After`)";
+        "the model's queue is full, the bodies in flight fill the memory budget (`--max-body-bytes-in-flight`), or the server is at its connection cap with none idle (with `Retry-After`)";
     ModelNotReady = "model_not_ready", SERVICE_UNAVAILABLE, Unavailable,
         "the model is loading or failed to load";
     DeadlineExceeded = "deadline_exceeded", GATEWAY_TIMEOUT, DeadlineExceeded,
-        "the request's deadline (`x-timeout-ms`, default 30 s) passed before inference finished";
+        "the request's own deadline (`x-timeout-ms`, gRPC's `grpc-timeout`; default 30 s) passed before its body arrived or inference finished";
 }
 
 impl ErrorCode {

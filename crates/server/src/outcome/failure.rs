@@ -1,11 +1,50 @@
-//! How a failure below the protocols becomes an answer: a model lookup, a refused token, a
-//! request the V2 codec refused, a prediction that failed; each mapped once onto the error
+//! How a failure below the protocols becomes an answer: a body the transport would not read, a
+//! model lookup, a refused token, a request the V2 codec refused, a prediction that failed; each mapped once onto the error
 //! table, for REST and gRPC alike, with what the client is not told logged instead.
 
 use crate::auth::Denied;
 use crate::outcome::error::{ApiError, ErrorCode};
 use crate::protocol::v2::DecodeError;
 use crate::serving::{InferError, LookupError, ModelVersion, PredictError};
+use crate::transport::body::BodyRefusal;
+
+/// A body (HTTP) or message (gRPC) the transport refused to read, under a body limit of
+/// `limit_bytes` and a body timeout of `timeout`.
+pub(crate) fn body_refusal(
+    refusal: BodyRefusal,
+    limit_bytes: usize,
+    timeout: std::time::Duration,
+) -> ApiError {
+    match refusal {
+        BodyRefusal::TooLarge => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the request body is over the server's limit of {limit_bytes} bytes \
+                 (--max-body-bytes)"
+            ),
+        ),
+        BodyRefusal::TimedOut => ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} ms of its headers",
+                timeout.as_millis()
+            ),
+        ),
+        BodyRefusal::ClientDeadline => ApiError::new(
+            ErrorCode::DeadlineExceeded,
+            "the request's own deadline passed before its body arrived",
+        ),
+        BodyRefusal::OverBudget => ApiError::new(
+            ErrorCode::Overloaded,
+            "the request bodies in flight fill the server's memory budget; retry after the \
+             Retry-After delay",
+        ),
+        BodyRefusal::Broken => ApiError::new(
+            ErrorCode::InvalidInput,
+            "the request body could not be read",
+        ),
+    }
+}
 
 impl From<Denied> for ApiError {
     fn from(denied: Denied) -> ApiError {

@@ -14,9 +14,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use warden_runtime::onnxruntime::ExplicitLibrary;
 
-use crate::api::connections;
 pub use crate::auth::AuthConfig;
 pub use crate::serving::WatchMode;
+use crate::transport::connections;
 
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {
@@ -41,7 +41,7 @@ impl EnvSource for BTreeMap<String, String> {
 }
 
 /// The default request body limit: 8 MiB.
-pub const DEFAULT_BODY_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+pub use crate::state::DEFAULT_BODY_LIMIT_BYTES;
 
 /// Everything `warden serve` needs, resolved and checked.
 #[derive(Debug, Clone)]
@@ -78,6 +78,8 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Connections open at once; `None`: the open-files limit less a reserve.
     pub max_connections: Option<usize>,
+    /// The memory budget for request bodies in flight; `None`: from the memory limit.
+    pub body_budget_bytes: Option<usize>,
     /// How long shutdown waits for requests in flight before cutting them.
     pub shutdown_grace: Duration,
 }
@@ -106,6 +108,7 @@ impl ServeConfig {
             body_timeout: crate::state::DEFAULT_BODY_TIMEOUT,
             idle_timeout: connections::DEFAULT_IDLE_TIMEOUT,
             max_connections: None,
+            body_budget_bytes: None,
             shutdown_grace: connections::DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -134,6 +137,7 @@ struct ConfigFile {
     body_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    max_body_bytes_in_flight: Option<usize>,
     shutdown_grace_ms: Option<u64>,
 }
 
@@ -160,6 +164,7 @@ pub struct Flags {
     pub body_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
+    pub max_body_bytes_in_flight: Option<usize>,
     pub shutdown_grace_ms: Option<u64>,
 }
 
@@ -480,6 +485,25 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
     config.max_connections = max_connections.or(file.max_connections);
     if config.max_connections == Some(0) {
         problems.push("max connections (WARDEN_MAX_CONNECTIONS) must be at least 1".to_owned());
+    }
+    let budget = setting(
+        flags.max_body_bytes_in_flight,
+        env,
+        &mut problems,
+        "WARDEN_MAX_BODY_BYTES_IN_FLIGHT",
+        "a number of bytes",
+    );
+    config.body_budget_bytes = budget.or(file.max_body_bytes_in_flight);
+    if let Some(budget) = config.body_budget_bytes
+        && budget / 2 < config.body_limit_bytes
+    {
+        problems.push(format!(
+            "the memory budget for bodies in flight (--max-body-bytes-in-flight, \
+             WARDEN_MAX_BODY_BYTES_IN_FLIGHT, max_body_bytes_in_flight) is {budget} bytes, less \
+             than twice the largest body allowed ({} bytes, --max-body-bytes; an eighth of the \
+             budget is kept for small bodies): raise it or lower the body limit",
+            config.body_limit_bytes
+        ));
     }
     config.onnxruntime_libs = onnxruntime_libraries(flags.onnxruntime_lib, env);
     if let Some(path) = file.onnxruntime_lib {

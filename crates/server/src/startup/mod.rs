@@ -19,11 +19,11 @@ pub use signals::Signals;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::connections::{self, ConnectionLimits};
-use crate::api::router;
+use crate::api::{canned_answers, router};
 use crate::grpc;
 use crate::startup::diagnostics::StartupError;
 use crate::state::AppState;
+use crate::transport::connections::{self, ConnectionLimits};
 
 /// Binds an address (the HTTP or the gRPC one).
 pub fn bind(address: SocketAddr) -> Result<std::net::TcpListener, StartupError> {
@@ -42,7 +42,6 @@ pub async fn serve(
     state: AppState,
     listener: std::net::TcpListener,
     grpc_listener: Option<std::net::TcpListener>,
-    body_limit_bytes: usize,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
@@ -63,17 +62,11 @@ pub async fn serve(
         );
         Ok::<_, StartupError>(listener)
     };
-    let mut listeners = vec![(
-        adopt(listener, "http")?,
-        router(state.clone(), body_limit_bytes),
-    )];
+    let mut listeners = vec![(adopt(listener, "http")?, router(state.clone()))];
     if let Some(grpc_listener) = grpc_listener {
-        listeners.push((
-            adopt(grpc_listener, "grpc")?,
-            grpc::router(state.clone(), body_limit_bytes),
-        ));
+        listeners.push((adopt(grpc_listener, "grpc")?, grpc::router(state.clone())));
     }
     let metrics = Arc::clone(&state.metrics);
-    connections::serve(listeners, limits, metrics, shutdown).await;
+    connections::serve(listeners, limits, canned_answers(), metrics, shutdown).await;
     Ok(())
 }

@@ -5,7 +5,9 @@
 //! Order: configuration, resources, repository, ONNX Runtime, memory fit, each model (load,
 //! contract against graph, warm-up, output guards), and the listening address.
 
-use crate::api::connections::{ConnectionLimits, default_max_connections};
+use crate::transport::connections::{
+    ConnectionLimits, Http2Windows, RESERVED_FDS, default_max_connections,
+};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -196,6 +198,9 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         memory_source = limits.memory_source,
         "resources"
     );
+    let body_budget_bytes = config
+        .body_budget_bytes
+        .unwrap_or_else(|| default_body_budget(limits.memory_bytes, config.body_limit_bytes));
     let connections = ConnectionLimits {
         header_timeout: config.header_timeout,
         idle_timeout: config.idle_timeout,
@@ -203,20 +208,29 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
             .max_connections
             .unwrap_or_else(|| default_max_connections(limits.open_files)),
         shutdown_grace: config.shutdown_grace,
+        http2_windows: Http2Windows::from_budget(body_budget_bytes),
     };
-    list.ok(
-        "resources",
-        format!(
-            "{} CPUs ({}), memory limit {memory} ({}), {} connections at most (open files {})",
-            limits.cpus,
-            limits.cpu_source,
-            limits.memory_source,
-            connections.max_connections,
-            limits
-                .open_files
-                .map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
-        ),
+    let mut detail = format!(
+        "{} CPUs ({}), memory limit {memory} ({}), {} connections at most (open files {}), \
+         {} for request bodies in flight",
+        limits.cpus,
+        limits.cpu_source,
+        limits.memory_source,
+        connections.max_connections,
+        limits
+            .open_files
+            .map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+        human_bytes(body_budget_bytes as u64)
     );
+    if let Some(warning) = descriptor_warning(connections.max_connections, limits.open_files) {
+        tracing::warn!(
+            max_connections = connections.max_connections,
+            open_files = limits.open_files,
+            "{warning}"
+        );
+        detail.push_str(&format!("; warning: {warning}"));
+    }
+    list.ok("resources", detail);
 
     let sources = match serving::scan_repository(&config.model_path) {
         Ok(sources) => sources,
@@ -378,6 +392,8 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
     let options = StateOptions {
         request_timeout: config.request_timeout,
         body_timeout: config.body_timeout,
+        body_limit_bytes: config.body_limit_bytes,
+        body_budget_bytes,
         // One large body decoded at a time per CPU this process may use (cgroup-aware).
         decode_permits: limits.cpus.ceil().max(1.0) as usize,
         auth: config.auth.clone(),
@@ -399,4 +415,59 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         listener,
         grpc_listener,
     }))
+}
+
+/// The memory budget for request bodies in flight when none is configured: a quarter of the
+/// memory limit, at most 256 MiB, and never less than twice the largest body allowed (an eighth
+/// is kept for small bodies, and at least one largest body must fit in the rest).
+fn default_body_budget(memory_limit: Option<u64>, body_limit: usize) -> usize {
+    let quarter = memory_limit.map_or(usize::MAX, |bytes| {
+        usize::try_from(bytes / 4).unwrap_or(usize::MAX)
+    });
+    quarter
+        .min(crate::state::DEFAULT_BODY_BUDGET_BYTES)
+        .max(body_limit.saturating_mul(2))
+}
+
+/// A warning when the connection cap is more than the open-files limit can hold: past it,
+/// `accept` fails (EMFILE) before the cap is reached, and warden's own files may fail to open.
+fn descriptor_warning(max_connections: usize, open_files: Option<u64>) -> Option<String> {
+    let open_files = usize::try_from(open_files?).ok()?;
+    let room = open_files.saturating_sub(RESERVED_FDS);
+    (max_connections > room).then(|| {
+        format!(
+            "--max-connections {max_connections} is more than the open-files limit ({open_files}) \
+             leaves for connections ({room}, {RESERVED_FDS} kept for the server's own files); \
+             raise the limit (`ulimit -n`, the container's nofile) or lower the cap"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_body_budget_follows_the_memory_limit() {
+        let mib = 1024 * 1024;
+        assert_eq!(default_body_budget(None, 8 * mib), 256 * mib);
+        assert_eq!(default_body_budget(Some(24 << 30), 8 * mib), 256 * mib);
+        assert_eq!(
+            default_body_budget(Some(512 * mib as u64), 8 * mib),
+            128 * mib
+        );
+        assert_eq!(
+            default_body_budget(Some(16 * mib as u64), 8 * mib),
+            16 * mib
+        );
+    }
+
+    #[test]
+    fn a_cap_over_the_descriptor_limit_is_warned_about() {
+        assert_eq!(descriptor_warning(448, Some(512)), None);
+        let warning = descriptor_warning(2000, Some(512)).unwrap();
+        assert!(warning.contains("--max-connections 2000"), "{warning}");
+        assert!(warning.contains("(448,"), "{warning}");
+        assert_eq!(descriptor_warning(2000, None), None);
+    }
 }

@@ -418,7 +418,7 @@ async fn request_level_errors_have_exact_json() {
         response.status(),
         response.json().await.unwrap(),
         StatusCode::PAYLOAD_TOO_LARGE,
-        json!({"code": "payload_too_large", "error": "the request body is over the server's limit"}),
+        json!({"code": "payload_too_large", "error": "the request body is over the server's limit of 4096 bytes (--max-body-bytes)"}),
     );
 
     let rows = vec![json!([5.1, 3.5, 1.4, 0.2]); 65];

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use warden_runtime::onnxruntime::OnnxRuntime;
 use warden_runtime::{Backend, LoadOptions, LoadedModel, NamedTensor, RuntimeError, Signature};
 use warden_server::serving::Backends;
-use warden_server::startup::config::{
-    DEFAULT_BODY_LIMIT_BYTES, Flags, ProcessEnv, onnxruntime_libraries,
-};
+use warden_server::startup::config::{Flags, ProcessEnv, onnxruntime_libraries};
 use warden_server::startup::{self, Engines, Mode};
 use warden_server::state::AppState;
 
@@ -128,10 +126,9 @@ impl TestServer {
         let state = prepared.state;
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
-        let body_limit = prepared.config.body_limit_bytes;
         let limits = prepared.connections;
         let task = tokio::spawn(async move {
-            startup::serve(served, listener, grpc_listener, body_limit, limits, async {
+            startup::serve(served, listener, grpc_listener, limits, async {
                 let _ = signal.await;
             })
             .await
@@ -467,7 +464,7 @@ impl InProcess {
     /// The router over `state`, with the default body limit.
     pub(crate) fn new(state: AppState) -> InProcess {
         InProcess {
-            router: warden_server::api::router(state, DEFAULT_BODY_LIMIT_BYTES),
+            router: warden_server::api::router(state),
         }
     }
 

@@ -6,14 +6,23 @@
 //! clients of file descriptors; and a single half-sent request kept SIGTERM waiting for as long
 //! as its client liked. Here each connection has a watchdog that knows which phase it is in:
 //!
-//! - *idle* (no request under way): closed after `idle_timeout`;
+//! - *new* (accepted, its first request not yet begun): closed when no byte arrives within
+//!   `header_timeout`, and never evicted for another connection: a client that just connected
+//!   is owed an answer;
+//! - *idle* (its last request answered, no new one under way): closed after `idle_timeout`;
 //! - *reading a request head* (bytes arrived, the request not yet complete enough to route):
 //!   closed after `header_timeout`;
 //! - *busy* (a request is being handled): its body read has its own timeout (in the body
 //!   extractors, answered 408) and its inference the request's deadline.
 //!
-//! When `max_connections` are open, a new connection first evicts the longest-idle one; when
-//! none is idle, the new one is answered 503 `overloaded` and closed. Accept errors (EMFILE
+//! HTTP/2 (h2c on the HTTP port, gRPC on its own) allows [`MAX_STREAMS_PER_CONNECTION`] streams
+//! at once per connection, with flow-control windows sized from the memory budget (see
+//! [`Http2Windows`]); each stream's body is bounded like an HTTP/1 body (`super::body`).
+//!
+//! When `max_connections` are open, a new connection first evicts the longest-idle one (one
+//! that has been answered and sits waiting); when none is idle, the new one is answered 503
+//! `overloaded`: what it already sent is read first and the socket lingers, half-closed, until
+//! the client has read the answer, so the client gets the 503 and not a reset. Accept errors (EMFILE
 //! under fd pressure) evict an idle connection and retry within milliseconds instead of
 //! stalling. Everything shed is counted (`warden_connections_closed_total{reason}`) and logged
 //! at most once a second per reason. On shutdown, idle connections close at once, requests in
@@ -42,6 +51,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::canned::{self, CannedAnswers};
 use crate::metrics::Metrics;
 
 /// How long connections may take and how many may be open.
@@ -55,6 +65,8 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// How long shutdown waits for requests in flight before cutting them.
     pub shutdown_grace: Duration,
+    /// HTTP/2 flow-control windows.
+    pub http2_windows: Http2Windows,
 }
 
 /// The default header-read timeout: clients of a model server are programs that send a
@@ -73,6 +85,37 @@ pub(crate) const MAX_DEFAULT_CONNECTIONS: usize = 10_000;
 pub(crate) const RESERVED_FDS: usize = 64;
 /// The largest request head (request line and headers) read into memory.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The largest HTTP/2 header block (the h2 default; gRPC metadata included).
+const MAX_HTTP2_HEADER_BYTES: u32 = 16 * 1024;
+/// HTTP/2 streams one connection may have open at once (HTTP/2's own suggested minimum is 100).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// Connections refused at the cap that may linger at once while their 503 is read; past it a
+/// refused connection is closed as soon as its 503 is written.
+const MAX_LINGERING: usize = 32;
+/// How long a refused connection lingers for its client to read the 503.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// HTTP/2 flow-control windows: how many bytes a client may send before warden reads them. A
+/// stream's window bounds what a stalled stream has buffered unread, the connection's window
+/// what all of its streams have; both come from the memory budget, so the budget's refusals,
+/// not hyper's buffers, decide what a flood of streams may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Windows {
+    pub stream: u32,
+    pub connection: u32,
+}
+
+impl Http2Windows {
+    /// A 512th of the budget per stream, between 64 KiB (HTTP/2's default) and 1 MiB (hyper's),
+    /// and twice that per connection.
+    pub fn from_budget(budget_bytes: usize) -> Http2Windows {
+        let stream = (budget_bytes / 512).clamp(64 * 1024, 1024 * 1024) as u32;
+        Http2Windows {
+            stream,
+            connection: stream * 2,
+        }
+    }
+}
 
 /// The open-files limit less [`RESERVED_FDS`], at most [`MAX_DEFAULT_CONNECTIONS`].
 pub(crate) fn default_max_connections(fd_limit: Option<u64>) -> usize {
@@ -87,6 +130,8 @@ pub(crate) fn default_max_connections(fd_limit: Option<u64>) -> usize {
 /// Why warden closed a connection itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closed {
+    /// A new connection that sent nothing within the header timeout.
+    NoRequest,
     HeaderTimeout,
     IdleTimeout,
     /// The longest-idle connection, closed to make room for a new one at the cap.
@@ -98,7 +143,8 @@ enum Closed {
 }
 
 impl Closed {
-    const ALL: [Closed; 5] = [
+    const ALL: [Closed; 6] = [
+        Closed::NoRequest,
         Closed::HeaderTimeout,
         Closed::IdleTimeout,
         Closed::EvictedIdle,
@@ -108,6 +154,7 @@ impl Closed {
 
     fn as_str(self) -> &'static str {
         match self {
+            Closed::NoRequest => "no_request",
             Closed::HeaderTimeout => "header_timeout",
             Closed::IdleTimeout => "idle_timeout",
             Closed::EvictedIdle => "evicted_idle",
@@ -124,6 +171,9 @@ impl Closed {
 /// What a connection is doing, for its watchdog.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
+    /// Accepted, its first request not begun: not evictable.
+    New(Instant),
+    /// Answered, waiting for its next request: evictable.
     Idle(Instant),
     ReadingHead(Instant),
     Busy,
@@ -143,7 +193,7 @@ struct ConnectionState {
 impl ConnectionState {
     fn new() -> ConnectionState {
         ConnectionState {
-            phase: Mutex::new(Phase::Idle(Instant::now())),
+            phase: Mutex::new(Phase::New(Instant::now())),
             in_flight: AtomicUsize::new(0),
             changed: Notify::new(),
             evict: Notify::new(),
@@ -165,13 +215,13 @@ impl ConnectionState {
         self.changed.notify_one();
     }
 
-    /// Bytes arrived: an idle connection is now reading a request head.
+    /// Bytes arrived: a new or idle connection is now reading a request head.
     fn bytes_arrived(&self) {
         let mut phase = self
             .phase
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Phase::Idle(_) = *phase {
+        if let Phase::New(_) | Phase::Idle(_) = *phase {
             *phase = Phase::ReadingHead(Instant::now());
             drop(phase);
             self.changed.notify_one();
@@ -188,6 +238,7 @@ impl ConnectionState {
     /// When the watchdog must look again, and what it closes for if the phase has not changed.
     fn deadline(&self, limits: &ConnectionLimits) -> Option<(Instant, Closed)> {
         match self.phase() {
+            Phase::New(since) => Some((since + limits.header_timeout, Closed::NoRequest)),
             Phase::Idle(since) => Some((since + limits.idle_timeout, Closed::IdleTimeout)),
             Phase::ReadingHead(since) => {
                 Some((since + limits.header_timeout, Closed::HeaderTimeout))
@@ -265,7 +316,7 @@ impl OpenConnections {
 /// A log line per reason at most once a second, with how many events it stands for.
 #[derive(Debug, Default)]
 struct ThrottledLog {
-    counts: [AtomicU64; 5],
+    counts: [AtomicU64; 6],
     last: Mutex<Option<Instant>>,
 }
 
@@ -308,6 +359,10 @@ struct Shared {
     metrics: Arc<Metrics>,
     open: Arc<OpenConnections>,
     log: Arc<ThrottledLog>,
+    /// Refused connections lingering now.
+    lingering: Arc<AtomicUsize>,
+    /// The answers the transport writes itself.
+    answers: Arc<CannedAnswers>,
 }
 
 /// Serves each listener's router (HTTP, and gRPC on its own port) until `shutdown` resolves,
@@ -316,6 +371,7 @@ struct Shared {
 pub(crate) async fn serve(
     listeners: Vec<(TcpListener, Router)>,
     limits: ConnectionLimits,
+    answers: CannedAnswers,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -326,6 +382,8 @@ pub(crate) async fn serve(
         metrics,
         open: Arc::new(OpenConnections::default()),
         log: Arc::new(ThrottledLog::default()),
+        lingering: Arc::new(AtomicUsize::new(0)),
+        answers: Arc::new(answers),
     };
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -339,7 +397,7 @@ pub(crate) async fn serve(
             (listener, accepted) = accept_any(&listeners, &mut first_listener) => match accepted {
                 Ok((stream, _peer)) => {
                     if shared.open.len() >= limits.max_connections && !shared.open.evict_idle() {
-                        shed(stream);
+                        shed(stream, &shared.answers.over_capacity, &shared.lingering);
                         shared.log.record(Closed::OverCapacity, &shared.metrics);
                         continue;
                     }
@@ -404,15 +462,41 @@ pub(crate) async fn serve(
     }
 }
 
-/// Answers a connection over the cap with 503 `overloaded` (if its socket takes the bytes at
-/// once) and closes it.
-fn shed(stream: TcpStream) {
-    const BODY: &str = r#"{"code":"overloaded","error":"the server has too many open connections; retry after the Retry-After delay"}"#;
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = stream.try_write(response.as_bytes());
+/// Answers a connection over the cap with 503 `overloaded` and closes it so that the client
+/// reads the answer: closing a socket with unread bytes in it sends a reset, which destroys an
+/// answer the client has not read yet. So what the client already sent is read first, the 503
+/// written, the sending side shut, and the socket kept (up to [`LINGER`], at most
+/// [`MAX_LINGERING`] at once) until the client closes, its further bytes read and dropped.
+fn shed(stream: TcpStream, answer: &[u8], lingering: &Arc<AtomicUsize>) {
+    let mut scratch = [0u8; 16 * 1024];
+    for _ in 0..4 {
+        match stream.try_read(&mut scratch) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+    let _ = stream.try_write(answer);
+    if lingering.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
+        lingering.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    let lingering = Arc::clone(lingering);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = tokio::time::timeout(LINGER, async {
+            let _ = stream.shutdown().await;
+            let mut drained = 0usize;
+            while drained < 1 << 20 {
+                match stream.read(&mut scratch).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        })
+        .await;
+        lingering.fetch_sub(1, Ordering::AcqRel);
+    });
 }
 
 /// The next connection on any of `listeners`, with the index of the listener it came to. The
@@ -447,6 +531,8 @@ async fn serve_connection(
     let io = TokioIo::new(WatchedStream {
         inner: stream,
         state: Arc::clone(&state),
+        answers: Arc::clone(&shared.answers),
+        replacing: None,
     });
     let service = TrackedService {
         inner: TowerToHyperService::new(router),
@@ -454,6 +540,12 @@ async fn serve_connection(
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .initial_stream_window_size(shared.limits.http2_windows.stream)
+        .initial_connection_window_size(shared.limits.http2_windows.connection)
+        .max_header_list_size(MAX_HTTP2_HEADER_BYTES);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut draining = *stopping.borrow();
@@ -513,12 +605,38 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
     }
 }
 
-/// The socket, telling its connection's watchdog when bytes arrive.
+/// The socket, telling its connection's watchdog when bytes arrive, and writing warden's JSON
+/// answer in place of hyper's own empty one (`super::canned`).
 #[derive(Debug)]
 struct WatchedStream {
     inner: TcpStream,
     state: Arc<ConnectionState>,
+    answers: Arc<CannedAnswers>,
+    /// The replacement answer being written, and how much of it is written.
+    replacing: Option<(Vec<u8>, usize)>,
 }
+
+impl WatchedStream {
+    /// Writes what is left of a replacement answer; ready once all of it is written.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((answer, written)) = &mut self.replacing {
+            if *written == answer.len() {
+                self.replacing = None;
+                break;
+            }
+            match Pin::new(&mut self.inner).poll_write(cx, &answer[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// hyper's own error answers are a few dozen bytes; anything longer is not one.
+const LONGEST_CANNED_ANSWER: usize = 256;
 
 impl AsyncRead for WatchedStream {
     fn poll_read(
@@ -541,6 +659,14 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_replacement(cx))?;
+        if buf.len() <= LONGEST_CANNED_ANSWER
+            && let Some(answer) = canned::replacement(&self.answers, buf)
+        {
+            self.replacing = Some((answer.to_vec(), 0));
+            std::task::ready!(self.poll_replacement(cx))?;
+            return Poll::Ready(Ok(buf.len()));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -549,6 +675,16 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_replacement(cx))?;
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total <= LONGEST_CANNED_ANSWER {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            if let Some(answer) = canned::replacement(&self.answers, &joined) {
+                self.replacing = Some((answer.to_vec(), 0));
+                std::task::ready!(self.poll_replacement(cx))?;
+                return Poll::Ready(Ok(total));
+            }
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -557,10 +693,12 @@ impl AsyncWrite for WatchedStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -568,6 +706,14 @@ impl AsyncWrite for WatchedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http2_windows_follow_the_budget_within_bounds() {
+        let default = Http2Windows::from_budget(256 << 20);
+        assert_eq!((default.stream, default.connection), (512 << 10, 1 << 20));
+        assert_eq!(Http2Windows::from_budget(1 << 20).stream, 64 << 10);
+        assert_eq!(Http2Windows::from_budget(1 << 40).stream, 1 << 20);
+    }
 
     #[test]
     fn the_default_cap_leaves_descriptors_for_the_rest() {
@@ -610,11 +756,18 @@ mod tests {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: 10,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            http2_windows: Http2Windows::from_budget(256 << 20),
         };
         let state = Arc::new(ConnectionState::new());
         assert_eq!(
             state.deadline(&limits).map(|d| d.1),
-            Some(Closed::IdleTimeout)
+            Some(Closed::NoRequest),
+            "a new connection has the header timeout to begin its first request"
+        );
+        assert_eq!(
+            state.idle_since(),
+            None,
+            "a new connection is not evictable"
         );
         state.bytes_arrived();
         assert_eq!(
@@ -630,6 +783,10 @@ mod tests {
         assert_eq!(
             state.deadline(&limits).map(|d| d.1),
             Some(Closed::IdleTimeout)
+        );
+        assert!(
+            state.idle_since().is_some(),
+            "answered and waiting: evictable"
         );
     }
 }
