@@ -18,6 +18,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -811,28 +812,169 @@ def test_idle_keep_alive_is_closed(guarded):
     assert_healthy(address)
 
 
+def keep_alive_answered(address):
+    """A connection that has had one request answered and stays open, idle."""
+    sock = connect(address, timeout=5)
+    sock.sendall(raw_request("GET", "/v2/health/live", close=False))
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + int(
+            parse_answer(data).headers.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed a keep-alive connection after {excerpt(data)!r}"
+        data += chunk
+    assert parse_answer(data).status == 200, excerpt(data)
+    return sock
+
+
+def closed_connections(address, reason):
+    metrics = request(address, "GET", "/metrics").text()
+    found = [line for line in metrics.splitlines()
+             if line.startswith(f'warden_connections_closed_total{{reason="{reason}"}}')]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
 def test_connection_cap_closes_idle_connections_for_real_clients(guarded):
     address = running(guarded, GUARD_FLAGS)
+    evicted_before = closed_connections(address, "evicted_idle")
     idle = []
     try:
         for _ in range(20):
-            idle.append(connect(address, timeout=5))
+            try:
+                idle.append(keep_alive_answered(address))
+            except OSError as err:
+                raise AssertionError(f"expected each keep-alive client served at the cap, got {err}")
         try:
             answer = request(address, "GET", "/v2/health/ready", timeout=10)
         except OSError as err:
             raise AssertionError(f"expected an HTTP answer with 20 idle connections open and "
                                  f"--max-connections {MAX_CONNECTIONS}, got {type(err).__name__}: {err}")
-        # At the cap the longest-idle connection is closed to admit the new one.
+        # At the cap the longest-idle connection (answered, waiting) is closed for the new one.
         assert answer.status == 200, f"expected 200 (an idle connection evicted), got {answer.show()}"
-        metrics = request(address, "GET", "/metrics").text()
-        evicted = [line for line in metrics.splitlines()
-                   if line.startswith('warden_connections_closed_total{reason="evicted_idle"}')]
-        assert evicted and float(evicted[0].split()[-1]) >= 12, \
-            f"expected at least 12 idle connections evicted, got {evicted}"
+        evicted = closed_connections(address, "evicted_idle") - evicted_before
+        assert evicted >= 12, f"expected at least 12 idle connections evicted, got {evicted}"
     finally:
         for sock in idle:
             sock.close()
     assert_healthy(address)
+
+
+def test_new_connections_are_not_evicted_before_their_first_request():
+    """A connection that has not yet sent its request is owed an answer: at the cap it is kept
+    (and a newcomer is answered 503), until the header timeout closes it if it stays silent."""
+    flags = ["--max-connections", "4", "--header-timeout-ms", "1000"]
+    warden = start([str(MODELS), *flags])
+    address = running(warden, flags)
+    silent = []
+    try:
+        for _ in range(4):
+            silent.append(connect(address, timeout=5))
+        # Accepted in order: the newcomer comes after the four are counted.
+        with connect(address, timeout=5) as sock:
+            sock.sendall(raw_request("GET", "/v2/health/live"))
+            raw, _ = read_until_close(sock, time.monotonic() + 5)
+        assert raw.startswith(b"HTTP/1.1 503"), f"expected 503 with four new connections at the cap, got {excerpt(raw)!r}"
+        for sock in silent:
+            sock.setblocking(False)
+            try:
+                assert sock.recv(1) != b"", "a new connection was closed (evicted) before its first request"
+            except BlockingIOError:
+                pass  # still open, nothing sent: as it should be
+            sock.setblocking(True)
+        # Silent past the header timeout: closed, and the cap admits clients again.
+        last = poll_ready(address, within=5)
+        assert last is None, f"no client admitted after the silent connections' header timeout: {last}"
+        assert closed_connections(address, "no_request") >= 4
+    finally:
+        for sock in silent:
+            sock.close()
+        warden.stop()
+
+
+def test_every_client_over_the_cap_reads_its_503():
+    """300 clients at a cap of 4 busy connections: each reads a whole 503 `overloaded` answer,
+    none a connection reset (the server reads what they sent before it closes)."""
+    flags = ["--max-connections", "4", "--body-timeout-ms", "60000"]
+    warden = start([str(MODELS), *flags])
+    address = running(warden, flags)
+    held = []
+    try:
+        for _ in range(4):
+            held.append(busy_connection(address))
+        outcomes = {}
+
+        def client(index):
+            try:
+                with connect(address, timeout=10) as sock:
+                    sock.sendall(raw_request("POST", "/v1/models/iris:predict",
+                                             json.dumps({"instances": [IRIS_ROW]}).encode(),
+                                             {"Content-Type": "application/json"}))
+                    raw, closed = read_until_close(sock, time.monotonic() + 10)
+                outcomes[index] = raw[:12].decode("latin-1") if closed else "no close"
+            except OSError as err:
+                outcomes[index] = type(err).__name__
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(300)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        counts = {}
+        for outcome in outcomes.values():
+            counts[outcome] = counts.get(outcome, 0) + 1
+        assert counts == {"HTTP/1.1 503": 300}, f"expected 300 whole 503 answers, got {counts}"
+    finally:
+        for sock in held:
+            sock.close()
+        warden.stop()
+
+
+def busy_connection(address):
+    """A connection in the middle of a request: `100 Continue` proves its handler waits for the
+    body (busy, not idle), with no sleep."""
+    sock = connect(address, timeout=5)
+    sock.sendall(b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                 b"Expect: 100-continue\r\n\r\n")
+    seen = b""
+    while b"100 Continue" not in seen:
+        chunk = sock.recv(1024)
+        assert chunk, f"the connection closed before 100 Continue: {excerpt(seen)!r}"
+        seen += chunk
+    return sock
+
+
+def test_a_cap_over_the_descriptor_limit_is_warned_about():
+    warden = Warden([str(MODELS), "--max-connections", "2000"], prefix=("prlimit", "--nofile=512:512", "--"))
+    try:
+        warned = [line for line in warden.seen if "more than the open-files limit" in line]
+        assert warned, f"expected a warning at start-up, got: {excerpt(''.join(warden.seen))}"
+        assert "--max-connections 2000" in warned[0] and "(448," in warned[0], excerpt(warned[0])
+    finally:
+        warden.stop()
+
+
+@pytest.mark.parametrize("head, status, code", [
+    ("Content-Length: 5\r\nContent-Length: 6", 400, "invalid_input"),
+    ("Content-Length: five", 400, "invalid_input"),
+    ("Bad Header Name: x", 400, "invalid_input"),
+    ("X-Big: " + "a" * 70000, 431, "headers_too_large"),
+], ids=["duplicate content-length", "bad content-length", "bad header", "head over 64 KiB"])
+def test_answers_hyper_makes_itself_are_json(server, head, status, code):
+    raw = (f"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\n{head}\r\n\r\nhello").encode()
+    answer = raw_exchange(server, raw)
+    expect_error(server, answer, status, code, head[:40])
+
+
+def test_a_content_length_over_the_limit_is_413_at_once(server):
+    with connect(server, timeout=TIMEOUT) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n")
+        raw, _ = read_until_close(sock, started + TIMEOUT)
+        took = time.monotonic() - started
+    answer = parse_answer(raw)
+    expect_error(server, answer, 413, "payload_too_large", "Content-Length over the limit")
+    assert took < 2, f"expected 413 before any of the body was sent, took {took:.1f} s"
 
 
 def test_a_busy_cap_answers_503_overloaded():
@@ -844,18 +986,7 @@ def test_a_busy_cap_answers_503_overloaded():
     held = []
     try:
         for _ in range(2):
-            sock = connect(address, timeout=5)
-            # `100 Continue` comes back once the handler waits for the body: proof the request
-            # is being handled (the connection is busy, not idle), with no sleep.
-            sock.sendall(b"POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 100\r\n"
-                         b"Expect: 100-continue\r\n\r\n")
-            seen = b""
-            while b"100 Continue" not in seen:
-                chunk = sock.recv(1024)
-                assert chunk, f"the connection closed before 100 Continue: {excerpt(seen)!r}"
-                seen += chunk
-            held.append(sock)
+            held.append(busy_connection(address))
         with connect(address, timeout=5) as sock:
             sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
             raw, _ = read_until_close(sock, time.monotonic() + 5)

@@ -22,9 +22,9 @@
 //! When `max_connections` are open, a new connection first evicts the longest-idle one (one
 //! that has been answered and sits waiting); when none is idle, the new one is answered 503
 //! `overloaded`: what it already sent is read first and the socket lingers, half-closed, until
-//! the client has read the answer, so the client gets the 503 and not a reset. Accept errors (EMFILE
-//! under fd pressure) evict an idle connection and retry within milliseconds instead of
-//! stalling. Everything shed is counted (`warden_connections_closed_total{reason}`) and logged
+//! the client has read the answer, so the client gets the 503 and not a reset. Accept errors
+//! (EMFILE under fd pressure) evict an idle connection, else a new one silent for a second, and
+//! retry within milliseconds instead of stalling. Everything shed is counted (`warden_connections_closed_total{reason}`) and logged
 //! at most once a second per reason. On shutdown, idle connections close at once, requests in
 //! flight get `shutdown_grace` to finish, and whatever is left is cut and counted.
 
@@ -253,7 +253,19 @@ impl ConnectionState {
             _ => None,
         }
     }
+
+    /// When a new connection that has sent nothing at all was accepted.
+    fn silent_since(&self) -> Option<Instant> {
+        match self.phase() {
+            Phase::New(since) => Some(since),
+            _ => None,
+        }
+    }
 }
+
+/// How long a new connection must have sent nothing before running out of file descriptors may
+/// close it: far longer than a client takes to send the request it connected for.
+const SILENT_EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct BusyGuard(Arc<ConnectionState>);
@@ -298,10 +310,25 @@ impl OpenConnections {
     /// Asks the longest-idle connection to close; false when none is idle. It leaves the
     /// count at once, so the next accept, which may come before it has closed, picks another.
     fn evict_idle(&self) -> bool {
+        self.evict_oldest(ConnectionState::idle_since)
+    }
+
+    /// When accepting fails for want of file descriptors: the longest-idle connection, else the
+    /// longest-silent new one that has sent nothing for [`SILENT_EVICTABLE_AFTER`].
+    fn evict_for_descriptors(&self) -> bool {
+        self.evict_idle()
+            || self.evict_oldest(|state| {
+                state
+                    .silent_since()
+                    .filter(|since| since.elapsed() >= SILENT_EVICTABLE_AFTER)
+            })
+    }
+
+    fn evict_oldest(&self, since: impl Fn(&ConnectionState) -> Option<Instant>) -> bool {
         let mut open = self.lock();
         let oldest = open
             .iter()
-            .filter_map(|(id, state)| state.idle_since().map(|since| (since, *id)))
+            .filter_map(|(id, state)| since(state).map(|since| (since, *id)))
             .min_by_key(|(since, _)| *since);
         match oldest.and_then(|(_, id)| open.remove(&id)) {
             Some(state) => {
@@ -407,9 +434,10 @@ pub(crate) async fn serve(
                     tasks.spawn(serve_connection(stream, router, id, state, shared.clone(), stopping.clone()));
                 }
                 Err(err) => {
-                    // EMFILE/ENFILE: free a descriptor by closing an idle connection, and try
-                    // again shortly rather than after axum's fixed second.
-                    let evicted = shared.open.evict_idle();
+                    // EMFILE/ENFILE: free a descriptor by closing an idle connection (or one
+                    // silent for a second), and try again shortly rather than after axum's
+                    // fixed second.
+                    let evicted = shared.open.evict_for_descriptors();
                     accept_failures += 1;
                     let now = Instant::now();
                     if last_accept_log.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
