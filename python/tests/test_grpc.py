@@ -208,7 +208,7 @@ def test_hostile_messages_are_answered_from_the_error_table(tmp_path):
             # A model name of 200,000 bytes: over the 100,000-byte limit, refused before decoding.
             code, details, trailing = raw(infer, b"\x0a\x80\x9a\x0c" + b"a" * 200_000)
             assert (code, trailing["warden-code"]) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "payload_too_large")
-            assert details == "payload_too_large: the message is over the server's limit (--max-body-bytes)"
+            assert details == "payload_too_large: the message is over the server's limit of 100000 bytes (--max-body-bytes)"
             code, details, trailing = raw("/inference.GRPCInferenceService/Nope", b"")
             assert (code, trailing["warden-code"]) == (grpc.StatusCode.UNIMPLEMENTED, "not_found")
             # Shapes that cannot exist, and raw contents that do not add up, are input errors.

@@ -20,9 +20,10 @@ pub use manifest::{
     OutputKind, RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
-pub use strict_json::parse_strict;
+pub use strict_json::{check_strict, parse_strict, skip};
 pub use validate::{
-    ColumnValues, FeatureColumn, FeatureColumns, check_columns, list_names, validate_instances,
+    ColumnValues, FeatureColumn, FeatureColumns, RowSource, check_columns, list_names, no_rows,
+    not_rows, validate_instances, validate_rows,
 };
 pub use violation::{
     LocSegment, MAX_LISTED_VIOLATIONS, MAX_QUOTED_CHARS, Violation, ViolationType, Violations,

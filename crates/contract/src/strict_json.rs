@@ -3,7 +3,9 @@
 //! would be validated as 300 while the client's log shows 30; warden refuses such a body as
 //! malformed instead of guessing which one was meant.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::violation::clip;
@@ -12,6 +14,92 @@ use crate::violation::clip;
 /// syntax error). Nesting is bounded by `serde_json`'s recursion limit.
 pub fn parse_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice::<StrictValue>(bytes).map(|strict| strict.0)
+}
+
+/// Checks that `bytes` is JSON as [`parse_strict`] takes it (syntax, no duplicate keys, nesting
+/// within the recursion limit) without building it: the decoders then read the parts they need
+/// straight into typed values, so a body never exists in memory as a tree many times its size.
+pub fn check_strict(bytes: &[u8]) -> Result<(), serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    StrictCheck::deserialize(&mut deserializer)?;
+    deserializer.end()
+}
+
+/// A JSON value checked and dropped as it is read.
+struct StrictCheck;
+
+impl<'de> Deserialize<'de> for StrictCheck {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StrictCheck, D::Error> {
+        deserializer.deserialize_any(StrictCheckVisitor)
+    }
+}
+
+struct StrictCheckVisitor;
+
+impl<'de> Visitor<'de> for StrictCheckVisitor {
+    type Value = StrictCheck;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<StrictCheck, E> {
+        Ok(StrictCheck)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<StrictCheck, E> {
+        Ok(StrictCheck)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<StrictCheck, E> {
+        Ok(StrictCheck)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<StrictCheck, E> {
+        Ok(StrictCheck)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<StrictCheck, E> {
+        Ok(StrictCheck)
+    }
+
+    fn visit_unit<E>(self) -> Result<StrictCheck, E> {
+        Ok(StrictCheck)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrictCheck, A::Error> {
+        while seq.next_element::<StrictCheck>()?.is_some() {}
+        Ok(StrictCheck)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictCheck, A::Error> {
+        // Most objects have a few keys: a list is cheaper than a set until it is not.
+        let mut few: Vec<String> = Vec::new();
+        let mut many: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let seen = if many.is_empty() {
+                few.contains(&key)
+            } else {
+                many.contains(&key)
+            };
+            if seen {
+                return Err(de::Error::custom(format!("duplicate key `{}`", clip(&key))));
+            }
+            if many.is_empty() && few.len() < 16 {
+                few.push(key);
+            } else {
+                many.extend(few.drain(..));
+                many.insert(key);
+            }
+            map.next_value::<StrictCheck>()?;
+        }
+        Ok(StrictCheck)
+    }
+}
+
+/// Skips a JSON value, for a reader that wants none of it (its syntax is still checked).
+pub fn skip<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+    IgnoredAny::deserialize(deserializer).map(|_| ())
 }
 
 struct StrictValue(Value);
@@ -104,5 +192,24 @@ mod tests {
     fn deep_nesting_is_refused_not_a_stack_overflow() {
         let deep = "[".repeat(100_000);
         assert!(parse_strict(deep.as_bytes()).is_err());
+        assert!(check_strict(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn checking_agrees_with_parsing() {
+        let keys: String = (0..40).map(|i| format!(r#""k{i}": {i}, "#)).collect();
+        for text in [
+            &br#"{"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "c": 18446744073709551615}"#[..],
+            br#"{"instances": [{"age": 30, "age": 300}]}"#,
+            br#"{"a": {"k": 1}, "b": {"k": 2}}"#,
+            br#"[1, 2,]"#,
+            br#"{"a": 1} x"#,
+            format!("{{{keys}\"k7\": 0}}").as_bytes(),
+            format!("{{{keys}\"last\": 0}}").as_bytes(),
+        ] {
+            let parsed = parse_strict(text).map(|_| ()).map_err(|e| e.to_string());
+            let checked = check_strict(text).map_err(|e| e.to_string());
+            assert_eq!(checked, parsed, "{}", String::from_utf8_lossy(text));
+        }
     }
 }

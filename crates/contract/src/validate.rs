@@ -11,6 +11,7 @@
 //! where a number is declared: each is a violation, because a silently coerced value is a
 //! silently wrong prediction.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
@@ -44,6 +45,46 @@ pub struct FeatureColumns {
     pub columns: Vec<FeatureColumn>,
 }
 
+/// The rows of a request, one JSON value each, read one at a time: a decoder that keeps its
+/// body as text hands rows over as they are parsed, so a request never exists in memory as one
+/// JSON tree many times its size.
+pub trait RowSource {
+    /// How many rows there are.
+    fn rows(&self) -> usize;
+    /// Row `index` (below [`RowSource::rows`]) as JSON, or why it cannot be read.
+    fn row(&self, index: usize) -> Result<Cow<'_, Value>, Violation>;
+}
+
+impl RowSource for Vec<Value> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+
+    fn row(&self, index: usize) -> Result<Cow<'_, Value>, Violation> {
+        Ok(Cow::Borrowed(&self[index]))
+    }
+}
+
+/// The violation for `instances` that is not an array of rows (`root`: the key it came under).
+pub fn not_rows(root: &str, instances: &Value) -> Violations {
+    Violation::new(
+        vec![root.into()],
+        ViolationType::TypeError,
+        format!("expected an array of rows, got {}", describe(instances)),
+    )
+    .into()
+}
+
+/// The violation for an empty array of rows.
+pub fn no_rows(root: &str) -> Violations {
+    Violation::new(
+        vec![root.into()],
+        ViolationType::ValueError,
+        "expected at least one row, got an empty array",
+    )
+    .into()
+}
+
 /// Checks `instances` (a JSON array of rows, each an object keyed by feature name or an array
 /// of values in feature order) against `features`. `root` is the key the rows came under, used
 /// as the first step of every violation's location.
@@ -53,29 +94,37 @@ pub fn validate_instances(
     root: &str,
 ) -> Result<FeatureColumns, Violations> {
     let Value::Array(rows) = instances else {
-        return Err(Violation::new(
-            vec![root.into()],
-            ViolationType::TypeError,
-            format!("expected an array of rows, got {}", describe(instances)),
-        )
-        .into());
+        return Err(not_rows(root, instances));
     };
-    if rows.is_empty() {
-        return Err(Violation::new(
-            vec![root.into()],
-            ViolationType::ValueError,
-            "expected at least one row, got an empty array",
-        )
-        .into());
+    validate_rows(features, rows, root)
+}
+
+/// Checks the rows of `source` against `features`, each parsed and dropped in turn, into typed
+/// columns; or every violation found. `root` is the key the rows came under.
+pub fn validate_rows(
+    features: &[Feature],
+    source: &dyn RowSource,
+    root: &str,
+) -> Result<FeatureColumns, Violations> {
+    let count = source.rows();
+    if count == 0 {
+        return Err(no_rows(root));
     }
     let mut columns: Vec<ColumnBuilder> = features
         .iter()
-        .map(|f| ColumnBuilder::new(f, rows.len()))
+        .map(|f| ColumnBuilder::new(f, count))
         .collect();
     let mut violations = Violations::new();
-    for (index, row) in rows.iter().enumerate() {
+    for index in 0..count {
+        let row = match source.row(index) {
+            Ok(row) => row,
+            Err(violation) => {
+                violations.push(violation);
+                continue;
+            }
+        };
         let at = |key: &str| vec![root.into(), LocSegment::Index(index), key.into()];
-        match row {
+        match row.as_ref() {
             Value::Object(fields) => {
                 for (feature, column) in features.iter().zip(&mut columns) {
                     match fields.get(&feature.name) {
@@ -147,7 +196,7 @@ pub fn validate_instances(
         return Err(violations);
     }
     Ok(FeatureColumns {
-        rows: rows.len(),
+        rows: count,
         columns: features
             .iter()
             .zip(columns)

@@ -10,11 +10,11 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
-use serde_json::Value;
-use warden_contract::{clip, mark_bare_non_finite, parse_strict};
+use warden_contract::{check_strict, clip, mark_bare_non_finite};
 
 use crate::outcome::body_refusal;
 use crate::outcome::error::{ApiError, ErrorCode};
+use crate::protocol::rows::RowsBody;
 use crate::state::{AppState, DecodeSlot};
 use crate::transport::body::{BodyBounds, Framing, read_bounded};
 use crate::transport::budget::BudgetPermit;
@@ -22,28 +22,27 @@ use crate::transport::budget::BudgetPermit;
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// A request body parsed as JSON, and where its further decoding runs.
+/// A row request's body: checked as strict JSON, its rows found (not yet parsed), and where
+/// their decoding runs.
 #[derive(Debug)]
-pub(super) struct JsonBody {
-    pub value: Value,
+pub(super) struct RowsJson {
+    pub rows: RowsBody,
     pub slot: DecodeSlot,
     /// The body's bytes in the memory budget, held until the handler is done.
     pub budget: BudgetPermit,
 }
 
-impl FromRequest<AppState> for JsonBody {
+impl FromRequest<AppState> for RowsJson {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<JsonBody, ApiError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<RowsJson, ApiError> {
         check_content_type(request.headers(), false)?;
         let (bytes, budget) = read(request, state).await?;
         let slot = DecodeSlot::acquire(state, bytes.len()).await?;
-        let value = slot.run(move || parse_json(&bytes)).await??;
-        Ok(JsonBody {
-            value,
-            slot,
-            budget,
-        })
+        let rows = slot
+            .run(move || strict_text(bytes).map(RowsBody::split))
+            .await??;
+        Ok(RowsJson { rows, slot, budget })
     }
 }
 
@@ -51,7 +50,8 @@ impl FromRequest<AppState> for JsonBody {
 /// binary tensor data that follows it (empty otherwise).
 #[derive(Debug)]
 pub(super) struct InferBody {
-    pub json: Value,
+    /// The JSON part, checked as strict JSON (bare `NaN` tokens marked).
+    pub json: Bytes,
     pub binary: Bytes,
     pub slot: DecodeSlot,
     /// The body's bytes in the memory budget, held until the handler is done.
@@ -82,7 +82,7 @@ impl FromRequest<AppState> for InferBody {
         let slot = DecodeSlot::acquire(state, bytes.len()).await?;
         let Some(length) = header_length else {
             return Ok(InferBody {
-                json: slot.run(move || parse_json(&bytes)).await??,
+                json: slot.run(move || strict_text(bytes)).await??,
                 binary: Bytes::new(),
                 slot,
                 budget,
@@ -99,7 +99,7 @@ impl FromRequest<AppState> for InferBody {
         }
         let binary = bytes.split_off(length);
         Ok(InferBody {
-            json: slot.run(move || parse_json(&bytes)).await??,
+            json: slot.run(move || strict_text(bytes)).await??,
             binary,
             slot,
             budget,
@@ -182,22 +182,33 @@ async fn read(request: Request, state: &AppState) -> Result<(Bytes, BudgetPermit
         &state.body_budget,
     )
     .await
-    .map_err(|refusal| body_refusal(refusal, state.body_limit_bytes, state.body_timeout))?;
+    .map_err(|refusal| {
+        body_refusal(
+            refusal,
+            "the request body",
+            state.body_limit_bytes,
+            state.body_timeout,
+        )
+    })?;
     Ok((read.bytes, read.permit))
 }
 
-/// Parses JSON; a body that is JSON but for bare `NaN`/`Infinity` tokens (as Python's
-/// `json.dumps` writes them) is read with those tokens marked, so validation can refuse them
-/// as non-finite values at their exact location rather than call the whole body malformed.
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    parse_strict(bytes).or_else(|err| {
-        mark_bare_non_finite(bytes)
-            .and_then(|marked| parse_strict(&marked).ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::MalformedJson,
-                    format!("the body is not valid JSON: {err}"),
-                )
-            })
-    })
+/// Checks that `bytes` is strict JSON (no duplicate keys) without building it, and returns
+/// the text the decoders read: the body itself, or, when it is JSON but for bare
+/// `NaN`/`Infinity` tokens (as Python's `json.dumps` writes them), the body with those tokens
+/// marked, so validation can refuse them as non-finite values at their exact location rather
+/// than call the whole body malformed.
+fn strict_text(bytes: Bytes) -> Result<Bytes, ApiError> {
+    let Err(err) = check_strict(&bytes) else {
+        return Ok(bytes);
+    };
+    mark_bare_non_finite(&bytes)
+        .filter(|marked| check_strict(marked).is_ok())
+        .map(Bytes::from)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the body is not valid JSON: {err}"),
+            )
+        })
 }

@@ -10,7 +10,7 @@ use super::path::ApiPath;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::body::JsonBody;
+use super::body::RowsJson;
 use super::wire::{ModelIdentity, RowRequest, RowResponse};
 use super::{predict_error, request_deadline, served};
 use crate::outcome::error::{ApiError, ErrorCode};
@@ -26,7 +26,7 @@ pub(super) async fn predict(
     State(state): State<AppState>,
     ApiPath(model_action): ApiPath<String>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: RowsJson,
 ) -> Result<Response, ApiError> {
     let model = predict_action(&model_action)?;
     answer(state, model, None, &headers, body).await
@@ -42,7 +42,7 @@ pub(super) async fn predict_version(
     State(state): State<AppState>,
     ApiPath((model, version_action)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: JsonBody,
+    body: RowsJson,
 ) -> Result<Response, ApiError> {
     let version = predict_action(&version_action)?;
     answer(state, &model, Some(version), &headers, body).await
@@ -64,23 +64,24 @@ async fn answer(
     name: &str,
     version: Option<&str>,
     headers: &HeaderMap,
-    body: JsonBody,
+    body: RowsJson,
 ) -> Result<Response, ApiError> {
     let deadline = request_deadline(&state, headers)?;
     let model = state.registry.get(name, version)?;
     // The body's reservation in the memory budget lasts as long as this handler.
-    let JsonBody {
-        value,
+    let RowsJson {
+        rows,
         slot,
         budget: _budget,
     } = body;
     let checking = Arc::clone(&model);
-    // The body is validated (and dropped) where it was parsed: off the runtime when large.
+    // The rows are parsed, validated (and dropped) one by one where the body was checked: off
+    // the runtime when large.
     let admitted = slot
         .run(move || {
-            let instances = rows::instances(&value).map_err(ApiError::invalid_input)?;
+            let source = rows.source().map_err(ApiError::invalid_input)?;
             checking
-                .admit_rows(instances)
+                .admit_row_source(source)
                 .map_err(|err| predict_error(&checking, err))
         })
         .await??;

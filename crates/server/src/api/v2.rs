@@ -185,7 +185,7 @@ async fn infer_any(
     let (admitted, id, binary_outputs) = slot
         .run(move || {
             let request = decode_request(
-                json,
+                &json,
                 &binary,
                 &checking.signature,
                 checking.contract.max_batch_size,

@@ -250,7 +250,12 @@ async fn bounded_message(State(state): State<AppState>, request: Request, next: 
             response
         }
         Err(refusal) => refuse(
-            body_refusal(refusal, state.body_limit_bytes, state.body_timeout),
+            body_refusal(
+                refusal,
+                "the message",
+                state.body_limit_bytes,
+                state.body_timeout,
+            ),
             &request_id(parts.headers.get("x-request-id")),
         ),
     }

@@ -8,41 +8,38 @@ use crate::protocol::v2::DecodeError;
 use crate::serving::{InferError, LookupError, ModelVersion, PredictError};
 use crate::transport::body::BodyRefusal;
 
-/// A body (HTTP) or message (gRPC) the transport refused to read, under a body limit of
-/// `limit_bytes` and a body timeout of `timeout`.
+/// A body (HTTP, `what` = "the request body") or message (gRPC, "the message") the transport
+/// refused to read, under a body limit of `limit_bytes` and a body timeout of `timeout`.
 pub(crate) fn body_refusal(
     refusal: BodyRefusal,
+    what: &str,
     limit_bytes: usize,
     timeout: std::time::Duration,
 ) -> ApiError {
     match refusal {
         BodyRefusal::TooLarge => ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!(
-                "the request body is over the server's limit of {limit_bytes} bytes \
-                 (--max-body-bytes)"
-            ),
+            format!("{what} is over the server's limit of {limit_bytes} bytes (--max-body-bytes)"),
         ),
         BodyRefusal::TimedOut => ApiError::new(
             ErrorCode::RequestTimeout,
             format!(
-                "the request body did not arrive within {} ms of its headers",
+                "{what} did not arrive within {} ms of its headers",
                 timeout.as_millis()
             ),
         ),
         BodyRefusal::ClientDeadline => ApiError::new(
             ErrorCode::DeadlineExceeded,
-            "the request's own deadline passed before its body arrived",
+            format!("the request's own deadline passed before {what} arrived"),
         ),
         BodyRefusal::OverBudget => ApiError::new(
             ErrorCode::Overloaded,
             "the request bodies in flight fill the server's memory budget; retry after the \
              Retry-After delay",
         ),
-        BodyRefusal::Broken => ApiError::new(
-            ErrorCode::InvalidInput,
-            "the request body could not be read",
-        ),
+        BodyRefusal::Broken => {
+            ApiError::new(ErrorCode::InvalidInput, format!("{what} could not be read"))
+        }
     }
 }
 

@@ -9,9 +9,8 @@
 //! its element type, its shape, one batch size) and, when a manifest declares the features,
 //! against the same value rules as rows, each violation located in the request.
 
-use serde_json::Value;
 use warden_contract::{
-    LocSegment, Violation, ViolationType, Violations, check_columns, validate_instances,
+    LocSegment, RowSource, Violation, ViolationType, Violations, check_columns, validate_rows,
 };
 use warden_runtime::{NamedTensor, Signature};
 
@@ -74,18 +73,17 @@ impl Gate<'_> {
         Ok(())
     }
 
-    /// Validates row instances against the features and encodes them as graph inputs.
-    pub(super) fn rows(&self, instances: &Value) -> Result<Admitted, PredictError> {
+    /// Validates rows against the features and encodes them as graph inputs; the row count is
+    /// checked against the batch limit before any row is read.
+    pub(super) fn rows(&self, source: &dyn RowSource) -> Result<Admitted, PredictError> {
         let (features, binding) = self
             .contract
             .features
             .as_ref()
             .ok_or_else(|| PredictError::NoRowContract(self.name.to_owned()))?;
-        if let Value::Array(rows) = instances {
-            self.batch_limit(rows.len())?;
-        }
+        self.batch_limit(source.rows())?;
         let columns =
-            validate_instances(features, instances, "instances").map_err(PredictError::Invalid)?;
+            validate_rows(features, source, "instances").map_err(PredictError::Invalid)?;
         let inputs =
             binding::encode(&columns, binding, self.signature).map_err(PredictError::Encode)?;
         Ok(Admitted {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use warden_contract::Violations;
+use warden_contract::{RowSource, Violations};
 use warden_runtime::graph_facts::inspect;
 use warden_runtime::{Backend, LoadOptions, Signature, TensorSpec};
 
@@ -157,7 +157,7 @@ impl ModelVersion {
                 signature: &signature,
             };
             let admitted = gate
-                .rows(&Value::Array(vec![example]))
+                .rows(&vec![example])
                 .map_err(|err| warm_up(err.to_string()))?;
             let (inputs, _, _) = admitted
                 .into_parts(id)
@@ -239,7 +239,18 @@ impl ModelVersion {
     /// Admits row instances: validated against the features and encoded as graph inputs. The
     /// CPU-bound half of a row request, which a handler may run off the async runtime.
     pub fn admit_rows(&self, instances: &Value) -> Result<Admitted, PredictError> {
-        self.gate().rows(instances)
+        let Value::Array(rows) = instances else {
+            return Err(PredictError::Invalid(warden_contract::not_rows(
+                "instances",
+                instances,
+            )));
+        };
+        self.gate().rows(rows)
+    }
+
+    /// Admits rows read one at a time from `source` (a row body kept as text).
+    pub fn admit_row_source(&self, source: &dyn RowSource) -> Result<Admitted, PredictError> {
+        self.gate().rows(source)
     }
 
     /// Admits decoded tensors: checked against the signature and the features' value rules.

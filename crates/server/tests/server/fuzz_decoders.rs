@@ -11,11 +11,15 @@
 use std::path::PathBuf;
 
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::Value;
-use warden_contract::{Feature, Manifest, mark_bare_non_finite, parse_strict, validate_instances};
+use warden_contract::{
+    Feature, Manifest, check_strict, mark_bare_non_finite, parse_strict, validate_rows,
+};
 use warden_runtime::{DataType, Signature, TensorSpec};
 use warden_server::outcome::error::{ApiError, ErrorCode};
+use warden_server::protocol::rows::RowsBody;
 use warden_server::protocol::v2::{DecodeError, decode_request};
 
 /// Every error answer is smaller than this, whatever the request.
@@ -80,39 +84,47 @@ fn answer_size(error: ApiError) -> usize {
         .len()
 }
 
-/// Runs `bytes` through every decoder a request body meets; panics are failures, and every
-/// error answer must be within [`ANSWER_LIMIT`].
+/// Runs `bytes` through every decoder a request body meets, as the server does (checked as
+/// strict JSON without a tree, bare non-finite tokens marked, then rows found and parsed one at
+/// a time, or V2 decoded from the text); panics are failures, and every error answer must be
+/// within [`ANSWER_LIMIT`].
 fn decode_everything(bytes: &[u8], features: &[Feature], signatures: &[Signature]) {
-    let parsed = parse_strict(bytes).or_else(|err| {
-        mark_bare_non_finite(bytes)
-            .and_then(|marked| parse_strict(&marked).ok())
-            .ok_or(err)
-    });
-    let body = match parsed {
-        Ok(body) => body,
-        Err(err) => {
-            let size = answer_size(ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("the body is not valid JSON: {err}"),
-            ));
-            assert!(size < ANSWER_LIMIT, "{size} bytes");
-            return;
-        }
+    assert_eq!(
+        check_strict(bytes).is_ok(),
+        parse_strict(bytes).is_ok(),
+        "checking and parsing disagree on {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+    let text = match check_strict(bytes) {
+        Ok(()) => bytes.to_vec(),
+        Err(err) => match mark_bare_non_finite(bytes).filter(|m| check_strict(m).is_ok()) {
+            Some(marked) => marked,
+            None => {
+                let size = answer_size(ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the body is not valid JSON: {err}"),
+                ));
+                assert!(size < ANSWER_LIMIT, "{size} bytes");
+                return;
+            }
+        },
     };
-    check_decoders(body, bytes, features, signatures);
+    check_decoders(&text, bytes, features, signatures);
 }
 
-fn check_decoders(body: Value, bytes: &[u8], features: &[Feature], signatures: &[Signature]) {
-    if let Some(instances) = body.get("instances")
-        && let Err(violations) = validate_instances(features, instances, "instances")
-    {
+fn check_decoders(text: &[u8], bytes: &[u8], features: &[Feature], signatures: &[Signature]) {
+    let rows = RowsBody::split(Bytes::copy_from_slice(text));
+    let checked = rows
+        .source()
+        .and_then(|source| validate_rows(features, source, "instances").map(|_| ()));
+    if let Err(violations) = checked {
         let size = answer_size(ApiError::invalid_input(violations));
         assert!(size < ANSWER_LIMIT, "rows: {size} bytes");
     }
     let binary = &bytes[bytes.len().saturating_sub(16)..];
     for signature in signatures {
         for tail in [&[][..], binary] {
-            match decode_request(body.clone(), tail, signature, MAX_BATCH_SIZE) {
+            match decode_request(text, tail, signature, MAX_BATCH_SIZE) {
                 Ok(request) => assert!(request.rows <= MAX_BATCH_SIZE),
                 Err(DecodeError::BatchTooLarge { rows, max }) => assert!(rows > max),
                 Err(DecodeError::Invalid(violations)) => {
@@ -263,6 +275,6 @@ proptest! {
     #[test]
     fn arbitrary_json_never_panics_and_answers_within_bounds(body in json_value()) {
         let bytes = serde_json::to_vec(&body).unwrap();
-        check_decoders(body, &bytes, &iris_features(), &signatures());
+        check_decoders(&bytes, &bytes, &iris_features(), &signatures());
     }
 }

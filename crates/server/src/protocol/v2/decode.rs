@@ -6,6 +6,8 @@
 //! graph. Every problem is reported with its location, so a client sees all of them at once.
 
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use warden_contract::{
     LocSegment, Violation, ViolationType, Violations, clip, is_bare_token, list_names,
@@ -36,11 +38,12 @@ impl From<Violations> for DecodeError {
 /// A KServe V2 inference request (its JSON part).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = InferRequest, example = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}))]
-pub(crate) struct RequestBody {
+pub(crate) struct RequestBody<'a> {
     id: Option<String>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    inputs: Vec<RequestInput>,
+    #[serde(borrow)]
+    inputs: Vec<RequestInput<'a>>,
     outputs: Option<Vec<RequestOutput>>,
 }
 
@@ -48,17 +51,20 @@ pub(crate) struct RequestBody {
 /// extension, `parameters.binary_data_size` bytes after the JSON part.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = InferRequestInput)]
-pub(crate) struct RequestInput {
+pub(crate) struct RequestInput<'a> {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    /// Absent when the data travels as binary after the JSON header.
-    data: Option<Value>,
+    /// Absent when the data travels as binary after the JSON header. Kept as its text until the
+    /// datatype and shape are checked, then decoded element by element (never as a JSON tree).
+    #[serde(borrow, default)]
+    #[schema(value_type = Option<Object>)]
+    data: Option<&'a RawValue>,
 }
 
-impl RequestInput {
+impl RequestInput<'_> {
     /// `parameters.binary_data_size`, when the data travels as binary.
     fn binary_data_size(&self) -> Option<Result<usize, ()>> {
         let size = self.parameters.as_ref()?.get("binary_data_size")?;
@@ -114,20 +120,26 @@ fn flag(parameters: Option<&Map<String, Value>>, key: &str) -> Option<bool> {
     parameters?.get(key)?.as_bool()
 }
 
-/// Decodes a V2 inference request (its JSON header and the binary tensor data after it, empty
-/// when there is none) and checks it against `signature` and `max_rows`, the model's
-/// `max_batch_size`.
+/// Decodes a V2 inference request (its JSON header, already checked to be strict JSON, and the
+/// binary tensor data after it, empty when there is none) and checks it against `signature`
+/// and `max_rows`, the model's `max_batch_size`. The batch size is checked on the shapes before
+/// any `data` is read.
 pub fn decode_request(
-    body: Value,
+    json: &[u8],
     binary: &[u8],
     signature: &Signature,
     max_rows: usize,
 ) -> Result<InferRequest, DecodeError> {
-    let request: RequestBody = serde_json::from_value(body).map_err(|err| {
+    let request: RequestBody<'_> = serde_json::from_slice(json).map_err(|err| {
+        // Where in the body is of no help for a missing or mistyped member: say which.
+        let text = err.to_string();
+        let text = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(what, _)| what);
         Violations::from(Violation::new(
             vec![],
             ViolationType::TypeError,
-            format!("the body does not follow the inference protocol: {err}"),
+            format!("the body does not follow the inference protocol: {text}"),
         ))
     })?;
     check_batch(
@@ -148,7 +160,7 @@ pub fn decode_request(
         };
         // Binary chunks follow the inputs' order, so claim this input's bytes before anything
         // else can skip it.
-        let payload = match (input.binary_data_size(), &input.data) {
+        let payload = match (input.binary_data_size(), input.data) {
             (None, Some(data)) => Ok(Payload::Json(data)),
             (None, None) => Err(Violation::new(
                 vec!["inputs".into(), index.into(), "data".into()],
@@ -244,8 +256,8 @@ pub(crate) struct WireInput<'a> {
 /// Where an input's elements are.
 #[derive(Debug)]
 pub(crate) enum Payload<'a> {
-    /// JSON `data`, flat or nested.
-    Json(&'a Value),
+    /// JSON `data`, flat or nested, as its text.
+    Json(&'a RawValue),
     /// Little-endian elements back to back (Triton's binary extension, gRPC's
     /// `raw_input_contents`); problems are reported at `loc`.
     Binary {
@@ -492,30 +504,7 @@ fn decode_input(
         );
     };
     let data = match payload {
-        Payload::Json(data) => {
-            if is_nested(data) && !nesting_matches(data, &shape) {
-                return one(
-                    loc("data"),
-                    ViolationType::ShapeMismatch,
-                    format!(
-                        "nested `data` must follow the shape {shape:?} level by level (or be one flat array)"
-                    ),
-                );
-            }
-            let mut elements = Vec::new();
-            flatten(data, &mut elements);
-            if expected != elements.len() {
-                return one(
-                    loc("shape"),
-                    ViolationType::ShapeMismatch,
-                    format!(
-                        "shape {shape:?} holds {expected} elements but `data` has {}",
-                        elements.len()
-                    ),
-                );
-            }
-            decode_elements(dtype, &elements, index)?
-        }
+        Payload::Json(data) => decode_json_data(data, dtype, &shape, expected, index)?,
         Payload::Binary { bytes, loc } => decode_binary(dtype, bytes, expected).map_err(|msg| {
             Violations::from(Violation::new(
                 loc.clone(),
@@ -742,119 +731,290 @@ fn decode_typed(
     elements_checked(data, violations, bad, loc(None), dtype)
 }
 
-/// Whether `data` nests arrays (rather than being one flat array of elements).
-fn is_nested(data: &Value) -> bool {
-    matches!(data, Value::Array(items) if items.iter().any(Value::is_array))
-}
-
-/// Whether nested `data` has exactly `shape`'s structure: `shape[0]` arrays of `shape[1]` ...
-/// (JSON nesting is bounded by the parser's recursion limit, so this recursion is too).
-fn nesting_matches(data: &Value, shape: &[usize]) -> bool {
-    match (data, shape.split_first()) {
-        (Value::Array(items), Some((&len, rest))) => {
-            items.len() == len && items.iter().all(|item| nesting_matches(item, rest))
-        }
-        (Value::Array(_), None) => false,
-        (_, rest) => rest.is_none(),
-    }
-}
-
-fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
-        other => out.push(other),
-    }
-}
-
-fn decode_elements(
+/// Decodes JSON `data` (one flat array, or arrays nested as `shape` says) into `expected`
+/// elements of `dtype`, each converted as it is read: the elements never exist as a JSON tree
+/// (tens of bytes per number), only as the typed values they become.
+fn decode_json_data(
+    data: &RawValue,
     dtype: DataType,
-    elements: &[&Value],
+    shape: &[usize],
+    expected: usize,
     index: usize,
 ) -> Result<TensorData, Violations> {
-    let mut violations = Violations::new();
-    let mut bad = 0usize;
-    let mut note = |position: usize, value: &Value, expected: &str| {
-        bad += 1;
-        if bad <= MAX_ELEMENT_VIOLATIONS {
-            let spelling = value.as_str().and_then(non_finite_spelling);
-            let (kind, msg) = match spelling {
-                Some(spelling) if dtype.is_float() => (
-                    ViolationType::ValueError,
-                    format!("expected a finite number for {dtype}, got {spelling}"),
-                ),
-                _ => {
-                    let shown = match value {
-                        Value::String(text) if is_bare_token(text) => text[1..].to_owned(),
-                        Value::String(text) => Value::String(clip(text).into_owned()).to_string(),
-                        Value::Array(_) | Value::Object(_) => "a JSON container".to_owned(),
-                        _ => value.to_string(),
-                    };
-                    (
-                        ViolationType::TypeError,
-                        format!("expected {expected} for {dtype}, got {shown}"),
-                    )
-                }
-            };
-            violations.push(Violation::new(
-                vec![
-                    "inputs".into(),
-                    index.into(),
-                    "data".into(),
-                    position.into(),
-                ],
-                kind,
-                msg,
-            ));
-        }
+    let loc = |key: &str| vec![LocSegment::from("inputs"), index.into(), key.into()];
+    // Every element takes at least two bytes of text ("0,"): no larger a claim is believed.
+    let capacity = expected.min(data.get().len() / 2 + 1);
+    let mut walk = DataWalk {
+        shape,
+        nested: false,
+        follows_shape: true,
+        count: 0,
+        sink: ElementSink::new(dtype, capacity, index),
     };
-    macro_rules! collect {
-        ($variant:ident, $expected:expr, $convert:expr) => {{
-            let mut values = Vec::with_capacity(elements.len());
-            for (position, value) in elements.iter().enumerate() {
-                match $convert(*value) {
-                    Some(x) => values.push(x),
-                    None => note(position, value, $expected),
-                }
+    let mut reader = serde_json::Deserializer::from_str(data.get());
+    if let Err(err) = (Level {
+        walk: &mut walk,
+        depth: 0,
+    })
+    .deserialize(&mut reader)
+    {
+        // The body was checked as JSON before; this is only a guard.
+        return Err(Violations::from(Violation::new(
+            loc("data"),
+            ViolationType::TypeError,
+            format!("`data` could not be read: {err}"),
+        )));
+    }
+    if walk.nested && !walk.follows_shape {
+        return Err(Violations::from(Violation::new(
+            loc("data"),
+            ViolationType::ShapeMismatch,
+            format!(
+                "nested `data` must follow the shape {shape:?} level by level (or be one flat array)"
+            ),
+        )));
+    }
+    if walk.count != expected {
+        return Err(Violations::from(Violation::new(
+            loc("shape"),
+            ViolationType::ShapeMismatch,
+            format!(
+                "shape {shape:?} holds {expected} elements but `data` has {}",
+                walk.count
+            ),
+        )));
+    }
+    walk.sink.finish()
+}
+
+/// What a walk through `data` has seen: whether arrays nest in the top one, whether the
+/// nesting follows the shape level by level, and the elements (leaves) in row-major order.
+struct DataWalk<'s> {
+    shape: &'s [usize],
+    nested: bool,
+    follows_shape: bool,
+    count: usize,
+    sink: ElementSink,
+}
+
+/// One level of `data`, at `depth` (0: `data` itself).
+struct Level<'w, 's> {
+    walk: &'w mut DataWalk<'s>,
+    depth: usize,
+}
+
+impl Level<'_, '_> {
+    fn leaf(self, value: Value) {
+        if self.depth != self.walk.shape.len() {
+            self.walk.follows_shape = false;
+        }
+        self.walk.sink.push(self.walk.count, &value);
+        self.walk.count += 1;
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Level<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Level<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("tensor data")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<(), E> {
+        self.leaf(Value::Bool(value));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<(), E> {
+        self.leaf(Value::from(value));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<(), E> {
+        self.leaf(Value::from(value));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<(), E> {
+        self.leaf(Value::from(value));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        self.leaf(Value::String(value.to_owned()));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.leaf(Value::Null);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.leaf(Value::Object(Map::new()));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Level { walk, depth } = self;
+        if depth == 1 {
+            walk.nested = true;
+        }
+        let mut length = 0usize;
+        while seq
+            .next_element_seed(Level {
+                walk: &mut *walk,
+                depth: depth + 1,
+            })?
+            .is_some()
+        {
+            length += 1;
+        }
+        if walk.shape.get(depth) != Some(&length) {
+            walk.follows_shape = false;
+        }
+        Ok(())
+    }
+}
+
+/// The elements of one input as they are decoded: the typed values, and the first
+/// [`MAX_ELEMENT_VIOLATIONS`] that are not valid for the datatype (the rest counted).
+struct ElementSink {
+    dtype: DataType,
+    data: TensorData,
+    violations: Violations,
+    bad: usize,
+    index: usize,
+}
+
+impl ElementSink {
+    fn new(dtype: DataType, capacity: usize, index: usize) -> ElementSink {
+        let data = match dtype {
+            DataType::Bool => TensorData::Bool(Vec::with_capacity(capacity)),
+            DataType::U8 => TensorData::U8(Vec::with_capacity(capacity)),
+            DataType::U16 => TensorData::U16(Vec::with_capacity(capacity)),
+            DataType::U32 => TensorData::U32(Vec::with_capacity(capacity)),
+            DataType::U64 => TensorData::U64(Vec::with_capacity(capacity)),
+            DataType::I8 => TensorData::I8(Vec::with_capacity(capacity)),
+            DataType::I16 => TensorData::I16(Vec::with_capacity(capacity)),
+            DataType::I32 => TensorData::I32(Vec::with_capacity(capacity)),
+            DataType::I64 => TensorData::I64(Vec::with_capacity(capacity)),
+            DataType::F32 => TensorData::F32(Vec::with_capacity(capacity)),
+            DataType::F64 => TensorData::F64(Vec::with_capacity(capacity)),
+            DataType::String => TensorData::String(Vec::with_capacity(capacity)),
+        };
+        ElementSink {
+            dtype,
+            data,
+            violations: Violations::new(),
+            bad: 0,
+            index,
+        }
+    }
+
+    /// Element `position` of the input: kept when it is a valid `dtype` value, noted if not.
+    fn push(&mut self, position: usize, value: &Value) {
+        fn int<T: TryFrom<i64> + TryFrom<u64>>(value: &Value) -> Option<T> {
+            match value {
+                Value::Number(n) => n
+                    .as_i64()
+                    .and_then(|x| T::try_from(x).ok())
+                    .or_else(|| n.as_u64().and_then(|x| T::try_from(x).ok())),
+                _ => None,
             }
-            TensorData::$variant(values)
-        }};
-    }
-    fn int<T: TryFrom<i64> + TryFrom<u64>>(value: &Value) -> Option<T> {
-        match value {
-            Value::Number(n) => n
-                .as_i64()
-                .and_then(|x| T::try_from(x).ok())
-                .or_else(|| n.as_u64().and_then(|x| T::try_from(x).ok())),
-            _ => None,
+        }
+        fn keep<T>(values: &mut Vec<T>, value: Option<T>) -> bool {
+            value.map(|x| values.push(x)).is_some()
+        }
+        let kept = match &mut self.data {
+            TensorData::Bool(v) => keep(v, value.as_bool()),
+            TensorData::U8(v) => keep(v, int(value)),
+            TensorData::U16(v) => keep(v, int(value)),
+            TensorData::U32(v) => keep(v, int(value)),
+            TensorData::U64(v) => keep(v, int(value)),
+            TensorData::I8(v) => keep(v, int(value)),
+            TensorData::I16(v) => keep(v, int(value)),
+            TensorData::I32(v) => keep(v, int(value)),
+            TensorData::I64(v) => keep(v, int(value)),
+            TensorData::F32(v) => keep(
+                v,
+                value.as_f64().map(|x| x as f32).filter(|x| x.is_finite()),
+            ),
+            TensorData::F64(v) => keep(v, value.as_f64()),
+            TensorData::String(v) => keep(
+                v,
+                value
+                    .as_str()
+                    .filter(|text| !is_bare_token(text))
+                    .map(str::to_owned),
+            ),
+        };
+        if !kept {
+            self.note(position, value);
         }
     }
-    let data = match dtype {
-        DataType::Bool => collect!(Bool, "a boolean", |v: &Value| v.as_bool()),
-        DataType::U8 => collect!(U8, "an integer in range", int::<u8>),
-        DataType::U16 => collect!(U16, "an integer in range", int::<u16>),
-        DataType::U32 => collect!(U32, "an integer in range", int::<u32>),
-        DataType::U64 => collect!(U64, "an integer in range", int::<u64>),
-        DataType::I8 => collect!(I8, "an integer in range", int::<i8>),
-        DataType::I16 => collect!(I16, "an integer in range", int::<i16>),
-        DataType::I32 => collect!(I32, "an integer in range", int::<i32>),
-        DataType::I64 => collect!(I64, "an integer in range", int::<i64>),
-        DataType::F32 => collect!(F32, "a number", |v: &Value| v
-            .as_f64()
-            .map(|x| x as f32)
-            .filter(|x| x.is_finite())),
-        DataType::F64 => collect!(F64, "a number", |v: &Value| v.as_f64()),
-        DataType::String => collect!(String, "a string", |v: &Value| v
-            .as_str()
-            .filter(|text| !is_bare_token(text))
-            .map(str::to_owned)),
-    };
-    elements_checked(
-        data,
-        violations,
-        bad,
-        vec!["inputs".into(), index.into(), "data".into()],
-        dtype,
-    )
+
+    fn note(&mut self, position: usize, value: &Value) {
+        self.bad += 1;
+        if self.bad > MAX_ELEMENT_VIOLATIONS {
+            return;
+        }
+        let dtype = self.dtype;
+        let expected = match dtype {
+            DataType::Bool => "a boolean",
+            DataType::F32 | DataType::F64 => "a number",
+            DataType::String => "a string",
+            _ => "an integer in range",
+        };
+        let spelling = value.as_str().and_then(non_finite_spelling);
+        let (kind, msg) = match spelling {
+            Some(spelling) if dtype.is_float() => (
+                ViolationType::ValueError,
+                format!("expected a finite number for {dtype}, got {spelling}"),
+            ),
+            _ => {
+                let shown = match value {
+                    Value::String(text) if is_bare_token(text) => text[1..].to_owned(),
+                    Value::String(text) => Value::String(clip(text).into_owned()).to_string(),
+                    Value::Array(_) | Value::Object(_) => "a JSON container".to_owned(),
+                    _ => value.to_string(),
+                };
+                (
+                    ViolationType::TypeError,
+                    format!("expected {expected} for {dtype}, got {shown}"),
+                )
+            }
+        };
+        self.violations.push(Violation::new(
+            vec![
+                "inputs".into(),
+                self.index.into(),
+                "data".into(),
+                position.into(),
+            ],
+            kind,
+            msg,
+        ));
+    }
+
+    fn finish(self) -> Result<TensorData, Violations> {
+        elements_checked(
+            self.data,
+            self.violations,
+            self.bad,
+            vec!["inputs".into(), self.index.into(), "data".into()],
+            self.dtype,
+        )
+    }
 }
 
 /// The decoded elements, or the violations found among them: the first
@@ -903,7 +1063,7 @@ mod tests {
             {"name": "age", "shape": [1_000_000, 1], "datatype": "FP32", "data": [1, 2, 3]},
             {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": ["US"]}
         ]});
-        match decode_request(body, &[], &signature(), 64) {
+        match decode_request(body.to_string().as_bytes(), &[], &signature(), 64) {
             Err(DecodeError::BatchTooLarge { rows, max }) => {
                 assert_eq!((rows, max), (1_000_000, 64))
             }
@@ -917,7 +1077,12 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[1, 2], []]},
             {"name": "country", "shape": [0, 1], "datatype": "BYTES", "data": []}
         ]});
-        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        let violations = invalid(decode_request(
+            body.to_string().as_bytes(),
+            &[],
+            &signature(),
+            64,
+        ));
         let found: Vec<_> = violations
             .listed()
             .iter()
@@ -930,9 +1095,19 @@ mod tests {
                 (json!(["inputs", 1, "shape"]), ViolationType::ValueError),
             ]
         );
-        assert!(nesting_matches(&json!([[1], [2]]), &[2, 1]));
-        assert!(!nesting_matches(&json!([[1, 2], [3]]), &[2, 2]));
-        assert!(!nesting_matches(&json!([[1], 2]), &[2, 1]));
+        let follows = |data: Value, shape: &[usize]| {
+            let raw = serde_json::value::to_raw_value(&data).unwrap();
+            let expected = shape.iter().product();
+            match decode_json_data(&raw, DataType::F32, shape, expected, 0) {
+                Ok(_) => true,
+                Err(violations) => !violations.listed()[0].msg.starts_with("nested `data`"),
+            }
+        };
+        assert!(follows(json!([[1], [2]]), &[2, 1]));
+        assert!(follows(json!([1, 2]), &[2, 1]), "flat data is always taken");
+        assert!(!follows(json!([[1, 2], [3]]), &[2, 2]));
+        assert!(!follows(json!([[1], 2]), &[2, 1]));
+        assert!(!follows(json!([[[1]], [[2]]]), &[2, 1]));
     }
 
     fn signature() -> Signature {
@@ -956,7 +1131,7 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[42], [30.5]]},
             {"name": "country", "shape": [2, 1], "datatype": "BYTES", "data": ["US", "DE"]}
         ], "outputs": [{"name": "label", "parameters": {"binary_data": false}}]});
-        let request = decode_request(body, &[], &signature(), 64).unwrap();
+        let request = decode_request(body.to_string().as_bytes(), &[], &signature(), 64).unwrap();
         assert_eq!(request.id.as_deref(), Some("r1"));
         assert_eq!(request.rows, 2);
         assert_eq!(
@@ -973,7 +1148,12 @@ mod tests {
             {"name": "country", "shape": [3, 1], "datatype": "BYTES", "data": ["US", "DE"]},
             {"name": "colour", "shape": [1], "datatype": "BYTES", "data": ["red"]}
         ], "outputs": [{"name": "nope"}]});
-        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        let violations = invalid(decode_request(
+            body.to_string().as_bytes(),
+            &[],
+            &signature(),
+            64,
+        ));
         let kinds: Vec<_> = violations.listed().iter().map(|v| v.kind).collect();
         assert_eq!(
             kinds,
@@ -996,7 +1176,12 @@ mod tests {
             {"name": "age", "shape": [1, 1], "datatype": "FP32", "data": ["42"]},
             {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": [3]}
         ]});
-        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        let violations = invalid(decode_request(
+            body.to_string().as_bytes(),
+            &[],
+            &signature(),
+            64,
+        ));
         assert_eq!(
             serde_json::to_value(violations.listed()).unwrap(),
             json!([
@@ -1019,7 +1204,8 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": floats}},
             {"name": "country", "shape": [2, 1], "datatype": "BYTES", "parameters": {"binary_data_size": binary.len() - floats}}
         ], "parameters": {"binary_data_output": true}});
-        let request = decode_request(body, &binary, &signature(), 64).unwrap();
+        let request =
+            decode_request(body.to_string().as_bytes(), &binary, &signature(), 64).unwrap();
         assert_eq!(
             request.inputs[0].tensor.data,
             TensorData::F32(vec![42.0, 30.5])
@@ -1037,13 +1223,23 @@ mod tests {
             {"name": "age", "shape": [2, 1], "datatype": "FP32", "parameters": {"binary_data_size": 8}},
             {"name": "country", "shape": [1, 1], "datatype": "BYTES", "data": ["US"]}
         ]});
-        let short = invalid(decode_request(body.clone(), &[0; 4], &signature(), 64));
+        let short = invalid(decode_request(
+            body.to_string().as_bytes(),
+            &[0; 4],
+            &signature(),
+            64,
+        ));
         assert_eq!(
             short.listed()[0].kind,
             ViolationType::ShapeMismatch,
             "{short:?}"
         );
-        let long = invalid(decode_request(body, &[0; 12], &signature(), 64));
+        let long = invalid(decode_request(
+            body.to_string().as_bytes(),
+            &[0; 12],
+            &signature(),
+            64,
+        ));
         assert!(
             long.listed()[0].msg.contains("12 bytes of binary data"),
             "{long:?}"
@@ -1055,7 +1251,12 @@ mod tests {
         let body = json!({"inputs": [
             {"name": "age", "shape": [2], "datatype": "FP32", "data": [1, 2]}
         ]});
-        let violations = invalid(decode_request(body, &[], &signature(), 64));
+        let violations = invalid(decode_request(
+            body.to_string().as_bytes(),
+            &[],
+            &signature(),
+            64,
+        ));
         assert_eq!(violations.total(), 2, "{violations:?}");
         assert_eq!(violations.listed()[0].kind, ViolationType::ShapeMismatch);
         assert_eq!(violations.listed()[1].kind, ViolationType::Missing);
