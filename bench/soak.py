@@ -13,7 +13,12 @@ that rate runs instead). Every --swap-every seconds (default 240) the highest ve
 iris is copied to the next version number and /metrics is polled until
 warden_model_loaded_version{model="iris"} shows it (the server's watcher does the rest). Once,
 after the first third (--abuse, default on), 8 raw-socket clients each send a ~6 MB row
-request with ~540,000 unknown keys and do not read their answers for 20 s, then close. The
+request with ~540,000 unknown keys and do not read their answers for 20 s, then close; beside
+them, in a process of their own, raw HTTP/2 attackers (bench's copy of the hostile suite's):
+two gRPC connections and one h2c connection each open 100 streams that declare 8 MB and send
+7 MB, and two gRPC connections open 50 calls each that send only their headers or half a
+message and then stall; every stalled call must be answered by the server within its body
+timeout (30 s) and the floods must be refused by the memory budget, not buffered. The
 server's resident memory (VmRSS), threads and open files are sampled every second.
 
 Every answer is counted by request kind and status, and checked against what that kind must
@@ -66,6 +71,8 @@ ABUSE_CLIENTS = 8
 ABUSE_HOLD_S = 20.0
 ABUSE_KEYS = 540_000  # ~6 MB of `"u000000":0,` under the 8 MiB default body limit
 ABUSE_GRACE_S = 2.0  # connection errors this long after the abusers closed still count as theirs
+H2_HOLD_S = 40.0  # the HTTP/2 attackers stay this long: past the server's 30 s body timeout
+H2_BODY_TIMEOUT_S = 30.0  # the server's default body timeout, which must answer every stall
 
 # --------------------------------------------------------------------------------------------
 # The request mix
@@ -558,13 +565,72 @@ class Swapper(threading.Thread):
                 due += self.every
 
 
+def h2_attacks(http_address, grpc_address, results):
+    """The HTTP/2 attackers, in a process of their own (so their Python work does not take the
+    load generator's interpreter): floods of 8 MB streams and stalled calls, all at once, held
+    H2_HOLD_S; `results` receives what each got."""
+    sys.path.insert(0, str(ROOT / "python" / "tests"))
+    from h2_client import GRPC_HEADERS, H2Client, grpc_frame
+
+    infer = "/inference.GRPCInferenceService/ModelInfer"
+    began = time.monotonic()
+
+    def attack(name, address, open_streams):
+        outcome = {"name": name, "streams": 0, "answers": Counter(), "open_at_end": 0,
+                   "slowest_answer_s": 0.0, "error": None}
+        try:
+            client = H2Client(address, timeout=30)
+            streams = open_streams(client)
+            outcome["streams"] = len(streams)
+            client.run_until(lambda: all(st.done for st in streams), H2_HOLD_S)
+            for st in streams:
+                if st.answered_at is not None:
+                    label = st.headers.get("warden-code") or st.headers.get(":status") or "reset"
+                    outcome["answers"][label] += 1
+                    outcome["slowest_answer_s"] = max(outcome["slowest_answer_s"], st.answered_at - st.opened)
+                else:
+                    outcome["open_at_end"] += 1
+            client.close()
+        except Exception as err:  # report it; the soak judges
+            outcome["error"] = f"{type(err).__name__}: {err}"
+        outcome["answers"] = dict(outcome["answers"])
+        results.put(outcome)
+
+    def flood(grpc):
+        def open_streams(client):
+            if grpc:
+                body = grpc_frame(b"\x0a" * (7 << 20), declared=(8 << 20) - 5)
+                return [client.open(infer, GRPC_HEADERS, body=body) for _ in range(100)]
+            headers = [("content-type", "application/json"), ("content-length", str(8 << 20))]
+            return [client.open("/v1/models/iris:predict", headers, body=b" " * (7 << 20)) for _ in range(100)]
+        return open_streams
+
+    def stall(half):
+        def open_streams(client):
+            body = grpc_frame(b"\x0a" * 100, declared=1000) if half else b""
+            return [client.open(infer, GRPC_HEADERS, body=body) for _ in range(50)]
+        return open_streams
+
+    plan = [("gRPC flood 1", grpc_address, flood(True)), ("gRPC flood 2", grpc_address, flood(True)),
+            ("h2c flood", http_address, flood(False)), ("gRPC calls with headers only", grpc_address, stall(False)),
+            ("gRPC calls with half a message", grpc_address, stall(True))]
+    threads = [threading.Thread(target=attack, args=step) for step in plan]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results.put({"name": "done", "held_s": time.monotonic() - began})
+
+
 class Abuse(threading.Thread):
     """8 clients each send a ~6 MB row request full of unknown keys, leave the answer unread
     for 20 s, then close."""
 
-    def __init__(self, address, host, sampler, load):
+    def __init__(self, address, host, sampler, load, grpc_address):
         super().__init__(daemon=True)
         self.address, self.sampler, self.load = address, sampler, load
+        self.grpc_address = grpc_address
+        self.h2 = []  # what each HTTP/2 attacker got
         keys = ",".join(f'"u{i:06d}":0' for i in range(ABUSE_KEYS))
         row = json.dumps(iris_row(random.Random(3)))[:-1]
         body = ('{"instances":[' + row + "," + keys + "}]}").encode()
@@ -597,13 +663,30 @@ class Abuse(threading.Thread):
         s.close()
 
     def run(self):
+        import multiprocessing
         self.began = time.monotonic()
         self.load.in_abuse = True
+        results = multiprocessing.Queue()
+        attackers = multiprocessing.Process(
+            target=h2_attacks, args=(f"{self.address[0]}:{self.address[1]}", self.grpc_address, results), daemon=True)
+        attackers.start()
         threads = [threading.Thread(target=self.client, args=(i,), daemon=True) for i in range(ABUSE_CLIENTS)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        deadline = time.monotonic() + H2_HOLD_S + 60
+        while time.monotonic() < deadline:
+            try:
+                outcome = results.get(timeout=max(0.1, deadline - time.monotonic()))
+            except Exception:
+                break
+            if outcome["name"] == "done":
+                break
+            self.h2.append(outcome)
+        attackers.join(timeout=10)
+        if attackers.is_alive():
+            attackers.kill()
         self.closed = time.monotonic()
         for wait, label in ((1, "1 s"), (9, "10 s"), (20, "30 s")):
             time.sleep(wait)
@@ -825,6 +908,24 @@ def summarise(args, command, binary, phases, soak, sampler, swapper, abuse, serv
             sent = "–" if c["sent_s"] is None else f"{c['sent_s'] * 1000:.0f} ms"
             out(f"- client {i}: request written in {sent}; waiting at close: `{c['answer']}`"
                 + (f"; error: {c['error']}" if c["error"] else ""))
+        out()
+        out(f"The HTTP/2 attackers (a process of their own, held up to {H2_HOLD_S:.0f} s; each stream's answer is "
+            f"its `warden-code`, else its HTTP status):")
+        out()
+        out("| attacker | streams | answers | slowest answer | open at the end |")
+        out("|---|---|---|---|---|")
+        for h in abuse.h2:
+            answers = ", ".join(f"{k}: {n}" for k, n in sorted(h["answers"].items())) or "–"
+            out(f"| {h['name']} | {h['streams']} | {answers} | {h['slowest_answer_s']:.1f} s | {h['open_at_end']} |"
+                + (f" error: {h['error']}" if h["error"] else ""))
+            if h["error"]:
+                failures.append(f"HTTP/2 attacker {h['name']}: {h['error']}")
+            if "calls" in h["name"]:
+                if h["open_at_end"] or h["slowest_answer_s"] > H2_BODY_TIMEOUT_S + 5:
+                    failures.append(f"{h['name']}: {h['open_at_end']} stalled calls left open, slowest answered "
+                                    f"after {h['slowest_answer_s']:.1f} s (body timeout {H2_BODY_TIMEOUT_S:.0f} s)")
+        if len(abuse.h2) < 5:
+            failures.append(f"only {len(abuse.h2)} of the 5 HTTP/2 attackers reported")
     out()
 
     out("## Server")
@@ -912,6 +1013,7 @@ def main():
     repo = workdir / "models"
     shutil.copytree(MODELS, repo)
     port = free_port()
+    grpc_port = free_port()
     host = f"127.0.0.1:{port}"
     base = f"http://{host}"
     env = dict(os.environ, WARDEN_ONNXRUNTIME_LIB=onnxruntime_library())
@@ -919,7 +1021,8 @@ def main():
     log_path = workdir / "warden.log"
     log_file = open(log_path, "w")
     t0 = time.monotonic()
-    server = subprocess.Popen([binary, "serve", str(repo), "--host", "127.0.0.1", "--port", str(port)], env=env,
+    server = subprocess.Popen([binary, "serve", str(repo), "--host", "127.0.0.1", "--port", str(port),
+                               "--grpc-port", str(grpc_port)], env=env,
                               stdout=log_file, stderr=subprocess.STDOUT, cwd=workdir)
     failures = []
     try:
@@ -940,7 +1043,7 @@ def main():
         load = Load(("127.0.0.1", port), args.connections, requests, sequence, server)
         sampler = Sampler(server.pid, t0)
         sampler.start()
-        abuse = Abuse(("127.0.0.1", port), host, sampler, load) if args.abuse else None
+        abuse = Abuse(("127.0.0.1", port), host, sampler, load, f"127.0.0.1:{grpc_port}") if args.abuse else None
 
         phases = []
         capacity = None
