@@ -6,6 +6,8 @@
 //! and JSON values and returns typed data or every violation found, so it can be tested and
 //! fuzzed on its own, and the server stays a translator.
 
+#![forbid(unsafe_code)]
+
 pub mod baseline;
 mod binding;
 mod manifest;

@@ -5,6 +5,8 @@
 //! tests speak one tensor vocabulary whichever engine runs the graph: ONNX Runtime (a C++
 //! library loaded at run time) or tract (pure Rust, behind the default `tract` feature).
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod error;
 pub mod graph_facts;

@@ -17,6 +17,8 @@
 //! `main.rs` only parses the command line, installs logging, calls [`run`] and maps its error to
 //! an exit code; everything else lives here so tests drive the same code.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 mod auth;
 pub mod cli;

@@ -6,7 +6,7 @@
 //! registry, contract gate, scheduler and output guards as REST ([`crate::serving`]), their
 //! tensors through the same checks ([`crate::protocol::v2`]), errors through the same table
 //! ([`crate::outcome::error::ErrorCode::grpc`]), and the listener through the same connection caps,
-//! timeouts and graceful drain ([`crate::api::connections`]): tonic's services are turned into
+//! timeouts and graceful drain ([`crate::transport::connections`]): tonic's services are turned into
 //! an axum router and served by warden's own accept loop beside the HTTP router.
 //!
 //! - [`service`]: `inference.GRPCInferenceService` (live, ready, metadata, `ModelInfer`);

@@ -808,7 +808,7 @@ impl Level<'_, '_> {
         if self.depth != self.walk.shape.len() {
             self.walk.follows_shape = false;
         }
-        self.walk.sink.push(self.walk.count, &value);
+        self.walk.sink.push(self.walk.count, value);
         self.walk.count += 1;
     }
 }
@@ -922,7 +922,7 @@ impl ElementSink {
     }
 
     /// Element `position` of the input: kept when it is a valid `dtype` value, noted if not.
-    fn push(&mut self, position: usize, value: &Value) {
+    fn push(&mut self, position: usize, value: Value) {
         fn int<T: TryFrom<i64> + TryFrom<u64>>(value: &Value) -> Option<T> {
             match value {
                 Value::Number(n) => n
@@ -937,29 +937,30 @@ impl ElementSink {
         }
         let kept = match &mut self.data {
             TensorData::Bool(v) => keep(v, value.as_bool()),
-            TensorData::U8(v) => keep(v, int(value)),
-            TensorData::U16(v) => keep(v, int(value)),
-            TensorData::U32(v) => keep(v, int(value)),
-            TensorData::U64(v) => keep(v, int(value)),
-            TensorData::I8(v) => keep(v, int(value)),
-            TensorData::I16(v) => keep(v, int(value)),
-            TensorData::I32(v) => keep(v, int(value)),
-            TensorData::I64(v) => keep(v, int(value)),
+            TensorData::U8(v) => keep(v, int(&value)),
+            TensorData::U16(v) => keep(v, int(&value)),
+            TensorData::U32(v) => keep(v, int(&value)),
+            TensorData::U64(v) => keep(v, int(&value)),
+            TensorData::I8(v) => keep(v, int(&value)),
+            TensorData::I16(v) => keep(v, int(&value)),
+            TensorData::I32(v) => keep(v, int(&value)),
+            TensorData::I64(v) => keep(v, int(&value)),
             TensorData::F32(v) => keep(
                 v,
                 value.as_f64().map(|x| x as f32).filter(|x| x.is_finite()),
             ),
             TensorData::F64(v) => keep(v, value.as_f64()),
-            TensorData::String(v) => keep(
-                v,
-                value
-                    .as_str()
-                    .filter(|text| !is_bare_token(text))
-                    .map(str::to_owned),
-            ),
+            TensorData::String(v) => match value {
+                // Moved, not copied: a BYTES element costs one string, not two.
+                Value::String(text) if !is_bare_token(&text) => {
+                    v.push(text);
+                    return;
+                }
+                _ => false,
+            },
         };
         if !kept {
-            self.note(position, value);
+            self.note(position, &value);
         }
     }
 
