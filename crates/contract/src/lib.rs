@@ -22,7 +22,7 @@ pub use manifest::{
     OutputKind, RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
-pub use strict_json::{check_strict, parse_strict, skip};
+pub use strict_json::{check_strict, parse_strict};
 pub use validate::{
     ColumnValues, FeatureColumn, FeatureColumns, RowSource, check_columns, list_names, no_rows,
     not_rows, validate_instances, validate_rows,

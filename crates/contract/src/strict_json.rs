@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::violation::clip;
@@ -95,11 +95,6 @@ impl<'de> Visitor<'de> for StrictCheckVisitor {
         }
         Ok(StrictCheck)
     }
-}
-
-/// Skips a JSON value, for a reader that wants none of it (its syntax is still checked).
-pub fn skip<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
-    IgnoredAny::deserialize(deserializer).map(|_| ())
 }
 
 struct StrictValue(Value);

@@ -81,7 +81,7 @@ async fn answer(
         .run(move || {
             let source = rows.source().map_err(ApiError::invalid_input)?;
             checking
-                .admit_row_source(source)
+                .admit_rows(source)
                 .map_err(|err| predict_error(&checking, err))
         })
         .await??;

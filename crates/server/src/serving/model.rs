@@ -9,7 +9,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_contract::{RowSource, Violations};
 use warden_runtime::graph_facts::inspect;
@@ -236,21 +235,11 @@ impl ModelVersion {
         }
     }
 
-    /// Admits row instances: validated against the features and encoded as graph inputs. The
-    /// CPU-bound half of a row request, which a handler may run off the async runtime.
-    pub fn admit_rows(&self, instances: &Value) -> Result<Admitted, PredictError> {
-        let Value::Array(rows) = instances else {
-            return Err(PredictError::Invalid(warden_contract::not_rows(
-                "instances",
-                instances,
-            )));
-        };
+    /// Admits rows, read one at a time from `rows` (a row body kept as text, or rows already
+    /// parsed): validated against the features and encoded as graph inputs. The CPU-bound half
+    /// of a row request, which a handler may run off the async runtime.
+    pub fn admit_rows(&self, rows: &dyn RowSource) -> Result<Admitted, PredictError> {
         self.gate().rows(rows)
-    }
-
-    /// Admits rows read one at a time from `source` (a row body kept as text).
-    pub fn admit_row_source(&self, source: &dyn RowSource) -> Result<Admitted, PredictError> {
-        self.gate().rows(source)
     }
 
     /// Admits decoded tensors: checked against the signature and the features' value rules.

@@ -40,8 +40,7 @@ impl EnvSource for BTreeMap<String, String> {
     }
 }
 
-/// The default request body limit: 8 MiB.
-pub use crate::state::DEFAULT_BODY_LIMIT_BYTES;
+use crate::state::DEFAULT_BODY_LIMIT_BYTES;
 
 /// Everything `warden serve` needs, resolved and checked.
 #[derive(Debug, Clone)]

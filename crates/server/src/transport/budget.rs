@@ -32,7 +32,6 @@ pub struct BodyBudget {
     units: Arc<Semaphore>,
     /// The last eighth, for small bodies only.
     reserve: Arc<Semaphore>,
-    total_bytes: usize,
     /// `warden_body_bytes_in_flight`: bytes reserved now.
     in_flight: IntGauge,
 }
@@ -55,14 +54,8 @@ impl BodyBudget {
         BodyBudget {
             units: Arc::new(Semaphore::new(units - reserve)),
             reserve: Arc::new(Semaphore::new(reserve)),
-            total_bytes,
             in_flight,
         }
-    }
-
-    /// The budget's size in bytes.
-    pub fn total_bytes(&self) -> usize {
-        self.total_bytes
     }
 
     /// The bytes reserved now.

@@ -343,7 +343,7 @@ impl OpenConnections {
 /// A log line per reason at most once a second, with how many events it stands for.
 #[derive(Debug, Default)]
 struct ThrottledLog {
-    counts: [AtomicU64; 6],
+    counts: [AtomicU64; Closed::ALL.len()],
     last: Mutex<Option<Instant>>,
 }
 
@@ -645,6 +645,20 @@ struct WatchedStream {
 }
 
 impl WatchedStream {
+    /// When `written` (what hyper is writing, in one piece) is hyper's own error answer, starts
+    /// writing warden's instead and says so. The bytes hyper gave count as written at once: the
+    /// replacement goes out from here and from the flush that follows, never twice.
+    fn replace(&mut self, written: &[u8], cx: &mut Context<'_>) -> io::Result<bool> {
+        let Some(answer) = canned::replacement(&self.answers, written) else {
+            return Ok(false);
+        };
+        self.replacing = Some((answer.to_vec(), 0));
+        if let Poll::Ready(Err(err)) = self.poll_replacement(cx) {
+            return Err(err);
+        }
+        Ok(true)
+    }
+
     /// Writes what is left of a replacement answer; ready once all of it is written.
     fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((answer, written)) = &mut self.replacing {
@@ -688,11 +702,7 @@ impl AsyncWrite for WatchedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         std::task::ready!(self.poll_replacement(cx))?;
-        if buf.len() <= LONGEST_CANNED_ANSWER
-            && let Some(answer) = canned::replacement(&self.answers, buf)
-        {
-            self.replacing = Some((answer.to_vec(), 0));
-            std::task::ready!(self.poll_replacement(cx))?;
+        if buf.len() <= LONGEST_CANNED_ANSWER && self.replace(buf, cx)? {
             return Poll::Ready(Ok(buf.len()));
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
@@ -707,9 +717,7 @@ impl AsyncWrite for WatchedStream {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total <= LONGEST_CANNED_ANSWER {
             let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-            if let Some(answer) = canned::replacement(&self.answers, &joined) {
-                self.replacing = Some((answer.to_vec(), 0));
-                std::task::ready!(self.poll_replacement(cx))?;
+            if self.replace(&joined, cx)? {
                 return Poll::Ready(Ok(total));
             }
         }

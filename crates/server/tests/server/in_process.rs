@@ -242,7 +242,9 @@ async fn inputs_admitted_by_one_version_do_not_run_on_another() {
     let backends = Backends::only(Arc::new(engine.clone()));
     let first = load_to_serve(&sources[0], &backends).unwrap();
     let second = load_to_serve(&sources[0], &backends).unwrap();
-    let admitted = first.admit_rows(&json!([[5.1, 3.5, 1.4, 0.2]])).unwrap();
+    let admitted = first
+        .admit_rows(&vec![json!([5.1, 3.5, 1.4, 0.2])])
+        .unwrap();
     let runs = engine.seen.lock().unwrap().len();
     let refused = second
         .infer(admitted, Instant::now() + Duration::from_secs(10))
