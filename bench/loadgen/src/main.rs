@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-#[path = "../../../crates/server/src/grpc/generated/inference.rs"]
+#[path = "../../../crates/server/src/protocol/v2/generated/inference.rs"]
 #[allow(clippy::all, dead_code)]
 mod inference;
 

@@ -1,6 +1,6 @@
 //! Bearer-token auth policy: which routes need a token, which token, and the check itself,
-//! free of any protocol's types so every front end (HTTP today) asks the same question and maps
-//! the refusal to its own answer (`api::auth` for HTTP).
+//! free of any protocol's types so every front end asks the same question and maps the refusal
+//! to its own answer (`api::auth` for HTTP, `grpc::require_token` for gRPC).
 //!
 //! Tokens are held only as SHA-256 digests and a presented token is compared against every one
 //! of them in constant time (`subtle`), with no early exit, so neither timing nor length tells
@@ -77,10 +77,16 @@ pub enum Access {
 }
 
 impl Access {
-    /// The access rule of a request path.
+    /// The access rule of a request path: a REST route or a gRPC method's full name. The one
+    /// list of what is open, for every protocol.
     pub fn of(path: &str) -> Access {
         match path {
-            "/v2/health/live" | "/v2/health/ready" => Access::Open,
+            "/v2/health/live"
+            | "/v2/health/ready"
+            | "/inference.GRPCInferenceService/ServerLive"
+            | "/inference.GRPCInferenceService/ServerReady"
+            | "/grpc.health.v1.Health/Check"
+            | "/grpc.health.v1.Health/Watch" => Access::Open,
             "/metrics" => Access::Metrics,
             _ if path.starts_with("/v2/repository/") || path == "/v2/repository" => Access::Admin,
             "/" => Access::Page,

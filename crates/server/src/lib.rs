@@ -4,11 +4,19 @@
 //! - [`startup`]: where start-up decides: configuration, the checks in order, and
 //!   [`startup::assemble`], the one assembly of the serving state (`serve`, `check`, tests).
 //! - `init`: `warden init`, a manifest from a graph and its training data.
-//! - [`api`]: HTTP: routes, body extractors, auth middleware; `grpc`: the same over gRPC.
-//! - [`protocol`]: the wire codecs (KServe V2, rows): bytes to tensors or rows, answers to bytes.
+//! - [`api`]: HTTP: routes, body extractors, auth middleware, the access log; [`grpc`]: the same
+//!   over gRPC (the inference service, health, reflection). Both only translate headers and
+//!   statuses: every inference goes through the front door.
+//! - [`protocol`]: the wire codecs (KServe V2 over REST and gRPC, rows): bytes to tensors or
+//!   rows, answers to bytes, each a [`front_door::Codec`].
 //! - [`state`]: what every handler reaches.
+//! - [`front_door`]: the one inference pipeline every protocol goes through (deadline, decode
+//!   slot, decode, admission, inference, observers, encode), and where observers of every
+//!   served request attach.
+//! - [`outcome`]: the error table, the mapping of failures onto it, and the one record (log
+//!   line and metrics) of every answered request.
 //! - [`transport`]: connections, their timeouts and cap, HTTP/2 streams, the memory budget for
-//!   request bodies, and bounded body reads, for every protocol.
+//!   request bodies, bounded body reads and request deadlines, for every protocol.
 //! - [`serving`]: where a request is admitted (the contract gate), waits (the scheduler) and
 //!   runs (model versions on their engines); the registry, repository and reloads.
 //! - `auth`, `metrics`, [`exit`], `probe`: leaves: the token policy, Prometheus, exit codes,
@@ -23,6 +31,7 @@ pub mod api;
 mod auth;
 pub mod cli;
 pub mod exit;
+pub mod front_door;
 pub mod grpc;
 mod init;
 mod metrics;

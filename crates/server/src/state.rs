@@ -1,5 +1,6 @@
-//! What every request handler can reach, whatever protocol it arrived by: the registry of
-//! served models, the per-server limits, the metrics, the reloader and the auth policy.
+//! What every request handler can reach, whatever protocol it arrived by: the front door (the
+//! inference pipeline), the registry of served models, the per-server limits, the metrics, the
+//! reloader and the auth policy.
 //!
 //! [`AppState::new`] is the one way to build it; start-up ([`crate::startup::assemble`]) calls it
 //! with the resolved configuration and the tests with [`StateOptions::default`].
@@ -8,11 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use crate::auth::{Auth, AuthConfig};
+use crate::front_door::{FrontDoor, Observer};
 use crate::metrics::Metrics;
-use crate::outcome::error::{ApiError, ErrorCode};
 use crate::serving::Backends;
 use crate::serving::ModelRegistry;
 use crate::serving::ModelSource;
@@ -41,8 +40,8 @@ pub struct AppState {
     pub body_limit_bytes: usize,
     /// The memory budget every request body and message is read under.
     pub body_budget: BodyBudget,
-    /// Permits to decode a large body or message (one per CPU): see [`DecodeSlot`].
-    pub large_bodies: Arc<tokio::sync::Semaphore>,
+    /// The inference pipeline every protocol goes through.
+    pub door: FrontDoor,
     pub metrics: Arc<Metrics>,
     /// Loads and unloads models for the repository API; `None` when the server was given no
     /// repository to reload from.
@@ -65,6 +64,8 @@ pub struct StateOptions {
     pub auth: Option<AuthConfig>,
     /// The repository to reload from (the repository API, SIGHUP, the watcher).
     pub reload: Option<ReloadFrom>,
+    /// What sees every served request (see [`crate::front_door::Observer`]).
+    pub observers: Vec<Arc<dyn Observer>>,
 }
 
 /// Where reloads come from: the repository, the engines that load its models, and the sources
@@ -87,6 +88,7 @@ impl Default for StateOptions {
             decode_permits: std::thread::available_parallelism().map_or(1, usize::from),
             auth: None,
             reload: None,
+            observers: Vec::new(),
         }
     }
 }
@@ -109,6 +111,11 @@ impl AppState {
             .body_budget_bytes
             .set(i64::try_from(options.body_budget_bytes).unwrap_or(i64::MAX));
         AppState {
+            door: FrontDoor::new(
+                Arc::clone(&registry),
+                options.decode_permits,
+                options.observers,
+            ),
             registry,
             request_timeout: options.request_timeout,
             body_timeout: options.body_timeout,
@@ -117,7 +124,6 @@ impl AppState {
                 options.body_budget_bytes,
                 metrics.body_bytes_in_flight.clone(),
             ),
-            large_bodies: Arc::new(tokio::sync::Semaphore::new(options.decode_permits.max(1))),
             metrics,
             reloader,
             auth: options
@@ -125,50 +131,5 @@ impl AppState {
                 .as_ref()
                 .map(|config| Arc::new(Auth::new(config))),
         }
-    }
-}
-
-/// Bodies from this size on are large: a few megabytes of JSON take a tenth of a second or
-/// more to parse and check, and tens of megabytes once parsed. Smaller ones are decoded in
-/// place, as a thread hop would cost more than their decoding.
-pub const LARGE_BODY_BYTES: usize = 64 * 1024;
-
-/// Where a body's CPU-heavy decoding runs. A small body is decoded in place. A large one is
-/// decoded on the blocking pool, so it never stalls the runtime's few threads (and with them
-/// every other connection), and only under a permit from [`AppState::large_bodies`] (one per
-/// CPU), held from its parse until its JSON is dropped: however many clients send megabytes at
-/// once, only that many large bodies are decoded, and held parsed in memory, at a time.
-#[derive(Debug)]
-pub struct DecodeSlot(Option<OwnedSemaphorePermit>);
-
-impl DecodeSlot {
-    /// The slot for a body of `size` bytes; a large one waits for a permit, at most the
-    /// server's request timeout (then 503 `overloaded`).
-    pub async fn acquire(state: &AppState, size: usize) -> Result<DecodeSlot, ApiError> {
-        if size < LARGE_BODY_BYTES {
-            return Ok(DecodeSlot(None));
-        }
-        let permit = Arc::clone(&state.large_bodies).acquire_owned();
-        match tokio::time::timeout(state.request_timeout, permit).await {
-            Ok(Ok(permit)) => Ok(DecodeSlot(Some(permit))),
-            Ok(Err(closed)) => Err(ApiError::internal(&closed)),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::Overloaded,
-                "too many large request bodies are being decoded; retry after the Retry-After delay",
-            )),
-        }
-    }
-
-    /// Runs `work` (which should own, and so drop, the body it decodes) where this slot says.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        if self.0.is_none() {
-            return Ok(work());
-        }
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|err| ApiError::internal(&err))
     }
 }

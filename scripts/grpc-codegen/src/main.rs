@@ -1,9 +1,9 @@
 //! Generates warden's checked-in gRPC code for the KServe V2 / Open Inference Protocol.
 //!
 //! Input:  `crates/server/proto/open_inference_grpc.proto` (vendored from kserve/open-inference-protocol).
-//! Output: `crates/server/src/grpc/generated/inference.rs` (prost messages plus the tonic
+//! Output: `crates/server/src/protocol/v2/generated/inference.rs` (prost messages plus the tonic
 //!         server and client for `inference.GRPCInferenceService`) and
-//!         `crates/server/src/grpc/generated/inference_descriptor.bin` (the encoded
+//!         `crates/server/src/protocol/v2/generated/inference_descriptor.bin` (the encoded
 //!         `FileDescriptorSet`, imports included, source info stripped, for gRPC reflection).
 //!
 //! The proto is compiled by `protox` (a pure-Rust protobuf compiler), so neither this program
@@ -37,7 +37,7 @@ const GENERATOR_VERSIONS: &str = "protox 0.10.0, tonic-prost-build 0.14.9, prost
 
 const PROTO_DIR: &str = "crates/server/proto";
 const PROTO_FILE: &str = "open_inference_grpc.proto";
-const OUT_DIR: &str = "crates/server/src/grpc/generated";
+const OUT_DIR: &str = "crates/server/src/protocol/v2/generated";
 const OUT_RS: &str = "inference.rs";
 const OUT_DESCRIPTOR: &str = "inference_descriptor.bin";
 /// prost names its output after the proto package.

@@ -1,33 +1,31 @@
-//! Request body extractors: they enforce the content type and the content encoding, read the
-//! body within the transport's bounds (time, size, the memory budget: `transport::body`) and
-//! parse JSON (refusing duplicate keys), answering each failure with its own code from the error
-//! table (415, 413, 408, 503, `malformed_json` with line and column) instead of axum's
-//! plain-text rejections. The body's reservation in the memory budget is held by the extracted
-//! value, so it lasts as long as the request's handler.
-
-use std::time::Instant;
+//! Request body extractors: they fix the request's deadline (from its arrival and its
+//! `x-timeout-ms`), enforce the content type and the content encoding, and read the body within
+//! the transport's bounds (time, size, the memory budget: `transport::body`), answering each
+//! failure with its own code from the error table (415, 413, 408, 504, 503) instead of axum's
+//! plain-text rejections. The JSON itself is checked by the protocol's codec in the front door.
+//! The body's reservation in the memory budget is held by the extracted value, so it lasts as
+//! long as the request's handler.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
-use warden_contract::{check_strict, clip, mark_bare_non_finite};
+use warden_contract::clip;
 
 use crate::outcome::body_refusal;
 use crate::outcome::error::{ApiError, ErrorCode};
-use crate::protocol::rows::RowsBody;
-use crate::state::{AppState, DecodeSlot};
+use crate::state::AppState;
 use crate::transport::body::{BodyBounds, Framing, read_bounded};
 use crate::transport::budget::BudgetPermit;
+use crate::transport::deadline::Deadline;
 
 /// The header of Triton's binary tensor extension: the length of the JSON part of the body.
 const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// A row request's body: checked as strict JSON, its rows found (not yet parsed), and where
-/// their decoding runs.
+/// A row request's body, read whole (not yet checked as JSON).
 #[derive(Debug)]
 pub(super) struct RowsJson {
-    pub rows: RowsBody,
-    pub slot: DecodeSlot,
+    pub body: Bytes,
+    pub deadline: Deadline,
     /// The body's bytes in the memory budget, held until the handler is done.
     pub budget: BudgetPermit,
 }
@@ -36,13 +34,14 @@ impl FromRequest<AppState> for RowsJson {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<RowsJson, ApiError> {
+        let deadline = super::request_deadline(state, &request)?;
         check_content_type(request.headers(), false)?;
-        let (bytes, budget) = read(request, state).await?;
-        let slot = DecodeSlot::acquire(state, bytes.len()).await?;
-        let rows = slot
-            .run(move || strict_text(bytes).map(RowsBody::split))
-            .await??;
-        Ok(RowsJson { rows, slot, budget })
+        let (body, budget) = read(request, state, deadline).await?;
+        Ok(RowsJson {
+            body,
+            deadline,
+            budget,
+        })
     }
 }
 
@@ -50,10 +49,10 @@ impl FromRequest<AppState> for RowsJson {
 /// binary tensor data that follows it (empty otherwise).
 #[derive(Debug)]
 pub(super) struct InferBody {
-    /// The JSON part, checked as strict JSON (bare `NaN` tokens marked).
+    /// The JSON part (not yet checked).
     pub json: Bytes,
     pub binary: Bytes,
-    pub slot: DecodeSlot,
+    pub deadline: Deadline,
     /// The body's bytes in the memory budget, held until the handler is done.
     pub budget: BudgetPermit,
 }
@@ -62,6 +61,7 @@ impl FromRequest<AppState> for InferBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<InferBody, ApiError> {
+        let deadline = super::request_deadline(state, &request)?;
         let header_length = match request.headers().get(INFERENCE_HEADER_LENGTH) {
             None => None,
             Some(value) => Some(
@@ -78,13 +78,12 @@ impl FromRequest<AppState> for InferBody {
             ),
         };
         check_content_type(request.headers(), header_length.is_some())?;
-        let (mut bytes, budget) = read(request, state).await?;
-        let slot = DecodeSlot::acquire(state, bytes.len()).await?;
+        let (mut bytes, budget) = read(request, state, deadline).await?;
         let Some(length) = header_length else {
             return Ok(InferBody {
-                json: slot.run(move || strict_text(bytes)).await??,
+                json: bytes,
                 binary: Bytes::new(),
-                slot,
+                deadline,
                 budget,
             });
         };
@@ -99,9 +98,9 @@ impl FromRequest<AppState> for InferBody {
         }
         let binary = bytes.split_off(length);
         Ok(InferBody {
-            json: slot.run(move || strict_text(bytes)).await??,
+            json: bytes,
             binary,
-            slot,
+            deadline,
             budget,
         })
     }
@@ -157,14 +156,16 @@ fn check_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads the whole body within the body timeout (or the request's own `x-timeout-ms`, when
-/// sooner), the body limit and the memory budget. A `Content-Length` over the limit or the
-/// budget is refused before a byte of the body is read; a client that stops sending mid-body is
-/// answered 408 and, as its body was not read to the end, its connection is closed.
-async fn read(request: Request, state: &AppState) -> Result<(Bytes, BudgetPermit), ApiError> {
-    let arrived = Instant::now();
-    let deadline = super::request_deadline(state, request.headers())?;
-    let body_deadline = arrived + state.body_timeout;
+/// Reads the whole body within the body timeout (or the request's deadline, when sooner), the
+/// body limit and the memory budget. A `Content-Length` over the limit or the budget is refused
+/// before a byte of the body is read; a client that stops sending mid-body is answered 408 and,
+/// as its body was not read to the end, its connection is closed.
+async fn read(
+    request: Request,
+    state: &AppState,
+    deadline: Deadline,
+) -> Result<(Bytes, BudgetPermit), ApiError> {
+    let (until, clients_deadline) = deadline.within(state.body_timeout);
     let content_length = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -172,8 +173,8 @@ async fn read(request: Request, state: &AppState) -> Result<(Bytes, BudgetPermit
         .and_then(|v| v.trim().parse::<u64>().ok());
     let bounds = BodyBounds {
         max_bytes: state.body_limit_bytes,
-        until: body_deadline.min(deadline),
-        clients_deadline: deadline < body_deadline,
+        until,
+        clients_deadline,
     };
     let read = read_bounded(
         request.into_body(),
@@ -191,24 +192,4 @@ async fn read(request: Request, state: &AppState) -> Result<(Bytes, BudgetPermit
         )
     })?;
     Ok((read.bytes, read.permit))
-}
-
-/// Checks that `bytes` is strict JSON (no duplicate keys) without building it, and returns
-/// the text the decoders read: the body itself, or, when it is JSON but for bare
-/// `NaN`/`Infinity` tokens (as Python's `json.dumps` writes them), the body with those tokens
-/// marked, so validation can refuse them as non-finite values at their exact location rather
-/// than call the whole body malformed.
-fn strict_text(bytes: Bytes) -> Result<Bytes, ApiError> {
-    let Err(err) = check_strict(&bytes) else {
-        return Ok(bytes);
-    };
-    mark_bare_non_finite(&bytes)
-        .filter(|marked| check_strict(marked).is_ok())
-        .map(Bytes::from)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("the body is not valid JSON: {err}"),
-            )
-        })
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::path::ApiPath;
 use super::served;
+use crate::outcome::ServedBy;
 use crate::outcome::error::ApiError;
 use crate::serving::{DriftReport, ModelVersion};
 use crate::state::AppState;
@@ -63,5 +64,5 @@ fn answer(model: &ModelVersion) -> Response {
             report: None,
         },
     };
-    served(model, None, Json(body).into_response())
+    served(ServedBy::of(model, None), Json(body).into_response())
 }

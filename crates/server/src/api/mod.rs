@@ -24,7 +24,7 @@ pub use answer::canned_answers;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -32,29 +32,45 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::outcome::ServedBy;
 use crate::outcome::error::{ApiError, ErrorCode};
-use crate::outcome::{ServedBy, decode_error, predict_error};
-use crate::serving::{ModelVersion, Timings};
 use crate::state::AppState;
+use crate::transport::deadline::{Arrived, Deadline};
 
-/// When the request must be answered: now plus its `x-timeout-ms`, or the server default.
-fn request_deadline(state: &AppState, headers: &HeaderMap) -> Result<Instant, ApiError> {
-    let timeout = match headers.get(TIMEOUT_HEADER) {
-        None => state.request_timeout,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&ms| ms > 0)
-            .map(Duration::from_millis)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidInput,
-                    "x-timeout-ms must be a positive number of milliseconds",
-                )
-            })?,
+/// When the request must be answered: its arrival (stamped by the access log) plus its
+/// `x-timeout-ms`, or the server's request timeout.
+fn request_deadline(state: &AppState, request: &Request) -> Result<Deadline, ApiError> {
+    let arrived = request
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(Instant::now, |arrived| arrived.0);
+    let asked = match request.headers().get(TIMEOUT_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "x-timeout-ms must be a positive number of milliseconds",
+                    )
+                })?,
+        ),
     };
-    Ok(Instant::now() + timeout)
+    Ok(Deadline::new(arrived, asked, state.request_timeout))
+}
+
+/// The request's id: the client's `x-request-id`, or the one generated for it.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
 }
 
 /// The header a client sets to bound a request's time, in milliseconds.
@@ -94,11 +110,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model}/drift", get(drift::drift))
         .route(
             "/v1/models/{model}/openapi.json",
-            get(model_openapi::model_openapi),
+            get(openapi::model_openapi),
         )
         .route(
             "/v1/models/{model}/versions/{version}/openapi.json",
-            get(model_openapi::model_version_openapi),
+            get(openapi::model_version_openapi),
         )
         .route(
             "/v1/models/{model}/versions/{version}/drift",
@@ -144,13 +160,13 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Marks a response as answered by `model`: headers naming the model version and its hash
-/// (so every answer says what produced it), where its time went (`server-timing`), and an
-/// extension for the access log.
-fn served(model: &ModelVersion, timings: Option<Timings>, response: impl IntoResponse) -> Response {
+/// Marks a response as answered by a model version: headers naming it and its hash (so every
+/// answer says what produced it), where its time went (`server-timing`), and an extension for
+/// the access log.
+fn served(by: ServedBy, response: impl IntoResponse) -> Response {
     let mut response = response.into_response();
     let headers = response.headers_mut();
-    if let Some(t) = timings {
+    if let Some(t) = by.timings {
         let value = format!(
             "queue;dur={:.3}, inference;dur={:.3}",
             t.queue.as_secs_f64() * 1e3,
@@ -165,18 +181,14 @@ fn served(model: &ModelVersion, timings: Option<Timings>, response: impl IntoRes
         );
     }
     for (name, value) in [
-        ("x-model-name", model.name.clone()),
-        ("x-model-version", model.version.to_string()),
-        ("x-model-sha256", model.sha256.clone()),
+        ("x-model-name", by.model.as_str()),
+        ("x-model-version", by.version.to_string().as_str()),
+        ("x-model-sha256", by.sha256.as_str()),
     ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
-    response.extensions_mut().insert(ServedBy {
-        model: model.name.clone(),
-        version: model.version,
-        timings,
-    });
+    response.extensions_mut().insert(by);
     response
 }

@@ -1,5 +1,5 @@
-//! `GET /v1/models/{m}[/versions/{v}]/openapi.json`: an OpenAPI 3.1 document of one model's row
-//! API, typed from its contract, so `openapi-generator` or `datamodel-code-generator` gives a
+//! The document `GET /v1/models/{m}[/versions/{v}]/openapi.json` answers (its routes are in
+//! `openapi`): an OpenAPI 3.1 document of one model's row API, typed from its contract, so `openapi-generator` or `datamodel-code-generator` gives a
 //! data scientist a client with a class per model.
 //!
 //! The main document (`/openapi.json`) declares rows generically, as any JSON object, because it
@@ -11,42 +11,10 @@
 //! are the main document's, from the one error table. Schema names start with the model's name
 //! in PascalCase (`CreditRow`, `CreditPrediction`), which generators turn into class names.
 
-use axum::Json;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use warden_contract::{Feature, FeatureType, OutputKind};
 
-use super::path::ApiPath;
-use super::{openapi, served};
-use crate::outcome::error::ApiError;
 use crate::serving::ModelVersion;
-use crate::state::AppState;
-
-/// `GET /v1/models/{model}/openapi.json`
-#[utoipa::path(get, path = "/v1/models/{model}/openapi.json", tag = "rows",
-    params(("model" = String, Path, description = "The model's name")),
-    responses((status = 200, description = "The OpenAPI 3.1 document of this model's row API, typed from its contract", body = Object)))]
-pub(super) async fn model_openapi(
-    State(state): State<AppState>,
-    ApiPath(model): ApiPath<String>,
-) -> Result<Response, ApiError> {
-    let model = state.registry.get(&model, None)?;
-    Ok(served(&model, None, Json(document(&model)).into_response()))
-}
-
-/// `GET /v1/models/{model}/versions/{version}/openapi.json`
-#[utoipa::path(get, path = "/v1/models/{model}/versions/{version}/openapi.json", tag = "rows",
-    params(("model" = String, Path, description = "The model's name"),
-           ("version" = String, Path, description = "A version number; only the served version answers")),
-    responses((status = 200, description = "As `/v1/models/{model}/openapi.json`, for that version", body = Object)))]
-pub(super) async fn model_version_openapi(
-    State(state): State<AppState>,
-    ApiPath((model, version)): ApiPath<(String, String)>,
-) -> Result<Response, ApiError> {
-    let model = state.registry.get(&model, Some(&version))?;
-    Ok(served(&model, None, Json(document(&model)).into_response()))
-}
 
 /// `credit-risk_v2` → `CreditRiskV2`.
 fn pascal_case(name: &str) -> String {
@@ -170,10 +138,9 @@ fn prediction_schema(model: &ModelVersion) -> Value {
     })
 }
 
-/// The document for `model`.
-pub(super) fn document(model: &ModelVersion) -> Value {
+/// The document for `model`, its error answers taken from `main`, the main document.
+pub(super) fn document(model: &ModelVersion, main: &Value) -> Value {
     let prefix = pascal_case(&model.name);
-    let main = openapi::document();
     let schema_ref = |name: &str| json!({"$ref": format!("#/components/schemas/{prefix}{name}")});
     let mut schemas = Map::new();
     // The error answers, as the main document declares them.

@@ -1,7 +1,8 @@
-//! Per-request observability: one structured log line and the request metrics for every
-//! request, with its id, route, status, duration and the model version that answered. The id
-//! comes from the client's `x-request-id` or is generated (tower-http), and is returned on the
-//! response.
+//! Per-request observability: every HTTP request ends in `outcome::record` (one structured log
+//! line and the request metrics, with its id, route, status, duration and the model version that
+//! answered). The id comes from the client's `x-request-id` or is generated (tower-http), and is
+//! returned on the response. The request's arrival is stamped here, first, so its deadline
+//! counts from it.
 
 use std::time::Instant;
 
@@ -13,15 +14,17 @@ use tracing::Instrument;
 use crate::outcome::error::{ErrorCode, ViolationTypes};
 use crate::outcome::{Answered, ServedBy, record};
 use crate::state::AppState;
+use crate::transport::deadline::Arrived;
 
 /// Logs one line per request and counts it, and runs the request inside a span carrying its
 /// id so every other log line it causes (including on the inference thread) carries the id too.
 pub(super) async fn access_log(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    request.extensions_mut().insert(Arrived(started));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     // The route template, never the raw path: label values must stay few.
@@ -47,7 +50,10 @@ pub(super) async fn access_log(
     record(
         &state.metrics,
         &Answered {
+            request_id: &request_id,
             protocol: "http",
+            method: method.as_str(),
+            path: &path,
             route: &route,
             status: response.status().as_str(),
             served,
@@ -55,20 +61,6 @@ pub(super) async fn access_log(
             violation_types,
             elapsed,
         },
-    );
-    tracing::info!(
-        request_id = %request_id,
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        model = served.map(|s| s.model.as_str()),
-        version = served.map(|s| s.version),
-        queue_ms = served.and_then(|s| s.timings).map(|t| t.queue.as_secs_f64() * 1e3),
-        inference_ms = served.and_then(|s| s.timings).map(|t| t.inference.as_secs_f64() * 1e3),
-        batch_rows = served.and_then(|s| s.timings).map(|t| t.batch_rows),
-        code = code.map(ErrorCode::as_str),
-        "request"
     );
     response
 }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
@@ -16,9 +18,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use warden_contract::ViolationType;
 
-use super::{drift, model_openapi, operations, v1, v2};
+use super::path::ApiPath;
+use super::{drift, model_openapi, operations, served, v1, v2};
 use crate::auth::Access;
-use crate::outcome::error::ErrorCode;
+use crate::outcome::ServedBy;
+use crate::outcome::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,8 +45,8 @@ use crate::outcome::error::ErrorCode;
         v1::predict_version,
         drift::drift,
         drift::drift_version,
-        model_openapi::model_openapi,
-        model_openapi::model_version_openapi,
+        model_openapi,
+        model_version_openapi,
         operations::metrics,
         operations::index,
         operations::load,
@@ -50,6 +55,37 @@ use crate::outcome::error::ErrorCode;
     )
 )]
 struct ApiDoc;
+
+/// `GET /v1/models/{model}/openapi.json`
+#[utoipa::path(get, path = "/v1/models/{model}/openapi.json", tag = "rows",
+    params(("model" = String, Path, description = "The model's name")),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this model's row API, typed from its contract", body = Object)))]
+pub(super) async fn model_openapi(
+    State(state): State<AppState>,
+    ApiPath(model): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let model = state.registry.get(&model, None)?;
+    Ok(served(
+        ServedBy::of(&model, None),
+        Json(model_openapi::document(&model, document())).into_response(),
+    ))
+}
+
+/// `GET /v1/models/{model}/versions/{version}/openapi.json`
+#[utoipa::path(get, path = "/v1/models/{model}/versions/{version}/openapi.json", tag = "rows",
+    params(("model" = String, Path, description = "The model's name"),
+           ("version" = String, Path, description = "A version number; only the served version answers")),
+    responses((status = 200, description = "As `/v1/models/{model}/openapi.json`, for that version", body = Object)))]
+pub(super) async fn model_version_openapi(
+    State(state): State<AppState>,
+    ApiPath((model, version)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let model = state.registry.get(&model, Some(&version))?;
+    Ok(served(
+        ServedBy::of(&model, None),
+        Json(model_openapi::document(&model, document())).into_response(),
+    ))
+}
 
 /// `GET /openapi.json`
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",

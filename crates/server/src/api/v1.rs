@@ -1,8 +1,6 @@
 //! The row API, in TF Serving's REST convention, for people coming from Flask:
 //! `POST /v1/models/{m}[/versions/{v}]:predict` with `{"instances": [{...}, ...]}`.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 
@@ -12,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::RowsJson;
 use super::wire::{ModelIdentity, RowRequest, RowResponse};
-use super::{predict_error, request_deadline, served};
+use super::{request_id, served};
+use crate::front_door::{Call, Protocol};
 use crate::outcome::error::{ApiError, ErrorCode};
-use crate::protocol::rows;
+use crate::protocol::rows::RowsCodec;
 use crate::state::AppState;
 
 /// `POST /v1/models/{model}:predict`
@@ -66,40 +65,33 @@ async fn answer(
     headers: &HeaderMap,
     body: RowsJson,
 ) -> Result<Response, ApiError> {
-    let deadline = request_deadline(&state, headers)?;
-    let model = state.registry.get(name, version)?;
     // The body's reservation in the memory budget lasts as long as this handler.
     let RowsJson {
-        rows,
-        slot,
+        body,
+        deadline,
         budget: _budget,
     } = body;
-    let checking = Arc::clone(&model);
-    // The rows are parsed, validated (and dropped) one by one where the body was checked: off
-    // the runtime when large.
-    let admitted = slot
-        .run(move || {
-            let source = rows.source().map_err(ApiError::invalid_input)?;
-            checking
-                .admit_rows(source)
-                .map_err(|err| predict_error(&checking, err))
+    let answered = state
+        .door
+        .infer(Call {
+            protocol: Protocol::Rows,
+            request_id: request_id(headers),
+            model: name.to_owned(),
+            version: version.map(str::to_owned),
+            deadline,
+            size: body.len(),
+            codec: RowsCodec::new(body),
         })
-        .await??;
-    drop(slot);
-    let rows = admitted.rows();
-    let answer = model
-        .infer(admitted, deadline)
-        .await
-        .map_err(|err| predict_error(&model, err))?;
-    let predictions = rows::predictions(&answer.outputs, &model.contract.outputs, rows);
+        .await?;
+    let by = answered.by;
     let response = Json(RowResponse {
-        predictions,
+        predictions: answered.answer,
         model: ModelIdentity {
-            name: &model.name,
-            version: model.version.to_string(),
-            sha256: &model.sha256,
+            name: &by.model,
+            version: by.version.to_string(),
+            sha256: &by.sha256,
         },
     })
     .into_response();
-    Ok(served(&model, Some(answer.timings), response))
+    Ok(served(by, response))
 }

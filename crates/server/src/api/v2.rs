@@ -1,7 +1,5 @@
 //! KServe V2 (Open Inference Protocol) REST handlers: health, metadata, readiness, inference.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 
@@ -12,13 +10,12 @@ use serde::Deserialize;
 
 use super::body::InferBody;
 use super::wire::{Live, ModelMetadata, ModelReady, Ready, ServerMetadata};
-use super::{decode_error, predict_error, request_deadline, served};
+use super::{request_id, served};
+use crate::front_door::{Call, Protocol};
+use crate::outcome::ServedBy;
 use crate::outcome::error::{ApiError, ErrorCode};
-use crate::protocol::v2::{
-    InferRequest, RequestBody, ResponseHeader, decode_request, encode_response, tensor_metadata,
-};
+use crate::protocol::v2::{RequestBody, ResponseHeader, RestCodec, tensor_metadata};
 use crate::serving::ModelEntry;
-use crate::serving::TensorRequest;
 use crate::state::AppState;
 
 /// `{model}` and the optional `{version}` of a V2 path.
@@ -83,7 +80,7 @@ pub(super) async fn model_metadata(
         sha256: &model.sha256,
     };
     let response = Json(body).into_response();
-    Ok(served(&model, None, response))
+    Ok(served(ServedBy::of(&model, None), response))
 }
 
 #[utoipa::path(get, path = "/v2/models/{model}/versions/{version}", tag = "metadata",
@@ -109,7 +106,7 @@ pub(super) async fn model_ready(
         ready: true,
     })
     .into_response();
-    Ok(served(&model, None, response))
+    Ok(served(ServedBy::of(&model, None), response))
 }
 
 #[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/ready", tag = "health",
@@ -171,56 +168,26 @@ async fn infer_any(
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, ApiError> {
-    let deadline = request_deadline(&state, &headers)?;
-    let model = state.registry.get(&path.model, path.version.as_deref())?;
-    let checking = Arc::clone(&model);
-    // Decoded and checked (and the JSON dropped) off the runtime when the body is large.
     // The body's reservation in the memory budget lasts as long as this handler.
     let InferBody {
         json,
         binary,
-        slot,
+        deadline,
         budget: _budget,
     } = body;
-    let (admitted, id, binary_outputs) = slot
-        .run(move || {
-            let request = decode_request(
-                &json,
-                &binary,
-                &checking.signature,
-                checking.contract.max_batch_size,
-            )
-            .map_err(|err| decode_error(&checking, err))?;
-            let InferRequest {
-                id,
-                inputs,
-                outputs,
-                rows,
-                binary_outputs,
-            } = request;
-            let admitted = checking.admit_tensors(TensorRequest {
-                inputs,
-                outputs,
-                rows,
-            })?;
-            Ok((admitted, id, binary_outputs))
+    let answered = state
+        .door
+        .infer(Call {
+            protocol: Protocol::RestV2,
+            request_id: request_id(&headers),
+            model: path.model,
+            version: path.version,
+            deadline,
+            size: json.len() + binary.len(),
+            codec: RestCodec::new(json, binary),
         })
-        .await?
-        .map_err(|err| predict_error(&model, err))?;
-    drop(slot);
-    let answer = model
-        .infer(admitted, deadline)
-        .await
-        .map_err(|err| predict_error(&model, err))?;
-    let outputs = answer.outputs;
-    let encoded = encode_response(
-        &model.name,
-        model.version,
-        id.as_deref(),
-        &outputs,
-        &binary_outputs,
-    )
-    .map_err(|err| ApiError::internal(&err))?;
+        .await?;
+    let encoded = answered.answer;
     let response = if encoded.binary.is_empty() {
         ([(header::CONTENT_TYPE, "application/json")], encoded.json).into_response()
     } else {
@@ -239,5 +206,5 @@ async fn infer_any(
         )
             .into_response()
     };
-    Ok(served(&model, Some(answer.timings), response))
+    Ok(served(answered.by, response))
 }

@@ -2,20 +2,18 @@
 //! 8001 as Triton and KServe use), so `tritonclient.grpc`, KServe's `InferenceGRPCClient` and
 //! stubs generated from the protocol's `.proto` work unchanged.
 //!
-//! It is the gRPC face of the same server, not a second one: requests go through the same
-//! registry, contract gate, scheduler and output guards as REST ([`crate::serving`]), their
-//! tensors through the same checks ([`crate::protocol::v2`]), errors through the same table
+//! It is the gRPC face of the same server, not a second one: inferences go through the same
+//! front door as REST ([`crate::front_door`]: registry, contract gate, scheduler, output guards),
+//! their tensors through the same checks ([`crate::protocol::v2`]), errors through the same table
 //! ([`crate::outcome::error::ErrorCode::grpc`]), and the listener through the same connection caps,
 //! timeouts and graceful drain ([`crate::transport::connections`]): tonic's services are turned into
 //! an axum router and served by warden's own accept loop beside the HTTP router.
 //!
-//! - [`service`]: `inference.GRPCInferenceService` (live, ready, metadata, `ModelInfer`);
-//! - [`codec`]: `ModelInferRequest` to checked tensors, outputs to `ModelInferResponse`;
+//! - [`service`]: `inference.GRPCInferenceService` (live, ready, metadata, `ModelInfer`), its
+//!   codec in [`crate::protocol::v2`];
 //! - [`health`]: `grpc.health.v1.Health`, answered from the registry on every call (Kubernetes'
 //!   gRPC probes), and server reflection (v1 and v1alpha) so `grpcurl` needs no `.proto`;
-//! - [`inference`]: the prost messages and tonic service generated from
-//!   `proto/open_inference_grpc.proto` by `scripts/grpc-codegen` (checked in: the build needs
-//!   no `protoc`).
+//! - [`inference`]: the prost messages and tonic service (generated; they live with the codec).
 //!
 //! Auth: the same tokens, as `authorization: Bearer …` metadata; health checks and
 //! `ServerLive`/`ServerReady` are open, as the REST health routes are.
@@ -27,21 +25,12 @@
 //! memory budget (`RESOURCE_EXHAUSTED`). The streaming calls (health `Watch`, reflection) have
 //! their client stream bounded as it goes: a frame at least every body timeout, 1 MiB in all.
 
-mod codec;
 mod health;
 mod service;
 
-#[path = "generated/inference.rs"]
-#[allow(
-    unused_qualifications,
-    unreachable_pub,
-    missing_debug_implementations,
-    clippy::enum_variant_names,
-    clippy::all
-)]
-pub mod inference;
+pub use crate::protocol::v2::inference;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -53,44 +42,45 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::auth::Access;
 use crate::outcome::error::{ApiError, ErrorCode, grpc_name};
 use crate::outcome::{Answered, ServedBy, body_refusal, record};
+use crate::protocol::v2::INFERENCE_DESCRIPTOR;
 use crate::state::AppState;
 use crate::transport::body::{BodyBounds, BoundedStream, Framing, read_bounded};
+use crate::transport::deadline::{Arrived, Deadline};
 use inference::grpc_inference_service_server::GrpcInferenceServiceServer;
 
 pub use service::Inference;
 
-/// The encoded `FileDescriptorSet` of the inference service, for reflection.
-const INFERENCE_DESCRIPTOR: &[u8] = include_bytes!("generated/inference_descriptor.bin");
-
-/// The gRPC methods warden answers, by full path; anything else is `UNIMPLEMENTED` and is
-/// counted as `unmatched` (label values must stay few).
-pub(crate) fn known_method(path: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "/inference.GRPCInferenceService/ServerLive",
-        "/inference.GRPCInferenceService/ServerReady",
-        "/inference.GRPCInferenceService/ModelReady",
-        "/inference.GRPCInferenceService/ServerMetadata",
-        "/inference.GRPCInferenceService/ModelMetadata",
-        "/inference.GRPCInferenceService/ModelInfer",
-        "/grpc.health.v1.Health/Check",
-        "/grpc.health.v1.Health/Watch",
+/// The gRPC methods warden answers, by full path, and whether the client sends a stream (or
+/// may keep sending: its request body is then bounded as it goes rather than read whole).
+/// Which of them need a token is `Access::of`'s to say, as for the REST paths.
+const METHODS: &[(&str, bool)] = &[
+    ("/inference.GRPCInferenceService/ServerLive", false),
+    ("/inference.GRPCInferenceService/ServerReady", false),
+    ("/inference.GRPCInferenceService/ModelReady", false),
+    ("/inference.GRPCInferenceService/ServerMetadata", false),
+    ("/inference.GRPCInferenceService/ModelMetadata", false),
+    ("/inference.GRPCInferenceService/ModelInfer", false),
+    ("/grpc.health.v1.Health/Check", false),
+    ("/grpc.health.v1.Health/Watch", true),
+    (
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        true,
+    ),
+    (
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    ];
-    KNOWN
-        .iter()
-        .find(|known| **known == path)
-        .copied()
-        .unwrap_or("unmatched")
-}
-
-/// The methods whose client sends a stream (or may keep sending): their request body is bounded
-/// as it goes rather than read whole.
-const STREAMING: &[&str] = &[
-    "/grpc.health.v1.Health/Watch",
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        true,
+    ),
 ];
+
+/// A method's full path if warden answers it, else `unmatched` (it is then `UNIMPLEMENTED`;
+/// metric label values must stay few); and whether its client streams.
+fn known_method(path: &str) -> (&'static str, bool) {
+    METHODS
+        .iter()
+        .find(|(known, _)| *known == path)
+        .copied()
+        .unwrap_or(("unmatched", false))
+}
 
 /// The most a streaming call's client may send in all: reflection requests and a health
 /// request are a few hundred bytes each.
@@ -130,11 +120,68 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             bounded_message,
         ));
-    if state.auth.is_some() {
+    let router = if state.auth.is_some() {
         router.layer(middleware::from_fn_with_state(state, require_token))
     } else {
         router
+    };
+    router.layer(middleware::from_fn(arrive))
+}
+
+/// The first thing every call meets: its arrival stamped (its deadline counts from it) and its
+/// request id fixed (the client's `x-request-id` when it is 1 to 200 bytes of text, else a new
+/// one), so every layer after, and the front door, log and answer under the same id.
+async fn arrive(mut request: Request, next: Next) -> Response {
+    request.extensions_mut().insert(Arrived(Instant::now()));
+    let headers = request.headers_mut();
+    let id = request_id(headers.get("x-request-id"));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        headers.insert("x-request-id", value);
     }
+    next.run(request).await
+}
+
+/// The call's deadline: its arrival plus its `grpc-timeout` (which every gRPC client sends for
+/// a call with a timeout), else the server's request timeout.
+fn deadline(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    arrived: Instant,
+) -> Result<Deadline, ApiError> {
+    let asked = match headers.get("grpc-timeout") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(parse_grpc_timeout)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "grpc-timeout must be 1 to 8 digits and a unit (H, M, S, m, u or n)",
+                    )
+                })?,
+        ),
+    };
+    Ok(Deadline::new(arrived, asked, state.request_timeout))
+}
+
+/// `grpc-timeout`'s format: up to eight digits and a unit.
+fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value * 3600),
+        "M" => Duration::from_secs(value * 60),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
 }
 
 /// What tonic refuses before a service sees the call, answered from the error table and
@@ -143,9 +190,9 @@ pub fn router(state: AppState) -> Router {
 /// says OUT_OF_RANGE: `payload_too_large`, RESOURCE_EXHAUSTED as the gRPC specification has it),
 /// and an unknown method (`not_found`, UNIMPLEMENTED).
 async fn tonic_refusals(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = known_method(request.uri().path());
+    let (route, _) = known_method(request.uri().path());
     let request_id = request_id(request.headers().get("x-request-id"));
-    let started = Instant::now();
+    let started = arrival(&request);
     let response = next.run(request).await;
     let headers = response.headers();
     if headers.contains_key("warden-code") {
@@ -194,13 +241,13 @@ async fn tonic_refusals(State(state): State<AppState>, request: Request, next: N
 /// budget's reservation is held until the call is answered. A streaming call's client stream is
 /// bounded as it goes instead. Compressed messages are refused: warden decodes none.
 async fn bounded_message(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = known_method(request.uri().path());
-    if STREAMING.contains(&route) {
+    let (route, streaming) = known_method(request.uri().path());
+    if streaming {
         let (parts, body) = request.into_parts();
         let body = BoundedStream::new(body, state.body_timeout, MAX_CLIENT_STREAM_BYTES);
         return next.run(Request::from_parts(parts, Body::new(body))).await;
     }
-    let started = Instant::now();
+    let started = arrival(&request);
     let refuse = |error: ApiError, request_id: &str| {
         answered(
             &state,
@@ -225,19 +272,19 @@ async fn bounded_message(State(state): State<AppState>, request: Request, next: 
     {
         return refuse(compressed(), &request_id(headers.get("x-request-id")));
     }
-    let body_deadline = started + state.body_timeout;
-    let clients_deadline = headers
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(service::parse_grpc_timeout)
-        .and_then(|timeout| started.checked_add(timeout));
+    let deadline = match deadline(&state, headers, started) {
+        Ok(deadline) => deadline,
+        Err(error) => return refuse(error, &request_id(headers.get("x-request-id"))),
+    };
+    let (until, clients_deadline) = deadline.within(state.body_timeout);
     let bounds = BodyBounds {
         // The message limit, and the 5-byte prefix in front of it.
         max_bytes: state.body_limit_bytes.saturating_add(5),
-        until: clients_deadline.map_or(body_deadline, |at| at.min(body_deadline)),
-        clients_deadline: clients_deadline.is_some_and(|at| at < body_deadline),
+        until,
+        clients_deadline,
     };
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(deadline);
     match read_bounded(body, Framing::GrpcMessage, bounds, &state.body_budget).await {
         Ok(read) if read.bytes.first().is_some_and(|&flag| flag != 0) => {
             refuse(compressed(), &request_id(parts.headers.get("x-request-id")))
@@ -264,13 +311,7 @@ async fn bounded_message(State(state): State<AppState>, request: Request, next: 
 /// Refuses a call without a valid token (`UNAUTHENTICATED`), before any service sees it.
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let access = match path {
-        "/inference.GRPCInferenceService/ServerLive"
-        | "/inference.GRPCInferenceService/ServerReady"
-        | "/grpc.health.v1.Health/Check"
-        | "/grpc.health.v1.Health/Watch" => Access::Open,
-        _ => Access::Token,
-    };
+    let access = Access::of(path);
     if let Some(auth) = &state.auth {
         let authorization = request
             .headers()
@@ -281,11 +322,11 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
             let request_id = request_id(request.headers().get("x-request-id"));
             answered(
                 &state,
-                known_method(path),
+                known_method(path).0,
                 &request_id,
                 None,
                 Some(&error),
-                std::time::Duration::ZERO,
+                arrival(&request).elapsed(),
             );
             return status_response(&error, &request_id);
         }
@@ -359,14 +400,17 @@ pub(crate) fn answered(
     request_id: &str,
     served: Option<&ServedBy>,
     error: Option<&ApiError>,
-    elapsed: std::time::Duration,
+    elapsed: Duration,
 ) {
     let status = error.map_or_else(|| "OK".to_owned(), |e| grpc_name(e.code.grpc()));
     let violation_types = error.map(ApiError::violation_types).unwrap_or_default();
     record(
         &state.metrics,
         &Answered {
+            request_id,
             protocol: "grpc",
+            method: "POST",
+            path: route,
             route,
             status: &status,
             served,
@@ -375,21 +419,14 @@ pub(crate) fn answered(
             elapsed,
         },
     );
-    let timings = served.and_then(|s| s.timings);
-    tracing::info!(
-        request_id = %request_id,
-        protocol = "grpc",
-        method = %route,
-        status = %status,
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        model = served.map(|s| s.model.as_str()),
-        version = served.map(|s| s.version),
-        queue_ms = timings.map(|t| t.queue.as_secs_f64() * 1e3),
-        inference_ms = timings.map(|t| t.inference.as_secs_f64() * 1e3),
-        batch_rows = timings.map(|t| t.batch_rows),
-        code = error.map(|e| e.code.as_str()),
-        "request"
-    );
+}
+
+/// When the call arrived (stamped by [`arrive`]).
+fn arrival(request: &Request) -> Instant {
+    request
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(Instant::now, |arrived| arrived.0)
 }
 
 /// An error as a trailers-only gRPC answer carrying the request id, for the layers that refuse
@@ -423,5 +460,22 @@ fn location(loc: &[warden_contract::LocSegment]) -> String {
         "request".to_owned()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_specification_writes_them() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5000u"), Some(Duration::from_millis(5)));
+        assert_eq!(parse_grpc_timeout("123456789m"), None, "nine digits");
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("10x"), None);
+        assert_eq!(parse_grpc_timeout(""), None);
     }
 }

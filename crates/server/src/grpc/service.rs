@@ -1,15 +1,14 @@
 //! `inference.GRPCInferenceService`: the Open Inference Protocol's six calls, answered from the
-//! same registry and serving path as the REST routes, each counted in the metrics (with
-//! `protocol="grpc"`) and logged with its request id like an HTTP request.
+//! same registry as the REST routes, `ModelInfer` through the same front door, each counted in
+//! the metrics (with `protocol="grpc"`) and logged with its request id like an HTTP request.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use super::codec;
 use super::inference::grpc_inference_service_server::GrpcInferenceService;
 use super::inference::model_metadata_response::TensorMetadata;
 use super::inference::{
@@ -17,11 +16,13 @@ use super::inference::{
     ModelReadyRequest, ModelReadyResponse, ServerLiveRequest, ServerLiveResponse,
     ServerMetadataRequest, ServerMetadataResponse, ServerReadyRequest, ServerReadyResponse,
 };
-use crate::outcome::error::{ApiError, ErrorCode};
-use crate::outcome::{ServedBy, decode_error, predict_error};
+use crate::front_door::{Call, Protocol};
+use crate::outcome::ServedBy;
+use crate::outcome::error::ApiError;
+use crate::protocol::v2::GrpcCodec;
 use crate::serving::ModelVersion;
 use crate::state::AppState;
-use crate::state::DecodeSlot;
+use crate::transport::deadline::{Arrived, Deadline};
 use warden_runtime::TensorSpec;
 
 /// The inference service over the server's state.
@@ -41,9 +42,10 @@ impl Inference {
         &self,
         route: &'static str,
         metadata: &MetadataMap,
+        arrived: Option<&Arrived>,
         work: impl Future<Output = Result<(T, Option<ServedBy>), ApiError>>,
     ) -> Result<Response<T>, Status> {
-        let started = Instant::now();
+        let started = arrived.map_or_else(Instant::now, |arrived| arrived.0);
         let request_id = super::request_id(metadata.as_ref().get("x-request-id"));
         let span = tracing::info_span!("request", request_id = %request_id);
         let outcome = work.instrument(span).await;
@@ -70,6 +72,7 @@ impl Inference {
                 if let Some(served) = served {
                     insert_text(metadata, "x-model-name", &served.model);
                     insert_text(metadata, "x-model-version", &served.version.to_string());
+                    insert_text(metadata, "x-model-sha256", &served.sha256);
                 }
                 Ok(response)
             }
@@ -91,42 +94,23 @@ impl Inference {
     async fn infer(
         &self,
         request: ModelInferRequest,
-        deadline: Instant,
+        request_id: String,
+        deadline: Deadline,
     ) -> Result<(ModelInferResponse, Option<ServedBy>), ApiError> {
-        let model = self.model(&request.model_name, &request.model_version)?;
-        let checking = Arc::clone(&model);
-        let size = prost::Message::encoded_len(&request);
-        // A large message is checked on the blocking pool under a permit, as a large body is.
-        let slot = DecodeSlot::acquire(&self.state, size).await?;
-        let raw = !request.raw_input_contents.is_empty();
-        let id = request.id.clone();
-        let admitted = slot
-            .run(move || {
-                let decoded = codec::decode(
-                    &request,
-                    &checking.signature,
-                    checking.contract.max_batch_size,
-                )
-                .map_err(|err| decode_error(&checking, err))?;
-                checking.admit_tensors(decoded)
+        let answered = self
+            .state
+            .door
+            .infer(Call {
+                protocol: Protocol::Grpc,
+                request_id,
+                model: request.model_name.clone(),
+                version: (!request.model_version.is_empty()).then(|| request.model_version.clone()),
+                deadline,
+                size: prost::Message::encoded_len(&request),
+                codec: GrpcCodec::new(request),
             })
-            .await?
-            .map_err(|err| predict_error(&model, err))?;
-        drop(slot);
-        let answer = model
-            .infer(admitted, deadline)
-            .await
-            .map_err(|err| predict_error(&model, err))?;
-        let response = codec::encode(&model.name, model.version, id, answer.outputs, raw);
-        Ok((response, Some(served_by(&model, Some(answer.timings)))))
-    }
-}
-
-fn served_by(model: &ModelVersion, timings: Option<crate::serving::Timings>) -> ServedBy {
-    ServedBy {
-        model: model.name.clone(),
-        version: model.version,
-        timings,
+            .await?;
+        Ok((answered.answer, Some(answered.by)))
     }
 }
 
@@ -134,43 +118,6 @@ fn insert_text(metadata: &mut MetadataMap, key: &'static str, value: &str) {
     if let Ok(value) = MetadataValue::try_from(value) {
         metadata.insert(key, value);
     }
-}
-
-/// When the call must be answered: gRPC's own deadline (`grpc-timeout`, which every gRPC
-/// client sends for a call with a timeout), else the server's default request timeout.
-fn deadline(state: &AppState, metadata: &MetadataMap) -> Result<Instant, ApiError> {
-    let timeout = match metadata.get("grpc-timeout") {
-        None => state.request_timeout,
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(parse_grpc_timeout)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidInput,
-                    "grpc-timeout must be 1 to 8 digits and a unit (H, M, S, m, u or n)",
-                )
-            })?,
-    };
-    Ok(Instant::now() + timeout)
-}
-
-/// `grpc-timeout`'s format: up to eight digits and a unit.
-pub(super) fn parse_grpc_timeout(text: &str) -> Option<Duration> {
-    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let value: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(value * 3600),
-        "M" => Duration::from_secs(value * 60),
-        "S" => Duration::from_secs(value),
-        "m" => Duration::from_millis(value),
-        "u" => Duration::from_micros(value),
-        "n" => Duration::from_nanos(value),
-        _ => return None,
-    })
 }
 
 fn tensors(specs: &[TensorSpec]) -> Vec<TensorMetadata> {
@@ -193,6 +140,7 @@ impl GrpcInferenceService for Inference {
         self.call(
             "/inference.GRPCInferenceService/ServerLive",
             request.metadata(),
+            request.extensions().get::<Arrived>(),
             async { Ok((ServerLiveResponse { live: true }, None)) },
         )
         .await
@@ -205,6 +153,7 @@ impl GrpcInferenceService for Inference {
         self.call(
             "/inference.GRPCInferenceService/ServerReady",
             request.metadata(),
+            request.extensions().get::<Arrived>(),
             async {
                 let ready = self.state.registry.is_ready();
                 Ok((ServerReadyResponse { ready }, None))
@@ -217,15 +166,16 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
-        let (metadata, _, asked) = request.into_parts();
+        let (metadata, extensions, asked) = request.into_parts();
         self.call(
             "/inference.GRPCInferenceService/ModelReady",
             &metadata,
+            extensions.get::<Arrived>(),
             async {
                 match self.model(&asked.name, &asked.version) {
                     Ok(model) => Ok((
                         ModelReadyResponse { ready: true },
-                        Some(served_by(&model, None)),
+                        Some(ServedBy::of(&model, None)),
                     )),
                     // A model that is loading, failed, unloaded or unknown is not ready: the
                     // readiness call answers, as tritonclient's `is_model_ready` expects, and as
@@ -244,6 +194,7 @@ impl GrpcInferenceService for Inference {
         self.call(
             "/inference.GRPCInferenceService/ServerMetadata",
             request.metadata(),
+            request.extensions().get::<Arrived>(),
             async {
                 Ok((
                     ServerMetadataResponse {
@@ -262,10 +213,11 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
-        let (metadata, _, asked) = request.into_parts();
+        let (metadata, extensions, asked) = request.into_parts();
         self.call(
             "/inference.GRPCInferenceService/ModelMetadata",
             &metadata,
+            extensions.get::<Arrived>(),
             async {
                 let model = self.model(&asked.name, &asked.version)?;
                 let answer = ModelMetadataResponse {
@@ -276,7 +228,7 @@ impl GrpcInferenceService for Inference {
                     outputs: tensors(&model.signature.outputs),
                     properties: [("sha256".to_owned(), model.sha256.clone())].into(),
                 };
-                Ok((answer, Some(served_by(&model, None))))
+                Ok((answer, Some(ServedBy::of(&model, None))))
             },
         )
         .await
@@ -286,32 +238,20 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        let (metadata, _, asked) = request.into_parts();
+        let (metadata, extensions, asked) = request.into_parts();
+        let request_id = super::request_id(metadata.as_ref().get("x-request-id"));
         self.call(
             "/inference.GRPCInferenceService/ModelInfer",
             &metadata,
+            extensions.get::<Arrived>(),
             async {
-                let deadline = deadline(&self.state, &metadata)?;
-                self.infer(asked, deadline).await
+                // Fixed at arrival by the message reader (`super::bounded_message`).
+                let deadline = extensions.get::<Deadline>().copied().unwrap_or_else(|| {
+                    Deadline::new(Instant::now(), None, self.state.request_timeout)
+                });
+                self.infer(asked, request_id.clone(), deadline).await
             },
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_as_the_specification_writes_them() {
-        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("5000u"), Some(Duration::from_millis(5)));
-        assert_eq!(parse_grpc_timeout("123456789m"), None, "nine digits");
-        assert_eq!(parse_grpc_timeout("m"), None);
-        assert_eq!(parse_grpc_timeout("10x"), None);
-        assert_eq!(parse_grpc_timeout(""), None);
     }
 }

@@ -1,24 +1,45 @@
-//! Every answered request counted once, whatever protocol it came by: `warden_requests_total`
-//! with its protocol, route and status, the error counters, and for answers a model gave its
-//! latency histograms and the page's recent-traffic ring.
+//! Every answered request recorded once, whatever protocol it came by: one access-log line
+//! (with its request id) and the metrics: `warden_requests_total` with its protocol, route and
+//! status, the error counters, and for answers a model gave its latency histograms and the
+//! page's recent-traffic ring. The HTTP access-log middleware and the gRPC call wrapper both
+//! end a request here.
 
 use crate::metrics::Metrics;
 use crate::outcome::error::ErrorCode;
+use crate::serving::{ModelVersion, Timings};
 
-/// Which model version answered; handlers attach it to their responses for the log line.
+/// Which model version answered, and its hash; every answer names them.
 #[derive(Debug, Clone)]
 pub struct ServedBy {
     pub model: String,
     pub version: u64,
+    pub sha256: String,
     /// Where an inference's time went (absent for metadata routes).
-    pub timings: Option<crate::serving::Timings>,
+    pub timings: Option<Timings>,
 }
 
-/// One answered request, as the metrics count it, whatever protocol it came by.
+impl ServedBy {
+    /// `model`, with where an inference's time went when one ran.
+    pub fn of(model: &ModelVersion, timings: Option<Timings>) -> ServedBy {
+        ServedBy {
+            model: model.name.clone(),
+            version: model.version,
+            sha256: model.sha256.clone(),
+            timings,
+        }
+    }
+}
+
+/// One answered request, as the log and the metrics record it, whatever protocol it came by.
 #[derive(Debug)]
 pub(crate) struct Answered<'a> {
+    pub request_id: &'a str,
     /// `http` or `grpc`.
     pub protocol: &'static str,
+    /// The HTTP method (`POST` for every gRPC call).
+    pub method: &'a str,
+    /// The path asked for (the gRPC method's full name).
+    pub path: &'a str,
     /// The HTTP route template or the gRPC method: a bounded set, never a raw path.
     pub route: &'a str,
     /// The HTTP status or the gRPC status name.
@@ -30,8 +51,42 @@ pub(crate) struct Answered<'a> {
     pub elapsed: std::time::Duration,
 }
 
-/// Counts one answered request in the metrics.
+/// Logs one answered request and counts it in the metrics.
 pub(crate) fn record(metrics: &Metrics, answered: &Answered<'_>) {
+    log(answered);
+    count(metrics, answered);
+}
+
+/// The access-log line: the HTTP status as a number, the gRPC status by name.
+fn log(answered: &Answered<'_>) {
+    let served = answered.served;
+    let timings = served.and_then(|s| s.timings);
+    macro_rules! line {
+        ($status:expr) => {
+            tracing::info!(
+                request_id = %answered.request_id,
+                protocol = answered.protocol,
+                method = %answered.method,
+                path = %answered.path,
+                status = $status,
+                duration_ms = answered.elapsed.as_secs_f64() * 1000.0,
+                model = served.map(|s| s.model.as_str()),
+                version = served.map(|s| s.version),
+                queue_ms = timings.map(|t| t.queue.as_secs_f64() * 1e3),
+                inference_ms = timings.map(|t| t.inference.as_secs_f64() * 1e3),
+                batch_rows = timings.map(|t| t.batch_rows),
+                code = answered.code.map(ErrorCode::as_str),
+                "request"
+            )
+        };
+    }
+    match answered.status.parse::<u16>() {
+        Ok(http) => line!(http),
+        Err(_) => line!(answered.status),
+    }
+}
+
+fn count(metrics: &Metrics, answered: &Answered<'_>) {
     let served = answered.served;
     let model = served.map_or("", |s| s.model.as_str());
     let version = served.map(|s| s.version.to_string()).unwrap_or_default();

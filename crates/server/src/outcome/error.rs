@@ -136,14 +136,15 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Violations,
-    /// The model version the error is about, when there is one (for the log and metrics).
-    pub model: Option<(String, u64)>,
+    /// The model version the error is about, when there is one (for the log, the metrics and
+    /// the answer's headers).
+    pub model: Option<Box<super::ServedBy>>,
 }
 
 impl ApiError {
-    /// The same error, marked as about `model` version `version`.
-    pub fn about(mut self, model: &str, version: u64) -> ApiError {
-        self.model = Some((model.to_owned(), version));
+    /// The same error, marked as about `model`.
+    pub fn about(mut self, model: &crate::serving::ModelVersion) -> ApiError {
+        self.model = Some(Box::new(super::ServedBy::of(model, None)));
         self
     }
 
@@ -243,11 +244,7 @@ impl ApiError {
 
     /// The model version the error is about, as the access log and metrics record it.
     pub fn served_by(&self) -> Option<super::ServedBy> {
-        self.model.as_ref().map(|(model, version)| super::ServedBy {
-            model: model.clone(),
-            version: *version,
-            timings: None,
-        })
+        self.model.as_deref().cloned()
     }
 
     /// The distinct violation types of its details, for the metrics.

@@ -1,10 +1,9 @@
 //! How a failure below the protocols becomes an answer: a body the transport would not read, a
-//! model lookup, a refused token, a request the V2 codec refused, a prediction that failed; each mapped once onto the error
+//! model lookup, a refused token, a prediction that failed; each mapped once onto the error
 //! table, for REST and gRPC alike, with what the client is not told logged instead.
 
 use crate::auth::Denied;
 use crate::outcome::error::{ApiError, ErrorCode};
-use crate::protocol::v2::DecodeError;
 use crate::serving::{InferError, LookupError, ModelVersion, PredictError};
 use crate::transport::body::BodyRefusal;
 
@@ -65,21 +64,9 @@ impl From<LookupError> for ApiError {
     }
 }
 
-/// A request the V2 codec (REST or gRPC) refused, as a prediction failure of `model`.
-pub(crate) fn decode_error(model: &ModelVersion, err: DecodeError) -> PredictError {
-    match err {
-        DecodeError::Invalid(violations) => PredictError::Invalid(violations),
-        DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
-            model: model.name.clone(),
-            rows,
-            max,
-        },
-    }
-}
-
 /// Maps a prediction failure of `model` to its answer, logging what the client is not told.
 pub(crate) fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
-    predict_error_code(model, err).about(&model.name, model.version)
+    predict_error_code(model, err).about(model)
 }
 
 fn predict_error_code(model: &ModelVersion, err: PredictError) -> ApiError {

@@ -9,4 +9,4 @@ mod failure;
 
 pub use accounting::ServedBy;
 pub(crate) use accounting::{Answered, record};
-pub(crate) use failure::{body_refusal, decode_error, predict_error};
+pub(crate) use failure::{body_refusal, predict_error};

@@ -1,6 +1,8 @@
-//! The wire protocols as codecs: each decodes a request body into what the serving layer
-//! checks, and encodes the serving layer's answer for its clients. KServe V2 (JSON and the
-//! binary tensor extension) and the row API.
+//! The wire protocols as codecs for the front door (`crate::front_door::Codec`): each decodes a
+//! request body into what the contract gate checks, and encodes the answer for its clients.
+//! KServe V2 over REST (JSON and the binary tensor extension) and over gRPC ([`v2`]), and the
+//! row API ([`rows`]); the strict JSON both HTTP protocols accept ([`json`]).
 
+mod json;
 pub mod rows;
 pub mod v2;

@@ -15,6 +15,68 @@ use warden_contract::{
 };
 use warden_runtime::{NamedTensor, Tensor, TensorData};
 
+use crate::front_door::{Codec, Inputs};
+use crate::outcome::error::ApiError;
+use crate::protocol::json::strict_text;
+use crate::serving::{ModelVersion, PredictError};
+
+/// One row-API request, for the front door: its body as it came, then (once checked to be strict
+/// JSON) with its rows found; answered with one prediction object per row.
+#[derive(Debug)]
+pub struct RowsCodec {
+    body: RowsState,
+}
+
+#[derive(Debug)]
+enum RowsState {
+    Unchecked(Bytes),
+    Checked(RowsBody),
+    Released,
+}
+
+impl RowsCodec {
+    pub fn new(body: Bytes) -> RowsCodec {
+        RowsCodec {
+            body: RowsState::Unchecked(body),
+        }
+    }
+}
+
+impl Codec for RowsCodec {
+    type Answer = Vec<Value>;
+
+    fn check(&mut self) -> Result<(), ApiError> {
+        if let RowsState::Unchecked(text) = std::mem::replace(&mut self.body, RowsState::Released) {
+            self.body = RowsState::Checked(RowsBody::split(strict_text(text)?));
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, _model: &ModelVersion) -> Result<Inputs<'_>, PredictError> {
+        match &self.body {
+            RowsState::Checked(rows) => rows
+                .source()
+                .map(Inputs::Rows)
+                .map_err(PredictError::Invalid),
+            // The door checks every body before it decodes it.
+            _ => Err(PredictError::Encode("the body was not checked".into())),
+        }
+    }
+
+    fn release(&mut self) {
+        self.body = RowsState::Released;
+    }
+
+    fn encode(
+        self,
+        model: &ModelVersion,
+        outputs: Vec<NamedTensor>,
+        rows: usize,
+    ) -> Result<Vec<Value>, ApiError> {
+        Ok(predictions(&outputs, &model.contract.outputs, rows))
+    }
+}
+
 /// A row request's body kept as its JSON text (already checked to be strict JSON), with where
 /// each row of `instances` lies in it. Rows are parsed one at a time as they are validated
 /// ([`RowSource`]), so a body of 800,000 rows costs its text and 8 bytes a row until then, not

@@ -16,7 +16,7 @@ use warden_runtime::{NamedTensor, Signature};
 
 use super::binding;
 use super::contract::ModelContract;
-use super::model::PredictError;
+use super::predict_error::PredictError;
 
 /// Inputs that passed the contract of one model version, ready to run on it.
 #[derive(Debug)]
@@ -32,6 +32,11 @@ impl Admitted {
     /// The rows in this batch.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The admitted inputs, as the engine will get them.
+    pub fn inputs(&self) -> &[NamedTensor] {
+        &self.inputs
     }
 
     /// The inputs, the outputs asked for and the row count, for the version whose identity is

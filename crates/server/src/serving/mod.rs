@@ -14,6 +14,7 @@ mod drift;
 mod guards;
 mod load_error;
 mod model;
+mod predict_error;
 mod registry;
 mod reload;
 mod repository;
@@ -27,7 +28,8 @@ pub use drift::{
     DriftMonitor, DriftReport, DriftStatus, FeatureReport, PredictionReport, WindowReport,
 };
 pub use load_error::LoadError;
-pub use model::{ModelVersion, PredictError, Serving, sha256_hex};
+pub use model::{ModelVersion, Serving, sha256_hex};
+pub use predict_error::PredictError;
 pub use registry::{LookupError, ModelEntry, ModelRegistry};
 pub use reload::{IndexEntry, ReloadError, Reloader};
 pub use repository::{

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use warden_contract::{RowSource, Violations};
+use warden_contract::RowSource;
 use warden_runtime::graph_facts::inspect;
 use warden_runtime::{Backend, LoadOptions, Signature, TensorSpec};
 
@@ -19,8 +19,9 @@ use super::contract::{ModelContract, example_row, resolve_contract};
 use super::drift::{DriftMonitor, monitor};
 use super::guards::check_outputs;
 use super::load_error::{LoadError, unsupported_operator};
+use super::predict_error::PredictError;
 use super::repository::ModelSource;
-use super::scheduler::{Answer, Counters, InferError, Scheduler, SchedulerOptions};
+use super::scheduler::{Answer, Counters, Scheduler, SchedulerOptions};
 
 /// A loaded, checked, warmed-up model version.
 #[derive(Debug)]
@@ -38,46 +39,6 @@ pub struct ModelVersion {
     /// Inputs and predictions against the manifest's `[baseline]`; `None` without one.
     pub drift: Option<DriftMonitor>,
     worker: Scheduler,
-}
-
-/// Why a request could not be answered with predictions.
-#[derive(Debug, thiserror::Error)]
-pub enum PredictError {
-    #[error("{}", describe_violations(.0))]
-    Invalid(Violations),
-    #[error("the request has {rows} rows; model `{model}` accepts at most {max} per request")]
-    BatchTooLarge {
-        model: String,
-        rows: usize,
-        max: usize,
-    },
-    #[error("model `{0}` declares no named features; use the V2 inference API")]
-    NoRowContract(String),
-    #[error(transparent)]
-    Infer(#[from] InferError),
-    #[error("model output failed its guards: {}", .0.join("; "))]
-    InvalidOutput(Vec<String>),
-    #[error("could not encode the request: {0}")]
-    Encode(String),
-}
-
-/// Violations in one line, for logs and start-up messages: `sepal_length: expected …; …`.
-fn describe_violations(violations: &Violations) -> String {
-    violations
-        .listed()
-        .iter()
-        .map(|v| {
-            let field = v
-                .loc
-                .last()
-                .map_or_else(String::new, |segment| match segment {
-                    warden_contract::LocSegment::Key(key) => format!("{key}: "),
-                    warden_contract::LocSegment::Index(index) => format!("[{index}]: "),
-                });
-            format!("{field}{}", v.msg)
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// How versions are served: worker threads per version and engine threads per worker.

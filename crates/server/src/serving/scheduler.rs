@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -82,8 +81,11 @@ pub(super) struct SchedulerOptions {
 /// The queue and worker threads of one model version.
 #[derive(Debug)]
 pub(super) struct Scheduler {
-    queue: Option<Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    /// Closed when the scheduler is dropped: each worker finishes its batch and the requests
+    /// already queued, then exits by itself. Nothing joins the workers: the last reference to a
+    /// version can drop on an async runtime thread (a request finishing after a reload), which
+    /// must never wait for a batch.
+    queue: Sender<Job>,
     counters: Arc<Counters>,
 }
 
@@ -121,21 +123,15 @@ impl Scheduler {
         // briefly before parking): no lock between them, and a busy queue rarely sleeps.
         let (queue, jobs) = crossbeam_channel::bounded::<Job>(options.queue_capacity);
         let counters = Arc::new(Counters::default());
-        let mut threads = Vec::new();
         for (index, model) in models.into_iter().enumerate() {
             let jobs = jobs.clone();
             let counters = Arc::clone(&counters);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("infer-{name}-{index}"))
-                    .spawn(move || work(model, &jobs, &counters, options))?,
-            );
+            // Detached: a worker exits when the queue closes.
+            std::thread::Builder::new()
+                .name(format!("infer-{name}-{index}"))
+                .spawn(move || work(model, &jobs, &counters, options))?;
         }
-        Ok(Scheduler {
-            queue: Some(queue),
-            threads,
-            counters,
-        })
+        Ok(Scheduler { queue, counters })
     }
 
     /// The scheduler's counters.
@@ -151,7 +147,7 @@ impl Scheduler {
         rows: usize,
         deadline: Instant,
     ) -> Result<Answer, InferError> {
-        let queue = self.queue.as_ref().ok_or(InferError::WorkerStopped)?;
+        let queue = &self.queue;
         let (reply, answer) = oneshot::channel();
         let enqueued = Instant::now();
         let job = Job {
@@ -181,16 +177,6 @@ impl Scheduler {
             Err(_) => Err(InferError::DeadlineExceeded(enqueued.elapsed())),
             Ok(Err(_)) => Err(InferError::WorkerStopped),
             Ok(Ok(result)) => result,
-        }
-    }
-}
-
-impl Drop for Scheduler {
-    /// Closes the queue and waits for the workers to finish the requests already queued.
-    fn drop(&mut self) {
-        drop(self.queue.take());
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
         }
     }
 }

@@ -402,6 +402,7 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
             backends,
             sources,
         }),
+        observers: Vec::new(),
     };
     let state = AppState::new(ModelRegistry::new(models, config.allow_partial), options);
     let (listener, grpc_listener) = match mode {

@@ -5,6 +5,7 @@
 //!   the bounded drain on shutdown, for the HTTP listener (HTTP/1 and h2c) and the gRPC one;
 //! - [`budget`]: the server-wide memory budget for request bytes in flight;
 //! - [`body`]: reading one body or gRPC message bounded in time, bytes and budget;
+//! - [`deadline`]: a request's deadline, fixed at its arrival, bounding every wait it makes;
 //! - [`canned`]: hyper's own answers to requests it cannot parse, given warden's JSON body.
 //!
 //! It knows nothing of models, protocols beyond framing, or the error table: the layers above
@@ -15,3 +16,4 @@ pub mod body;
 pub mod budget;
 pub mod canned;
 pub mod connections;
+pub mod deadline;

@@ -12,6 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "api",
             "auth",
             "exit",
+            "front_door",
             "grpc",
             "init",
             "metrics",
@@ -29,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "api",
             "auth",
+            "front_door",
             "metrics",
             "outcome",
             "protocol",
@@ -41,6 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "grpc",
         &[
             "auth",
+            "front_door",
             "grpc",
             "metrics",
             "outcome",
@@ -51,9 +54,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "protocol",
+        &["front_door", "outcome", "protocol", "serving"],
+    ),
+    (
         "state",
         &[
             "auth",
+            "front_door",
             "metrics",
             "outcome",
             "serving",
@@ -62,18 +70,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "front_door",
+        &["front_door", "outcome", "serving", "transport"],
+    ),
+    (
         "outcome",
-        &[
-            "auth",
-            "metrics",
-            "outcome",
-            "protocol",
-            "serving",
-            "transport",
-        ],
+        &["auth", "metrics", "outcome", "serving", "transport"],
     ),
     ("transport", &["metrics", "transport"]),
-    ("protocol", &["protocol"]),
     ("serving", &["exit", "metrics", "serving"]),
     ("auth", &["auth"]),
     ("metrics", &["metrics"]),

@@ -15,6 +15,8 @@ use warden_contract::{
 };
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData, TensorSpec};
 
+use crate::serving::PredictError;
+
 /// Bad elements reported per input before the rest are summarised, so a huge tensor of
 /// garbage yields a readable answer.
 const MAX_ELEMENT_VIOLATIONS: usize = 10;
@@ -27,6 +29,20 @@ pub enum DecodeError {
     /// An input's first (batch) dimension is over the model's `max_batch_size`; found before
     /// any element is looked at, so a huge tensor costs nothing but its parse.
     BatchTooLarge { rows: usize, max: usize },
+}
+
+impl DecodeError {
+    /// The same refusal as a prediction failure of model `model`.
+    pub fn for_model(self, model: &str) -> PredictError {
+        match self {
+            DecodeError::Invalid(violations) => PredictError::Invalid(violations),
+            DecodeError::BatchTooLarge { rows, max } => PredictError::BatchTooLarge {
+                model: model.to_owned(),
+                rows,
+                max,
+            },
+        }
+    }
 }
 
 impl From<Violations> for DecodeError {
@@ -245,7 +261,7 @@ pub fn decode_request(
 /// One input as a wire format gave it, before any check: the REST JSON's `inputs[i]` or a gRPC
 /// `ModelInferRequest`'s.
 #[derive(Debug)]
-pub(crate) struct WireInput<'a> {
+pub(super) struct WireInput<'a> {
     pub name: &'a str,
     pub shape: &'a [i64],
     pub datatype: &'a str,
@@ -255,7 +271,7 @@ pub(crate) struct WireInput<'a> {
 
 /// Where an input's elements are.
 #[derive(Debug)]
-pub(crate) enum Payload<'a> {
+pub(super) enum Payload<'a> {
     /// JSON `data`, flat or nested, as its text.
     Json(&'a RawValue),
     /// Little-endian elements back to back (Triton's binary extension, gRPC's
@@ -271,7 +287,7 @@ pub(crate) enum Payload<'a> {
 /// The typed element lists of a gRPC `InferTensorContents`, one per protocol field; the
 /// datatype says which one holds the elements.
 #[derive(Debug, Default)]
-pub(crate) struct TypedContents<'a> {
+pub(super) struct TypedContents<'a> {
     pub bool_contents: &'a [bool],
     pub int_contents: &'a [i32],
     pub int64_contents: &'a [i64],
@@ -284,7 +300,7 @@ pub(crate) struct TypedContents<'a> {
 
 /// `BatchTooLarge` for the first batch dimension over `max_rows` among the inputs' shapes:
 /// checked before any element is looked at, so a huge tensor costs nothing but its parse.
-pub(crate) fn check_batch<'a>(
+pub(super) fn check_batch<'a>(
     mut shapes: impl Iterator<Item = &'a [i64]>,
     max_rows: usize,
 ) -> Result<(), DecodeError> {
@@ -306,7 +322,7 @@ pub(crate) fn check_batch<'a>(
 /// The inputs checked against the signature and decoded: each named once, known to the graph,
 /// of its datatype and shape, with valid elements; and every graph input given. Every problem
 /// goes into `violations`; the tensors that passed are returned.
-pub(crate) fn decode_inputs(
+pub(super) fn decode_inputs(
     wire: &[WireInput<'_>],
     signature: &Signature,
     violations: &mut Violations,
@@ -369,7 +385,7 @@ pub(crate) fn decode_inputs(
 
 /// The outputs a client asked for, each known to the graph, in order and without repeats
 /// (empty: every output).
-pub(crate) fn requested_outputs<'a>(
+pub(super) fn requested_outputs<'a>(
     requested: impl Iterator<Item = &'a str>,
     signature: &Signature,
     violations: &mut Violations,
@@ -394,7 +410,7 @@ pub(crate) fn requested_outputs<'a>(
 }
 
 /// The batch dimension the decoded inputs share (1 for none); when they differ, a violation.
-pub(crate) fn batch_rows(inputs: &[NamedTensor], violations: &mut Violations) -> usize {
+pub(super) fn batch_rows(inputs: &[NamedTensor], violations: &mut Violations) -> usize {
     let batch_sizes: Vec<usize> = inputs
         .iter()
         .filter_map(|input| input.tensor.shape.first().copied())

@@ -105,7 +105,7 @@ pub fn encode_response(
 }
 
 /// Appends tensor data in the binary tensor layout (the inverse of [`decode_binary`]).
-pub(crate) fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
+pub(super) fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
     match data {
         TensorData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
         TensorData::U8(v) => out.extend_from_slice(v),

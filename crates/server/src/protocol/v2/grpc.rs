@@ -1,22 +1,78 @@
-//! The gRPC wire format of an inference, as a codec: a `ModelInferRequest`'s tensors (typed
-//! `contents`, or `raw_input_contents` in the binary layout Triton's clients always send) into
-//! tensors checked against the graph by the same rules as REST ([`crate::protocol::v2`]), and
-//! the outputs back into a `ModelInferResponse`, raw when the request was raw, else typed.
+//! The gRPC wire format of an inference, as a codec for the front door: a `ModelInferRequest`'s
+//! tensors (typed `contents`, or `raw_input_contents` in the binary layout Triton's clients
+//! always send) into tensors checked against the graph by the same rules as REST
+//! ([`super::decode`]), and the outputs back into a `ModelInferResponse`, raw when the request
+//! was raw, else typed.
 
 use prost::bytes::Bytes;
 use warden_contract::{LocSegment, Violation, ViolationType, Violations, clip};
 use warden_runtime::{NamedTensor, Signature, TensorData};
 
+use super::decode::{
+    DecodeError, Payload, TypedContents, WireInput, batch_rows, check_batch, decode_inputs,
+    requested_outputs,
+};
+use super::encode::append_binary;
 use super::inference::model_infer_response::InferOutputTensor;
 use super::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
-use crate::protocol::v2::{
-    DecodeError, Payload, TypedContents, WireInput, append_binary, batch_rows, check_batch,
-    decode_inputs, requested_outputs,
-};
-use crate::serving::TensorRequest;
+use crate::front_door::{Codec, Inputs};
+use crate::outcome::error::ApiError;
+use crate::serving::{ModelVersion, PredictError, TensorRequest};
+
+/// One gRPC `ModelInfer` call.
+#[derive(Debug)]
+pub struct GrpcCodec {
+    request: ModelInferRequest,
+    /// Whether the inputs came as `raw_input_contents` (the outputs then go out raw too).
+    raw: bool,
+    id: String,
+}
+
+impl GrpcCodec {
+    pub fn new(request: ModelInferRequest) -> GrpcCodec {
+        GrpcCodec {
+            raw: !request.raw_input_contents.is_empty(),
+            id: request.id.clone(),
+            request,
+        }
+    }
+}
+
+impl Codec for GrpcCodec {
+    type Answer = ModelInferResponse;
+
+    fn decode(&mut self, model: &ModelVersion) -> Result<Inputs<'_>, PredictError> {
+        decode(
+            &self.request,
+            &model.signature,
+            model.contract.max_batch_size,
+        )
+        .map(Inputs::Tensors)
+        .map_err(|err| err.for_model(&model.name))
+    }
+
+    fn release(&mut self) {
+        self.request = ModelInferRequest::default();
+    }
+
+    fn encode(
+        self,
+        model: &ModelVersion,
+        outputs: Vec<NamedTensor>,
+        _rows: usize,
+    ) -> Result<ModelInferResponse, ApiError> {
+        Ok(encode(
+            &model.name,
+            model.version,
+            self.id,
+            outputs,
+            self.raw,
+        ))
+    }
+}
 
 /// Decodes and checks a request's tensors against `signature` and `max_rows`.
-pub(super) fn decode(
+fn decode(
     request: &ModelInferRequest,
     signature: &Signature,
     max_rows: usize,
@@ -109,7 +165,7 @@ fn typed(contents: &InferTensorContents) -> TypedContents<'_> {
 
 /// The answer: every output named, typed and shaped; its elements in `raw_output_contents`
 /// (the binary layout, one entry per output) when `raw`, else in typed `contents`.
-pub(super) fn encode(
+fn encode(
     model_name: &str,
     model_version: u64,
     id: String,
@@ -169,8 +225,8 @@ fn contents_of(data: TensorData) -> InferTensorContents {
 
 #[cfg(test)]
 mod tests {
+    use super::super::inference::model_infer_request::InferInputTensor;
     use super::*;
-    use crate::grpc::inference::model_infer_request::InferInputTensor;
     use warden_runtime::{DataType, TensorSpec};
 
     fn signature() -> Signature {
