@@ -103,6 +103,14 @@ impl FrontDoor {
         }
     }
 
+    /// The same door, with `observers` seeing every request it answers (added to any it has).
+    pub fn with_observers(mut self, observers: Vec<Arc<dyn Observer>>) -> FrontDoor {
+        let all: Vec<Arc<dyn Observer>> = self.observers.iter().cloned().chain(observers).collect();
+        self.copy_inputs = all.iter().any(|o| o.wants_inputs());
+        self.observers = all.into();
+        self
+    }
+
     /// Runs one inference request through the pipeline (see the module's documentation).
     pub async fn infer<C: Codec>(&self, call: Call<C>) -> Result<Served<C::Answer>, ApiError> {
         let Call {

@@ -91,6 +91,16 @@ impl TestServer {
         env: &[(&str, &str)],
         backends: Backends,
     ) -> TestServer {
+        TestServer::start_observed(path, env, backends, Vec::new()).await
+    }
+
+    /// As [`TestServer::start_with`], with `observers` at the front door.
+    pub(crate) async fn start_observed(
+        path: &Path,
+        env: &[(&str, &str)],
+        backends: Backends,
+        observers: Vec<Arc<dyn warden_server::front_door::Observer>>,
+    ) -> TestServer {
         let mut environment: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -123,7 +133,8 @@ impl TestServer {
         let grpc = grpc_listener
             .as_ref()
             .map(|listener| format!("http://{}", listener.local_addr().unwrap()));
-        let state = prepared.state;
+        let mut state = prepared.state;
+        state.door = state.door.with_observers(observers);
         let (shutdown, signal) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();
         let limits = prepared.connections;
