@@ -127,6 +127,9 @@ impl FrontDoor {
                       rows: usize,
                       outcome: Result<&[NamedTensor], &ApiError>,
                       timings: Option<Timings>| {
+            if self.observers.is_empty() {
+                return;
+            }
             let observed = Observed {
                 protocol,
                 request_id: &request_id,

@@ -4,7 +4,9 @@
 //! asks for them) and the outcome.
 //!
 //! Observers run on the request's task, after inference and before the answer is encoded: they
-//! must be quick and never block; anything slow is handed to a bounded queue of their own.
+//! must be quick and never block; anything slow is handed to a bounded queue of their own. A
+//! request whose client went away before its answer (its task dropped) is not answered, and not
+//! observed; the scheduler counts it as abandoned.
 
 use std::time::Duration;
 
