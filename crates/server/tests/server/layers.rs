@@ -174,3 +174,109 @@ fn every_module_of_the_crate_is_in_a_layer_and_in_the_readme() {
         );
     }
 }
+
+/// The sibling modules a file names through `super::NAME` (comments aside).
+fn named_siblings(code: &str, siblings: &[String]) -> Vec<String> {
+    let mut named: Vec<String> = code
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .flat_map(|line| {
+            line.match_indices("super::").map(move |(at, _)| {
+                line[at + "super::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+        })
+        .filter(|name| siblings.contains(name))
+        .collect();
+    // `use super::{a, b}` names several.
+    for line in code
+        .lines()
+        .filter(|l| l.trim_start().starts_with("use super::{"))
+    {
+        let inner = line
+            .split("super::{")
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches("};");
+        for name in inner
+            .split(',')
+            .map(|n| n.trim().split("::").next().unwrap_or(""))
+        {
+            if siblings.iter().any(|s| s == name) {
+                named.push(name.to_owned());
+            }
+        }
+    }
+    named.sort();
+    named.dedup();
+    named
+}
+
+#[test]
+fn no_two_modules_of_a_folder_name_each_other() {
+    let mut folders = vec![src()];
+    let mut cycles = Vec::new();
+    while let Some(folder) = folders.pop() {
+        let mut modules: Vec<(String, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path.clone());
+                if path.join("mod.rs").exists() {
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    modules.push((name, path.join("mod.rs")));
+                }
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+                if name != "mod" && name != "lib" && name != "main" {
+                    modules.push((name, path));
+                }
+            }
+        }
+        if folder == src() {
+            continue; // the layers test holds the top level
+        }
+        let names: Vec<String> = modules.iter().map(|(name, _)| name.clone()).collect();
+        let edges: Vec<(String, Vec<String>)> = modules
+            .iter()
+            .map(|(name, path)| {
+                let code = std::fs::read_to_string(path).unwrap();
+                // Unit tests may reach across (a decoder's test encodes its input).
+                let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+                let named = named_siblings(code, &names)
+                    .into_iter()
+                    .filter(|other| other != name)
+                    .collect();
+                (name.clone(), named)
+            })
+            .collect();
+        // A cycle through any number of modules: follow every path from each module.
+        for (start, _) in &edges {
+            let mut todo = vec![vec![start.clone()]];
+            while let Some(path) = todo.pop() {
+                let last = path.last().unwrap();
+                let next = &edges.iter().find(|(name, _)| name == last).unwrap().1;
+                for module in next {
+                    if module == start {
+                        cycles.push(format!(
+                            "{}: {} -> {start}",
+                            folder.display(),
+                            path.join(" -> ")
+                        ));
+                    } else if !path.contains(module) {
+                        let mut longer = path.clone();
+                        longer.push(module.clone());
+                        todo.push(longer);
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules that name each other:\n{}",
+        cycles.join("\n")
+    );
+}
