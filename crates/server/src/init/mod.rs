@@ -32,6 +32,7 @@ mod table;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use warden_contract::baseline::{BaselineTable, ColumnStats};
 use warden_contract::{BackendChoice, Batching, Drift, Manifest, VersionEntry};
 use warden_runtime::graph_facts::{class_labels, has_float64_input, inspect};
 use warden_runtime::{RuntimeError, Signature};
@@ -41,7 +42,7 @@ use crate::serving::{graph_inputs, sha256_hex};
 
 use example::{Example, check_with_example, example_candidates};
 use features::{drop_rows_with_blanks, feature_columns, nullable_features, outputs};
-use profile::{frequencies, numbers, profile_feature, target_numbers};
+use profile::{numbers, profile_feature};
 use staging::Staging;
 use table::{Table, read_csv};
 /// What `warden init` was asked to do.
@@ -320,12 +321,12 @@ fn describe(
     }
     let table = table.as_deref();
     let mut features = Vec::new();
-    let mut baseline = toml::Table::new();
+    let mut baseline = BaselineTable::default();
     for (column, &nullable) in columns.iter().zip(&nullable) {
         let data = table.and_then(|t| Some((t.column(&column.name)?, t.lines.as_slice())));
         let profile = profile_feature(column, nullable, data, &mut problems);
         if let Some(stats) = profile.baseline {
-            baseline.insert(column.name.clone(), toml::Value::Table(stats));
+            baseline.columns.insert(column.name.clone(), stats);
         }
         features.push(profile.feature);
     }
@@ -342,14 +343,15 @@ fn describe(
                         ));
                     }
                 }
-                let mut stats = if classes.is_some() {
-                    frequencies(&cells)
+                let stats = if classes.is_some() {
+                    ColumnStats::categorical(&cells).map(ColumnStats::target)
                 } else {
                     numbers(target, &cells, &table.lines, &mut problems)
-                        .map_or_else(toml::Table::new, |v| target_numbers(&v))
+                        .and_then(|values| ColumnStats::numeric_target(&values))
                 };
-                stats.insert("role".into(), toml::Value::String("target".into()));
-                baseline.insert(target.to_owned(), toml::Value::Table(stats));
+                if let Some(stats) = stats {
+                    baseline.columns.insert(target.to_owned(), stats);
+                }
             }
         }
     }
@@ -370,7 +372,7 @@ fn describe(
             example: None,
             versions: BTreeMap::new(),
             drift: Drift::default(),
-            baseline: (!baseline.is_empty()).then_some(baseline),
+            baseline: (!baseline.columns.is_empty()).then_some(baseline),
         },
         examples,
     })

@@ -3,9 +3,9 @@
 //! category frequencies), and the target's distribution. Measuring only: which column is which
 //! feature is decided in `features`, and the baseline's format belongs to the contract crate.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use warden_contract::baseline::bin_shares;
+use warden_contract::baseline::ColumnStats;
 use warden_contract::{Feature, FeatureType};
 
 use super::features::FeatureColumn;
@@ -17,7 +17,7 @@ const MAX_CELL_PROBLEMS: usize = 5;
 
 pub(super) struct FeatureProfile {
     pub(super) feature: Feature,
-    pub(super) baseline: Option<toml::Table>,
+    pub(super) baseline: Option<ColumnStats>,
 }
 
 /// The feature's declaration and baseline from its column of the data (`cells`, with each row's
@@ -46,19 +46,21 @@ pub(super) fn profile_feature(
         .unzip();
     let baseline = match feature.kind {
         FeatureType::Float | FeatureType::Int => {
-            numbers(&column.name, &present, &present_lines, problems).map(|values| {
+            numbers(&column.name, &present, &present_lines, problems).and_then(|values| {
                 feature.min = values.first().copied();
                 feature.max = values.last().copied();
-                quantiles(&values)
+                ColumnStats::numeric(&values)
             })
         }
         FeatureType::String => {
             let distinct: BTreeSet<&str> = present.iter().copied().collect();
-            (!distinct.is_empty() && distinct.len() <= MAX_CATEGORY_VALUES).then(|| {
+            if distinct.is_empty() || distinct.len() > MAX_CATEGORY_VALUES {
+                None
+            } else {
                 feature.kind = FeatureType::Category;
                 feature.values = Some(distinct.iter().map(|v| (*v).to_owned()).collect());
-                frequencies(&present)
-            })
+                ColumnStats::categorical(&present)
+            }
         }
         FeatureType::Bool | FeatureType::Category => None,
     };
@@ -96,47 +98,4 @@ pub(super) fn numbers(
     }
     values.sort_by(f64::total_cmp);
     (!values.is_empty()).then_some(values)
-}
-
-/// Deciles by nearest rank (eleven values seen in training, from the minimum to the maximum)
-/// and the exact share of the rows in each bin they cut (see `warden_contract::baseline`).
-fn quantiles(sorted: &[f64]) -> toml::Table {
-    let last = sorted.len() - 1;
-    let points: Vec<f64> = (0..=10).map(|k| sorted[(k * last + 5) / 10]).collect();
-    let shares = bin_shares(&points, sorted);
-    let floats =
-        |values: Vec<f64>| toml::Value::Array(values.into_iter().map(toml::Value::Float).collect());
-    toml::Table::from_iter([
-        ("quantiles".to_owned(), floats(points)),
-        ("shares".to_owned(), floats(shares)),
-    ])
-}
-
-/// A numeric target's deciles and shares, with its mean and standard deviation (for the
-/// mean-prediction alert), rounded to six significant decimals.
-pub(super) fn target_numbers(sorted: &[f64]) -> toml::Table {
-    let mut table = quantiles(sorted);
-    let n = sorted.len() as f64;
-    let mean = sorted.iter().sum::<f64>() / n;
-    let std = (sorted.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
-    let round = |x: f64| (x * 1e6).round() / 1e6;
-    table.insert("mean".into(), toml::Value::Float(round(mean)));
-    table.insert("std".into(), toml::Value::Float(round(std)));
-    table
-}
-
-/// Each value's share of the rows, rounded to six decimals.
-pub(super) fn frequencies(cells: &[&str]) -> toml::Table {
-    let mut counts = BTreeMap::<&str, usize>::new();
-    for cell in cells {
-        *counts.entry(cell).or_default() += 1;
-    }
-    let shares = counts
-        .into_iter()
-        .map(|(value, count)| {
-            let share = (count as f64 / cells.len() as f64 * 1e6).round() / 1e6;
-            (value.to_owned(), toml::Value::Float(share))
-        })
-        .collect();
-    toml::Table::from_iter([("frequencies".to_owned(), toml::Value::Table(shares))])
 }
