@@ -13,7 +13,9 @@
 //!
 //! The folder is built in a hidden folder inside the repository, loaded exactly as `warden
 //! serve` would load it, and only then renamed into place, so what `init` writes is known to
-//! serve and a failure leaves nothing behind.
+//! serve and a failure leaves nothing behind. An existing folder is replaced as a whole, and
+//! only with `--force` (refused before the data is read, naming what it would remove), so no
+//! version folder of the old one is left to be served under the new manifest.
 //!
 //! This module is the command (what was asked, why nothing was written, the steps in order)
 //! and the manifest's assembly; each step's concern is a module of its own: `table` reads the
@@ -74,8 +76,15 @@ pub enum InitError {
     },
     #[error("{0}")]
     Graph(String),
-    #[error("{path} already exists; pass --force to overwrite it")]
-    Exists { path: PathBuf },
+    #[error(
+        "{path} already exists; pass --force to overwrite it{}",
+        replaced(others)
+    )]
+    Exists {
+        path: PathBuf,
+        /// What the folder holds besides what init writes, which `--force` removes.
+        others: Vec<String>,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -107,7 +116,7 @@ impl InitError {
         match self {
             InitError::Read { path, .. }
             | InitError::Data { path, .. }
-            | InitError::Exists { path }
+            | InitError::Exists { path, .. }
             | InitError::Write { path, .. } => Some(path),
             InitError::Check(failure) => failure.path.as_deref(),
             _ => None,
@@ -124,8 +133,40 @@ impl InitError {
     }
 }
 
+/// What `--force` would remove besides the manifest and the graph, for [`InitError::Exists`].
+fn replaced(others: &[String]) -> String {
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (--force replaces the model folder as a whole, so its {} would go too)",
+            others.join(", ")
+        )
+    }
+}
+
 /// Writes the model folder and checks that it serves; returns the manifest's path.
 pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf, InitError> {
+    // Refused before anything is read: a large CSV is not profiled only to be refused.
+    let folder = request.repository.join(&request.name);
+    let manifest_path = folder.join(MANIFEST_FILE);
+    let others = staging::others(&folder)?;
+    if !request.force {
+        if manifest_path.exists() {
+            return Err(InitError::Exists {
+                path: manifest_path,
+                others,
+            });
+        }
+        if !others.is_empty() {
+            return Err(InitError::Exists {
+                path: folder,
+                others,
+            });
+        }
+    }
+    // Without --force, a folder that is there holds at most the graph being described.
+    let replace = request.force || folder.exists();
     let bytes = std::fs::read(&request.model).map_err(|source| InitError::Read {
         path: request.model.clone(),
         source,
@@ -178,13 +219,6 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf
             sha256: Some(sha256_hex(&bytes)),
         },
     );
-    let folder = request.repository.join(&request.name);
-    let manifest_path = folder.join(MANIFEST_FILE);
-    if manifest_path.exists() && !request.force {
-        return Err(InitError::Exists {
-            path: manifest_path,
-        });
-    }
     let staging = Staging::create(&request.repository, &request.name)?;
     let graph_path = staging.path.join("1").join(MODEL_FILE);
     std::fs::create_dir(staging.path.join("1")).map_err(write_error(&staging.path))?;
@@ -192,7 +226,15 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf
     let text = check_with_example(request, backends, &graph_path, manifest, &examples)?;
     let staged_manifest = staging.path.join(MANIFEST_FILE);
     std::fs::write(&staged_manifest, text).map_err(write_error(&staged_manifest))?;
-    staging.commit(&folder)?;
+    staging.commit(&folder, replace)?;
+    if !others.is_empty() {
+        tracing::warn!(
+            folder = %folder.display(),
+            removed = %others.join(", "),
+            "--force replaced the model folder as a whole, removing {}",
+            others.join(", ")
+        );
+    }
     Ok(manifest_path)
 }
 

@@ -43,25 +43,86 @@ impl Staging {
         }
     }
 
-    /// Moves what was built to `folder`: by one rename when `folder` is new; file by file (each
-    /// a rename) into an existing one (`--force`), so its other version folders are kept.
-    pub(super) fn commit(mut self, folder: &Path) -> Result<(), InitError> {
+    /// Moves what was built to `folder` by one rename. An existing `folder` is replaced only
+    /// when `replace` (`--force`, or a folder found holding nothing init would not write): as
+    /// one unit, moved aside under a hidden name, the new one renamed into its place and the
+    /// old one removed, so no version folder of the old one survives to be served under a
+    /// manifest checked against the new graph.
+    pub(super) fn commit(mut self, folder: &Path, replace: bool) -> Result<(), InitError> {
         if !folder.exists() {
             std::fs::rename(&self.path, folder).map_err(write_error(folder))?;
             self.committed = true;
             return Ok(());
         }
-        let version = folder.join("1");
-        std::fs::create_dir_all(&version).map_err(write_error(&version))?;
-        for file in [
-            Path::new("1").join(MODEL_FILE),
-            PathBuf::from(MANIFEST_FILE),
-        ] {
-            let target = folder.join(&file);
-            std::fs::rename(self.path.join(&file), &target).map_err(write_error(&target))?;
+        if !replace {
+            // Made by someone else while init ran.
+            return Err(InitError::Exists {
+                path: folder.to_path_buf(),
+                others: Vec::new(),
+            });
+        }
+        let mut aside = self.path.clone().into_os_string();
+        aside.push(".replaced");
+        let aside = PathBuf::from(aside);
+        std::fs::rename(folder, &aside).map_err(write_error(folder))?;
+        if let Err(source) = std::fs::rename(&self.path, folder) {
+            // Put the old folder back: a failed init changes nothing.
+            let _ = std::fs::rename(&aside, folder);
+            return Err(InitError::Write {
+                path: folder.to_path_buf(),
+                source,
+            });
+        }
+        self.committed = true;
+        if let Err(err) = std::fs::remove_dir_all(&aside) {
+            tracing::warn!(
+                path = %aside.display(),
+                error = %err,
+                "the replaced model folder could not be removed; the repository scan passes \
+                 over it, delete it by hand"
+            );
         }
         Ok(())
     }
+}
+
+/// What an existing model folder holds besides what `init` writes (`warden.toml` and
+/// `1/model.onnx`), as `2/` or `1/notes.txt`, sorted: what replacing the folder removes.
+/// Nothing when there is no folder.
+pub(super) fn others(folder: &Path) -> Result<Vec<String>, InitError> {
+    let read_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InitError::Read { path, source }
+    };
+    let entries = |dir: &Path| -> Result<Vec<(String, bool)>, InitError> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_error(dir))? {
+            let entry = entry.map_err(read_error(dir))?;
+            let is_dir = entry.file_type().map_err(read_error(dir))?.is_dir();
+            found.push((entry.file_name().to_string_lossy().into_owned(), is_dir));
+        }
+        Ok(found)
+    };
+    if !folder.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut others = Vec::new();
+    for (name, is_dir) in entries(folder)? {
+        match (name.as_str(), is_dir) {
+            (MANIFEST_FILE, false) => {}
+            ("1", true) => {
+                for (inner, inner_dir) in entries(&folder.join("1"))? {
+                    if inner != MODEL_FILE || inner_dir {
+                        others.push(format!("1/{inner}{}", if inner_dir { "/" } else { "" }));
+                    }
+                }
+            }
+            (_, true) => others.push(format!("{name}/")),
+            (_, false) => others.push(name),
+        }
+    }
+    others.sort();
+    Ok(others)
 }
 
 impl Drop for Staging {
