@@ -16,14 +16,15 @@ use super::table::Table;
 use super::{InitError, InitRequest, NotServable, would_not_serve};
 
 /// Candidate `[example]` rows tried before giving up: a model that answers none of the rows
-/// nearest the medians soundly is broken, and each try is a full load.
+/// nearest the medians soundly is broken (each try is one inference on the loaded model).
 const MAX_EXAMPLE_TRIES: usize = 50;
 /// Failed candidate rows quoted when none passes.
 const MAX_EXAMPLE_FAILURES_SHOWN: usize = 3;
 
-/// Loads the folder as `warden serve` would (the manifest as written and read back, the
-/// contract against the graph, the warm-up, the output guards), trying the candidate
-/// `[example]` rows in order until one passes; returns the manifest's text.
+/// Checks the folder as `warden serve` would load it (the manifest as written and read back,
+/// the contract against the graph, the warm-up, the output guards), with the model loaded once
+/// and the candidate `[example]` rows run through its warm-up in order until one passes;
+/// returns the manifest's text with that row.
 pub(super) fn check_with_example(
     request: &InitRequest,
     backends: &Backends,
@@ -31,7 +32,7 @@ pub(super) fn check_with_example(
     mut manifest: Manifest,
     examples: &[Example],
 ) -> Result<String, InitError> {
-    let load = |manifest: &Manifest| -> Result<Result<String, LoadError>, InitError> {
+    let read_back = |manifest: &Manifest| -> Result<(String, ModelSource), InitError> {
         let text = render(manifest, request)?;
         let written = Manifest::from_toml(&text).map_err(|err| {
             InitError::Graph(format!("the manifest init wrote does not read back: {err}"))
@@ -42,34 +43,56 @@ pub(super) fn check_with_example(
             graph: graph.to_path_buf(),
             manifest: Some(written),
         };
-        Ok(backends.load(&source).map(|_| text))
+        Ok((text, source))
     };
-    if examples.is_empty() {
+    let Some(first) = examples.first() else {
         manifest.example = None;
-        return load(&manifest)?.map_err(|err| would_not_serve(request, &err));
+        let (text, source) = read_back(&manifest)?;
+        return backends
+            .load(&source)
+            .map(|_| text)
+            .map_err(|err| would_not_serve(request, &err));
+    };
+    // Each row as the manifest holds it once written and read back, so the row the warm-up
+    // passes is the row the server's warm-up will run.
+    let rows = examples
+        .iter()
+        .map(|example| as_written(&example.row).map(Value::Object))
+        .collect::<Result<Vec<Value>, InitError>>()?;
+    manifest.example = Some(first.row.clone());
+    let (_, source) = read_back(&manifest)?;
+    let trial = backends
+        .first_passing_example(&source, &rows)
+        .map_err(|err| would_not_serve(request, &err))?;
+    let failures: Vec<(u64, LoadError)> = trial
+        .failures
+        .into_iter()
+        .map(|(rank, err)| (examples[rank].line, err))
+        .collect();
+    for (line, err) in &failures {
+        tracing::debug!(line, error = %err, "not a usable [example] row");
     }
-    let mut failures = Vec::new();
-    for (rank, example) in examples.iter().enumerate() {
-        manifest.example = Some(example.row.clone());
-        match load(&manifest)? {
-            Ok(text) => {
-                if rank > 0 {
-                    tracing::info!(
-                        line = example.line,
-                        skipped = rank,
-                        "[example] is line {} of the data: the model answered the {rank} rows \
-                         nearer the medians invalidly",
-                        example.line
-                    );
-                }
-                return Ok(text);
-            }
-            Err(err @ LoadError::WarmUp { .. }) => {
-                tracing::debug!(line = example.line, error = %err, "not a usable [example] row");
-                failures.push((example.line, err));
-            }
-            Err(err) => return Err(would_not_serve(request, &err)),
+    if let Some(rank) = trial.passed {
+        let example = &examples[rank];
+        if rank > 0 {
+            tracing::info!(
+                line = example.line,
+                skipped = rank,
+                "[example] is line {} of the data: the model answered the {rank} rows \
+                 nearer the medians invalidly",
+                example.line
+            );
         }
+        manifest.example = Some(example.row.clone());
+        let (text, source) = read_back(&manifest)?;
+        let written = source.manifest.and_then(|m| m.example).map(Value::Object);
+        if written.as_ref() != Some(&rows[rank]) {
+            return Err(InitError::Graph(
+                "the manifest init wrote does not read back the [example] row it checked"
+                    .to_owned(),
+            ));
+        }
+        return Ok(text);
     }
     let mut details: Vec<String> = failures
         .iter()
@@ -101,6 +124,25 @@ pub(super) fn check_with_example(
         path: request.data.clone(),
         details,
     }))
+}
+
+/// `row` as a manifest holds it once written as TOML and read back.
+fn as_written(
+    row: &serde_json::Map<String, Value>,
+) -> Result<serde_json::Map<String, Value>, InitError> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Example {
+        example: serde_json::Map<String, Value>,
+    }
+    let unreadable =
+        |err: String| InitError::Graph(format!("the [example] row does not read back: {err}"));
+    let text = toml::to_string(&Example {
+        example: row.clone(),
+    })
+    .map_err(|err| unreadable(err.to_string()))?;
+    toml::from_str::<Example>(&text)
+        .map(|e| e.example)
+        .map_err(|err| unreadable(err.to_string()))
 }
 
 /// A candidate `[example]` row and its line in the data.
