@@ -224,7 +224,7 @@ impl Backends {
                             model = %source.name,
                             platform = backend.platform(),
                             error = %err,
-                            "this engine cannot run the graph"
+                            "this engine cannot load the graph"
                         );
                         first_error.get_or_insert(err);
                         continue 'engines;
