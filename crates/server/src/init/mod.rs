@@ -166,7 +166,7 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf
         }
     }
     // Without --force, a folder that is there holds at most the graph being described.
-    let replace = request.force || folder.exists();
+    let replace = request.force || folder.is_dir();
     let bytes = std::fs::read(&request.model).map_err(|source| InitError::Read {
         path: request.model.clone(),
         source,
