@@ -18,11 +18,114 @@
 //! Scorecards*, 2006; studied by Yurdakul, *Statistical properties of the population stability
 //! index*, 2018): below 0.1 no significant shift, 0.1 to 0.25 a moderate one, above 0.25 a
 //! significant one.
+//!
+//! The format is defined once, here: [`BaselineTable`] is `[baseline]` as a manifest holds it
+//! (what `warden init` builds with [`ColumnStats::numeric`] and [`ColumnStats::categorical`]
+//! and writes, and what the server reads with the manifest), and [`Baseline::from_table`]
+//! checks it and cuts it into the bins drift counts in.
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
 /// The smallest share a bin is taken to have in PSI, served or expected.
 pub const SHARE_FLOOR: f64 = 1e-4;
+
+/// `[baseline]` as written: per column (each feature, then the target), its training statistics,
+/// in the file's order.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BaselineTable {
+    pub columns: IndexMap<String, ColumnStats>,
+}
+
+/// One column's entry in `[baseline]`: `quantiles` (with `shares`, and `mean`/`std` for a
+/// numeric target) or `frequencies`, and `role = "target"` for the target. Which combinations
+/// make sense is checked by [`Baseline::from_table`], so every problem is listed at once.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnStats {
+    /// Eleven training deciles, minimum to maximum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantiles: Option<Vec<f64>>,
+    /// The training share of each bin the inner deciles cut (absent in manifests written before
+    /// drift monitoring: a tenth per decile is assumed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<Vec<f64>>,
+    /// A numeric target's mean and standard deviation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
+    /// Each category's training share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequencies: Option<IndexMap<String, f64>>,
+    /// `"target"` for the target column; features have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// The `role` of the target column.
+pub const TARGET_ROLE: &str = "target";
+
+impl ColumnStats {
+    /// A numeric column's deciles by nearest rank (eleven values seen in training, from the
+    /// minimum to the maximum) and the exact share of the rows in each bin they cut; `sorted`
+    /// is the column's values in increasing order. `None` when there are none.
+    pub fn numeric(sorted: &[f64]) -> Option<ColumnStats> {
+        let last = sorted.len().checked_sub(1)?;
+        let quantiles: Vec<f64> = (0..=10).map(|k| sorted[(k * last + 5) / 10]).collect();
+        let shares = bin_shares(&quantiles, sorted);
+        Some(ColumnStats {
+            quantiles: Some(quantiles),
+            shares: Some(shares),
+            ..ColumnStats::default()
+        })
+    }
+
+    /// A numeric target: [`ColumnStats::numeric`] with its mean and standard deviation (for the
+    /// mean-prediction alert), rounded to six significant decimals.
+    pub fn numeric_target(sorted: &[f64]) -> Option<ColumnStats> {
+        let mut stats = ColumnStats::numeric(sorted)?;
+        let n = sorted.len() as f64;
+        let mean = sorted.iter().sum::<f64>() / n;
+        let std = (sorted.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+        let round = |x: f64| (x * 1e6).round() / 1e6;
+        stats.mean = Some(round(mean));
+        stats.std = Some(round(std));
+        Some(stats.target())
+    }
+
+    /// A categorical column: each value's share of `cells`, rounded to six decimals, in the
+    /// values' order. `None` when there are no cells.
+    pub fn categorical(cells: &[&str]) -> Option<ColumnStats> {
+        if cells.is_empty() {
+            return None;
+        }
+        let mut counts = BTreeMap::<&str, usize>::new();
+        for cell in cells {
+            *counts.entry(cell).or_default() += 1;
+        }
+        let frequencies = counts
+            .into_iter()
+            .map(|(value, count)| {
+                let share = (count as f64 / cells.len() as f64 * 1e6).round() / 1e6;
+                (value.to_owned(), share)
+            })
+            .collect();
+        Some(ColumnStats {
+            frequencies: Some(frequencies),
+            ..ColumnStats::default()
+        })
+    }
+
+    /// The same statistics, as the target's.
+    pub fn target(mut self) -> ColumnStats {
+        self.role = Some(TARGET_ROLE.to_owned());
+        self
+    }
+}
 
 /// How values of one feature (or of the target) were distributed in training.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,21 +216,17 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// Reads `[baseline]`, or lists what is wrong with it.
-    pub fn from_table(table: &toml::Table) -> Result<Baseline, Vec<String>> {
+    /// Checks `[baseline]` and cuts it into bins, or lists what is wrong with it.
+    pub fn from_table(table: &BaselineTable) -> Result<Baseline, Vec<String>> {
         let mut baseline = Baseline::default();
         let mut problems = Vec::new();
-        for (name, value) in table {
-            let Some(entry) = value.as_table() else {
-                problems.push(format!("`baseline.{name}` must be a table"));
-                continue;
-            };
-            let target = match entry.get("role") {
+        for (name, entry) in &table.columns {
+            let target = match entry.role.as_deref() {
                 None => false,
-                Some(toml::Value::String(role)) if role == "target" => true,
+                Some(TARGET_ROLE) => true,
                 Some(other) => {
                     problems.push(format!(
-                        "`baseline.{name}.role` must be \"target\", not {other}"
+                        "`baseline.{name}.role` must be \"target\", not {other:?}"
                     ));
                     continue;
                 }
@@ -155,39 +254,28 @@ impl Baseline {
     }
 }
 
-fn number(value: &toml::Value) -> Option<f64> {
-    match value {
-        toml::Value::Float(x) => Some(*x),
-        toml::Value::Integer(i) => Some(*i as f64),
-        _ => None,
+fn finite(name: &str, key: &str, values: &[f64]) -> Result<(), String> {
+    if values.iter().all(|x| x.is_finite()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`baseline.{name}.{key}` must be a list of finite numbers"
+        ))
     }
 }
 
-fn numbers(name: &str, key: &str, value: &toml::Value) -> Result<Vec<f64>, String> {
-    value
-        .as_array()
-        .and_then(|values| values.iter().map(number).collect::<Option<Vec<f64>>>())
-        .filter(|values| values.iter().all(|x| x.is_finite()))
-        .ok_or_else(|| format!("`baseline.{name}.{key}` must be a list of finite numbers"))
-}
-
-fn distribution(name: &str, entry: &toml::Table) -> Result<Distribution, String> {
-    match (entry.get("quantiles"), entry.get("frequencies")) {
+fn distribution(name: &str, entry: &ColumnStats) -> Result<Distribution, String> {
+    match (&entry.quantiles, &entry.frequencies) {
         (Some(quantiles), None) => numeric(name, entry, quantiles).map(Distribution::Numeric),
         (None, Some(frequencies)) => {
-            let table = frequencies.as_table().ok_or_else(|| {
-                format!("`baseline.{name}.frequencies` must map each value to its share")
-            })?;
-            let mut values = Vec::with_capacity(table.len());
-            let mut expected = Vec::with_capacity(table.len());
-            for (value, share) in table {
-                let share = number(share)
-                    .filter(|s| (0.0..=1.0).contains(s))
-                    .ok_or_else(|| {
-                        format!(
-                            "`baseline.{name}.frequencies.{value}` must be a share between 0 and 1"
-                        )
-                    })?;
+            let mut values = Vec::with_capacity(frequencies.len());
+            let mut expected = Vec::with_capacity(frequencies.len());
+            for (value, &share) in frequencies {
+                if !(0.0..=1.0).contains(&share) {
+                    return Err(format!(
+                        "`baseline.{name}.frequencies.{value}` must be a share between 0 and 1"
+                    ));
+                }
                 values.push(value.clone());
                 expected.push(share);
             }
@@ -211,12 +299,8 @@ fn distribution(name: &str, entry: &toml::Table) -> Result<Distribution, String>
     }
 }
 
-fn numeric(
-    name: &str,
-    entry: &toml::Table,
-    quantiles: &toml::Value,
-) -> Result<NumericBaseline, String> {
-    let quantiles = numbers(name, "quantiles", quantiles)?;
+fn numeric(name: &str, entry: &ColumnStats, quantiles: &[f64]) -> Result<NumericBaseline, String> {
+    finite(name, "quantiles", quantiles)?;
     if quantiles.len() != 11 || quantiles.windows(2).any(|w| w[0] > w[1]) {
         return Err(format!(
             "`baseline.{name}.quantiles` must be eleven increasing deciles, minimum to maximum"
@@ -225,15 +309,15 @@ fn numeric(
     // Inner deciles, duplicates merged. Each decile's tenth of the rows lies between two
     // quantiles, so it belongs to the bin of its upper one (a run of equal quantiles is mass
     // at that value, in the bin that ends there).
-    let edges = inner_edges(&quantiles);
+    let edges = inner_edges(quantiles);
     let mut tenths = vec![0.0; edges.len() + 1];
     for &upper in &quantiles[1..] {
         tenths[bin_of(&edges, upper)] += 0.1;
     }
-    let expected = match entry.get("shares") {
+    let expected = match &entry.shares {
         None => tenths,
         Some(shares) => {
-            let shares = numbers(name, "shares", shares)?;
+            finite(name, "shares", shares)?;
             let total: f64 = shares.iter().sum();
             if shares.len() != edges.len() + 1
                 || shares.iter().any(|s| *s < 0.0)
@@ -245,15 +329,14 @@ fn numeric(
                     edges.len() + 1
                 ));
             }
-            shares
+            shares.clone()
         }
     };
-    let optional = |key: &str| -> Result<Option<f64>, String> {
-        entry
-            .get(key)
-            .map(|v| {
-                number(v)
-                    .filter(|x| x.is_finite())
+    let optional = |key: &str, value: Option<f64>| -> Result<Option<f64>, String> {
+        value
+            .map(|x| {
+                x.is_finite()
+                    .then_some(x)
                     .ok_or_else(|| format!("`baseline.{name}.{key}` must be a number"))
             })
             .transpose()
@@ -263,8 +346,8 @@ fn numeric(
         expected,
         min: quantiles[0],
         max: quantiles[10],
-        mean: optional("mean")?,
-        std: optional("std")?,
+        mean: optional("mean", entry.mean)?,
+        std: optional("std", entry.std)?,
     })
 }
 
@@ -302,7 +385,7 @@ pub fn psi(expected: &[f64], counts: &[u64]) -> Option<f64> {
 
 /// The training shares of `sorted` values in the bins of `quantiles` (as [`NumericBaseline`]
 /// cuts them), rounded to six decimals: what `warden init` writes as `shares`.
-pub fn bin_shares(quantiles: &[f64], sorted: &[f64]) -> Vec<f64> {
+fn bin_shares(quantiles: &[f64], sorted: &[f64]) -> Vec<f64> {
     let edges = inner_edges(quantiles);
     let mut counts = vec![0u64; edges.len() + 1];
     for &value in sorted {
@@ -318,7 +401,7 @@ pub fn bin_shares(quantiles: &[f64], sorted: &[f64]) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    fn table(text: &str) -> toml::Table {
+    fn table(text: &str) -> BaselineTable {
         toml::from_str(text).unwrap()
     }
 
@@ -405,5 +488,89 @@ mod tests {
                 "{name}: {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_baseline_built_and_written_reads_back_equal() {
+        let ages: Vec<f64> = (0..200).map(|i| 18.0 + f64::from(i) * 0.31).collect();
+        let countries = ["US", "DE", "US", "FR", "GB", "US", "IN", "DE"];
+        let prices: Vec<f64> = (0..50).map(|i| 100.0 + f64::from(i * i)).collect();
+        let mut table = BaselineTable::default();
+        for (name, stats) in [
+            ("age", ColumnStats::numeric(&ages)),
+            ("country", ColumnStats::categorical(&countries)),
+            ("price", ColumnStats::numeric_target(&prices)),
+        ] {
+            table.columns.insert(name.to_owned(), stats.unwrap());
+        }
+        let mut manifest = crate::Manifest::from_toml("").unwrap();
+        manifest.baseline = Some(table.clone());
+
+        let text = manifest.to_toml().unwrap();
+        let read = crate::Manifest::from_toml(&text).unwrap();
+        assert_eq!(read, manifest, "{text}");
+        assert!(
+            text.contains("[baseline.age]\nquantiles = [18.0, ")
+                && text.contains("[baseline.country.frequencies]\nDE = 0.25\nFR = 0.125\n")
+                && text.contains("[baseline.price]\nquantiles = [")
+                && text.contains("mean = 908.5\nstd = ")
+                && text.contains("role = \"target\"\n"),
+            "{text}"
+        );
+
+        let baseline = read.baseline().unwrap().unwrap();
+        let Distribution::Numeric(age) = &baseline.features["age"] else {
+            panic!("{baseline:?}")
+        };
+        assert_eq!((age.min, age.max), (18.0, ages[199]));
+        assert_eq!(
+            Some(&age.expected),
+            table.columns["age"].shares.as_ref(),
+            "the shares written are the bins' expected shares"
+        );
+        let Distribution::Categorical(country) = &baseline.features["country"] else {
+            panic!("{baseline:?}")
+        };
+        assert_eq!(country.values, ["DE", "FR", "GB", "IN", "US"]);
+        assert_eq!(country.expected, [0.25, 0.125, 0.125, 0.125, 0.375]);
+        let (target, Distribution::Numeric(price)) = baseline.target.unwrap() else {
+            panic!("a numeric target")
+        };
+        assert_eq!((target.as_str(), price.mean), ("price", Some(908.5)));
+    }
+
+    #[test]
+    fn a_baseline_as_bundled_manifests_write_it_reads_and_writes_back_unchanged() {
+        // From examples/models/credit/warden.toml (columns in the file's order, not sorted).
+        let text = "[baseline.age]\n\
+            quantiles = [18.17, 24.85, 30.74, 37.55, 44.47, 49.54, 56.99, 62.27, 68.65, 74.04, 79.96]\n\
+            shares = [0.101667, 0.1, 0.1, 0.1, 0.1, 0.098333, 0.1, 0.1, 0.1, 0.1]\n\
+            \n\
+            [baseline.country.frequencies]\n\
+            DE = 0.205\n\
+            FR = 0.215\n\
+            GB = 0.208333\n\
+            IN = 0.178333\n\
+            US = 0.193333\n\
+            \n\
+            [baseline.decision]\n\
+            role = \"target\"\n\
+            \n\
+            [baseline.decision.frequencies]\n\
+            approve = 0.428333\n\
+            reject = 0.571667\n";
+        let manifest = crate::Manifest::from_toml(text).unwrap();
+        let written = manifest.to_toml().unwrap();
+        assert!(written.ends_with(text), "{written}");
+        assert!(manifest.baseline().unwrap().unwrap().target.is_some());
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_baseline_entry_is_refused() {
+        let err = crate::Manifest::from_toml("[baseline.x]\nquantile = [1, 2]\n").unwrap_err();
+        assert!(
+            matches!(&err, crate::ManifestError::Syntax(m) if m.contains("unknown field `quantile`")),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, BaselineTable};
 
 /// Which engine runs a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -272,7 +272,7 @@ pub struct Manifest {
     pub drift: Drift,
     /// Training statistics for drift (read by [`Manifest::baseline`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<toml::Table>,
+    pub baseline: Option<BaselineTable>,
 }
 
 /// A manifest that cannot be used, with every problem found.

@@ -16,7 +16,7 @@ use warden_runtime::graph_facts::NodeFacts;
 use warden_runtime::{Backend, LoadOptions, LoadedModel};
 
 use crate::serving::load_error::{LoadError, unsupported_operator};
-use crate::serving::model::{ModelVersion, Serving};
+use crate::serving::model::{ModelVersion, Opened, Serving};
 use crate::serving::repository::ModelSource;
 
 /// An engine to try, and why it is tried.
@@ -156,6 +156,94 @@ impl Backends {
     }
 }
 
+/// Which of the candidate example rows a model answers soundly (see
+/// [`Backends::first_passing_example`]).
+#[derive(Debug)]
+pub struct ExampleTrial {
+    /// The index of the first row that passed the warm-up, if one did.
+    pub passed: Option<usize>,
+    /// Each row tried before it, with why its warm-up failed.
+    pub failures: Vec<(usize, LoadError)>,
+}
+
+impl Backends {
+    /// Loads `source` once, on the engine [`Backends::load`] would choose, and runs `examples`
+    /// in order through the warm-up that load runs (the contract, the engine, the output
+    /// guards) until one passes: for `warden init`, which keeps the first that does as the
+    /// manifest's `[example]`. A row is tried on the engine that would serve it: when an engine
+    /// cannot run the graph, the next is loaded and the trial goes on from that row, as a load
+    /// with that row would fall back. Any other load error is returned as `load` returns it.
+    pub fn first_passing_example(
+        &self,
+        source: &ModelSource,
+        examples: &[serde_json::Value],
+    ) -> Result<ExampleTrial, LoadError> {
+        let choice = source
+            .manifest
+            .as_ref()
+            .map_or(BackendChoice::Auto, |m| m.backend);
+        let mut failures = Vec::new();
+        let mut next = 0;
+        let mut first_error = None;
+        'engines: for (backend, reason) in self.candidates(choice)? {
+            let mut opened = match Opened::open(source, backend.as_ref(), &self.serving) {
+                Ok(opened) => opened,
+                Err(err @ (LoadError::Backend(_) | LoadError::UnsupportedOperator { .. })) => {
+                    tracing::warn!(
+                        model = %source.name,
+                        platform = backend.platform(),
+                        error = %err,
+                        "this engine cannot load the graph"
+                    );
+                    first_error.get_or_insert(err);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            while let Some(example) = examples.get(next) {
+                match opened.warm_up(source, example.clone()) {
+                    Ok(()) => {
+                        tracing::info!(
+                            model = %source.name,
+                            version = source.version,
+                            platform = backend.platform(),
+                            reason,
+                            "backend chosen"
+                        );
+                        return Ok(ExampleTrial {
+                            passed: Some(next),
+                            failures,
+                        });
+                    }
+                    Err(err @ LoadError::WarmUp { .. }) => {
+                        failures.push((next, err));
+                        next += 1;
+                    }
+                    Err(err @ LoadError::EngineRun { .. }) => {
+                        tracing::warn!(
+                            model = %source.name,
+                            platform = backend.platform(),
+                            error = %err,
+                            "this engine cannot load the graph"
+                        );
+                        first_error.get_or_insert(err);
+                        continue 'engines;
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            return Ok(ExampleTrial {
+                passed: None,
+                failures,
+            });
+        }
+        Err(first_error.unwrap_or(LoadError::BackendUnavailable {
+            backend: "auto",
+            reason: "no engine could load the graph".into(),
+        }))
+    }
+}
+
 /// An engine that could not load a graph, and why.
 #[derive(Debug)]
 pub struct Refusal {
@@ -278,6 +366,71 @@ mod tests {
             .load(&iris("auto"))
             .unwrap();
         assert_eq!(model.platform, "tract_onnx");
+    }
+
+    /// tract, counting its loads.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Backend for Counting {
+        fn platform(&self) -> &'static str {
+            "tract_onnx"
+        }
+
+        fn load(
+            &self,
+            bytes: &[u8],
+            origin: &Path,
+            options: &LoadOptions,
+        ) -> Result<Box<dyn LoadedModel>, RuntimeError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Tract.load(bytes, origin, options)
+        }
+    }
+
+    #[test]
+    fn example_rows_are_tried_on_one_load() {
+        let counting = Arc::new(Counting::default());
+        let backends = Backends {
+            onnxruntime: None,
+            onnxruntime_detail: None,
+            onnxruntime_missing: Some("not found".into()),
+            tract: Some(counting.clone()),
+            serving: Serving::default(),
+        };
+        let row = |sepal_length: serde_json::Value| {
+            serde_json::json!({
+                "sepal_length": sepal_length, "sepal_width": 2.9,
+                "petal_length": 4.2, "petal_width": 1.3,
+            })
+        };
+        // Two rows the contract refuses (a string, a value below the range), then a sound one.
+        let rows = [
+            row("tall".into()),
+            row((-1.0).into()),
+            row(5.7.into()),
+            row(6.0.into()),
+        ];
+        let trial = backends
+            .first_passing_example(&iris("auto"), &rows)
+            .unwrap();
+        assert_eq!(trial.passed, Some(2));
+        let failed: Vec<usize> = trial.failures.iter().map(|(rank, _)| *rank).collect();
+        assert_eq!(failed, [0, 1]);
+        assert!(
+            trial
+                .failures
+                .iter()
+                .all(|(_, err)| matches!(err, LoadError::WarmUp { .. })),
+            "{:?}",
+            trial.failures
+        );
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        let none = backends
+            .first_passing_example(&iris("auto"), &rows[..2])
+            .unwrap();
+        assert_eq!((none.passed, none.failures.len()), (None, 2));
     }
 
     #[test]

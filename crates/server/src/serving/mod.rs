@@ -22,7 +22,7 @@ mod scheduler;
 mod watch;
 
 pub use admission::{Admitted, TensorRequest};
-pub use backends::{Backends, Refusal, load_to_serve};
+pub use backends::{Backends, ExampleTrial, Refusal, load_to_serve};
 pub use contract::{ModelContract, graph_inputs};
 pub use drift::{
     DriftMonitor, DriftReport, DriftStatus, FeatureReport, PredictionReport, WindowReport,

@@ -9,10 +9,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use warden_contract::RowSource;
 use warden_runtime::graph_facts::inspect;
-use warden_runtime::{Backend, LoadOptions, Signature, TensorSpec};
+use warden_runtime::{Backend, LoadOptions, LoadedModel, Signature, TensorSpec};
 
 use super::admission::{Admitted, Gate, TensorRequest};
 use super::contract::{ModelContract, example_row, resolve_contract};
@@ -60,13 +61,28 @@ impl Default for Serving {
     }
 }
 
-impl ModelVersion {
-    /// Loads `source` on `backend` (one copy per worker), resolves its contract and warms it up.
-    pub fn load(
+/// A version's graph loaded on one engine, its contract resolved against the graph, not yet
+/// warmed up or served: the first step of [`ModelVersion::load`], and what `warden init` runs
+/// its candidate example rows on (through [`super::Backends::first_passing_example`]), so
+/// trying a row costs one inference, not a load.
+pub(super) struct Opened {
+    id: u64,
+    bytes: Vec<u8>,
+    sha256: String,
+    options: LoadOptions,
+    model: Box<dyn LoadedModel>,
+    signature: Signature,
+    contract: ModelContract,
+}
+
+impl Opened {
+    /// Reads `source`'s graph, checks its pinned hash, loads it on `backend` and resolves the
+    /// contract.
+    pub(super) fn open(
         source: &ModelSource,
         backend: &dyn Backend,
         serving: &Serving,
-    ) -> Result<ModelVersion, LoadError> {
+    ) -> Result<Opened, LoadError> {
         let bytes = std::fs::read(&source.graph).map_err(|err| LoadError::Read {
             path: source.graph.clone(),
             source: err,
@@ -97,40 +113,76 @@ impl ModelVersion {
         let options = LoadOptions {
             intra_op_threads: Some(serving.intra_op_threads.max(1)),
         };
-        let mut model = backend
+        let model = backend
             .load(&bytes, &source.graph, &options)
             .map_err(|err| unsupported_operator(err, &nodes, &source.graph))?;
         let signature = model.signature().clone();
         let contract = resolve_contract(source, &signature)?;
         let id = NEXT_VERSION_ID.fetch_add(1, Ordering::Relaxed);
-        // Warm up on this thread, through the same encode and guard path a request takes,
-        // before the model is handed to its worker.
+        Ok(Opened {
+            id,
+            bytes,
+            sha256,
+            options,
+            model,
+            signature,
+            contract,
+        })
+    }
+
+    /// The warm-up inference of `example`, on this thread, through the same encode and guard
+    /// path a request takes. [`LoadError::WarmUp`] when the row breaks the contract or the
+    /// answer fails its guards; [`LoadError::EngineRun`] when the engine cannot run the graph.
+    pub(super) fn warm_up(
+        &mut self,
+        source: &ModelSource,
+        example: Value,
+    ) -> Result<(), LoadError> {
         let warm_up = |reason: String| LoadError::WarmUp {
             model: source.name.clone(),
             reason,
         };
-        if let Some(example) = example_row(source, &contract) {
-            let gate = Gate {
-                name: &source.name,
-                id,
-                contract: &contract,
-                signature: &signature,
-            };
-            let admitted = gate
-                .rows(&vec![example])
-                .map_err(|err| warm_up(err.to_string()))?;
-            let (inputs, _, _) = admitted
-                .into_parts(id)
-                .ok_or_else(|| warm_up("admitted by another version".into()))?;
-            // An engine that cannot run the graph fails every row alike: say so, so the
-            // caller tries another engine (or init stops looking for another example row).
-            let outputs = model.run(inputs, &[]).map_err(|err| LoadError::EngineRun {
+        let gate = Gate {
+            name: &source.name,
+            id: self.id,
+            contract: &self.contract,
+            signature: &self.signature,
+        };
+        let admitted = gate
+            .rows(&vec![example])
+            .map_err(|err| warm_up(err.to_string()))?;
+        let (inputs, _, _) = admitted
+            .into_parts(self.id)
+            .ok_or_else(|| warm_up("admitted by another version".into()))?;
+        // An engine that cannot run the graph fails every row alike: say so, so the caller
+        // tries another engine (or init stops looking for another example row).
+        let outputs = self
+            .model
+            .run(inputs, &[])
+            .map_err(|err| LoadError::EngineRun {
                 model: source.name.clone(),
                 reason: err.to_string(),
             })?;
-            check_outputs(&outputs, &contract.outputs)
-                .map_err(|problems| warm_up(problems.join("; ")))?;
-        }
+        check_outputs(&outputs, &self.contract.outputs)
+            .map_err(|problems| warm_up(problems.join("; ")))
+    }
+
+    /// Starts serving: one copy of the graph per worker, the scheduler, the drift monitor.
+    fn serve(
+        self,
+        source: &ModelSource,
+        backend: &dyn Backend,
+        serving: &Serving,
+    ) -> Result<ModelVersion, LoadError> {
+        let Opened {
+            id,
+            bytes,
+            sha256,
+            options,
+            model,
+            signature,
+            contract,
+        } = self;
         let batching = source
             .manifest
             .as_ref()
@@ -185,6 +237,22 @@ impl ModelVersion {
             invalid_outputs: AtomicU64::new(0),
             worker,
         })
+    }
+}
+
+impl ModelVersion {
+    /// Loads `source` on `backend` (one copy per worker), resolves its contract and warms it up
+    /// before the model is handed to its worker.
+    pub fn load(
+        source: &ModelSource,
+        backend: &dyn Backend,
+        serving: &Serving,
+    ) -> Result<ModelVersion, LoadError> {
+        let mut opened = Opened::open(source, backend, serving)?;
+        if let Some(example) = example_row(source, &opened.contract) {
+            opened.warm_up(source, example)?;
+        }
+        opened.serve(source, backend, serving)
     }
 
     fn gate(&self) -> Gate<'_> {

@@ -467,3 +467,137 @@ fn a_model_that_answers_no_row_validly_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Every file and folder under `root`, relative to it, sorted (folders end with `/`).
+fn tree(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                found.push(format!("{name}/"));
+                pending.push(path);
+            } else {
+                found.push(name);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Adds version 2 (a copy of iris's graph) to the model folder `folder`.
+fn add_version_2(folder: &Path) {
+    std::fs::create_dir_all(folder.join("2")).unwrap();
+    std::fs::copy(
+        examples().join("iris/1/model.onnx"),
+        folder.join("2/model.onnx"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn force_replaces_the_whole_model_folder_so_no_other_version_survives() {
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init("iris", repository.path(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let folder = repository.path().join("iris");
+    add_version_2(&folder);
+
+    // Without --force: refused, saying what --force would remove; nothing changes.
+    let (code, stderr) = init("iris", repository.path(), &[]);
+    assert_eq!(code, Some(73), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warden.toml already exists; pass --force to overwrite it (--force replaces the \
+             model folder as a whole, so its 2/ would go too)"
+        ),
+        "{stderr}"
+    );
+    assert!(folder.join("2/model.onnx").exists());
+
+    // With --force the folder is what init writes, and only that: version 2 is not left to be
+    // served under a manifest that was checked against version 1.
+    let data = repo_root().join("examples/data/iris.csv");
+    let (code, stderr) = init(
+        "iris",
+        repository.path(),
+        &[
+            "--force",
+            "--data",
+            data.to_str().unwrap(),
+            "--target",
+            "species",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("replaced the model folder as a whole, removing 2/"),
+        "the removed version is named: {stderr}"
+    );
+    assert_eq!(
+        tree(repository.path()),
+        ["iris/", "iris/1/", "iris/1/model.onnx", "iris/warden.toml"],
+        "no other version and nothing hidden is left behind"
+    );
+    let manifest = std::fs::read_to_string(folder.join("warden.toml")).unwrap();
+    assert!(manifest.contains("[baseline.sepal_length]"), "{manifest}");
+}
+
+#[test]
+fn a_folder_holding_other_versions_without_a_manifest_is_replaced_only_with_force() {
+    let repository = tempfile::tempdir().unwrap();
+    let folder = repository.path().join("iris");
+    add_version_2(&folder);
+    let (code, stderr) = init("iris", repository.path(), &[]);
+    assert_eq!(code, Some(73), "{stderr}");
+    assert!(
+        stderr.contains(
+            "already exists; pass --force to overwrite it (--force replaces the model folder \
+             as a whole, so its 2/ would go too)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(tree(&folder), ["2/", "2/model.onnx"]);
+
+    // A folder holding only the graph being described (copied into place by hand) is what
+    // init writes anyway: no --force needed.
+    let only_graph = tempfile::tempdir().unwrap();
+    let graph = only_graph.path().join("iris/1/model.onnx");
+    std::fs::create_dir_all(graph.parent().unwrap()).unwrap();
+    std::fs::copy(examples().join("iris/1/model.onnx"), &graph).unwrap();
+    let (code, stderr) = init_graph(&graph, "iris", only_graph.path(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        tree(only_graph.path()),
+        ["iris/", "iris/1/", "iris/1/model.onnx", "iris/warden.toml"]
+    );
+}
+
+#[test]
+fn an_existing_manifest_is_refused_before_the_data_is_read() {
+    let repository = tempfile::tempdir().unwrap();
+    let (code, stderr) = init("iris", repository.path(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // Data that would fail (a column the graph lacks): the refusal comes first, so a large
+    // file is not profiled only to be refused.
+    let data = repository.path().join("other.csv");
+    std::fs::write(&data, "nope,species\n1,setosa\n").unwrap();
+    let (code, stderr) = init(
+        "iris",
+        repository.path(),
+        &["--data", data.to_str().unwrap(), "--target", "species"],
+    );
+    assert_eq!(code, Some(73), "{stderr}");
+    assert!(
+        stderr.contains("warden.toml already exists; pass --force to overwrite it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nope"), "{stderr}");
+}
