@@ -59,7 +59,7 @@ pub fn run(
 ) -> Result<(), StartupError> {
     match cli.command {
         Command::Serve(args) => {
-            let outcome = startup::assemble(args.flags(), env, Mode::Serve, Engines::Locate);
+            let outcome = startup::assemble(args, env, Mode::Serve, Engines::Locate);
             let prepared = outcome.result?;
             let listener = prepared
                 .listener
@@ -99,7 +99,7 @@ pub fn run(
             })
         }
         Command::Check(args) => {
-            let outcome = startup::assemble(args.serve.flags(), env, Mode::Check, Engines::Locate);
+            let outcome = startup::assemble(args.serve, env, Mode::Check, Engines::Locate);
             let exit_code = outcome
                 .result
                 .as_ref()

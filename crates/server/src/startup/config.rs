@@ -1,46 +1,23 @@
-//! Serving configuration: a TOML file (`--config`), `WARDEN_*` environment variables and flags,
-//! in that order of precedence, resolved into one [`ServeConfig`] and validated in full —
-//! every problem listed, not only the first — before anything is loaded or bound.
+//! Serving configuration: the settings declared in [`super::settings`], layered file <
+//! environment < flags there, turned here into one checked [`ServeConfig`]: defaults applied,
+//! bounds checked, the token files read, every problem listed (each naming the flag, variable
+//! or config-file key its value came from), before anything is loaded or bound.
 //!
 //! The environment is read through [`EnvSource`], never through process-global state, so tests
 //! hand in a map instead of mutating the process's environment.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
 use warden_runtime::onnxruntime::ExplicitLibrary;
 
+use super::settings::{self, ConfigFile, Layered, Origin, Set, non_empty};
+pub use super::settings::{EnvSource, Flags, GrpcPort, ProcessEnv};
 pub use crate::auth::AuthConfig;
 pub use crate::serving::WatchMode;
-use crate::transport::connections;
-
-/// Somewhere environment variables can be read from.
-pub trait EnvSource {
-    /// The variable's value, if set and valid UTF-8.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The real process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl EnvSource for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl EnvSource for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
-
 use crate::state::DEFAULT_BODY_LIMIT_BYTES;
+use crate::transport::connections;
 
 /// Everything `warden serve` needs, resolved and checked.
 #[derive(Debug, Clone)]
@@ -113,85 +90,20 @@ impl ServeConfig {
     }
 }
 
-/// The keys a configuration file may hold; unknown keys are rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    models: Option<PathBuf>,
-    host: Option<String>,
-    port: Option<u16>,
-    grpc_port: Option<GrpcPort>,
-    max_body_bytes: Option<usize>,
-    onnxruntime_lib: Option<PathBuf>,
-    allow_partial: Option<bool>,
-    request_timeout_ms: Option<u64>,
-    workers: Option<usize>,
-    require_checksum: Option<bool>,
-    auth_tokens_file: Option<PathBuf>,
-    admin_tokens_file: Option<PathBuf>,
-    public_metrics: Option<bool>,
-    watch: Option<WatchMode>,
-    poll_interval_ms: Option<u64>,
-    header_timeout_ms: Option<u64>,
-    body_timeout_ms: Option<u64>,
-    idle_timeout_ms: Option<u64>,
-    max_connections: Option<usize>,
-    max_body_bytes_in_flight: Option<usize>,
-    shutdown_grace_ms: Option<u64>,
-}
-
-/// What the command line said; `None` where a flag was not given.
-#[derive(Debug, Clone, Default)]
-pub struct Flags {
-    pub models: Option<PathBuf>,
-    pub config: Option<PathBuf>,
-    pub host: Option<IpAddr>,
-    pub port: Option<u16>,
-    pub grpc_port: Option<GrpcPort>,
-    pub max_body_bytes: Option<usize>,
-    pub onnxruntime_lib: Option<PathBuf>,
-    pub allow_partial: bool,
-    pub request_timeout_ms: Option<u64>,
-    pub workers: Option<usize>,
-    pub require_checksum: bool,
-    pub auth_tokens_file: Option<PathBuf>,
-    pub admin_tokens_file: Option<PathBuf>,
-    pub public_metrics: bool,
-    pub watch: Option<WatchMode>,
-    pub poll_interval_ms: Option<u64>,
-    pub header_timeout_ms: Option<u64>,
-    pub body_timeout_ms: Option<u64>,
-    pub idle_timeout_ms: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub max_body_bytes_in_flight: Option<usize>,
-    pub shutdown_grace_ms: Option<u64>,
-}
-
-/// Where to listen, from the flags, then the environment: `WARDEN_HOST`; `WARDEN_PORT`, then
-/// `PORT`, which is how Cloud Run, Azure Container Apps and Heroku tell a container where to
-/// listen (below warden's own settings, above the config file: the platform knows its routing).
-/// What `serve` resolves before the config file, and all that `warden health` reads.
+/// Where to listen, from the flags, then the environment (`WARDEN_HOST`; `WARDEN_PORT`, then
+/// `PORT`): what `serve` layers over the config file, and all that `warden health` reads.
 pub fn listen_settings(
     host: Option<IpAddr>,
     port: Option<u16>,
     env: &dyn EnvSource,
     problems: &mut Vec<String>,
 ) -> (Option<IpAddr>, Option<u16>) {
-    let host = setting(
-        host,
-        env,
-        problems,
-        "WARDEN_HOST",
-        "an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
-    );
-    let port = setting(
-        port,
-        env,
-        problems,
-        "WARDEN_PORT",
-        "a port number (0 to 65535)",
-    )
-    .or_else(|| setting(None, env, problems, "PORT", "a port number (0 to 65535)"));
+    let host = host.or_else(|| {
+        settings::from_env(settings::setting("host"), env, problems).map(|set: Set<_>| set.value)
+    });
+    let port = port.or_else(|| {
+        settings::from_env(settings::setting("port"), env, problems).map(|set: Set<_>| set.value)
+    });
     (host, port)
 }
 
@@ -202,220 +114,85 @@ pub const DEFAULT_PORT: u16 = 8000;
 /// The port of the gRPC listener when nothing says otherwise: Triton's and KServe's.
 pub const DEFAULT_GRPC_PORT: u16 = 8001;
 
-/// Where the gRPC listener listens: a port (0: any free one) or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrpcPort {
-    Port(u16),
-    Off,
-}
-
-impl FromStr for GrpcPort {
-    type Err = ();
-    fn from_str(text: &str) -> Result<GrpcPort, ()> {
-        match text.trim() {
-            off if off.eq_ignore_ascii_case("off") => Ok(GrpcPort::Off),
-            port => port.parse().map(GrpcPort::Port).map_err(|_| ()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for GrpcPort {
-    /// A port number, or the string `"off"` (a port given as a string is taken too).
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<GrpcPort, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u16),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(port) => Ok(GrpcPort::Port(port)),
-            Raw::Text(text) => text.parse().map_err(|()| {
-                serde::de::Error::custom(format!(
-                    "grpc_port = {text:?} is not a port number (0 to 65535) or \"off\""
-                ))
-            }),
-        }
-    }
-}
-
 /// Resolves file < environment < flags into a configuration, or lists every problem.
 pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<String>> {
     let mut problems = Vec::new();
     let config_path = flags
         .config
         .clone()
-        .or_else(|| non_empty(env, "WARDEN_CONFIG").map(PathBuf::from));
+        .or_else(|| non_empty(env, settings::CONFIG_FILE_ENV).map(PathBuf::from));
     let (file, file_unreadable) = match &config_path {
-        Some(path) => match read_file(path) {
+        Some(path) => match read_file(path, &mut problems) {
             Ok(file) => (file, false),
-            Err((problem, exists)) => {
-                problems.push(problem);
-                (ConfigFile::default(), exists)
-            }
+            Err(exists) => (ConfigFile::none(), exists),
         },
-        None => (ConfigFile::default(), false),
+        None => (ConfigFile::none(), false),
     };
-    let file_source = config_path
-        .as_deref()
-        .map_or_else(String::new, |p| p.display().to_string());
+    let set = Layered::layer(&flags, env, &file, &mut problems);
 
-    let models = flags
-        .models
-        .or_else(|| non_empty(env, "WARDEN_MODELS").map(PathBuf::from))
-        .or(file.models);
-    let mut config = ServeConfig::new(models.clone().unwrap_or_default());
-    if models.is_none() && !file_unreadable {
+    let mut config = ServeConfig::new(value(&set.models).unwrap_or_default());
+    if set.models.is_none() && !file_unreadable {
         problems.push(
             "no model repository given: pass PATH, set WARDEN_MODELS, or set `models` in the \
              config file"
                 .to_owned(),
         );
     }
-    let file_host = file.host.and_then(|host| match host.parse() {
-        Ok(host) => Some(host),
-        Err(_) => {
-            problems.push(format!(
-                "{file_source}: host = {host:?} is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)"
-            ));
-            None
-        }
-    });
-    let (host, port) = listen_settings(flags.host, flags.port, env, &mut problems);
-    if let Some(host) = host.or(file_host) {
+    if let Some(host) = value(&set.host) {
         config.host = host;
     }
-    if let Some(port) = port.or(file.port) {
+    if let Some(port) = value(&set.port) {
         config.port = port;
     }
-    let grpc_port = setting(
-        flags.grpc_port,
-        env,
-        &mut problems,
-        "WARDEN_GRPC_PORT",
-        "a port number (0 to 65535) or off",
-    );
-    if let Some(grpc_port) = grpc_port.or(file.grpc_port) {
+    if let Some(grpc_port) = value(&set.grpc_port) {
         config.grpc_port = grpc_port;
     }
     if config.grpc_port == GrpcPort::Port(config.port) && config.port != 0 {
         problems.push(format!(
-            "the gRPC port (--grpc-port, WARDEN_GRPC_PORT, grpc_port) is the HTTP port {}; give \
-             it another port, 0 for any free one, or off",
-            config.port
+            "the gRPC port ({}) is the HTTP port {} ({}); give one of them another port, 0 for \
+             any free one, or set the gRPC port off",
+            origin_or_default(&set.grpc_port),
+            config.port,
+            origin_or_default(&set.port),
         ));
     }
-    let body = setting(
-        flags.max_body_bytes,
-        env,
+    if let Some(bytes) = at_least_one(
+        &set.max_body_bytes,
+        "the body limit",
+        " byte",
         &mut problems,
-        "WARDEN_MAX_BODY_BYTES",
-        "a number of bytes",
-    );
-    if let Some(bytes) = body.or(file.max_body_bytes) {
-        if bytes == 0 {
-            problems.push(
-                "the body limit (--max-body-bytes, WARDEN_MAX_BODY_BYTES, max_body_bytes) must be \
-                 at least 1 byte"
-                    .to_owned(),
-            );
-        }
+    ) {
         config.body_limit_bytes = bytes;
     }
-    let allow_partial = setting(
-        flags.allow_partial.then_some(Switch(true)),
-        env,
+    config.allow_partial = value(&set.allow_partial).unwrap_or(false);
+    if let Some(ms) = at_least_one(
+        &set.request_timeout_ms,
+        "the request timeout",
+        " ms",
         &mut problems,
-        "WARDEN_ALLOW_PARTIAL",
-        "true or false",
-    );
-    config.allow_partial = allow_partial
-        .map(|s| s.0)
-        .or(file.allow_partial)
-        .unwrap_or(false);
-
-    let timeout = setting(
-        flags.request_timeout_ms,
-        env,
-        &mut problems,
-        "WARDEN_REQUEST_TIMEOUT_MS",
-        "a number of milliseconds",
-    );
-    if let Some(ms) = timeout.or(file.request_timeout_ms) {
-        if ms == 0 {
-            problems.push("the request timeout must be at least 1 ms".to_owned());
-        }
+    ) {
         config.request_timeout = Duration::from_millis(ms);
     }
-    let workers = setting(
-        flags.workers,
-        env,
+    config.workers = at_least_one(&set.workers, "workers", "", &mut problems);
+    config.require_checksum = value(&set.require_checksum).unwrap_or(false);
+    config.watch = value(&set.watch).unwrap_or(WatchMode::Events);
+    if let Some(ms) = at_least_one(
+        &set.poll_interval_ms,
+        "the poll interval",
+        " ms",
         &mut problems,
-        "WARDEN_WORKERS",
-        "a number of threads",
-    );
-    config.workers = workers.or(file.workers);
-    if config.workers == Some(0) {
-        problems.push("workers must be at least 1".to_owned());
-    }
-    let switch = |flag: bool, name: &str, file: Option<bool>, problems: &mut Vec<String>| {
-        setting(
-            flag.then_some(Switch(true)),
-            env,
-            problems,
-            name,
-            "true or false",
-        )
-        .map(|s| s.0)
-        .or(file)
-        .unwrap_or(false)
-    };
-    config.require_checksum = switch(
-        flags.require_checksum,
-        "WARDEN_REQUIRE_CHECKSUM",
-        file.require_checksum,
-        &mut problems,
-    );
-    let public_metrics = switch(
-        flags.public_metrics,
-        "WARDEN_PUBLIC_METRICS",
-        file.public_metrics,
-        &mut problems,
-    );
-    let watch = setting(
-        flags.watch,
-        env,
-        &mut problems,
-        "WARDEN_WATCH",
-        "events, poll or off",
-    );
-    config.watch = watch.or(file.watch).unwrap_or(WatchMode::Events);
-    let poll = setting(
-        flags.poll_interval_ms,
-        env,
-        &mut problems,
-        "WARDEN_POLL_INTERVAL_MS",
-        "a number of milliseconds",
-    );
-    if let Some(ms) = poll.or(file.poll_interval_ms) {
-        if ms == 0 {
-            problems.push("the poll interval must be at least 1 ms".to_owned());
-        }
+    ) {
         config.poll_interval = Duration::from_millis(ms);
     }
     let tokens = token_list(
-        flags.auth_tokens_file.or(file.auth_tokens_file),
-        "--auth-tokens-file",
-        non_empty(env, "WARDEN_AUTH_TOKENS_FILE").map(PathBuf::from),
-        non_empty(env, "WARDEN_AUTH_TOKENS"),
+        set.auth_tokens_file,
+        env,
         "WARDEN_AUTH_TOKENS",
         &mut problems,
     );
     let admin_tokens = token_list(
-        flags.admin_tokens_file.or(file.admin_tokens_file),
-        "--admin-tokens-file",
-        non_empty(env, "WARDEN_ADMIN_TOKENS_FILE").map(PathBuf::from),
-        non_empty(env, "WARDEN_ADMIN_TOKENS"),
+        set.admin_tokens_file,
+        env,
         "WARDEN_ADMIN_TOKENS",
         &mut problems,
     );
@@ -432,83 +209,63 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         (Some(tokens), admin_tokens) => Some(AuthConfig {
             tokens,
             admin_tokens: admin_tokens.unwrap_or_default(),
-            public_metrics,
+            public_metrics: value(&set.public_metrics).unwrap_or(false),
         }),
     };
-    let connection_timeouts = [
+    let timeouts = [
         (
             &mut config.header_timeout,
-            flags.header_timeout_ms,
-            "WARDEN_HEADER_TIMEOUT_MS",
-            file.header_timeout_ms,
-            "header timeout",
+            &set.header_timeout_ms,
+            "the header timeout",
         ),
         (
             &mut config.body_timeout,
-            flags.body_timeout_ms,
-            "WARDEN_BODY_TIMEOUT_MS",
-            file.body_timeout_ms,
-            "body timeout",
+            &set.body_timeout_ms,
+            "the body timeout",
         ),
         (
             &mut config.idle_timeout,
-            flags.idle_timeout_ms,
-            "WARDEN_IDLE_TIMEOUT_MS",
-            file.idle_timeout_ms,
-            "idle timeout",
+            &set.idle_timeout_ms,
+            "the idle timeout",
         ),
         (
             &mut config.shutdown_grace,
-            flags.shutdown_grace_ms,
-            "WARDEN_SHUTDOWN_GRACE_MS",
-            file.shutdown_grace_ms,
-            "shutdown grace period",
+            &set.shutdown_grace_ms,
+            "the shutdown grace period",
         ),
     ];
-    for (target, flag, name, from_file, what) in connection_timeouts {
-        let ms = setting(flag, env, &mut problems, name, "a number of milliseconds").or(from_file);
-        if let Some(ms) = ms {
-            if ms == 0 {
-                problems.push(format!("the {what} ({name}) must be at least 1 ms"));
-            }
+    for (target, ms, what) in timeouts {
+        if let Some(ms) = at_least_one(ms, what, " ms", &mut problems) {
             *target = Duration::from_millis(ms);
         }
     }
-    let max_connections = setting(
-        flags.max_connections,
-        env,
-        &mut problems,
-        "WARDEN_MAX_CONNECTIONS",
-        "a number of connections",
-    );
-    config.max_connections = max_connections.or(file.max_connections);
-    if config.max_connections == Some(0) {
-        problems.push("max connections (WARDEN_MAX_CONNECTIONS) must be at least 1".to_owned());
-    }
-    let budget = setting(
-        flags.max_body_bytes_in_flight,
-        env,
-        &mut problems,
-        "WARDEN_MAX_BODY_BYTES_IN_FLIGHT",
-        "a number of bytes",
-    );
-    config.body_budget_bytes = budget.or(file.max_body_bytes_in_flight);
-    if let Some(budget) = config.body_budget_bytes
-        && budget / 2 < config.body_limit_bytes
+    config.max_connections =
+        at_least_one(&set.max_connections, "max connections", "", &mut problems);
+    config.body_budget_bytes = value(&set.max_body_bytes_in_flight);
+    if let Some(budget) = &set.max_body_bytes_in_flight
+        && budget.value / 2 < config.body_limit_bytes
     {
         problems.push(format!(
-            "the memory budget for bodies in flight (--max-body-bytes-in-flight, \
-             WARDEN_MAX_BODY_BYTES_IN_FLIGHT, max_body_bytes_in_flight) is {budget} bytes, less \
-             than twice the largest body allowed ({} bytes, --max-body-bytes; an eighth of the \
-             budget is kept for small bodies): raise it or lower the body limit",
-            config.body_limit_bytes
+            "the memory budget for bodies in flight ({}) is {} bytes, less than twice the \
+             largest body allowed ({} bytes, {}; an eighth of the budget is kept for small \
+             bodies): raise it or lower the body limit",
+            budget.origin,
+            budget.value,
+            config.body_limit_bytes,
+            origin_or_default(&set.max_body_bytes),
         ));
     }
+    // Every place named for the library is tried in turn, not only the one that wins.
     config.onnxruntime_libs = onnxruntime_libraries(flags.onnxruntime_lib, env);
-    if let Some(path) = file.onnxruntime_lib {
+    let from_file = match &set.onnxruntime_lib {
+        Some(set) if matches!(set.origin, Origin::File { .. }) => Some(set.clone()),
+        Some(_) => file.value(settings::setting("onnxruntime_lib"), &mut problems),
+        None => None,
+    };
+    if let Some(set) = from_file {
         config.onnxruntime_libs.push(ExplicitLibrary {
-            source: format!("{file_source} (onnxruntime_lib)"),
-            path,
+            source: format!("{} (onnxruntime_lib)", file.path()),
+            path: set.value,
         });
     }
 
@@ -517,6 +274,31 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
     } else {
         Err(problems)
     }
+}
+
+/// A layered setting's value.
+fn value<T: Clone>(set: &Option<Set<T>>) -> Option<T> {
+    set.as_ref().map(|set| set.value.clone())
+}
+
+/// Where a setting's value came from, or that it is the default.
+fn origin_or_default<T>(set: &Option<Set<T>>) -> String {
+    set.as_ref()
+        .map_or_else(|| "the default".to_owned(), |set| set.origin.to_string())
+}
+
+/// A count, size or duration that must not be 0: a 0 is a problem naming where it was set.
+fn at_least_one<T: Copy + Default + PartialEq>(
+    set: &Option<Set<T>>,
+    what: &str,
+    unit: &str,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    let set = set.as_ref()?;
+    if set.value == T::default() {
+        problems.push(format!("{what} ({}) must be at least 1{unit}", set.origin));
+    }
+    Some(set.value)
 }
 
 /// The ONNX Runtime library paths named by `--onnxruntime-lib`, `WARDEN_ONNXRUNTIME_LIB` and
@@ -544,42 +326,44 @@ pub fn onnxruntime_libraries(flag: Option<PathBuf>, env: &dyn EnvSource) -> Vec<
         .collect()
 }
 
-/// The config file, or the problem with it and whether the file exists (whose settings are
-/// then unknown, so what it might have set is not reported missing).
-fn read_file(path: &Path) -> Result<ConfigFile, (String, bool)> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        if err.kind() == std::io::ErrorKind::NotFound {
-            (
-                format!("the config file {} does not exist", path.display()),
-                false,
-            )
-        } else {
-            (
-                format!("cannot read the config file {}: {err}", path.display()),
-                true,
-            )
+/// The config file, or whether it exists when it cannot be used (a file that exists but
+/// cannot be read or parsed may have set anything, so what it might have set is not reported
+/// missing); the problems are listed.
+fn read_file(path: &Path, problems: &mut Vec<String>) -> Result<ConfigFile, bool> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            problems.push(format!("the config file {} does not exist", path.display()));
+            return Err(false);
         }
-    })?;
-    toml::from_str(&text).map_err(|err| {
-        (
-            format!("{}: {}", path.display(), err.to_string().trim_end()),
-            true,
-        )
-    })
+        Err(err) => {
+            problems.push(format!(
+                "cannot read the config file {}: {err}",
+                path.display()
+            ));
+            return Err(true);
+        }
+    };
+    ConfigFile::parse(path, text, problems).ok_or(true)
 }
 
-/// Tokens from a file (flag or config file, else `*_FILE` variable) or an inline variable
-/// (comma-separated); `None` when neither is set. A file holds one token per line; blank lines
-/// and lines starting with `#` are skipped. Problems never quote a token.
+/// Tokens from a file (its flag, its variable or its config-file key) or an inline variable
+/// (comma-separated); `None` when neither is set. The inline variable wins over the config
+/// file's file and loses to the flag's and the variable's. A file holds one token per line;
+/// blank lines and lines starting with `#` are skipped. Problems never quote a token.
 fn token_list(
-    file: Option<PathBuf>,
-    file_flag: &str,
-    env_file: Option<PathBuf>,
-    inline: Option<String>,
+    file: Option<Set<PathBuf>>,
+    env: &dyn EnvSource,
     inline_name: &str,
     problems: &mut Vec<String>,
 ) -> Option<Vec<String>> {
-    let (tokens, source) = if let Some(path) = file.or(env_file) {
+    let inline = non_empty(env, inline_name);
+    let file = file.filter(|set| inline.is_none() || !matches!(set.origin, Origin::File { .. }));
+    let (tokens, source) = if let Some(Set {
+        value: path,
+        origin,
+    }) = file
+    {
         match std::fs::read_to_string(&path) {
             Ok(text) => (
                 text.lines()
@@ -587,20 +371,19 @@ fn token_list(
                     .filter(|line| !line.is_empty() && !line.starts_with('#'))
                     .map(str::to_owned)
                     .collect::<Vec<_>>(),
-                format!("the token file {} ({file_flag})", path.display()),
+                format!("the token file {} ({origin})", path.display()),
             ),
             Err(err) => {
                 problems.push(format!(
-                    "cannot read the token file {} ({file_flag}): {err}",
+                    "cannot read the token file {} ({origin}): {err}",
                     path.display()
                 ));
                 return None;
             }
         }
     } else {
-        let inline = inline?;
         (
-            inline
+            inline?
                 .split(',')
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
@@ -624,49 +407,10 @@ fn token_list(
     Some(tokens)
 }
 
-fn non_empty(env: &dyn EnvSource, name: &str) -> Option<String> {
-    env.var(name).filter(|value| !value.is_empty())
-}
-
-/// A boolean as environment variables spell it.
-#[derive(Debug, Clone, Copy)]
-struct Switch(bool);
-
-impl FromStr for Switch {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Switch, ()> {
-        match text.to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(Switch(true)),
-            "0" | "false" | "no" | "off" => Ok(Switch(false)),
-            _ => Err(()),
-        }
-    }
-}
-
-/// A flag's value, else the environment variable's, parsed; a variable that does not parse is
-/// recorded as a problem naming it.
-fn setting<T: FromStr>(
-    flag: Option<T>,
-    env: &dyn EnvSource,
-    problems: &mut Vec<String>,
-    name: &str,
-    what: &str,
-) -> Option<T> {
-    if flag.is_some() {
-        return flag;
-    }
-    let value = non_empty(env, name)?;
-    match value.parse() {
-        Ok(parsed) => Some(parsed),
-        Err(_) => {
-            problems.push(format!("{name}={value:?} is not {what}"));
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -674,6 +418,35 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn the_declared_defaults_are_the_ones_applied() {
+        let config = ServeConfig::new("m");
+        let declared = |field: &str| {
+            let text = settings::setting(field).default;
+            text.split(' ').next().unwrap_or(text).to_owned()
+        };
+        assert_eq!(declared("host"), config.host.to_string());
+        assert_eq!(declared("port"), config.port.to_string());
+        assert_eq!(config.grpc_port, GrpcPort::Port(DEFAULT_GRPC_PORT));
+        assert_eq!(declared("grpc_port"), DEFAULT_GRPC_PORT.to_string());
+        assert_eq!(
+            declared("max_body_bytes"),
+            config.body_limit_bytes.to_string()
+        );
+        assert_eq!(declared("watch"), "events");
+        assert_eq!(config.watch, WatchMode::Events);
+        for (field, duration) in [
+            ("request_timeout_ms", config.request_timeout),
+            ("poll_interval_ms", config.poll_interval),
+            ("header_timeout_ms", config.header_timeout),
+            ("body_timeout_ms", config.body_timeout),
+            ("idle_timeout_ms", config.idle_timeout),
+            ("shutdown_grace_ms", config.shutdown_grace),
+        ] {
+            assert_eq!(declared(field), duration.as_millis().to_string(), "{field}");
+        }
     }
 
     #[test]
@@ -910,7 +683,7 @@ mod tests {
             problems,
             vec![
                 "WARDEN_WATCH=\"sometimes\" is not events, poll or off".to_owned(),
-                "the poll interval must be at least 1 ms".to_owned(),
+                "the poll interval (WARDEN_POLL_INTERVAL_MS) must be at least 1 ms".to_owned(),
                 "WARDEN_AUTH_TOKENS: token 1 is shorter than 16 characters; use a random token \
                  (e.g. `openssl rand -hex 32`)"
                     .to_owned(),

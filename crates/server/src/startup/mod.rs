@@ -9,6 +9,7 @@ pub mod diagnostics;
 mod engines;
 pub mod preflight;
 pub mod resources;
+pub mod settings;
 mod signals;
 pub mod telemetry;
 
