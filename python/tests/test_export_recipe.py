@@ -37,7 +37,7 @@ spec.loader.exec_module(export_onnx)
 NUMERIC = ["income", "debt_ratio", "age"]
 CATEGORICAL = ["city"]
 CITIES = ["Berlin", "Lagos", "Lima", "Osaka"]
-MAX_BATCH = 64  # the manifest's default max_batch_size
+MAX_BATCH = 64  # rows per request here (any count up to the manifest's max_request_rows works)
 
 
 def frame(rows=300, seed=0):

@@ -37,7 +37,7 @@ ELLIPSIS = "…"
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 IRIS_DATA = [5.1, 3.5, 1.4, 0.2]
 CREDIT_ROW = {"age": 56.76, "income": 58644.4, "debt_ratio": 1.16, "country": "IN", "employment": "salaried"}
-MAX_BATCH_SIZE = 64  # examples/models/{iris,credit}/warden.toml [batching]
+MAX_REQUEST_ROWS = 10_000  # the manifest default [batching] max_request_rows
 
 
 def excerpt(text, limit=300):
@@ -275,7 +275,7 @@ def rows_with_unknown_keys(count):
 
 
 def v2_iris_out_of_range(rows):
-    """A V2 iris body of `rows` rows, every value 9 (above every feature's max), written by hand
+    """A V2 iris body of `rows` rows, every value 9, written by hand
     so four million values stay under the 8 MiB body limit."""
     data = ",".join(["9"] * (rows * 4))
     return ('{"inputs":[{"name":"float_input","shape":[' + str(rows) +
@@ -429,8 +429,8 @@ def test_batch_size_is_checked_before_values_v2_four_million(server):
 
 
 def test_batch_size_is_checked_before_values_v2_small(server):
-    answer = post_json(server, "/v2/models/iris/infer", v2_iris_out_of_range(MAX_BATCH_SIZE + 1))
-    expect_error(server, answer, 400, "batch_too_large", f"v2 shape [{MAX_BATCH_SIZE + 1}, 4] of out-of-range values")
+    answer = post_json(server, "/v2/models/iris/infer", v2_iris_out_of_range(MAX_REQUEST_ROWS + 1))
+    expect_error(server, answer, 400, "batch_too_large", f"v2 shape [{MAX_REQUEST_ROWS + 1}, 4] of out-of-range values")
 
 
 @pytest.mark.parametrize("case", [

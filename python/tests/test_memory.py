@@ -22,7 +22,7 @@ import pytest
 from warden_process import MODELS, Warden
 
 MiB = 1 << 20
-ROWS_LIMIT = 200_000  # max_batch_size in the copied manifests
+ROWS_LIMIT = 200_000  # max_request_rows in the copied manifests
 PEAK_FACTOR = 4  # the decoders' peak over the resident size before, per byte of body
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -38,7 +38,7 @@ def repository(tmp_path_factory):
         shutil.copytree(MODELS / name, root / name)
         manifest = root / name / "warden.toml"
         text = manifest.read_text()
-        text = re.sub(r"max_batch_size = \d+", f"max_batch_size = {ROWS_LIMIT}", text)
+        text = re.sub(r"max_request_rows = \d+", f"max_request_rows = {ROWS_LIMIT}", text)
         text = re.sub(r"queue_capacity = \d+", f"queue_capacity = {ROWS_LIMIT}", text)
         manifest.write_text(text)
     return root

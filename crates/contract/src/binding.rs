@@ -5,7 +5,7 @@
 //! strings). [`bind_features`] decides which one a graph uses and checks every feature against
 //! it, so a manifest that disagrees with its graph fails at load, never at request time.
 
-use crate::manifest::{Feature, FeatureType};
+use crate::manifest::{Feature, FeatureType, HandleUnknown};
 
 /// The element kinds the contract distinguishes in a graph input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +169,7 @@ impl Feature {
             max: None,
             values: None,
             nullable: false,
+            handle_unknown: HandleUnknown::Refuse,
             description: None,
         }
     }
@@ -209,6 +210,7 @@ mod tests {
             max: None,
             values: (kind == FeatureType::Category).then(|| vec!["US".into()]),
             nullable: false,
+            handle_unknown: HandleUnknown::Refuse,
             description: None,
         }
     }

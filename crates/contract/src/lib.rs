@@ -18,8 +18,8 @@ mod violation;
 
 pub use binding::{Binding, GraphElement, GraphInput, bind_features, features_from_graph};
 pub use manifest::{
-    BackendChoice, Batching, Drift, Feature, FeatureType, Manifest, ManifestError, Output,
-    OutputKind, RelaxableGuard, VersionEntry,
+    BackendChoice, Batching, Drift, Feature, FeatureType, HandleUnknown, Manifest, ManifestError,
+    Output, OutputKind, RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
 pub use strict_json::{check_strict, parse_strict};

@@ -55,17 +55,59 @@ pub struct Feature {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: FeatureType,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The lowest value served; below it a request is refused.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_as_integer"
+    )]
     pub min: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The highest value served; above it a request is refused.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_as_integer"
+    )]
     pub max: Option<f64>,
     /// The allowed values of a `category` feature.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nullable: bool,
+    /// What a `category` feature does with a value outside `values`: refuse it (the default),
+    /// or pass it to the model (for a pipeline built to handle unseen categories, such as a
+    /// OneHotEncoder with `handle_unknown="ignore"`).
+    #[serde(default, skip_serializing_if = "HandleUnknown::is_refuse")]
+    pub handle_unknown: HandleUnknown,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// A bound written as the number a person would write: `8`, not `8.0` (TOML reads either back
+/// as the same bound).
+fn whole_as_integer<S: serde::Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => serializer.serialize_some(&(*x as i64)),
+        other => other.serialize(serializer),
+    }
+}
+
+/// What a `category` feature does with a value it does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandleUnknown {
+    /// A value outside `values` is a `category_error`.
+    #[default]
+    Refuse,
+    /// Any text is served; the drift monitor still counts the values outside `values`.
+    Pass,
+}
+
+impl HandleUnknown {
+    fn is_refuse(&self) -> bool {
+        *self == HandleUnknown::Refuse
+    }
 }
 
 /// What a graph output means.
@@ -114,8 +156,12 @@ pub struct Output {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Batching {
+    /// Rows the engine runs at once; a larger request is cut into batches of this size.
     #[serde(default = "Batching::default_max_batch_size")]
     pub max_batch_size: usize,
+    /// The most rows one request may hold (bounded as well by the body limit).
+    #[serde(default = "Batching::default_max_request_rows")]
+    pub max_request_rows: usize,
     #[serde(default = "Batching::default_max_queue_delay_ms")]
     pub max_queue_delay_ms: u64,
     #[serde(default = "Batching::default_queue_capacity")]
@@ -125,6 +171,12 @@ pub struct Batching {
 impl Batching {
     fn default_max_batch_size() -> usize {
         64
+    }
+    /// Far above a batch: a client scoring a file's worth of rows sends them in one request,
+    /// and the server cuts it into batches. Ten thousand rows of twenty features is ~2 MB of
+    /// JSON, inside the default 8 MiB body limit.
+    pub fn default_max_request_rows() -> usize {
+        10_000
     }
     /// No waiting for company by default: at low load a request runs at once, and under load
     /// batches form from what queued while the workers were busy.
@@ -140,6 +192,7 @@ impl Default for Batching {
     fn default() -> Self {
         Batching {
             max_batch_size: Batching::default_max_batch_size(),
+            max_request_rows: Batching::default_max_request_rows(),
             max_queue_delay_ms: Batching::default_max_queue_delay_ms(),
             queue_capacity: Batching::default_queue_capacity(),
         }
@@ -331,6 +384,15 @@ impl Manifest {
                 )),
                 _ => {}
             }
+            if feature.handle_unknown != HandleUnknown::Refuse
+                && feature.kind != FeatureType::Category
+            {
+                problems.push(format!(
+                    "feature `{name}` is of type {} and cannot declare `handle_unknown` (only a \
+                     category can)",
+                    feature.kind.name()
+                ));
+            }
             if !feature.kind.is_numeric() && (feature.min.is_some() || feature.max.is_some()) {
                 problems.push(format!(
                     "feature `{name}` is of type {} and cannot declare `min`/`max`",
@@ -356,6 +418,9 @@ impl Manifest {
         }
         if self.batching.max_batch_size == 0 {
             problems.push("`batching.max_batch_size` must be at least 1".to_owned());
+        }
+        if self.batching.max_request_rows == 0 {
+            problems.push("`batching.max_request_rows` must be at least 1".to_owned());
         }
         if self.batching.queue_capacity == 0 {
             problems.push("`batching.queue_capacity` must be at least 1".to_owned());

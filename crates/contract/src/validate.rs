@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::manifest::{Feature, FeatureType};
+use crate::manifest::{Feature, FeatureType, HandleUnknown};
 use crate::non_finite::{is_bare_token, non_finite_spelling};
 use crate::violation::{LocSegment, Violation, ViolationType, Violations, clip};
 
@@ -431,7 +431,11 @@ fn check_scalar(
     match scalar {
         Scalar::Null | Scalar::NaN if !feature.nullable => Err((
             ViolationType::ValueError,
-            format!("feature `{}` is not nullable; got {scalar}", feature.name),
+            format!(
+                "feature `{}` is not nullable; got {scalar} (a missing value: set `nullable = \
+                 true` on the feature in warden.toml if the model handles one)",
+                feature.name
+            ),
         )),
         // A row's null becomes NaN in a float column; no other column type has a missing
         // value. A tensor's NaN already sits in a float tensor, so it is accepted for any
@@ -467,13 +471,14 @@ fn one_of(feature: &Feature) -> String {
 
 fn check_category(feature: &Feature, value: &str) -> Result<(), (ViolationType, String)> {
     let allowed = feature.values.as_deref().unwrap_or_default();
-    if allowed.iter().any(|a| a == value) {
+    if feature.handle_unknown == HandleUnknown::Pass || allowed.iter().any(|a| a == value) {
         return Ok(());
     }
     Err((
         ViolationType::CategoryError,
         format!(
-            "expected {}; got {}",
+            "expected {}; got {} (if the model handles values it was not trained on, set \
+             `handle_unknown = \"pass\"` on the feature in warden.toml)",
             one_of(feature),
             describe(&Value::String(value.to_owned()))
         ),
@@ -572,7 +577,10 @@ fn check_range(
     };
     Err((
         ViolationType::RangeError,
-        format!("expected a value {bounds}; got {}", shown()),
+        format!(
+            "expected a value {bounds}; got {} (the feature's `min`/`max` in warden.toml)",
+            shown()
+        ),
     ))
 }
 
@@ -665,7 +673,7 @@ mod tests {
         );
         assert_eq!(
             violations.listed()[4].msg,
-            "expected a value between 18 and 100; got 150"
+            "expected a value between 18 and 100; got 150 (the feature's `min`/`max` in warden.toml)"
         );
     }
 
@@ -842,32 +850,42 @@ mod tests {
                 age,
                 json!(150),
                 Int(vec![150]),
-                range("expected a value between 18 and 100; got 150"),
+                range(
+                    "expected a value between 18 and 100; got 150 (the feature's `min`/`max` in warden.toml)",
+                ),
             ),
             (
                 age,
                 json!(150.5),
                 Float(vec![150.5]),
-                range("expected a value between 18 and 100; got 150.5"),
+                range(
+                    "expected a value between 18 and 100; got 150.5 (the feature's `min`/`max` in warden.toml)",
+                ),
             ),
             (
                 age,
                 json!(17.75),
                 Float(vec![17.75]),
-                range("expected a value between 18 and 100; got 17.75"),
+                range(
+                    "expected a value between 18 and 100; got 17.75 (the feature's `min`/`max` in warden.toml)",
+                ),
             ),
             (age, json!(42.5), Float(vec![42.5]), None),
             (
                 children,
                 json!(21),
                 Int(vec![21]),
-                range("expected a value between 0 and 20; got 21"),
+                range(
+                    "expected a value between 0 and 20; got 21 (the feature's `min`/`max` in warden.toml)",
+                ),
             ),
             (
                 children,
                 json!(-1),
                 Int(vec![-1]),
-                range("expected a value between 0 and 20; got -1"),
+                range(
+                    "expected a value between 0 and 20; got -1 (the feature's `min`/`max` in warden.toml)",
+                ),
             ),
             (children, json!(2), Int(vec![2]), None),
             (children, json!(2.0), Float(vec![2.0]), None),
@@ -881,7 +899,9 @@ mod tests {
                 savings,
                 json!(7.9001),
                 Float(vec![7.9001]),
-                range("expected a value at most 7.9; got 7.9001"),
+                range(
+                    "expected a value at most 7.9; got 7.9001 (the feature's `min`/`max` in warden.toml)",
+                ),
             ),
             (savings, Value::Null, Float(vec![f64::NAN]), None),
             (homeowner, json!(true), Bool(vec![true]), None),
@@ -893,7 +913,7 @@ mod tests {
                 Text(vec!["XX".into()]),
                 Some((
                     CategoryError,
-                    "expected one of US, DE; got string \"XX\"".to_owned(),
+                    "expected one of US, DE; got string \"XX\" (if the model handles values it was not trained on, set `handle_unknown = \"pass\"` on the feature in warden.toml)".to_owned(),
                 )),
             ),
         ];
@@ -918,15 +938,27 @@ mod tests {
                 age,
                 json!(150.0),
                 Float(vec![150.0]),
-                Some((RangeError, "expected a value between 18 and 100; got 150.0")),
-                Some((RangeError, "expected a value between 18 and 100; got 150")),
+                Some((
+                    RangeError,
+                    "expected a value between 18 and 100; got 150.0 (the feature's `min`/`max` in warden.toml)",
+                )),
+                Some((
+                    RangeError,
+                    "expected a value between 18 and 100; got 150 (the feature's `min`/`max` in warden.toml)",
+                )),
             ),
             (
                 age,
                 Value::Null,
                 Float(vec![f64::NAN]),
-                Some((ValueError, "feature `age` is not nullable; got null")),
-                Some((ValueError, "feature `age` is not nullable; got NaN")),
+                Some((
+                    ValueError,
+                    "feature `age` is not nullable; got null (a missing value: set `nullable = true` on the feature in warden.toml if the model handles one)",
+                )),
+                Some((
+                    ValueError,
+                    "feature `age` is not nullable; got NaN (a missing value: set `nullable = true` on the feature in warden.toml if the model handles one)",
+                )),
             ),
             (
                 pets,
@@ -960,7 +992,7 @@ mod tests {
         let err = validate_instances(&features(), &rows, "instances").unwrap_err();
         assert_eq!(
             err.listed()[0].msg,
-            "expected a value between 18 and 100; got 9007199254740993"
+            "expected a value between 18 and 100; got 9007199254740993 (the feature's `min`/`max` in warden.toml)"
         );
         assert_eq!(show(9007199254740992.0), "9007199254740992");
         assert_eq!(show(f64::from(-0.2f32)), "-0.2");

@@ -182,9 +182,31 @@ pub fn missing_value_columns(
     model: &[u8],
     inputs: &[InputColumns<'_>],
 ) -> BTreeSet<(String, usize)> {
-    let mut taking = BTreeSet::new();
+    column_facts(model, inputs).takes_missing_values
+}
+
+/// The graph-input columns a `OneHotEncoder` whose `zeros` attribute is set (skl2onnx writes it
+/// for `handle_unknown="ignore"`) encodes: a category the encoder was not fitted on becomes
+/// all zeros instead of an error, so the pipeline was built to take unseen values there. The
+/// path to the encoder is followed as [`missing_value_columns`] follows it.
+pub fn unseen_category_columns(
+    model: &[u8],
+    inputs: &[InputColumns<'_>],
+) -> BTreeSet<(String, usize)> {
+    column_facts(model, inputs).ignores_unseen_categories
+}
+
+/// What the graph does with its input columns, found in one walk of its nodes.
+#[derive(Debug, Default)]
+struct ColumnFacts {
+    takes_missing_values: BTreeSet<(String, usize)>,
+    ignores_unseen_categories: BTreeSet<(String, usize)>,
+}
+
+fn column_facts(model: &[u8], inputs: &[InputColumns<'_>]) -> ColumnFacts {
+    let mut facts = ColumnFacts::default();
     let Some(graph) = graph_of(model).and_then(fields) else {
-        return taking;
+        return facts;
     };
     let mut constants = HashMap::new();
     for (number, value) in &graph {
@@ -224,13 +246,16 @@ pub fn missing_value_columns(
         }
         let operand = |i: usize| node.inputs.get(i).and_then(|name| sources.get(name));
         let constant = |i: usize| node.inputs.get(i).and_then(|name| constants.get(*name));
-        let mut mark = |columns: &Columns, features: &mut dyn Iterator<Item = usize>| {
+        let mark = |set: &mut BTreeSet<(String, usize)>,
+                    columns: &Columns,
+                    features: &mut dyn Iterator<Item = usize>| {
             for feature in features {
                 if let Some(Some((input, column))) = columns.of.get(feature) {
-                    taking.insert((inputs[*input].name.to_owned(), *column));
+                    set.insert((inputs[*input].name.to_owned(), *column));
                 }
             }
         };
+        let taking = &mut facts.takes_missing_values;
         let ml = node.domain == b"ai.onnx.ml";
         let produced = match (ml, node.op_type) {
             (false, b"Identity" | b"Cast") | (true, b"Scaler") => operand(0).cloned(),
@@ -241,9 +266,21 @@ pub fn missing_value_columns(
                     .is_some_and(f32::is_nan);
                 let columns = operand(0).cloned();
                 if let (true, Some(columns)) = (replaces_nan, &columns) {
-                    mark(columns, &mut (0..columns.of.len()));
+                    mark(taking, columns, &mut (0..columns.of.len()));
                 }
                 columns
+            }
+            (true, b"OneHotEncoder") => {
+                // `zeros` defaults to 1 in the operator's definition.
+                let ignores = node.attribute(b"zeros").and_then(|a| a.int).unwrap_or(1) == 1;
+                if let (true, Some(columns)) = (ignores, operand(0)) {
+                    mark(
+                        &mut facts.ignores_unseen_categories,
+                        columns,
+                        &mut (0..columns.of.len()),
+                    );
+                }
+                None
             }
             (true, b"TreeEnsembleClassifier" | b"TreeEnsembleRegressor" | b"TreeEnsemble") => {
                 if let Some(columns) = operand(0) {
@@ -258,6 +295,7 @@ pub fn missing_value_columns(
                         .enumerate()
                         .filter(|(i, _)| modes.get(*i).is_none_or(|mode| *mode != b"LEAF"));
                     mark(
+                        taking,
                         columns,
                         &mut splits
                             .filter(|(_, (_, tracks))| **tracks == 1)
@@ -326,7 +364,7 @@ pub fn missing_value_columns(
             sources.insert(output, columns);
         }
     }
-    taking
+    facts
 }
 
 /// Whether any graph input is declared float64 (ONNX `DOUBLE`), as skl2onnx writes when asked
@@ -624,6 +662,30 @@ mod tests {
             taking.into_iter().collect::<Vec<_>>(),
             vec![("a".to_owned(), 0), ("b".to_owned(), 0)]
         );
+    }
+
+    #[test]
+    fn a_one_hot_encoder_that_ignores_unseen_values_marks_its_columns() {
+        let column = |name| InputColumns {
+            name,
+            rank: 2,
+            width: 1,
+        };
+        // The bundled credit pipeline: OneHotEncoder(handle_unknown="ignore") on two strings.
+        let credit = ["age", "income", "debt_ratio", "country", "employment"].map(column);
+        assert_eq!(
+            unseen_category_columns(&example("credit"), &credit)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![("country".to_owned(), 0), ("employment".to_owned(), 0)]
+        );
+        // Iris has no encoder; the imputing pipeline's encoder is skl2onnx's default (error).
+        let iris = [InputColumns {
+            name: "float_input",
+            rank: 2,
+            width: 4,
+        }];
+        assert!(unseen_category_columns(&example("iris"), &iris).is_empty());
     }
 
     #[test]

@@ -147,11 +147,9 @@ pub fn run(
                 force: args.force,
             };
             let written = init::init(&request, &backends)?;
-            tracing::info!(
-                manifest = %written.display(),
-                "model folder written; it loads and passes its warm-up"
-            );
-            Ok(())
+            write!(out, "{}", written.summary(&request.repository))
+                .and_then(|()| out.flush())
+                .map_err(|err| StartupError::Internal(format!("cannot print: {err}")))
         }
     }
 }

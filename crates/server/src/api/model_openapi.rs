@@ -174,7 +174,7 @@ pub(super) fn document(model: &ModelVersion, main: &Value) -> Value {
                         "type": "array",
                         "items": schema_ref("Row"),
                         "minItems": 1,
-                        "maxItems": model.contract.max_batch_size,
+                        "maxItems": model.contract.max_request_rows,
                     }},
                     "required": ["instances"],
                 }),

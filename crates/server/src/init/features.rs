@@ -6,7 +6,7 @@
 //! filtering, so it is apart from the statistics measured on the data (`profile`).
 
 use warden_contract::{GraphElement, GraphInput, Output, OutputKind};
-use warden_runtime::graph_facts::{InputColumns, missing_value_columns};
+use warden_runtime::graph_facts::{InputColumns, missing_value_columns, unseen_category_columns};
 use warden_runtime::{DataType, TensorSpec};
 
 use super::InitError;
@@ -31,18 +31,37 @@ pub(super) fn nullable_features(
     inputs: &[GraphInput],
     columns: &[FeatureColumn],
 ) -> Vec<bool> {
-    let described: Vec<InputColumns<'_>> = inputs
+    let taking = missing_value_columns(graph, &described(inputs, columns));
+    columns
+        .iter()
+        .map(|c| c.element == GraphElement::Float && taking.contains(&(c.input.clone(), c.column)))
+        .collect()
+}
+
+/// Whether each feature reaches a `OneHotEncoder` that turns a category it was not fitted on
+/// into zeros (skl2onnx's `handle_unknown="ignore"`): the pipeline was built to take unseen
+/// values there, so a category feature passes them to the model (`handle_unknown = "pass"`).
+pub(super) fn unseen_categories_handled(
+    graph: &[u8],
+    inputs: &[GraphInput],
+    columns: &[FeatureColumn],
+) -> Vec<bool> {
+    let handled = unseen_category_columns(graph, &described(inputs, columns));
+    columns
+        .iter()
+        .map(|c| handled.contains(&(c.input.clone(), c.column)))
+        .collect()
+}
+
+/// The graph inputs' columns as the features describe them.
+fn described<'a>(inputs: &'a [GraphInput], columns: &[FeatureColumn]) -> Vec<InputColumns<'a>> {
+    inputs
         .iter()
         .map(|input| InputColumns {
             name: &input.name,
             rank: input.shape.len(),
             width: columns.iter().filter(|c| c.input == input.name).count(),
         })
-        .collect();
-    let taking = missing_value_columns(graph, &described);
-    columns
-        .iter()
-        .map(|c| c.element == GraphElement::Float && taking.contains(&(c.input.clone(), c.column)))
         .collect()
 }
 

@@ -29,13 +29,14 @@ mod features;
 mod profile;
 mod render;
 mod staging;
+mod summary;
 mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use warden_contract::baseline::{BaselineTable, ColumnStats};
-use warden_contract::{BackendChoice, Batching, Drift, Manifest, VersionEntry};
+use warden_contract::{BackendChoice, Batching, Drift, FeatureType, Manifest, VersionEntry};
 use warden_runtime::graph_facts::{class_labels, has_float64_input, inspect};
 use warden_runtime::{RuntimeError, Signature};
 
@@ -43,10 +44,14 @@ use crate::serving::{Backends, LoadError, MANIFEST_FILE, MODEL_FILE, Refusal};
 use crate::serving::{graph_inputs, sha256_hex};
 
 use example::{Example, check_with_example, example_candidates};
-use features::{drop_rows_with_blanks, feature_columns, nullable_features, outputs};
+use features::{
+    drop_rows_with_blanks, feature_columns, nullable_features, outputs, unseen_categories_handled,
+};
 use profile::{numbers, profile_feature};
 use staging::Staging;
 use table::{Table, read_csv};
+
+pub(crate) use summary::Written;
 /// What `warden init` was asked to do.
 #[derive(Debug, Clone)]
 pub(crate) struct InitRequest {
@@ -145,8 +150,8 @@ fn replaced(others: &[String]) -> String {
     }
 }
 
-/// Writes the model folder and checks that it serves; returns the manifest's path.
-pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf, InitError> {
+/// Writes the model folder and checks that it serves; returns what it wrote.
+pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<Written, InitError> {
     // Refused before anything is read: a large CSV is not profiled only to be refused.
     let folder = request.repository.join(&request.name);
     let manifest_path = folder.join(MANIFEST_FILE);
@@ -206,6 +211,7 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf
     let Description {
         mut manifest,
         examples,
+        ignores_unseen,
     } = describe(
         &signature,
         &bytes,
@@ -224,6 +230,9 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf
     std::fs::create_dir(staging.path.join("1")).map_err(write_error(&staging.path))?;
     std::fs::write(&graph_path, &bytes).map_err(write_error(&graph_path))?;
     let text = check_with_example(request, backends, &graph_path, manifest, &examples)?;
+    let written = Manifest::from_toml(&text).map_err(|err| {
+        InitError::Graph(format!("the manifest init wrote does not read back: {err}"))
+    })?;
     let staged_manifest = staging.path.join(MANIFEST_FILE);
     std::fs::write(&staged_manifest, text).map_err(write_error(&staged_manifest))?;
     staging.commit(&folder, replace)?;
@@ -235,7 +244,18 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<PathBuf
             others.join(", ")
         );
     }
-    Ok(manifest_path)
+    tracing::info!(
+        manifest = %manifest_path.display(),
+        "model folder written; it loads and passes its warm-up"
+    );
+    Ok(Written {
+        folder,
+        manifest: written,
+        engine: engine_name(platform).to_owned(),
+        onnxruntime_found: backends.onnxruntime.is_some(),
+        with_data: request.data.is_some(),
+        ignores_unseen,
+    })
 }
 
 fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + use<> {
@@ -325,6 +345,9 @@ fn would_not_serve(request: &InitRequest, err: &LoadError) -> InitError {
 struct Description {
     manifest: Manifest,
     examples: Vec<Example>,
+    /// The category features whose graph ignores values it was not fitted on (reported; the
+    /// manifest still refuses them unless the user says `handle_unknown = "pass"`).
+    ignores_unseen: Vec<String>,
 }
 
 /// The manifest for `signature`, profiled from `table` when there is one (rows with a blank
@@ -358,6 +381,7 @@ fn describe(
         Err(other) => return Err(other),
     };
     let nullable = nullable_features(graph, &inputs, &columns);
+    let passes_unseen = unseen_categories_handled(graph, &inputs, &columns);
     if let Some(table) = table.as_deref_mut() {
         drop_rows_with_blanks(table, &columns, &nullable)?;
     }
@@ -404,6 +428,12 @@ fn describe(
         });
     }
     let examples = table.map_or_else(Vec::new, |t| example_candidates(t, &features));
+    let ignores_unseen = features
+        .iter()
+        .zip(&passes_unseen)
+        .filter(|(feature, passes)| **passes && feature.kind == FeatureType::Category)
+        .map(|(feature, _)| feature.name.clone())
+        .collect();
     Ok(Description {
         manifest: Manifest {
             backend: BackendChoice::Auto,
@@ -417,5 +447,6 @@ fn describe(
             baseline: (!baseline.columns.is_empty()).then_some(baseline),
         },
         examples,
+        ignores_unseen,
     })
 }

@@ -47,8 +47,8 @@ pub(super) fn profile_feature(
     let baseline = match feature.kind {
         FeatureType::Float | FeatureType::Int => {
             numbers(&column.name, &present, &present_lines, problems).and_then(|values| {
-                feature.min = values.first().copied();
-                feature.max = values.last().copied();
+                let (low, high) = (*values.first()?, *values.last()?);
+                (feature.min, feature.max) = bounds(feature.kind, low, high);
                 ColumnStats::numeric(&values)
             })
         }
@@ -65,6 +65,39 @@ pub(super) fn profile_feature(
         FeatureType::Bool | FeatureType::Category => None,
     };
     FeatureProfile { feature, baseline }
+}
+
+/// The hard bounds of a numeric feature seen in training between `low` and `high`: the training
+/// range widened by its own width on each side, so a value merely unseen in training is served
+/// (the drift monitor counts it outside the training range the baseline keeps) while an
+/// impossible one is refused; never below 0 for a column that was never negative (a count, an
+/// amount); rounded outward to a readable step, whole numbers for an `int` feature.
+pub(super) fn bounds(kind: FeatureType, low: f64, high: f64) -> (Option<f64>, Option<f64>) {
+    let width = high - low;
+    let margin = if width > 0.0 {
+        width
+    } else {
+        high.abs().max(1.0)
+    };
+    // A step a tenth of the margin's order of magnitude: 61.8 -> 1, 242000 -> 10000, 1.5 -> 0.1.
+    let mut exponent = margin.log10().floor() as i32 - 1;
+    if kind == FeatureType::Int {
+        exponent = exponent.max(0);
+    }
+    let round = |x: f64, outward: fn(f64) -> f64| {
+        if exponent >= 0 {
+            let step = 10f64.powi(exponent);
+            outward(x / step) * step
+        } else {
+            let per_unit = 10f64.powi(-exponent);
+            outward(x * per_unit) / per_unit
+        }
+    };
+    let mut min = round(low - margin, f64::floor);
+    if low >= 0.0 {
+        min = min.max(0.0);
+    }
+    (Some(min), Some(round(high + margin, f64::ceil)))
 }
 
 /// The column's numbers, sorted; every cell that is not one is a problem, named by its line.
@@ -98,4 +131,38 @@ pub(super) fn numbers(
     }
     values.sort_by(f64::total_cmp);
     (!values.is_empty()).then_some(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_widen_the_training_range_by_its_width_to_a_readable_step() {
+        // A count seen from 0 to 8: whole numbers, never below 0.
+        assert_eq!(bounds(FeatureType::Int, 0.0, 8.0), (Some(0.0), Some(16.0)));
+        // Ages 18.17 to 79.96: 61.79 on each side, stepped by 1, not below 0.
+        assert_eq!(
+            bounds(FeatureType::Float, 18.17, 79.96),
+            (Some(0.0), Some(142.0))
+        );
+        // A ratio 0.1 to 2.5: stepped by a tenth.
+        assert_eq!(bounds(FeatureType::Float, 0.1, 2.5), (Some(0.0), Some(4.9)));
+        // A column that goes negative keeps going: -3 to 9 widens to -15 to 21.
+        assert_eq!(
+            bounds(FeatureType::Float, -3.0, 9.0),
+            (Some(-15.0), Some(21.0))
+        );
+        // Incomes: a step of 10,000.
+        assert_eq!(
+            bounds(FeatureType::Float, 8000.0, 250000.0),
+            (Some(0.0), Some(500000.0))
+        );
+        // One value seen: its own size (at least 1) on each side.
+        assert_eq!(bounds(FeatureType::Int, 5.0, 5.0), (Some(0.0), Some(10.0)));
+        assert_eq!(
+            bounds(FeatureType::Float, -0.5, -0.5),
+            (Some(-1.5), Some(0.5))
+        );
+    }
 }

@@ -22,8 +22,12 @@ pub(super) fn render(manifest: &Manifest, request: &InitRequest) -> Result<Strin
         .to_toml()
         .map_err(|err| InitError::Graph(format!("cannot render the manifest: {err}")))?;
     let mut advice = if request.data.is_some() {
-        "# Edit freely. `min`/`max` are the range seen in training: a request outside it is\n\
-         # refused, so widen them if real inputs may go further.\n"
+        "# Edit freely. `min`/`max` are the range seen in training widened by its width on\n\
+         # each side (never below 0 for a column that never was): a value outside them is\n\
+         # refused. A value between the training range and them is served, and the drift\n\
+         # monitor counts it (out_of_range_share). Set them to the training range (the\n\
+         # baseline's first and last quantile) to refuse unseen values instead, or remove them\n\
+         # to only monitor.\n"
             .to_owned()
     } else {
         "# Edit freely. Without training data it declares no ranges or categories; run\n\

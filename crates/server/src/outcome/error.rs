@@ -62,7 +62,7 @@ error_codes! {
     InvalidInput = "invalid_input", BAD_REQUEST, InvalidArgument,
         "the request breaks the model's contract or the protocol (every violation in `details`)";
     BatchTooLarge = "batch_too_large", BAD_REQUEST, InvalidArgument,
-        "more rows than the model's `max_batch_size`";
+        "more rows than the model's `max_request_rows`";
     LoadFailed = "load_failed", BAD_REQUEST, FailedPrecondition,
         "the repository API could not load the model: its files failed a load check (the reason given); what was served still is";
     Unauthorized = "unauthorized", UNAUTHORIZED, Unauthenticated,

@@ -12,7 +12,7 @@
 use warden_contract::{
     LocSegment, RowSource, Violation, ViolationType, Violations, check_columns, validate_rows,
 };
-use warden_runtime::{NamedTensor, Signature};
+use warden_runtime::{NamedTensor, Signature, TensorData};
 
 use super::binding;
 use super::contract::ModelContract;
@@ -68,11 +68,11 @@ pub(super) struct Gate<'a> {
 
 impl Gate<'_> {
     fn batch_limit(&self, rows: usize) -> Result<(), PredictError> {
-        if rows > self.contract.max_batch_size {
+        if rows > self.contract.max_request_rows {
             return Err(PredictError::BatchTooLarge {
                 model: self.name.to_owned(),
                 rows,
-                max: self.contract.max_batch_size,
+                max: self.contract.max_request_rows,
             });
         }
         Ok(())
@@ -196,17 +196,20 @@ impl Gate<'_> {
         violations.into_result(()).map_err(PredictError::Invalid)
     }
 
-    /// The declared features' value rules (ranges, categories, integral ints, NaN) on tensors,
-    /// each violation located at its flat index in its input's data.
+    /// The declared features' value rules (ranges, categories, integral ints, missing values) on
+    /// tensors, each violation located at its flat index in its input's data. Without declared
+    /// features no value may be missing: nothing says the model handles one.
     fn value_check(&self, inputs: &[NamedTensor]) -> Result<(), PredictError> {
-        if !self.contract.declared {
-            return Ok(());
-        }
-        let Some((features, binding)) = &self.contract.features else {
-            return Ok(());
+        let declared = self
+            .contract
+            .features
+            .as_ref()
+            .filter(|_| self.contract.declared);
+        let Some((features, binding)) = declared else {
+            return missing_values(inputs).map_err(PredictError::Invalid);
         };
         let Some(columns) = binding::decode_columns(features, binding, inputs) else {
-            return Ok(());
+            return missing_values(inputs).map_err(PredictError::Invalid);
         };
         let (values, places): (Vec<_>, Vec<_>) = columns
             .into_iter()
@@ -223,4 +226,38 @@ impl Gate<'_> {
         });
         violations.into_result(()).map_err(PredictError::Invalid)
     }
+}
+
+/// Refuses every missing value (NaN in a float tensor) of inputs no declared feature covers,
+/// each at its flat index (the violations list the first ones and count the rest).
+fn missing_values(inputs: &[NamedTensor]) -> Result<(), Violations> {
+    let mut violations = Violations::new();
+    for (index, input) in inputs.iter().enumerate() {
+        let nans: Vec<usize> = match &input.tensor.data {
+            TensorData::F32(values) => positions(values, |x| x.is_nan()),
+            TensorData::F64(values) => positions(values, |x| x.is_nan()),
+            _ => continue,
+        };
+        for flat in nans {
+            violations.push_with(|| {
+                Violation::new(
+                    vec!["inputs".into(), index.into(), "data".into(), flat.into()],
+                    ViolationType::ValueError,
+                    "got a missing value (null or NaN), which only a feature declared `nullable = \
+                     true` in the model's manifest (warden.toml) accepts",
+                )
+            });
+        }
+    }
+    violations.into_result(())
+}
+
+/// The positions of the values that pass `test`.
+fn positions<T: Copy>(values: &[T], test: impl Fn(T) -> bool) -> Vec<usize> {
+    values
+        .iter()
+        .enumerate()
+        .filter(|&(_, &x)| test(x))
+        .map(|(flat, _)| flat)
+        .collect()
 }

@@ -21,7 +21,8 @@ pub struct ModelContract {
     pub outputs: Vec<Output>,
     /// True when a manifest declared the contract, false when it was read off the graph.
     pub declared: bool,
-    pub max_batch_size: usize,
+    /// The most rows one request may hold (`[batching] max_request_rows`).
+    pub max_request_rows: usize,
     /// The manifest's example row, when it has one (the docs show it).
     pub example: Option<serde_json::Map<String, Value>>,
 }
@@ -93,7 +94,7 @@ pub(super) fn resolve_contract(
             outputs: outputs_from_graph(signature),
             declared: false,
             // The manifest's default, so the contract's limit and the scheduler's are one.
-            max_batch_size: warden_contract::Batching::default().max_batch_size,
+            max_request_rows: warden_contract::Batching::default_max_request_rows(),
             example: None,
         });
     };
@@ -134,7 +135,7 @@ pub(super) fn resolve_contract(
         features: Some((manifest.features.clone(), binding)),
         outputs: manifest.outputs.clone(),
         declared: true,
-        max_batch_size: manifest.batching.max_batch_size,
+        max_request_rows: manifest.batching.max_request_rows,
         example: manifest.example.clone(),
     })
 }

@@ -11,7 +11,10 @@ use super::scheduler::InferError;
 pub enum PredictError {
     #[error("{}", describe_violations(.0))]
     Invalid(Violations),
-    #[error("the request has {rows} rows; model `{model}` accepts at most {max} per request")]
+    #[error(
+        "the request has {rows} rows; model `{model}` accepts at most {max} per request: send \
+         fewer, or raise `max_request_rows` under [batching] in its warden.toml"
+    )]
     BatchTooLarge {
         model: String,
         rows: usize,

@@ -11,6 +11,11 @@
 //! its own rows back, in order. At low load a request therefore never waits for company; under
 //! load the queue fills while workers are busy and batches form by themselves. A request whose
 //! deadline passed in the queue, or whose client went away, is dropped before inference.
+//!
+//! How many rows a client may send in one request (`max_request_rows`, checked at the contract
+//! gate) and how many the engine runs at once (`max_batch_size`) are different limits: a request
+//! over `max_batch_size` is cut into parts of that size, which go through the same queue (at
+//! most one per worker at a time) and are joined back in order.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -87,6 +92,9 @@ pub(super) struct Scheduler {
     /// must never wait for a batch.
     queue: Sender<Job>,
     counters: Arc<Counters>,
+    options: SchedulerOptions,
+    /// Worker threads: how many parts of one large request are queued at once.
+    workers: usize,
 }
 
 /// What the scheduler has seen, for metrics and tests.
@@ -123,6 +131,7 @@ impl Scheduler {
         // briefly before parking): no lock between them, and a busy queue rarely sleeps.
         let (queue, jobs) = crossbeam_channel::bounded::<Job>(options.queue_capacity);
         let counters = Arc::new(Counters::default());
+        let workers = models.len().max(1);
         for (index, model) in models.into_iter().enumerate() {
             let jobs = jobs.clone();
             let counters = Arc::clone(&counters);
@@ -131,7 +140,12 @@ impl Scheduler {
                 .name(format!("infer-{name}-{index}"))
                 .spawn(move || work(model, &jobs, &counters, options))?;
         }
-        Ok(Scheduler { queue, counters })
+        Ok(Scheduler {
+            queue,
+            counters,
+            options,
+            workers,
+        })
     }
 
     /// The scheduler's counters.
@@ -139,7 +153,10 @@ impl Scheduler {
         &self.counters
     }
 
-    /// Queues one request of `rows` rows and waits for its answer until `deadline`.
+    /// Runs one request of `rows` rows and waits for its answer until `deadline`. A request
+    /// over `max_batch_size` rows (a graph that batches) is cut into parts of that size, queued
+    /// as separate requests, at most one per worker at a time (so one large request never holds
+    /// more of the queue than the workers can take), and their outputs joined in order.
     pub(super) async fn infer(
         &self,
         inputs: Vec<NamedTensor>,
@@ -147,7 +164,42 @@ impl Scheduler {
         rows: usize,
         deadline: Instant,
     ) -> Result<Answer, InferError> {
-        let queue = &self.queue;
+        if !self.options.batchable || rows <= self.options.max_batch_size {
+            let queued = self.enqueue(inputs, outputs, rows, deadline)?;
+            return self.wait(queued, deadline).await;
+        }
+        let sizes: Vec<usize> = (0..rows)
+            .step_by(self.options.max_batch_size)
+            .map(|start| self.options.max_batch_size.min(rows - start))
+            .collect();
+        let parts = split_outputs(inputs, &sizes)
+            .map_err(|err| InferError::Runtime(RuntimeError::Inference(err)))?;
+        let mut parts = parts.into_iter().zip(sizes);
+        let mut pending = std::collections::VecDeque::new();
+        let mut answers = Vec::new();
+        loop {
+            while pending.len() < self.workers {
+                let Some((part, size)) = parts.next() else {
+                    break;
+                };
+                pending.push_back(self.enqueue(part, outputs.clone(), size, deadline)?);
+            }
+            let Some(queued) = pending.pop_front() else {
+                break;
+            };
+            answers.push(self.wait(queued, deadline).await?);
+        }
+        join_answers(answers, rows)
+    }
+
+    /// Puts one job of at most `max_batch_size` rows in the queue, or says why not.
+    fn enqueue(
+        &self,
+        inputs: Vec<NamedTensor>,
+        outputs: Vec<String>,
+        rows: usize,
+        deadline: Instant,
+    ) -> Result<Queued, InferError> {
         let (reply, answer) = oneshot::channel();
         let enqueued = Instant::now();
         let job = Job {
@@ -160,25 +212,69 @@ impl Scheduler {
             reply,
         };
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        queue.try_send(job).map_err(|err| {
+        self.queue.try_send(job).map_err(|err| {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
             match err {
                 TrySendError::Full(_) => InferError::Overloaded,
                 TrySendError::Disconnected(_) => InferError::WorkerStopped,
             }
         })?;
+        Ok(Queued { answer, enqueued })
+    }
+
+    /// Waits for a queued job's answer until `deadline`.
+    async fn wait(&self, queued: Queued, deadline: Instant) -> Result<Answer, InferError> {
         let mut waiting = Waiting {
             answered: false,
             counters: &self.counters,
         };
-        let waited = tokio::time::timeout_at(deadline.into(), answer).await;
+        let waited = tokio::time::timeout_at(deadline.into(), queued.answer).await;
         waiting.answered = true;
         match waited {
-            Err(_) => Err(InferError::DeadlineExceeded(enqueued.elapsed())),
+            Err(_) => Err(InferError::DeadlineExceeded(queued.enqueued.elapsed())),
             Ok(Err(_)) => Err(InferError::WorkerStopped),
             Ok(Ok(result)) => result,
         }
     }
+}
+
+/// A job in the queue: where its answer will come, and when it was queued.
+struct Queued {
+    answer: oneshot::Receiver<Result<Answer, InferError>>,
+    enqueued: Instant,
+}
+
+/// The answers to the parts of one request, joined along the batch dimension in order; the
+/// timings are the first part's queue wait and the parts' inference time summed.
+fn join_answers(answers: Vec<Answer>, rows: usize) -> Result<Answer, InferError> {
+    let timings = Timings {
+        queue: answers.first().map_or(Duration::ZERO, |a| a.timings.queue),
+        inference: answers.iter().map(|a| a.timings.inference).sum(),
+        batch_rows: rows,
+    };
+    let names: Vec<String> = answers
+        .first()
+        .map(|a| a.outputs.iter().map(|o| o.name.clone()).collect())
+        .unwrap_or_default();
+    let mut outputs = Vec::with_capacity(names.len());
+    for (index, name) in names.into_iter().enumerate() {
+        let parts: Option<Vec<&Tensor>> = answers
+            .iter()
+            .map(|a| {
+                a.outputs
+                    .get(index)
+                    .filter(|o| o.name == name)
+                    .map(|o| &o.tensor)
+            })
+            .collect();
+        let tensor = parts.as_deref().and_then(concat).ok_or_else(|| {
+            InferError::Runtime(RuntimeError::Inference(format!(
+                "output `{name}` of the parts of a {rows}-row request cannot be joined"
+            )))
+        })?;
+        outputs.push(NamedTensor { name, tensor });
+    }
+    Ok(Answer { outputs, timings })
 }
 
 /// One worker: take a batch, run it, answer each request; until the queue closes.

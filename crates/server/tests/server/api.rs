@@ -3,7 +3,7 @@
 
 use crate::common::{get_json as get, post_json as post};
 
-use crate::common::{TestServer, examples, onnxruntime};
+use crate::common::{TestServer, examples, onnxruntime, repository_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden_runtime::{Backend, LoadOptions, NamedTensor, Tensor, TensorData};
@@ -275,9 +275,10 @@ async fn v2_protocol_errors_have_exact_json() {
         ),
         (
             json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1, "2", 3, null]}]}),
-            json!({"code": "invalid_input", "error": "2 problems in the request", "details": [
-                {"loc": ["inputs", 0, "data", 1], "msg": "expected a number for FP32, got \"2\"", "type": "type_error"},
-                {"loc": ["inputs", 0, "data", 3], "msg": "expected a number for FP32, got null", "type": "type_error"}
+            // null is a float tensor's missing value: the contract gate, not the decoder, refuses it
+            // for a feature that is not nullable.
+            json!({"code": "invalid_input", "error": "1 problem in the request", "details": [
+                {"loc": ["inputs", 0, "data", 1], "msg": "expected a number for FP32, got \"2\"", "type": "type_error"}
             ]}),
         ),
         (
@@ -419,20 +420,6 @@ async fn request_level_errors_have_exact_json() {
         response.json().await.unwrap(),
         StatusCode::PAYLOAD_TOO_LARGE,
         json!({"code": "payload_too_large", "error": "the request body is over the server's limit of 4096 bytes (--max-body-bytes)"}),
-    );
-
-    let rows = vec![json!([5.1, 3.5, 1.4, 0.2]); 65];
-    let (status, body) = post(
-        &server,
-        "/v1/models/iris:predict",
-        &json!({"instances": rows}),
-    )
-    .await;
-    check(
-        status,
-        body,
-        StatusCode::BAD_REQUEST,
-        json!({"code": "batch_too_large", "error": "the request has 65 rows; model `iris` accepts at most 64 per request"}),
     );
 
     let (status, body) = get(&server, "/v3/nothing").await;
@@ -670,6 +657,25 @@ async fn a_bare_onnx_regressor_answers_a_value_as_under_a_manifest() {
 }
 
 #[tokio::test]
+async fn a_large_request_holds_no_more_of_the_queue_than_the_workers_take() {
+    // A queue of 2 and one worker: a 2,000-row request is 32 engine batches of 64, queued one
+    // at a time, so it is answered whole; were its parts queued at once it would be refused.
+    let repository = repository_with(&examples(), "iris", |manifest| {
+        manifest.replace("queue_capacity = 256", "queue_capacity = 2")
+    });
+    let server = TestServer::start(repository.path()).await;
+    let rows = 2_000;
+    let request = json!({"inputs": [{"name": "float_input", "shape": [rows, 4], "datatype": "FP32",
+        "data": (0..rows * 4).map(|i| [5.1, 3.5, 1.4, 0.2][i % 4]).collect::<Vec<f32>>()}]});
+    let (status, body) = post(&server, "/v2/models/iris/infer", &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outputs"][0]["shape"], json!([rows]));
+    let labels = body["outputs"][0]["data"].as_array().unwrap();
+    assert!(labels.iter().all(|label| label == "setosa"), "{labels:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     let server = TestServer::start(&examples()).await;
     let request = json!({"inputs": [
@@ -684,9 +690,9 @@ async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     assert_eq!(
         body,
         json!({"code": "invalid_input", "error": "3 problems in the request", "details": [
-            {"loc": ["inputs", 0, "data", 1], "msg": "expected a value between 18.17 and 79.96; got 150", "type": "range_error"},
-            {"loc": ["inputs", 3, "data", 1], "msg": "expected one of DE, FR, GB, IN, US; got string \"3\"", "type": "category_error"},
-            {"loc": ["inputs", 4, "data", 1], "msg": "expected one of salaried, self_employed, unemployed; got string \"retired\"", "type": "category_error"}
+            {"loc": ["inputs", 0, "data", 1], "msg": "expected a value between 0 and 142; got 150 (the feature's `min`/`max` in warden.toml)", "type": "range_error"},
+            {"loc": ["inputs", 3, "data", 1], "msg": "expected one of DE, FR, GB, IN, US; got string \"3\" (if the model handles values it was not trained on, set `handle_unknown = \"pass\"` on the feature in warden.toml)", "type": "category_error"},
+            {"loc": ["inputs", 4, "data", 1], "msg": "expected one of salaried, self_employed, unemployed; got string \"retired\" (if the model handles values it was not trained on, set `handle_unknown = \"pass\"` on the feature in warden.toml)", "type": "category_error"}
         ]})
     );
     // A packed input is checked column by column: row 1's petal_width is out of range.
@@ -696,8 +702,41 @@ async fn v2_inputs_are_held_to_the_manifest_contract_too() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["details"],
-        json!([{"loc": ["inputs", 0, "data", 7], "msg": "expected a value between 0.1 and 2.5; got -0.2", "type": "range_error"}])
+        json!([{"loc": ["inputs", 0, "data", 7], "msg": "expected a value between 0 and 4.9; got -0.2 (the feature's `min`/`max` in warden.toml)", "type": "range_error"}])
     );
+    // A missing value (null in JSON, NaN in a tensor) reaches the gate, which takes it only for
+    // a nullable feature: iris declares none, so each is refused where it was sent.
+    let request = json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32",
+                                      "data": [5.1, null, 1.4, 0.2, 5.1, 3.5, 1.4, null]}]});
+    let (status, body) = post(&server, "/v2/models/iris/infer", &request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let not_nullable = |name: &str| {
+        format!(
+            "feature `{name}` is not nullable; got NaN (a missing \
+        value: set `nullable = true` on the feature in warden.toml if the model handles one)"
+        )
+    };
+    assert_eq!(
+        body["details"],
+        json!([
+            {"loc": ["inputs", 0, "data", 1], "msg": not_nullable("sepal_width"), "type": "value_error"},
+            {"loc": ["inputs", 0, "data", 7], "msg": not_nullable("petal_width"), "type": "value_error"}
+        ])
+    );
+    // Without a manifest nothing declares a feature nullable: every missing value is refused.
+    let bare = TestServer::start(&examples().join("iris/1/model.onnx")).await;
+    let (status, body) = post(&bare, "/v2/models/model/infer", &request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let refused = "got a missing value (null or NaN), which only a feature declared `nullable = \
+        true` in the model's manifest (warden.toml) accepts";
+    assert_eq!(
+        body["details"],
+        json!([
+            {"loc": ["inputs", 0, "data", 1], "msg": refused, "type": "value_error"},
+            {"loc": ["inputs", 0, "data", 7], "msg": refused, "type": "value_error"}
+        ])
+    );
+    bare.stop().await;
     server.stop().await;
 }
 
@@ -743,8 +782,8 @@ async fn nan_and_infinity_as_python_sends_them_are_value_errors() {
     assert_eq!(
         response.json::<Value>().await.unwrap()["details"],
         json!([
-            {"loc": ["inputs", 0, "data", 0], "msg": "expected a finite number for FP32, got NaN", "type": "value_error"},
-            {"loc": ["inputs", 1, "data", 0], "msg": "expected a finite number for FP32, got inf", "type": "value_error"},
+            {"loc": ["inputs", 0, "data", 0], "msg": "expected a finite number for FP32, got NaN; a missing value is sent as null", "type": "value_error"},
+            {"loc": ["inputs", 1, "data", 0], "msg": "expected a finite number for FP32, got inf; a missing value is sent as null", "type": "value_error"},
             {"loc": ["inputs", 3, "data", 0], "msg": "expected a string for BYTES, got NaN", "type": "type_error"}
         ])
     );
@@ -789,24 +828,36 @@ async fn concurrent_scrapes_each_see_every_model_gauge() {
 
 #[tokio::test]
 async fn a_model_without_manifest_takes_the_manifest_default_batch_limit() {
-    // One default for the contract's limit and the scheduler's (there were two definitions).
+    // One default for the contract's request limit (there were two definitions), far above the
+    // engine's batch: a request at the limit is cut into batches and answered whole.
     let server = TestServer::start(&examples().join("iris/1/model.onnx")).await;
-    let limit = warden_contract::Batching::default().max_batch_size;
+    let limit = warden_contract::Batching::default().max_request_rows;
+    assert!(limit > 100 * warden_contract::Batching::default().max_batch_size);
     let over = limit + 1;
     let body = json!({"inputs": [{"name": "float_input", "shape": [over, 4], "datatype": "FP32",
         "data": vec![5.0; over * 4]}]});
     let (status, answer) = post(&server, "/v2/models/model/infer", &body).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(answer["code"], "batch_too_large");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("at most {limit} per request")),
-        "{answer}"
+    assert_eq!(
+        (status, answer),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"code": "batch_too_large", "error": format!("the request has {over} rows; model \
+                `model` accepts at most {limit} per request: send fewer, or raise `max_request_rows` \
+                under [batching] in its warden.toml")})
+        )
     );
     let at_limit = json!({"inputs": [{"name": "float_input", "shape": [limit, 4], "datatype": "FP32",
-        "data": vec![5.0; limit * 4]}]});
+        "data": (0..limit * 4).map(|i| (i % 70) as f32 / 10.0).collect::<Vec<_>>()}]});
     let (status, answer) = post(&server, "/v2/models/model/infer", &at_limit).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+    // Each row's answer is the one it gets alone, in order, across the engine batches.
+    let labels = answer["outputs"][0]["data"].as_array().unwrap().clone();
+    assert_eq!(labels.len(), limit);
+    for row in [0, 63, 64, 65, 4_999, limit - 1] {
+        let alone = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32",
+            "data": (row * 4..row * 4 + 4).map(|i| (i % 70) as f32 / 10.0).collect::<Vec<_>>()}]});
+        let (status, one) = post(&server, "/v2/models/model/infer", &alone).await;
+        assert_eq!(status, StatusCode::OK, "{one}");
+        assert_eq!(one["outputs"][0]["data"][0], labels[row], "row {row}");
+    }
 }

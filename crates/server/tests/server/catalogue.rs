@@ -381,7 +381,7 @@ fn manifest_problems_exit_65_naming_each_one() {
                     "type = \"category\"\nvalues = [\"a\"]",
                     1,
                 )
-                .replace("min = 4.3\nmax = 7.9\n", ""),
+                .replace("min = 0.6\nmax = 11.5\n", ""),
             vec![
                 "feature `sepal_length` is declared category but graph input `float_input` holds floating-point values",
             ],

@@ -449,7 +449,8 @@ fn the_example_is_the_row_nearest_the_medians_that_the_model_answers_validly() {
     assert_eq!(code, Some(0), "{stderr}");
     let manifest = std::fs::read_to_string(repository.path().join("sqrt/warden.toml")).unwrap();
     assert!(manifest.contains("[example]\nx = 4.0\n"), "{manifest}");
-    assert!(manifest.contains("min = -3.0"), "{manifest}");
+    // The training range -3..9 widened by its width (12) on each side.
+    assert!(manifest.contains("min = -15\nmax = 21\n"), "{manifest}");
 }
 
 #[test]

@@ -4,6 +4,10 @@
 //! Decoding never coerces: a tensor's `datatype` must be the graph's, every element must be a
 //! JSON value of that type and in its range, and the shape must match both the data and the
 //! graph. Every problem is reported with its location, so a client sees all of them at once.
+//!
+//! A float tensor's missing value is NaN: `null` in JSON `data` (JSON has no NaN), NaN in binary
+//! data and gRPC contents, as Triton's clients send it. Infinity is refused here; whether a
+//! missing value may be sent at all is the contract gate's to decide (nullable features only).
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -26,7 +30,7 @@ const MAX_ELEMENT_VIOLATIONS: usize = 10;
 pub enum DecodeError {
     /// It breaks the protocol or the graph's signature.
     Invalid(Violations),
-    /// An input's first (batch) dimension is over the model's `max_batch_size`; found before
+    /// An input's first (batch) dimension is over the model's `max_request_rows`; found before
     /// any element is looked at, so a huge tensor costs nothing but its parse.
     BatchTooLarge { rows: usize, max: usize },
 }
@@ -138,7 +142,7 @@ fn flag(parameters: Option<&Map<String, Value>>, key: &str) -> Option<bool> {
 
 /// Decodes a V2 inference request (its JSON header, already checked to be strict JSON, and the
 /// binary tensor data after it, empty when there is none) and checks it against `signature`
-/// and `max_rows`, the model's `max_batch_size`. The batch size is checked on the shapes before
+/// and `max_rows`, the model's `max_request_rows`. The batch size is checked on the shapes before
 /// any `data` is read.
 pub fn decode_request(
     json: &[u8],
@@ -569,9 +573,9 @@ fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<Tenso
         DataType::I64 => TensorData::I64(fixed(bytes, expected, dtype, i64::from_le_bytes)?),
         DataType::F32 => {
             let values = fixed(bytes, expected, dtype, f32::from_le_bytes)?;
-            if let Some(position) = values.iter().position(|x| !x.is_finite()) {
+            if let Some(position) = values.iter().position(|x| x.is_infinite()) {
                 return Err(format!(
-                    "element {position} is {}, not a finite number",
+                    "element {position} is {}, not a finite number (NaN is a missing value)",
                     values[position]
                 ));
             }
@@ -579,9 +583,9 @@ fn decode_binary(dtype: DataType, bytes: &[u8], expected: usize) -> Result<Tenso
         }
         DataType::F64 => {
             let values = fixed(bytes, expected, dtype, f64::from_le_bytes)?;
-            if let Some(position) = values.iter().position(|x| !x.is_finite()) {
+            if let Some(position) = values.iter().position(|x| x.is_infinite()) {
                 return Err(format!(
-                    "element {position} is {}, not a finite number",
+                    "element {position} is {}, not a finite number (NaN is a missing value)",
                     values[position]
                 ));
             }
@@ -703,10 +707,11 @@ fn decode_typed(
             TensorData::$variant(out)
         }};
     }
-    macro_rules! finite {
+    macro_rules! not_infinite {
         ($variant:ident, $values:expr) => {{
             for (position, value) in $values.iter().enumerate() {
-                if !value.is_finite() {
+                // NaN is a missing value, checked against the features by the contract gate.
+                if value.is_infinite() {
                     note(
                         position,
                         ViolationType::ValueError,
@@ -727,8 +732,8 @@ fn decode_typed(
         DataType::U16 => narrow!(U16, contents.uint_contents),
         DataType::U32 => TensorData::U32(contents.uint_contents.to_vec()),
         DataType::U64 => TensorData::U64(contents.uint64_contents.to_vec()),
-        DataType::F32 => finite!(F32, contents.fp32_contents),
-        DataType::F64 => finite!(F64, contents.fp64_contents),
+        DataType::F32 => not_infinite!(F32, contents.fp32_contents),
+        DataType::F64 => not_infinite!(F64, contents.fp64_contents),
         DataType::String => {
             let mut strings = Vec::with_capacity(contents.bytes_contents.len());
             for (position, bytes) in contents.bytes_contents.iter().enumerate() {
@@ -961,11 +966,22 @@ impl ElementSink {
             TensorData::I16(v) => keep(v, int(&value)),
             TensorData::I32(v) => keep(v, int(&value)),
             TensorData::I64(v) => keep(v, int(&value)),
+            // JSON has no NaN: `null` is a float tensor's missing value (NaN in the tensor),
+            // which the contract gate accepts for nullable features only.
             TensorData::F32(v) => keep(
                 v,
-                value.as_f64().map(|x| x as f32).filter(|x| x.is_finite()),
+                match value {
+                    Value::Null => Some(f32::NAN),
+                    _ => value.as_f64().map(|x| x as f32).filter(|x| x.is_finite()),
+                },
             ),
-            TensorData::F64(v) => keep(v, value.as_f64()),
+            TensorData::F64(v) => keep(
+                v,
+                match value {
+                    Value::Null => Some(f64::NAN),
+                    _ => value.as_f64(),
+                },
+            ),
             TensorData::String(v) => match value {
                 // Moved, not copied: a BYTES element costs one string, not two.
                 Value::String(text) if !is_bare_token(&text) => {
@@ -996,7 +1012,10 @@ impl ElementSink {
         let (kind, msg) = match spelling {
             Some(spelling) if dtype.is_float() => (
                 ViolationType::ValueError,
-                format!("expected a finite number for {dtype}, got {spelling}"),
+                format!(
+                    "expected a finite number for {dtype}, got {spelling}; a missing value is \
+                     sent as null"
+                ),
             ),
             _ => {
                 let shown = match value {

@@ -47,7 +47,7 @@ impl Codec for RestCodec {
             &self.json,
             &self.binary,
             &model.signature,
-            model.contract.max_batch_size,
+            model.contract.max_request_rows,
         )
         .map_err(|err| err.for_model(&model.name))?;
         self.id = request.id;
