@@ -1,6 +1,8 @@
 //! `GET /v1/models/{m}[/versions/{v}]/drift`: the served version's drift figures, per window,
 //! as its monitor computes them now (see `serving::DriftMonitor`).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -48,7 +50,7 @@ pub(super) async fn drift_version(
     Ok(answer(&model))
 }
 
-fn answer(model: &ModelVersion) -> Response {
+fn answer(model: &Arc<ModelVersion>) -> Response {
     let body = match &model.drift {
         Some(monitor) => DriftBody {
             monitored: true,

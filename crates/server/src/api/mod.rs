@@ -181,9 +181,9 @@ fn served(by: ServedBy, response: impl IntoResponse) -> Response {
         );
     }
     for (name, value) in [
-        ("x-model-name", by.model.as_str()),
-        ("x-model-version", by.version.to_string().as_str()),
-        ("x-model-sha256", by.sha256.as_str()),
+        ("x-model-name", by.model.name.as_str()),
+        ("x-model-version", by.model.version_label.as_str()),
+        ("x-model-sha256", by.model.sha256.as_str()),
     ] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);

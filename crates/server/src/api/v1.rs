@@ -87,9 +87,9 @@ async fn answer(
     let response = Json(RowResponse {
         predictions: answered.answer,
         model: ModelIdentity {
-            name: &by.model,
-            version: by.version.to_string(),
-            sha256: &by.sha256,
+            name: &by.model.name,
+            version: by.model.version_label.clone(),
+            sha256: &by.model.sha256,
         },
     })
     .into_response();

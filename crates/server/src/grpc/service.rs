@@ -70,9 +70,9 @@ impl Inference {
                     metadata.insert("x-request-id", id);
                 }
                 if let Some(served) = served {
-                    insert_text(metadata, "x-model-name", &served.model);
-                    insert_text(metadata, "x-model-version", &served.version.to_string());
-                    insert_text(metadata, "x-model-sha256", &served.sha256);
+                    insert_text(metadata, "x-model-name", &served.model.name);
+                    insert_text(metadata, "x-model-version", &served.model.version_label);
+                    insert_text(metadata, "x-model-sha256", &served.model.sha256);
                 }
                 Ok(response)
             }

@@ -4,27 +4,26 @@
 //! page's recent-traffic ring. The HTTP access-log middleware and the gRPC call wrapper both
 //! end a request here.
 
+use std::sync::Arc;
+
 use crate::metrics::Metrics;
 use crate::outcome::error::ErrorCode;
 use crate::serving::{ModelVersion, Timings};
 
-/// Which model version answered, and its hash; every answer names them.
+/// Which model version answered (its name, version and hash: every answer names them), held
+/// by reference so naming it costs no copy of its strings.
 #[derive(Debug, Clone)]
 pub struct ServedBy {
-    pub model: String,
-    pub version: u64,
-    pub sha256: String,
+    pub model: Arc<ModelVersion>,
     /// Where an inference's time went (absent for metadata routes).
     pub timings: Option<Timings>,
 }
 
 impl ServedBy {
     /// `model`, with where an inference's time went when one ran.
-    pub fn of(model: &ModelVersion, timings: Option<Timings>) -> ServedBy {
+    pub fn of(model: &Arc<ModelVersion>, timings: Option<Timings>) -> ServedBy {
         ServedBy {
-            model: model.name.clone(),
-            version: model.version,
-            sha256: model.sha256.clone(),
+            model: Arc::clone(model),
             timings,
         }
     }
@@ -70,8 +69,8 @@ fn log(answered: &Answered<'_>) {
                 path = %answered.path,
                 status = $status,
                 duration_ms = answered.elapsed.as_secs_f64() * 1000.0,
-                model = served.map(|s| s.model.as_str()),
-                version = served.map(|s| s.version),
+                model = served.map(|s| s.model.name.as_str()),
+                version = served.map(|s| s.model.version),
                 queue_ms = timings.map(|t| t.queue.as_secs_f64() * 1e3),
                 inference_ms = timings.map(|t| t.inference.as_secs_f64() * 1e3),
                 batch_rows = timings.map(|t| t.batch_rows),
@@ -88,9 +87,8 @@ fn log(answered: &Answered<'_>) {
 
 fn count(metrics: &Metrics, answered: &Answered<'_>) {
     let served = answered.served;
-    let model = served.map_or("", |s| s.model.as_str());
-    let version = served.map(|s| s.version.to_string()).unwrap_or_default();
-    let version = version.as_str();
+    let model = served.map_or("", |s| s.model.name.as_str());
+    let version = served.map_or("", |s| s.model.version_label.as_str());
     metrics
         .requests
         .with_label_values(&[
@@ -103,7 +101,9 @@ fn count(metrics: &Metrics, answered: &Answered<'_>) {
         .inc();
     if let Some(code) = answered.code {
         if let Some(served) = served {
-            metrics.recent.record_error(&served.model, code.as_str());
+            metrics
+                .recent
+                .record_error(&served.model.name, code.as_str());
         }
         if answered.violation_types.is_empty() {
             metrics.errors.with_label_values(&[code.as_str(), ""]).inc();

@@ -143,7 +143,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// The same error, marked as about `model`.
-    pub fn about(mut self, model: &crate::serving::ModelVersion) -> ApiError {
+    pub fn about(mut self, model: &std::sync::Arc<crate::serving::ModelVersion>) -> ApiError {
         self.model = Some(Box::new(super::ServedBy::of(model, None)));
         self
     }

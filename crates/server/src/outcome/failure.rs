@@ -65,7 +65,7 @@ impl From<LookupError> for ApiError {
 }
 
 /// Maps a prediction failure of `model` to its answer, logging what the client is not told.
-pub(crate) fn predict_error(model: &ModelVersion, err: PredictError) -> ApiError {
+pub(crate) fn predict_error(model: &std::sync::Arc<ModelVersion>, err: PredictError) -> ApiError {
     predict_error_code(model, err).about(model)
 }
 
@@ -79,7 +79,8 @@ fn predict_error_code(model: &ModelVersion, err: PredictError) -> ApiError {
         PredictError::Infer(InferError::Overloaded) => ApiError::new(
             ErrorCode::Overloaded,
             format!(
-                "model `{}` is at capacity; retry after the Retry-After delay",
+                "model `{}` is at capacity: its queue (`queue_capacity` under [batching] in its \
+                 warden.toml) is full; retry after the Retry-After delay",
                 model.name
             ),
         ),

@@ -31,6 +31,8 @@ pub struct ModelVersion {
     id: u64,
     pub name: String,
     pub version: u64,
+    /// `version` as text, as every metric label and answer names it (made once, not per request).
+    pub version_label: String,
     pub sha256: String,
     pub platform: &'static str,
     pub signature: Signature,
@@ -230,6 +232,7 @@ impl Opened {
             drift,
             name: source.name.clone(),
             version: source.version,
+            version_label: source.version.to_string(),
             sha256,
             platform: backend.platform(),
             signature,

@@ -116,7 +116,7 @@ async fn a_full_queue_answers_overloaded_at_once_with_retry_after() {
     assert_eq!(refused.headers()["retry-after"], "1");
     assert_eq!(
         refused.json::<Value>().await.unwrap(),
-        json!({"code": "overloaded", "error": "model `credit` is at capacity; retry after the Retry-After delay"})
+        json!({"code": "overloaded", "error": "model `credit` is at capacity: its queue (`queue_capacity` under [batching] in its warden.toml) is full; retry after the Retry-After delay"})
     );
     backend.arm(Script::Run);
     release.send(()).unwrap();

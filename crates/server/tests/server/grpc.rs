@@ -130,7 +130,7 @@ async fn a_full_queue_is_resource_exhausted_at_once() {
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert_eq!(
         refused.message(),
-        "overloaded: model `iris` is at capacity; retry after the Retry-After delay"
+        "overloaded: model `iris` is at capacity: its queue (`queue_capacity` under [batching] in its warden.toml) is full; retry after the Retry-After delay"
     );
     backend.arm(Script::Run);
     release.send(()).unwrap();
