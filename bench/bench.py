@@ -4,7 +4,9 @@ ceiling), on the same models and machine, interleaved, with oha; prints one tabl
 and ratios and writes it to bench/RESULTS.md. BENCH_DURATION (seconds per cell, default 10) and
 BENCH_REPEATS (default 3) shorten it. A/B of two builds: BENCH_BASELINE=/path/to/other/warden
 adds it as warden-ort-baseline; BENCH_SERVERS=warden-ort,warden-ort-baseline runs only those (and
-no overload run); BENCH_OUT names the report file instead of RESULTS.md.
+no overload run); BENCH_OUT names the report file instead of RESULTS.md. The same binary as
+BENCH_BASELINE is an A/A run: the spread of its ratios is the noise band an A/B is read against.
+Servers take turns going first in each cell (the order flips every repetition).
 
 Fairness: with two cores or more, every server runs pinned (taskset) to the first half of the
 cores and the load generator to the other half (BENCH_PIN=0 turns that off), so no server's
@@ -429,7 +431,10 @@ def main():
                 for rows in (1, 32):
                     for concurrency in (1, 8, 64):
                         payload = body(model, rows)
-                        for name, group in servers.items():
+                        # Alternate which server goes first in each repetition: with a fixed
+                        # order one binary against itself measured 0.95-1.06x per cell (AA-27.md).
+                        order = list(servers.items())
+                        for name, group in (order if repeat % 2 == 0 else order[::-1]):
                             server = next(s for s in group if s.models in (None, model))
                             url = f"http://127.0.0.1:{server.port}/v2/models/{model}/infer"
                             cpu_before = tree_cpu_seconds(server.process.pid)
