@@ -602,3 +602,82 @@ fn an_existing_manifest_is_refused_before_the_data_is_read() {
     );
     assert!(!stderr.contains("nope"), "{stderr}");
 }
+
+#[test]
+fn init_prints_a_summary_and_says_how_to_find_onnx_runtime_when_it_is_missing() {
+    let data = repo_root().join("examples/data/credit.csv");
+    let graph = examples().join("credit/1/model.onnx");
+    let run = |repository: &Path, hide_onnxruntime: bool| {
+        // Hidden: no variable, no python3 on PATH, and the binary away from the project's .venv.
+        let binary = if hide_onnxruntime {
+            let copy = repository.join("warden");
+            std::fs::copy(warden_bin(), &copy).unwrap();
+            copy
+        } else {
+            warden_bin()
+        };
+        let mut command = Command::new(binary);
+        command
+            .args(["init", graph.to_str().unwrap(), "--name", "credit"])
+            .args(["--repository", repository.to_str().unwrap()])
+            .args(["--data", data.to_str().unwrap(), "--target", "decision"])
+            .current_dir(repository);
+        if hide_onnxruntime {
+            command
+                .env("PATH", "/nonexistent")
+                .env_remove("WARDEN_ONNXRUNTIME_LIB")
+                .env_remove("ORT_DYLIB_PATH");
+        }
+        let output = command.output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let repository = tempfile::tempdir().unwrap();
+    let summary = run(repository.path(), false);
+    let folder = repository.path().join("credit");
+    assert!(
+        summary.starts_with(&format!(
+            "wrote {} (warden.toml, 1/model.onnx); it loads and passes its warm-up on ONNX Runtime\n",
+            folder.display()
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("\n  age         float     served from 0 to 142\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("\n  country     category  5 values, unseen values refused\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  - country, employment: the graph's OneHotEncoder ignores categories"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with(&format!(
+            "next: warden serve {}\n",
+            repository.path().display()
+        )),
+        "{summary}"
+    );
+    assert!(!summary.contains("ONNX Runtime was not found"), "{summary}");
+
+    let repository = tempfile::tempdir().unwrap();
+    let summary = run(repository.path(), true);
+    assert!(
+        summary.contains("passes its warm-up on tract\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("ONNX Runtime was not found, so the model was checked on tract")
+            && summary.contains("WARDEN_ONNXRUNTIME_LIB=")
+            && summary.contains("--onnxruntime-lib"),
+        "{summary}"
+    );
+}
