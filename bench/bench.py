@@ -116,6 +116,29 @@ def tree_rss_kib(pid):
     return total
 
 
+def reset_peak(pid):
+    """Resets each process's high-water mark to its resident size now (clear_refs 5), so a later
+    tree_peak_kib is the peak since this call."""
+    for current in process_tree(pid):
+        try:
+            Path(f"/proc/{current}/clear_refs").write_text("5")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
+
+
+def tree_peak_kib(pid):
+    """Peak resident memory (VmHWM) of a process and its descendants, summed: an upper bound on
+    the tree's peak, since the processes need not peak at once."""
+    total = 0
+    for current in process_tree(pid):
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1])
+        except (FileNotFoundError, StopIteration, ProcessLookupError):
+            pass
+    return total
+
+
 def wait_ready(url, process, strict=False, limit=120):
     """Until the server answers at url: any answer under 500 (e.g. 404 for a route it does not
     have), or with strict only a 2xx (MLServer's /v2/health/ready says 400 while models load). The
@@ -145,6 +168,8 @@ class Server:
         self.label, self.command, self.env, self.ready_path, self.models = label, command, env, ready_path, models
         self.strict_ready = strict_ready
         self.process, self.port, self.startup_ms, self.rss_kib = None, None, None, None
+        # The highest resident memory seen during any 64-connection cell.
+        self.peak_kib = 0
 
     def start(self):
         self.port = free_port()
@@ -438,7 +463,11 @@ def main():
                             server = next(s for s in group if s.models in (None, model))
                             url = f"http://127.0.0.1:{server.port}/v2/models/{model}/infer"
                             cpu_before = tree_cpu_seconds(server.process.pid)
+                            if concurrency == 64:
+                                reset_peak(server.process.pid)
                             rps, p50, p99, codes, ok = oha(url, payload, concurrency)
+                            if concurrency == 64:
+                                server.peak_kib = max(server.peak_kib, tree_peak_kib(server.process.pid))
                             cpu_us = (tree_cpu_seconds(server.process.pid) - cpu_before) / max(ok, 1) * 1e6
                             cells.setdefault((model, rows, concurrency, name), []).append((rps, p50, p99, cpu_us))
                             print(f"rep {repeat} {model} rows={rows} c={concurrency} {name}: {rps:.0f} req/s "
@@ -484,8 +513,10 @@ def main():
         served = [statistics.median(r[0] for r in cells[(model, rows, 64, n)]) * rows
                   for n in names if n.startswith("warden")]
         engine.append(f"| {model} | {rows} | {limit:.0f} | " + " | ".join(f"{v:.0f} ({v / limit:.2f}×)" for v in served) + " |")
-    memory = ["| server | exec to ready (ms) | resident memory, whole process tree (MiB) |", "|---|---|---|"]
-    memory += [f"| {s.label} | {s.startup_ms:.0f} | {s.rss_kib / 1024:.0f} |" for s in every]
+    memory = ["| server | exec to ready (ms) | resident memory at rest, whole process tree (MiB) | "
+              "peak during the 64-connection cells (MiB) |", "|---|---|---|---|"]
+    memory += [f"| {s.label} | {s.startup_ms:.0f} | {s.rss_kib / 1024:.0f} | {s.peak_kib / 1024:.0f} |"
+               for s in every]
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     report = (f"# Benchmark results\n\n{datetime.date.today()} · {platform.uname().system} "
