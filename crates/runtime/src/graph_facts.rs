@@ -169,41 +169,27 @@ pub struct InputColumns<'a> {
     pub width: usize,
 }
 
-/// The graph-input columns, as `(input name, column)`, for which the graph can take a missing
-/// value (NaN): those an `Imputer` that replaces NaN consumes, and those a tree ensemble splits
-/// on at a node whose `nodes_missing_value_tracks_true` is set. Anywhere else a NaN flows into
-/// arithmetic or a comparison and comes out as a confident, meaningless answer, so a column is
-/// only listed when its path to such a node can be followed: through `Identity`, `Cast`,
-/// `Scaler`, `Concat` on the column axis, `FeatureVectorizer`, and `Gather` or
-/// `ArrayFeatureExtractor` with constant indices (how skl2onnx selects a ColumnTransformer's
-/// columns). A path through anything else lists nothing: too few is a refused `null`, too many
-/// is the silent failure.
-pub fn missing_value_columns(
-    model: &[u8],
-    inputs: &[InputColumns<'_>],
-) -> BTreeSet<(String, usize)> {
-    column_facts(model, inputs).takes_missing_values
-}
-
-/// The graph-input columns a `OneHotEncoder` whose `zeros` attribute is set (skl2onnx writes it
-/// for `handle_unknown="ignore"`) encodes: a category the encoder was not fitted on becomes
-/// all zeros instead of an error, so the pipeline was built to take unseen values there. The
-/// path to the encoder is followed as [`missing_value_columns`] follows it.
-pub fn unseen_category_columns(
-    model: &[u8],
-    inputs: &[InputColumns<'_>],
-) -> BTreeSet<(String, usize)> {
-    column_facts(model, inputs).ignores_unseen_categories
-}
-
-/// What the graph does with its input columns, found in one walk of its nodes.
+/// What the graph does with its input columns, as `(input name, column)`, found in one walk of
+/// its nodes. A column is only listed when its path to the node that decides can be followed:
+/// through `Identity`, `Cast`, `Scaler`, `Concat` on the column axis, `FeatureVectorizer`, and
+/// `Gather` or `ArrayFeatureExtractor` with constant indices (how skl2onnx selects a
+/// ColumnTransformer's columns). A path through anything else lists nothing.
 #[derive(Debug, Default)]
-struct ColumnFacts {
-    takes_missing_values: BTreeSet<(String, usize)>,
-    ignores_unseen_categories: BTreeSet<(String, usize)>,
+pub struct ColumnFacts {
+    /// The columns for which the graph can take a missing value (NaN): those an `Imputer` that
+    /// replaces NaN consumes, and those a tree ensemble splits on at a node whose
+    /// `nodes_missing_value_tracks_true` is set. Anywhere else a NaN flows into arithmetic or a
+    /// comparison and comes out as a confident, meaningless answer: too few listed is a refused
+    /// `null`, too many is the silent failure.
+    pub takes_missing_values: BTreeSet<(String, usize)>,
+    /// The columns a `OneHotEncoder` whose `zeros` attribute is set (skl2onnx writes it for
+    /// `handle_unknown="ignore"`) encodes: a category the encoder was not fitted on becomes all
+    /// zeros instead of an error, so the pipeline was built to take unseen values there.
+    pub ignores_unseen_categories: BTreeSet<(String, usize)>,
 }
 
-fn column_facts(model: &[u8], inputs: &[InputColumns<'_>]) -> ColumnFacts {
+/// The [`ColumnFacts`] of `model`'s graph for the columns of `inputs`.
+pub fn column_facts(model: &[u8], inputs: &[InputColumns<'_>]) -> ColumnFacts {
     let mut facts = ColumnFacts::default();
     let Some(graph) = graph_of(model).and_then(fields) else {
         return facts;
@@ -636,13 +622,16 @@ mod tests {
         // LightGBM learned a direction for missing values at the splits on features 1, 2, 3
         // and 5 (0 and 4 are never split on); onnxmltools writes it as
         // `nodes_missing_value_tracks_true`.
-        let taking = missing_value_columns(&zoo("lightgbm_regressor"), &[packed("input", 6)]);
+        let taking =
+            column_facts(&zoo("lightgbm_regressor"), &[packed("input", 6)]).takes_missing_values;
         let columns: Vec<usize> = taking.iter().map(|(_, c)| *c).collect();
         assert_eq!(columns, vec![1, 2, 3, 5]);
         assert!(taking.iter().all(|(input, _)| input == "input"));
         // scikit-learn's forests never track missing values: a NaN just takes the false branch.
         assert!(
-            missing_value_columns(&zoo("random_forest_regressor"), &[packed("X", 6)]).is_empty()
+            column_facts(&zoo("random_forest_regressor"), &[packed("X", 6)])
+                .takes_missing_values
+                .is_empty()
         );
     }
 
@@ -654,10 +643,11 @@ mod tests {
             rank: 2,
             width: 1,
         };
-        let taking = missing_value_columns(
+        let taking = column_facts(
             &zoo("pipeline_impute_scale_onehot"),
             &[column("a"), column("b"), column("colour")],
-        );
+        )
+        .takes_missing_values;
         assert_eq!(
             taking.into_iter().collect::<Vec<_>>(),
             vec![("a".to_owned(), 0), ("b".to_owned(), 0)]
@@ -674,7 +664,8 @@ mod tests {
         // The bundled credit pipeline: OneHotEncoder(handle_unknown="ignore") on two strings.
         let credit = ["age", "income", "debt_ratio", "country", "employment"].map(column);
         assert_eq!(
-            unseen_category_columns(&example("credit"), &credit)
+            column_facts(&example("credit"), &credit)
+                .ignores_unseen_categories
                 .into_iter()
                 .collect::<Vec<_>>(),
             vec![("country".to_owned(), 0), ("employment".to_owned(), 0)]
@@ -685,7 +676,11 @@ mod tests {
             rank: 2,
             width: 4,
         }];
-        assert!(unseen_category_columns(&example("iris"), &iris).is_empty());
+        assert!(
+            column_facts(&example("iris"), &iris)
+                .ignores_unseen_categories
+                .is_empty()
+        );
     }
 
     #[test]

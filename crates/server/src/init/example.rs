@@ -24,34 +24,34 @@ const MAX_EXAMPLE_FAILURES_SHOWN: usize = 3;
 /// Checks the folder as `warden serve` would load it (the manifest as written and read back,
 /// the contract against the graph, the warm-up, the output guards), with the model loaded once
 /// and the candidate `[example]` rows run through its warm-up in order until one passes;
-/// returns the manifest's text with that row.
+/// returns the manifest's text with that row, and the manifest as read back from it.
 pub(super) fn check_with_example(
     request: &InitRequest,
     backends: &Backends,
     graph: &Path,
     mut manifest: Manifest,
     examples: &[Example],
-) -> Result<String, InitError> {
-    let read_back = |manifest: &Manifest| -> Result<(String, ModelSource), InitError> {
+) -> Result<(String, Manifest), InitError> {
+    let read_back = |manifest: &Manifest| -> Result<(String, Manifest), InitError> {
         let text = render(manifest, request)?;
         let written = Manifest::from_toml(&text).map_err(|err| {
             InitError::Graph(format!("the manifest init wrote does not read back: {err}"))
         })?;
-        let source = ModelSource {
-            name: request.name.clone(),
-            version: 1,
-            graph: graph.to_path_buf(),
-            manifest: Some(written),
-        };
-        Ok((text, source))
+        Ok((text, written))
+    };
+    let source = |written: Manifest| ModelSource {
+        name: request.name.clone(),
+        version: 1,
+        graph: graph.to_path_buf(),
+        manifest: Some(written),
     };
     let Some(first) = examples.first() else {
         manifest.example = None;
-        let (text, source) = read_back(&manifest)?;
-        return backends
-            .load(&source)
-            .map(|_| text)
-            .map_err(|err| would_not_serve(request, &err));
+        let (text, written) = read_back(&manifest)?;
+        backends
+            .load(&source(written.clone()))
+            .map_err(|err| would_not_serve(request, &err))?;
+        return Ok((text, written));
     };
     // Each row as the manifest holds it once written and read back, so the row the warm-up
     // passes is the row the server's warm-up will run.
@@ -60,9 +60,9 @@ pub(super) fn check_with_example(
         .map(|example| as_written(&example.row).map(Value::Object))
         .collect::<Result<Vec<Value>, InitError>>()?;
     manifest.example = Some(first.row.clone());
-    let (_, source) = read_back(&manifest)?;
+    let (_, written) = read_back(&manifest)?;
     let trial = backends
-        .first_passing_example(&source, &rows)
+        .first_passing_example(&source(written), &rows)
         .map_err(|err| would_not_serve(request, &err))?;
     let failures: Vec<(u64, LoadError)> = trial
         .failures
@@ -84,15 +84,14 @@ pub(super) fn check_with_example(
             );
         }
         manifest.example = Some(example.row.clone());
-        let (text, source) = read_back(&manifest)?;
-        let written = source.manifest.and_then(|m| m.example).map(Value::Object);
-        if written.as_ref() != Some(&rows[rank]) {
+        let (text, written) = read_back(&manifest)?;
+        if written.example.clone().map(Value::Object).as_ref() != Some(&rows[rank]) {
             return Err(InitError::Graph(
                 "the manifest init wrote does not read back the [example] row it checked"
                     .to_owned(),
             ));
         }
-        return Ok(text);
+        return Ok((text, written));
     }
     let mut details: Vec<String> = failures
         .iter()

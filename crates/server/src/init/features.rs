@@ -5,8 +5,10 @@
 //! graph output means. Everything here comes from the graph, with the data only naming and
 //! filtering, so it is apart from the statistics measured on the data (`profile`).
 
+use std::collections::BTreeSet;
+
 use warden_contract::{GraphElement, GraphInput, Output, OutputKind};
-use warden_runtime::graph_facts::{InputColumns, missing_value_columns, unseen_category_columns};
+use warden_runtime::graph_facts::{InputColumns, column_facts};
 use warden_runtime::{DataType, TensorSpec};
 
 use super::InitError;
@@ -22,47 +24,47 @@ pub(super) struct FeatureColumn {
     pub(super) column: usize,
 }
 
-/// Whether each feature is nullable: a float the graph can take a missing value for. The
-/// contract sends `null` to the graph as NaN, and only an `Imputer` or a tree that tracks
-/// missing values turns a NaN into a meaningful answer; blanks in the training data say
-/// nothing about that.
-pub(super) fn nullable_features(
+/// What the graph says about each feature, in feature order, from one walk of its nodes.
+pub(super) struct GraphFacts {
+    /// Whether the feature is nullable: a float the graph can take a missing value for. The
+    /// contract sends `null` to the graph as NaN, and only an `Imputer` or a tree that tracks
+    /// missing values turns a NaN into a meaningful answer; blanks in the training data say
+    /// nothing about that.
+    pub(super) nullable: Vec<bool>,
+    /// Whether the feature reaches a `OneHotEncoder` that turns a category it was not fitted
+    /// on into zeros (skl2onnx's `handle_unknown="ignore"`): the pipeline was built to take
+    /// unseen values there (reported; the manifest still refuses them by default).
+    pub(super) ignores_unseen: Vec<bool>,
+}
+
+/// The [`GraphFacts`] of each feature.
+pub(super) fn graph_facts(
     graph: &[u8],
     inputs: &[GraphInput],
     columns: &[FeatureColumn],
-) -> Vec<bool> {
-    let taking = missing_value_columns(graph, &described(inputs, columns));
-    columns
-        .iter()
-        .map(|c| c.element == GraphElement::Float && taking.contains(&(c.input.clone(), c.column)))
-        .collect()
-}
-
-/// Whether each feature reaches a `OneHotEncoder` that turns a category it was not fitted on
-/// into zeros (skl2onnx's `handle_unknown="ignore"`): the pipeline was built to take unseen
-/// values there, so a category feature passes them to the model (`handle_unknown = "pass"`).
-pub(super) fn unseen_categories_handled(
-    graph: &[u8],
-    inputs: &[GraphInput],
-    columns: &[FeatureColumn],
-) -> Vec<bool> {
-    let handled = unseen_category_columns(graph, &described(inputs, columns));
-    columns
-        .iter()
-        .map(|c| handled.contains(&(c.input.clone(), c.column)))
-        .collect()
-}
-
-/// The graph inputs' columns as the features describe them.
-fn described<'a>(inputs: &'a [GraphInput], columns: &[FeatureColumn]) -> Vec<InputColumns<'a>> {
-    inputs
+) -> GraphFacts {
+    let described: Vec<InputColumns<'_>> = inputs
         .iter()
         .map(|input| InputColumns {
             name: &input.name,
             rank: input.shape.len(),
             width: columns.iter().filter(|c| c.input == input.name).count(),
         })
-        .collect()
+        .collect();
+    let facts = column_facts(graph, &described);
+    let each = |set: &BTreeSet<(String, usize)>, float_only: bool| {
+        columns
+            .iter()
+            .map(|c| {
+                (!float_only || c.element == GraphElement::Float)
+                    && set.contains(&(c.input.clone(), c.column))
+            })
+            .collect()
+    };
+    GraphFacts {
+        nullable: each(&facts.takes_missing_values, true),
+        ignores_unseen: each(&facts.ignores_unseen_categories, false),
+    }
 }
 
 /// Drops the rows with a blank in a feature the graph cannot take a missing value for, saying

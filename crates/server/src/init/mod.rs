@@ -44,9 +44,7 @@ use crate::serving::{Backends, LoadError, MANIFEST_FILE, MODEL_FILE, Refusal};
 use crate::serving::{graph_inputs, sha256_hex};
 
 use example::{Example, check_with_example, example_candidates};
-use features::{
-    drop_rows_with_blanks, feature_columns, nullable_features, outputs, unseen_categories_handled,
-};
+use features::{GraphFacts, drop_rows_with_blanks, feature_columns, graph_facts, outputs};
 use profile::{numbers, profile_feature};
 use staging::Staging;
 use table::{Table, read_csv};
@@ -229,10 +227,7 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<Written
     let graph_path = staging.path.join("1").join(MODEL_FILE);
     std::fs::create_dir(staging.path.join("1")).map_err(write_error(&staging.path))?;
     std::fs::write(&graph_path, &bytes).map_err(write_error(&graph_path))?;
-    let text = check_with_example(request, backends, &graph_path, manifest, &examples)?;
-    let written = Manifest::from_toml(&text).map_err(|err| {
-        InitError::Graph(format!("the manifest init wrote does not read back: {err}"))
-    })?;
+    let (text, written) = check_with_example(request, backends, &graph_path, manifest, &examples)?;
     let staged_manifest = staging.path.join(MANIFEST_FILE);
     std::fs::write(&staged_manifest, text).map_err(write_error(&staged_manifest))?;
     staging.commit(&folder, replace)?;
@@ -380,8 +375,10 @@ fn describe(
         }
         Err(other) => return Err(other),
     };
-    let nullable = nullable_features(graph, &inputs, &columns);
-    let passes_unseen = unseen_categories_handled(graph, &inputs, &columns);
+    let GraphFacts {
+        nullable,
+        ignores_unseen,
+    } = graph_facts(graph, &inputs, &columns);
     if let Some(table) = table.as_deref_mut() {
         drop_rows_with_blanks(table, &columns, &nullable)?;
     }
@@ -430,8 +427,8 @@ fn describe(
     let examples = table.map_or_else(Vec::new, |t| example_candidates(t, &features));
     let ignores_unseen = features
         .iter()
-        .zip(&passes_unseen)
-        .filter(|(feature, passes)| **passes && feature.kind == FeatureType::Category)
+        .zip(&ignores_unseen)
+        .filter(|(feature, ignores)| **ignores && feature.kind == FeatureType::Category)
         .map(|(feature, _)| feature.name.clone())
         .collect();
     Ok(Description {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use warden_contract::{FeatureType, HandleUnknown, Manifest};
+use warden_contract::{FeatureType, Manifest};
 
 /// What `init` wrote and how it checked it.
 #[derive(Debug)]
@@ -53,10 +53,9 @@ impl Written {
                 facts.push(format!("{} values", values.len()));
             }
             if feature.kind == FeatureType::Category {
-                facts.push(match feature.handle_unknown {
-                    HandleUnknown::Pass => "unseen values passed to the model".to_owned(),
-                    HandleUnknown::Refuse => "unseen values refused".to_owned(),
-                });
+                // init keeps the default policy; the review below names the features whose
+                // graph would take unseen values.
+                facts.push("unseen values refused".to_owned());
             }
             let _ = writeln!(
                 text,
