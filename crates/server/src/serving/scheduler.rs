@@ -172,7 +172,7 @@ impl Scheduler {
             .step_by(self.options.max_batch_size)
             .map(|start| self.options.max_batch_size.min(rows - start))
             .collect();
-        let parts = split_outputs(inputs, &sizes)
+        let parts = split_rows(inputs, &sizes)
             .map_err(|err| InferError::Runtime(RuntimeError::Inference(err)))?;
         let mut parts = parts.into_iter().zip(sizes);
         let mut pending = std::collections::VecDeque::new();
@@ -252,28 +252,11 @@ fn join_answers(answers: Vec<Answer>, rows: usize) -> Result<Answer, InferError>
         inference: answers.iter().map(|a| a.timings.inference).sum(),
         batch_rows: rows,
     };
-    let names: Vec<String> = answers
-        .first()
-        .map(|a| a.outputs.iter().map(|o| o.name.clone()).collect())
-        .unwrap_or_default();
-    let mut outputs = Vec::with_capacity(names.len());
-    for (index, name) in names.into_iter().enumerate() {
-        let parts: Option<Vec<&Tensor>> = answers
-            .iter()
-            .map(|a| {
-                a.outputs
-                    .get(index)
-                    .filter(|o| o.name == name)
-                    .map(|o| &o.tensor)
-            })
-            .collect();
-        let tensor = parts.as_deref().and_then(concat).ok_or_else(|| {
-            InferError::Runtime(RuntimeError::Inference(format!(
-                "output `{name}` of the parts of a {rows}-row request cannot be joined"
-            )))
-        })?;
-        outputs.push(NamedTensor { name, tensor });
-    }
+    let outputs = concat_named(answers.iter().map(|a| a.outputs.as_slice())).ok_or_else(|| {
+        InferError::Runtime(RuntimeError::Inference(format!(
+            "the outputs of the parts of a {rows}-row request cannot be joined"
+        )))
+    })?;
     Ok(Answer { outputs, timings })
 }
 
@@ -359,7 +342,7 @@ fn run_batch(model: &mut dyn LoadedModel, mut batch: Vec<Job>) {
     let started = Instant::now();
     let rows: Vec<usize> = batch.iter().map(|j| j.rows).collect();
     let total: usize = rows.iter().sum();
-    let merged = merge_inputs(&batch);
+    let merged = concat_named(batch.iter().map(|job| job.inputs.as_slice()));
     let outputs = batch[0].outputs.clone();
     let same_outputs = batch.iter().all(|j| j.outputs == outputs);
     let result = match (merged, same_outputs) {
@@ -373,8 +356,7 @@ fn run_batch(model: &mut dyn LoadedModel, mut batch: Vec<Job>) {
         }
     };
     let inference = started.elapsed();
-    match result.and_then(|outputs| split_outputs(outputs, &rows).map_err(RuntimeError::Inference))
-    {
+    match result.and_then(|outputs| split_rows(outputs, &rows).map_err(RuntimeError::Inference)) {
         Ok(per_job) => {
             for (job, outputs) in batch.into_iter().zip(per_job) {
                 let timings = Timings {
@@ -431,24 +413,26 @@ fn guarded_run(
     })
 }
 
-/// Every request's tensor of each input, concatenated along the batch dimension; `None` when
-/// the requests' inputs do not line up.
-fn merge_inputs(batch: &[Job]) -> Option<Vec<NamedTensor>> {
-    let first = &batch[0].inputs;
+/// The tensors of the same name in every list, concatenated along the batch dimension, named as
+/// in the first list (a batch's inputs, a split request's outputs); `None` when the lists do
+/// not line up.
+fn concat_named<'a>(
+    lists: impl Iterator<Item = &'a [NamedTensor]> + Clone,
+) -> Option<Vec<NamedTensor>> {
+    let first = lists.clone().next()?;
     first
         .iter()
-        .map(|input| {
-            let parts: Vec<&Tensor> = batch
-                .iter()
-                .map(|job| {
-                    job.inputs
-                        .iter()
-                        .find(|i| i.name == input.name)
-                        .map(|i| &i.tensor)
+        .map(|named| {
+            let parts: Vec<&Tensor> = lists
+                .clone()
+                .map(|list| {
+                    list.iter()
+                        .find(|t| t.name == named.name)
+                        .map(|t| &t.tensor)
                 })
                 .collect::<Option<_>>()?;
             Some(NamedTensor {
-                name: input.name.clone(),
+                name: named.name.clone(),
                 tensor: concat(&parts)?,
             })
         })
@@ -492,19 +476,17 @@ fn concat(parts: &[&Tensor]) -> Option<Tensor> {
     Tensor::new(shape, data).ok()
 }
 
-/// Each output cut back into every request's rows, in order.
-fn split_outputs(
-    outputs: Vec<NamedTensor>,
-    rows: &[usize],
-) -> Result<Vec<Vec<NamedTensor>>, String> {
+/// Each tensor cut into consecutive runs of `rows` rows, in order: a batch's outputs back into
+/// each request's, a large request's inputs into its parts.
+fn split_rows(tensors: Vec<NamedTensor>, rows: &[usize]) -> Result<Vec<Vec<NamedTensor>>, String> {
     let total: usize = rows.iter().sum();
     let mut per_job: Vec<Vec<NamedTensor>> = rows.iter().map(|_| Vec::new()).collect();
-    for output in outputs {
-        let tensor = &output.tensor;
+    for named in tensors {
+        let tensor = &named.tensor;
         if tensor.shape.first() != Some(&total) {
             return Err(format!(
-                "output `{}` has shape {:?}, not {total} rows; it cannot be split between requests",
-                output.name, tensor.shape
+                "`{}` has shape {:?}, not {total} rows; it cannot be cut into runs of rows",
+                named.name, tensor.shape
             ));
         }
         let per_row: usize = tensor.shape[1..].iter().product();
@@ -523,7 +505,7 @@ fn split_outputs(
             let mut shape = tensor.shape.clone();
             shape[0] = count;
             per_job[job].push(NamedTensor {
-                name: output.name.clone(),
+                name: named.name.clone(),
                 tensor: Tensor { shape, data },
             });
         }
@@ -551,7 +533,7 @@ mod tests {
             name: "y".into(),
             tensor: merged,
         }];
-        let per_job = split_outputs(outputs, &[1, 2]).unwrap();
+        let per_job = split_rows(outputs, &[1, 2]).unwrap();
         assert_eq!(per_job[0][0].tensor, rows(&[1.0, 2.0], 2));
         assert_eq!(per_job[1][0].tensor, rows(&[3.0, 4.0, 5.0, 6.0], 2));
     }
