@@ -304,26 +304,18 @@ fn at_least_one<T: Copy + Default + PartialEq>(
 /// The ONNX Runtime library paths named by `--onnxruntime-lib`, `WARDEN_ONNXRUNTIME_LIB` and
 /// `ORT_DYLIB_PATH`, in that order of precedence, each with where it came from.
 pub fn onnxruntime_libraries(flag: Option<PathBuf>, env: &dyn EnvSource) -> Vec<ExplicitLibrary> {
-    let named = [
-        ("--onnxruntime-lib", flag),
-        (
-            "WARDEN_ONNXRUNTIME_LIB",
-            non_empty(env, "WARDEN_ONNXRUNTIME_LIB").map(PathBuf::from),
-        ),
-        (
-            "ORT_DYLIB_PATH",
-            non_empty(env, "ORT_DYLIB_PATH").map(PathBuf::from),
-        ),
-    ];
-    named
-        .into_iter()
-        .filter_map(|(source, path)| {
-            Some(ExplicitLibrary {
-                source: source.to_owned(),
-                path: path?,
-            })
+    let declared = settings::setting("onnxruntime_lib");
+    let from_flag = flag.map(|path| ExplicitLibrary {
+        source: settings::flag_name(declared.field),
+        path,
+    });
+    let from_env = declared.env.iter().filter_map(|name| {
+        Some(ExplicitLibrary {
+            source: (*name).to_owned(),
+            path: non_empty(env, name)?.into(),
         })
-        .collect()
+    });
+    from_flag.into_iter().chain(from_env).collect()
 }
 
 /// The config file, or whether it exists when it cannot be used (a file that exists but

@@ -600,7 +600,7 @@ impl<'de> Deserialize<'de> for GrpcPort {
 
 fn parse_grpc_port(text: &str) -> Result<GrpcPort, String> {
     text.parse()
-        .map_err(|()| format!("{text:?} is not a port number (0 to 65535) or off"))
+        .map_err(|()| format!("{text:?} is not {}", setting("grpc_port").what))
 }
 
 /// The environment-only variables, as `--help` lists them after the flags.
