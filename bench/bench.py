@@ -104,16 +104,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def tree_rss_kib(pid):
-    """Resident memory of a process and all its descendants."""
+def tree_status_kib(pid, field):
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM), in KiB, summed over a process and all
+    its descendants."""
     total = 0
     for current in process_tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1])
+            total += int(next(l for l in status.splitlines() if l.startswith(field + ":")).split()[1])
         except (FileNotFoundError, StopIteration, ProcessLookupError):
             pass
     return total
+
+
+def tree_rss_kib(pid):
+    """Resident memory of a process and all its descendants."""
+    return tree_status_kib(pid, "VmRSS")
 
 
 def reset_peak(pid):
@@ -129,14 +135,7 @@ def reset_peak(pid):
 def tree_peak_kib(pid):
     """Peak resident memory (VmHWM) of a process and its descendants, summed: an upper bound on
     the tree's peak, since the processes need not peak at once."""
-    total = 0
-    for current in process_tree(pid):
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1])
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
-            pass
-    return total
+    return tree_status_kib(pid, "VmHWM")
 
 
 def wait_ready(url, process, strict=False, limit=120):

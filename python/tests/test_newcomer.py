@@ -193,10 +193,6 @@ def served(request, trained):
     server.stop()
 
 
-def expected(model, X):
-    return model.predict_proba(X)
-
-
 def probabilities(predictions, classes):
     return np.array([[p["probabilities"][c] for c in classes] for p in predictions])
 
@@ -224,7 +220,7 @@ def test_every_training_row_scores_in_every_protocol_as_scikit_learn(served, nam
     server, X, models = served
     model = models[name]
     classes = [str(c) for c in model.classes_]
-    want = expected(model, X)
+    want = model.predict_proba(X)
     client = Client(server.address)
 
     status, body = client.post(f"/v1/models/{name}:predict", {"instances": [row(r) for r in X.itertuples(index=False)]})
@@ -282,7 +278,7 @@ def test_each_refusal_names_the_key_that_changes_it(served):
     assert "finite" in body["details"][0]["msg"], body
 
 
-def test_an_unseen_category_is_refused_by_default_with_the_key_that_passes_it(trained, tmp_path):
+def test_an_unseen_category_is_refused_by_default_with_the_key_that_passes_it(trained):
     X, _, _, repositories = trained
     server = Warden([str(repositories["init"])])
     try:
