@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::access_log;
 use crate::metrics::Metrics;
 use crate::outcome::error::ErrorCode;
 use crate::serving::{ModelVersion, Timings};
@@ -52,37 +53,8 @@ pub(crate) struct Answered<'a> {
 
 /// Logs one answered request and counts it in the metrics.
 pub(crate) fn record(metrics: &Metrics, answered: &Answered<'_>) {
-    log(answered);
+    access_log::write(answered);
     count(metrics, answered);
-}
-
-/// The access-log line: the HTTP status as a number, the gRPC status by name.
-fn log(answered: &Answered<'_>) {
-    let served = answered.served;
-    let timings = served.and_then(|s| s.timings);
-    macro_rules! line {
-        ($status:expr) => {
-            tracing::info!(
-                request_id = %answered.request_id,
-                protocol = answered.protocol,
-                method = %answered.method,
-                path = %answered.path,
-                status = $status,
-                duration_ms = answered.elapsed.as_secs_f64() * 1000.0,
-                model = served.map(|s| s.model.name.as_str()),
-                version = served.map(|s| s.model.version),
-                queue_ms = timings.map(|t| t.queue.as_secs_f64() * 1e3),
-                inference_ms = timings.map(|t| t.inference.as_secs_f64() * 1e3),
-                batch_rows = timings.map(|t| t.batch_rows),
-                code = answered.code.map(ErrorCode::as_str),
-                "request"
-            )
-        };
-    }
-    match answered.status.parse::<u16>() {
-        Ok(http) => line!(http),
-        Err(_) => line!(answered.status),
-    }
 }
 
 fn count(metrics: &Metrics, answered: &Answered<'_>) {

@@ -52,6 +52,82 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert_eq!(warden.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
+/// Every answered request leaves one JSON access-log line with its request id, status, model
+/// and timings; the logging filter can turn the access log off by its target alone.
+#[test]
+fn the_access_log_has_one_line_per_request_and_the_filter_can_turn_it_off() {
+    let requests = |filter: &str| {
+        let mut command = Command::new(warden_bin());
+        command
+            .args(["serve", examples().to_str().unwrap(), "--port", "0"])
+            .env("WARDEN_GRPC_PORT", "off")
+            .env("WARDEN_LOG", filter)
+            .current_dir(repo_root());
+        let mut warden = WardenProcess::spawn(command);
+        let body = r#"{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
+        let mut stream = TcpStream::connect(warden.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/models/iris:predict?x=%22%0A HTTP/1.1\r\nHost: localhost\r\n\
+             Content-Type: application/json\r\nx-request-id: a\"b\\c\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        warden.terminate();
+        let lines = warden.log_until_exit(Duration::from_secs(30));
+        assert_eq!(warden.wait_exit(Duration::from_secs(10)), Some(0));
+        let events: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
+            .collect();
+        // The other lines at info still flow whatever the access log's own directive says.
+        assert!(
+            events
+                .iter()
+                .any(|e| e["message"] == "stopped: every in-flight request was answered"),
+            "{lines:#?}"
+        );
+        events
+            .into_iter()
+            .filter(|e| e["message"] == "request")
+            .collect::<Vec<_>>()
+    };
+
+    let logged = requests("info");
+    assert_eq!(logged.len(), 1, "{logged:#?}");
+    let line = &logged[0];
+    assert_eq!(line["request_id"], "a\"b\\c");
+    assert_eq!(line["path"], "/v1/models/iris:predict");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["protocol"], "http");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["model"], "iris");
+    assert_eq!(line["version"], 1);
+    assert_eq!(line["batch_rows"], 1);
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["target"], "warden_server::outcome::access_log");
+    for timing in ["duration_ms", "queue_ms", "inference_ms"] {
+        assert!(line[timing].as_f64().unwrap() >= 0.0, "{line}");
+    }
+    assert!(line.get("code").is_none(), "{line}");
+
+    assert_eq!(
+        requests("info,warden_server::outcome::access_log=off"),
+        Vec::<serde_json::Value>::new()
+    );
+    assert_eq!(
+        requests("info,warden_server::outcome::access_log=warn"),
+        Vec::<serde_json::Value>::new()
+    );
+}
+
 fn run_warden(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let output = Command::new(warden_bin())
         .args(args)

@@ -188,8 +188,9 @@ pub(crate) struct WardenProcess {
     pub address: SocketAddr,
     /// The lines logged before `listening`.
     pub startup_log: Vec<String>,
-    /// Held so the reader thread keeps draining the pipe (a full pipe would block warden).
-    _stderr: mpsc::Receiver<String>,
+    /// The lines logged after `listening`; held also so the reader thread keeps draining the
+    /// pipe (a full pipe would block warden).
+    stderr: mpsc::Receiver<String>,
 }
 
 impl WardenProcess {
@@ -238,7 +239,7 @@ impl WardenProcess {
                             child,
                             address,
                             startup_log: seen,
-                            _stderr: stderr_lines,
+                            stderr: stderr_lines,
                         };
                     }
                     seen.push(line);
@@ -252,6 +253,26 @@ impl WardenProcess {
             "warden did not report listening; stderr:\n{}",
             seen.join("\n")
         );
+    }
+
+    /// The lines logged after `listening` until stderr closes (the process exited), waiting at
+    /// most `limit` in all.
+    pub(crate) fn log_until_exit(&self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "stderr still open after {limit:?}; so far:\n{}",
+                        lines.join("\n")
+                    )
+                }
+            }
+        }
     }
 
     /// Sends SIGTERM to the process (by its PID, through `kill`).
