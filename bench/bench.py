@@ -25,9 +25,11 @@ requirements-mlserver.txt, with the same scikit-learn as .venv) serving the jobl
 flask-joblib serves, both models in one process, from a model repository this script writes to
 bench/work/mlserver (settings.json, and a model-settings.json per model). HTTP on a free port; its
 gRPC server, which it always starts, and its metrics server (on by default, as warden's /metrics
-is) on free ports of their own; debug off, so no access-log line per request (warden runs at
-WARDEN_LOG=warn, gunicorn at warning). It takes warden's request body unchanged: one FP32 input
-without a content_type parameter decodes to one numpy array. Its model-settings set predict_fn to
+is) on free ports of their own; debug off, so no access-log line per request (as MLServer and
+gunicorn run by default), while warden runs at its default WARDEN_LOG=info, with its access log,
+as its users run it (its stderr goes to /dev/null, as every server's does). It takes warden's
+request body unchanged: one FP32 input without a content_type parameter decodes to one numpy
+array. Its model-settings set predict_fn to
 predict_proba, so it answers the class probabilities, computed once per request as in warden's
 one ONNX run (the default, predict, would answer the labels only; the labels are the
 probabilities' argmax). Workers: with one server core (a 2-core machine) parallel_workers is 0, so
@@ -321,7 +323,7 @@ def protocols(warden, lib):
     grpc_port = free_port()
     server = Server("warden-ort protocols", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}",
                                              "--grpc-port", str(grpc_port)],
-                    {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)
+                    {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info"}, "/v2/health/ready", None)
     server.start()
     cells = {}
     modes = ("grpc", "rest-json", "rest-binary")
@@ -361,7 +363,7 @@ def overload(warden, lib):
     """Far more connections than the queue holds: every answer must be a 200 or a 503 with
     Retry-After, with no connection errors."""
     server = Server("warden-ort overload", [warden, "serve", str(WORK / "models-overload"), "--port", "{port}", "--grpc-port", "{free}"],
-                    {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)
+                    {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info"}, "/v2/health/ready", None)
     server.start()
     try:
         url = f"http://127.0.0.1:{server.port}/v2/models/heavy/infer"
@@ -389,9 +391,9 @@ def main():
     servers = {
         "ceiling": [Server("ceiling", [str(BENCH / "ceiling" / "target" / "release" / "ceiling"), "{port}"], {}, "/", None)],
         "warden-ort": [Server("warden-ort", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}", "--grpc-port", "{free}"],
-                              {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)],
+                              {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info"}, "/v2/health/ready", None)],
         "warden-tract": [Server("warden-tract", [warden, "serve", str(WORK / "models-tract"), "--port", "{port}", "--grpc-port", "{free}"],
-                                {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)],
+                                {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info"}, "/v2/health/ready", None)],
     }
     for variant, env_of in (("flask-joblib", lambda m: {"MODEL_PATH": str(WORK / f"{m}.joblib")}),
                             ("flask-ort", lambda m: {"BACKEND": "onnxruntime", "ONNX_PATH": str(WORK / f"{m}.onnx")})):
@@ -402,11 +404,11 @@ def main():
         # What users install today: the newest onnxruntime wheel, not the project's pin.
         servers["warden-ort-current"] = [Server(
             "warden-ort-current", [warden, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}", "--grpc-port", "{free}"],
-            {"WARDEN_ONNXRUNTIME_LIB": str(current), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
+            {"WARDEN_ONNXRUNTIME_LIB": str(current), "WARDEN_LOG": "info"}, "/v2/health/ready", None)]
     # The same server on manifests with a training baseline: what drift monitoring costs.
     servers["warden-ort-drift"] = [Server(
         "warden-ort-drift", [str(warden), "serve", str(WORK / "models-drift"), "--port", "{port}", "--grpc-port", "{free}"],
-        {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
+        {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info"}, "/v2/health/ready", None)]
     mlserver_version = next((d.name.removesuffix(".dist-info").split("-")[1] for d in
                              (BENCH / ".venv-mlserver" / "lib").glob("python3*/site-packages/mlserver-*.dist-info")),
                             None)
@@ -421,7 +423,7 @@ def main():
         # Another warden binary (e.g. main before a change) on the same models, interleaved.
         servers["warden-ort-baseline"] = [Server(
             "warden-ort-baseline", [baseline, "serve", str(WORK / "models-onnxruntime"), "--port", "{port}"],
-            {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn"}, "/v2/health/ready", None)]
+            {"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info"}, "/v2/health/ready", None)]
     only = [name for name in os.environ.get("BENCH_SERVERS", "").split(",") if name]
     if only:
         if "mlserver" in only and "mlserver" not in servers:

@@ -35,7 +35,7 @@ def main():
     server = subprocess.Popen(
         ["taskset", "-c", "0", binary, "serve", str(BENCH / "work" / "models-onnxruntime"), "--port", str(port),
          "--grpc-port", "off"],
-        env={"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "warn", "PATH": "/usr/bin:/bin"},
+        env={"WARDEN_ONNXRUNTIME_LIB": str(lib), "WARDEN_LOG": "info", "PATH": "/usr/bin:/bin"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
