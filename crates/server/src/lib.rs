@@ -19,8 +19,8 @@
 //!   request bodies, bounded body reads and request deadlines, for every protocol.
 //! - [`serving`]: where a request is admitted (the contract gate), waits (the scheduler) and
 //!   runs (model versions on their engines); the registry, repository and reloads.
-//! - `auth`, `metrics`, [`exit`], `probe`: leaves: the token policy, Prometheus, exit codes,
-//!   the `warden health` client.
+//! - `auth`, `metrics`, [`exit`], `probe`, [`stage`]: leaves: the token policy, Prometheus, exit
+//!   codes, the `warden health` client, the marker of a request's stage for allocation counts.
 //!
 //! `main.rs` only parses the command line, installs logging, calls [`run`] and maps its error to
 //! an exit code; everything else lives here so tests drive the same code.
@@ -39,6 +39,7 @@ pub mod outcome;
 mod probe;
 pub mod protocol;
 pub mod serving;
+pub mod stage;
 pub mod startup;
 pub mod state;
 pub mod transport;

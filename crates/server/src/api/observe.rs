@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::outcome::error::{ErrorCode, ViolationTypes};
 use crate::outcome::{Answered, ServedBy, record};
+use crate::stage::{self, Stage};
 use crate::state::AppState;
 use crate::transport::deadline::Arrived;
 
@@ -24,6 +25,7 @@ pub(super) async fn access_log(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    stage::enter(Stage::Read);
     request.extensions_mut().insert(Arrived(started));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -47,6 +49,7 @@ pub(super) async fn access_log(
         .extensions()
         .get::<ViolationTypes>()
         .map_or(&[][..], |types| types.0.as_slice());
+    stage::enter(Stage::Log);
     record(
         &state.metrics,
         &Answered {
@@ -62,5 +65,6 @@ pub(super) async fn access_log(
             elapsed,
         },
     );
+    stage::enter(Stage::Transport);
     response
 }

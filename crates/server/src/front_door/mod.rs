@@ -40,6 +40,7 @@ use warden_runtime::NamedTensor;
 use crate::outcome::error::ApiError;
 use crate::outcome::{ServedBy, predict_error};
 use crate::serving::{Admitted, ModelRegistry, ModelVersion, Timings};
+use crate::stage::{self, Stage};
 use crate::transport::deadline::Deadline;
 use slot::DecodeSlot;
 
@@ -152,6 +153,7 @@ impl FrontDoor {
                 return Err(refused.error);
             }
         };
+        stage::enter(Stage::Infer);
         let rows = admitted.rows();
         let inputs = self.copy_inputs.then(|| admitted.inputs().to_vec());
         match model.infer(admitted, deadline.at).await {
@@ -163,6 +165,7 @@ impl FrontDoor {
                     Ok(&answer.outputs),
                     Some(answer.timings),
                 );
+                stage::enter(Stage::Encode);
                 let encoded = codec.encode(&model, answer.outputs, rows)?;
                 Ok(Served {
                     answer: encoded,
@@ -191,13 +194,19 @@ impl FrontDoor {
         let registry = Arc::clone(&self.registry);
         let admitted = slot
             .run(move || {
+                stage::enter(Stage::Decode);
                 codec.check()?;
                 let model = registry
                     .get(&model, version.as_deref())
                     .map_err(ApiError::from)?;
                 let admitted = match codec.decode(&model) {
-                    Ok(Inputs::Tensors(tensors)) => model.admit_tensors(tensors),
-                    Ok(Inputs::Rows(rows)) => model.admit_rows(rows),
+                    Ok(inputs) => {
+                        stage::enter(Stage::Admit);
+                        match inputs {
+                            Inputs::Tensors(tensors) => model.admit_tensors(tensors),
+                            Inputs::Rows(rows) => model.admit_rows(rows),
+                        }
+                    }
                     Err(err) => Err(err),
                 };
                 codec.release();

@@ -43,6 +43,7 @@ use crate::auth::Access;
 use crate::outcome::error::{ApiError, ErrorCode, grpc_name};
 use crate::outcome::{Answered, ServedBy, body_refusal, record};
 use crate::protocol::v2::INFERENCE_DESCRIPTOR;
+use crate::stage::{self, Stage};
 use crate::state::AppState;
 use crate::transport::body::{BodyBounds, BoundedStream, Framing, read_bounded};
 use crate::transport::deadline::{Arrived, Deadline};
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
 /// request id fixed (the client's `x-request-id` when it is 1 to 200 bytes of text, else a new
 /// one), so every layer after, and the front door, log and answer under the same id.
 async fn arrive(mut request: Request, next: Next) -> Response {
+    stage::enter(Stage::Read);
     request.extensions_mut().insert(Arrived(Instant::now()));
     let headers = request.headers_mut();
     let id = request_id(headers.get("x-request-id"));
@@ -403,6 +405,7 @@ pub(crate) fn answered(
     elapsed: Duration,
 ) {
     let status = error.map_or_else(|| "OK".to_owned(), |e| grpc_name(e.code.grpc()));
+    stage::enter(Stage::Log);
     let violation_types = error.map(ApiError::violation_types).unwrap_or_default();
     record(
         &state.metrics,
@@ -419,6 +422,7 @@ pub(crate) fn answered(
             elapsed,
         },
     );
+    stage::enter(Stage::Transport);
 }
 
 /// When the call arrived (stamped by [`arrive`]).

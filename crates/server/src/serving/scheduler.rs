@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use warden_runtime::{LoadedModel, NamedTensor, RuntimeError, Tensor, TensorData};
 
+use crate::stage::{self, Stage};
+
 /// Why an inference did not produce outputs.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
@@ -138,7 +140,10 @@ impl Scheduler {
             // Detached: a worker exits when the queue closes.
             std::thread::Builder::new()
                 .name(format!("infer-{name}-{index}"))
-                .spawn(move || work(model, &jobs, &counters, options))?;
+                .spawn(move || {
+                    stage::enter(Stage::Infer);
+                    work(model, &jobs, &counters, options)
+                })?;
         }
         Ok(Scheduler {
             queue,
