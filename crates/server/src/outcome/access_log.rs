@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::accounting::Answered;
+use super::answered::Answered;
 
 /// The buffer a thread keeps between lines; a longer line's buffer is shrunk back to this.
 const KEPT_CAPACITY: usize = 4096;
