@@ -15,6 +15,9 @@ use crate::{NamedTensor, RuntimeError, Signature};
 pub struct LoadOptions {
     /// Threads one inference may use inside the engine; `None` lets the engine decide.
     pub intra_op_threads: Option<usize>,
+    /// ONNX Runtime: one session for every worker of a version, run by one worker at a time
+    /// ([`LoadedModel::share`] hands out handles on it), instead of a session per worker.
+    pub share_session: bool,
 }
 
 /// An inference engine able to load ONNX graphs.

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ort::session::Session;
 use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
@@ -261,7 +262,11 @@ impl Backend for OnnxRuntime {
             inputs: specs(session.inputs(), origin, "input")?,
             outputs: specs(session.outputs(), origin, "output")?,
         };
-        Ok(Box::new(OnnxRuntimeModel { session, signature }))
+        Ok(Box::new(OnnxRuntimeModel {
+            session: Arc::new(Mutex::new(session)),
+            signature,
+            share: options.share_session,
+        }))
     }
 }
 
@@ -322,10 +327,16 @@ fn data_type(ty: TensorElementType) -> Option<DataType> {
 }
 
 /// One ONNX Runtime session and the signature read from it at load.
+///
+/// The session sits behind a mutex so that, when asked (`LoadOptions::share_session`), several
+/// workers can hold handles on it and run it in turn: `ort` runs a session through `&mut`, as
+/// ONNX Runtime's `Run` is not reliably safe to call concurrently on one session. Without
+/// sharing, each worker's handle is the only one and the lock is never contended.
 #[derive(Debug)]
 struct OnnxRuntimeModel {
-    session: Session,
+    session: Arc<Mutex<Session>>,
     signature: Signature,
+    share: bool,
 }
 
 impl LoadedModel for OnnxRuntimeModel {
@@ -344,7 +355,10 @@ impl LoadedModel for OnnxRuntimeModel {
             .map(|named| Ok((named.name, to_ort(named.tensor)?)))
             .collect::<Result<Vec<(String, DynValue)>, ort::Error>>()
             .map_err(fail)?;
-        let mut results = self.session.run(values).map_err(fail)?;
+        // A worker that panicked while holding the lock (caught by the scheduler) left the
+        // session as ONNX Runtime left it: a run either completed or returned an error.
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut results = session.run(values).map_err(fail)?;
         let wanted: Vec<String> = if outputs.is_empty() {
             self.signature
                 .outputs
@@ -366,6 +380,16 @@ impl LoadedModel for OnnxRuntimeModel {
                 })
             })
             .collect()
+    }
+
+    fn share(&self) -> Option<Box<dyn LoadedModel>> {
+        self.share.then(|| {
+            Box::new(OnnxRuntimeModel {
+                session: Arc::clone(&self.session),
+                signature: self.signature.clone(),
+                share: true,
+            }) as Box<dyn LoadedModel>
+        })
     }
 }
 

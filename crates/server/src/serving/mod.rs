@@ -28,7 +28,7 @@ pub use drift::{
     DriftMonitor, DriftReport, DriftStatus, FeatureReport, PredictionReport, WindowReport,
 };
 pub use load_error::LoadError;
-pub use model::{ModelVersion, Serving, sha256_hex};
+pub use model::{ModelVersion, OnnxRuntimeSessions, Serving, sha256_hex};
 pub use predict_error::PredictError;
 pub use registry::{LookupError, ModelEntry, ModelRegistry};
 pub use reload::{IndexEntry, ReloadError, Reloader};

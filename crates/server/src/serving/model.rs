@@ -44,11 +44,37 @@ pub struct ModelVersion {
     worker: Scheduler,
 }
 
+/// How a version's workers hold its graph on ONNX Runtime (tract's workers always share one
+/// plan and run it at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnnxRuntimeSessions {
+    /// One session per version, run by its workers in turn: the memory of one copy of the
+    /// graph whatever the number of workers (a large forest's session is tens of MB).
+    #[default]
+    Shared,
+    /// A session per worker, run at once: more memory, and runs of one version overlap.
+    PerWorker,
+}
+
+impl std::str::FromStr for OnnxRuntimeSessions {
+    type Err = ();
+    fn from_str(text: &str) -> Result<OnnxRuntimeSessions, ()> {
+        match text.to_ascii_lowercase().as_str() {
+            "shared" => Ok(OnnxRuntimeSessions::Shared),
+            "per-worker" => Ok(OnnxRuntimeSessions::PerWorker),
+            _ => Err(()),
+        }
+    }
+}
+
 /// How versions are served: worker threads per version and engine threads per worker.
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {
     pub workers: usize,
+    /// Threads one run may use inside the engine.
     pub intra_op_threads: usize,
+    pub onnxruntime_sessions: OnnxRuntimeSessions,
     /// Refuse versions whose manifest pins no sha256.
     pub require_checksum: bool,
 }
@@ -58,6 +84,7 @@ impl Default for Serving {
         Serving {
             workers: 1,
             intra_op_threads: 1,
+            onnxruntime_sessions: OnnxRuntimeSessions::Shared,
             require_checksum: false,
         }
     }
@@ -114,6 +141,7 @@ impl Opened {
         }
         let options = LoadOptions {
             intra_op_threads: Some(serving.intra_op_threads.max(1)),
+            share_session: serving.onnxruntime_sessions == OnnxRuntimeSessions::Shared,
         };
         let model = backend
             .load(&bytes, &source.graph, &options)

@@ -15,7 +15,7 @@ use warden_runtime::onnxruntime::ExplicitLibrary;
 use super::settings::{self, ConfigFile, Layered, Origin, Set, non_empty};
 pub use super::settings::{EnvSource, Flags, GrpcPort, ProcessEnv};
 pub use crate::auth::AuthConfig;
-pub use crate::serving::WatchMode;
+pub use crate::serving::{OnnxRuntimeSessions, WatchMode};
 use crate::state::DEFAULT_BODY_LIMIT_BYTES;
 use crate::transport::connections;
 
@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Inference worker threads per model version; `None`: one per CPU this process may use.
     pub workers: Option<usize>,
+    /// Whether a version's workers share one ONNX Runtime session.
+    pub onnxruntime_sessions: OnnxRuntimeSessions,
     /// Refuse any version whose manifest pins no `sha256`.
     pub require_checksum: bool,
     /// Bearer tokens, when the API requires them.
@@ -76,6 +78,7 @@ impl ServeConfig {
             allow_partial: false,
             request_timeout: crate::state::DEFAULT_REQUEST_TIMEOUT,
             workers: None,
+            onnxruntime_sessions: OnnxRuntimeSessions::Shared,
             require_checksum: false,
             auth: None,
             watch: WatchMode::Events,
@@ -174,6 +177,7 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         config.request_timeout = Duration::from_millis(ms);
     }
     config.workers = at_least_one(&set.workers, "workers", "", &mut problems);
+    config.onnxruntime_sessions = value(&set.onnxruntime_sessions).unwrap_or_default();
     config.require_checksum = value(&set.require_checksum).unwrap_or(false);
     config.watch = value(&set.watch).unwrap_or(WatchMode::Events);
     if let Some(ms) = at_least_one(

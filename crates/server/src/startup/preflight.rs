@@ -16,9 +16,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::serving;
-use crate::serving::Serving;
 use crate::serving::{Backends, load_to_serve};
 use crate::serving::{ModelEntry, ModelRegistry};
+use crate::serving::{OnnxRuntimeSessions, Serving};
 use crate::startup;
 use crate::startup::config::{self, EnvSource, Flags, GrpcPort, ServeConfig};
 use crate::startup::diagnostics::StartupError;
@@ -248,17 +248,24 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         format!("{}: {}", config.model_path.display(), names.join(", ")),
     );
 
-    // Workers × engine threads fill the CPUs this process may use, and no more.
+    // Runs at once × engine threads per run fill the CPUs this process may use, and no more:
+    // a shared ONNX Runtime session runs one batch at a time, so that run may use them all.
     let cpus = (limits.cpus.floor() as usize).max(1);
     let workers = config.workers.unwrap_or(cpus);
+    let runs_at_once = match config.onnxruntime_sessions {
+        OnnxRuntimeSessions::Shared => 1,
+        OnnxRuntimeSessions::PerWorker => workers,
+    };
     let serving = Serving {
         workers,
-        intra_op_threads: (cpus / workers).max(1),
+        intra_op_threads: (cpus / runs_at_once).max(1),
+        onnxruntime_sessions: config.onnxruntime_sessions,
         require_checksum: config.require_checksum,
     };
     tracing::info!(
         workers = serving.workers,
         intra_op_threads = serving.intra_op_threads,
+        onnxruntime_sessions = ?serving.onnxruntime_sessions,
         "inference threads per model version"
     );
     let located = match engines {

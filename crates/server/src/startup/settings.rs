@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::serving::WatchMode;
+use crate::serving::{OnnxRuntimeSessions, WatchMode};
 
 /// Somewhere environment variables can be read from.
 pub trait EnvSource {
@@ -245,6 +245,14 @@ settings! {
         default: "the CPUs this process may use (cgroup-aware)",
         what: "a number of threads",
     }
+    onnxruntime_sessions: OnnxRuntimeSessions {
+        help: "On ONNX Runtime, whether a version's workers share one session and run it in turn (shared: the memory of one copy of the graph, each run using every CPU) or each hold their own and run at once (per-worker: a copy per worker)",
+        arg: (long, value_enum, value_name = "MODE"),
+        env: ["WARDEN_ONNXRUNTIME_SESSIONS"],
+        key: "onnxruntime_sessions",
+        default: "shared",
+        what: "shared or per-worker",
+    }
     require_checksum: bool {
         help: "Refuse any model version whose manifest pins no sha256 under [versions.N] (a pinned sha256 is always checked)",
         arg: (long, num_args = 0, default_missing_value = "true"),
@@ -387,7 +395,16 @@ macro_rules! from_str_values {
     )+};
 }
 
-from_str_values!(u16, u64, usize, IpAddr, PathBuf, GrpcPort, WatchMode);
+from_str_values!(
+    u16,
+    u64,
+    usize,
+    IpAddr,
+    PathBuf,
+    GrpcPort,
+    WatchMode,
+    OnnxRuntimeSessions
+);
 
 impl SettingValue for bool {
     /// As environment variables spell a switch: 1/0, true/false, yes/no, on/off.

@@ -7,10 +7,11 @@ use std::time::Duration;
 use std::sync::atomic::Ordering;
 
 use crate::common::{
-    Script, ScriptedBackend, TestServer, eventually, examples, fixtures, occupy_worker,
+    Script, ScriptedBackend, TestServer, eventually, examples, fixtures, occupy_worker, onnxruntime,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use warden_server::serving::Backends;
 
 #[tokio::test]
 async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
@@ -57,6 +58,55 @@ async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
         "48 concurrent requests never shared a batch"
     );
     server.stop().await;
+}
+
+/// Four workers on ONNX Runtime, sharing one session (the default) or each with their own, and
+/// batches of one row so the workers run at once: every request still gets its own row back.
+#[tokio::test]
+async fn workers_sharing_one_onnxruntime_session_each_answer_their_own_rows() {
+    let repository = crate::common::repository_with(&fixtures(), "echo", |m| {
+        format!("{m}\n[batching]\nmax_batch_size = 1\n")
+    });
+    for sessions in ["shared", "per-worker"] {
+        let server = TestServer::start_with(
+            repository.path(),
+            &[
+                ("WARDEN_WORKERS", "4"),
+                ("WARDEN_ONNXRUNTIME_SESSIONS", sessions),
+            ],
+            Backends::only(onnxruntime()),
+        )
+        .await;
+        let url = server.url("/v1/models/echo:predict");
+        let requests: Vec<_> = (0..64)
+            .map(|i| {
+                let url = url.clone();
+                let yes = f64::from(i) / 64.0;
+                tokio::spawn(async move {
+                    let response = reqwest::Client::new()
+                        .post(url)
+                        .json(&json!({"instances": [[yes, 1.0 - yes]]}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                    let body: Value = response.json().await.unwrap();
+                    (yes, body)
+                })
+            })
+            .collect();
+        for request in requests {
+            let (yes, body) = request.await.unwrap();
+            let got = body["predictions"][0]["probabilities"]["yes"]
+                .as_f64()
+                .unwrap();
+            assert!(
+                (got - yes).abs() < 1e-6,
+                "{sessions}: a request got another request's row: sent {yes}, got {got}"
+            );
+        }
+        server.stop().await;
+    }
 }
 
 #[tokio::test]
