@@ -2,7 +2,10 @@
 20 features) and `heavy` (RandomForest, 200 trees, depth 12, 30 features); each as a joblib file
 for the Flask baseline, an ONNX file, and warden repositories forcing each backend, plus one
 (`models-drift`) whose manifests carry a training baseline, so drift monitoring's cost per
-request is measured against the same server without it."""
+request is measured against the same server without it. Also `forest` (RandomForest, 200 trees,
+depth 14, 30 features, fitted on 20,000 rows: a 16.5 MB graph) in `models-forest-onnxruntime`
+and `models-forest-tract` only, for bench/forest.py (memory per worker, tract against ONNX
+Runtime on a large forest)."""
 
 import pathlib
 
@@ -38,6 +41,21 @@ def baseline(x, y):
     return "\n".join(lines)
 
 
+def write_repository(repository, name, backend, features, onx, capacity=1024, extra=""):
+    """A warden repository entry: the graph as version 1 and a manifest forcing `backend`."""
+    outputs = [o.name for o in onx.graph.output]
+    folder = WORK / repository / name
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    (folder / "1" / "model.onnx").write_bytes(onx.SerializeToString())
+    feature_tables = "".join(f'[[features]]\nname = "f{i}"\ntype = "float"\n\n' for i in range(features))
+    example = "".join(f"f{i} = 0.0\n" for i in range(features))
+    (folder / "warden.toml").write_text(
+        f'backend = "{backend}"\n\n{feature_tables}'
+        f'[[outputs]]\nname = "{outputs[0]}"\nkind = "label"\nlabels = ["0", "1"]\n\n'
+        f'[[outputs]]\nname = "{outputs[1]}"\nkind = "probability"\nlabels = ["0", "1"]\n\n'
+        f"[batching]\nmax_batch_size = 64\nqueue_capacity = {capacity}\n\n[example]\n{example}" + extra)
+
+
 for name, (features, model) in MODELS.items():
     x, y = make_classification(n_samples=2000, n_features=features, n_informative=10, random_state=0)
     x = x.astype(np.float32)
@@ -52,16 +70,16 @@ for name, (features, model) in MODELS.items():
                                           ("tract", "models-tract", 1024),
                                           ("onnxruntime", "models-overload", 16),
                                           ("onnxruntime", "models-drift", 1024)):
-        folder = WORK / repository / name
-        (folder / "1").mkdir(parents=True, exist_ok=True)
-        (folder / "1" / "model.onnx").write_bytes(onx.SerializeToString())
-        feature_tables = "".join(f'[[features]]\nname = "f{i}"\ntype = "float"\n\n' for i in range(features))
-        example = "".join(f"f{i} = 0.0\n" for i in range(features))
-        (folder / "warden.toml").write_text(
-            f'backend = "{backend}"\n\n{feature_tables}'
-            f'[[outputs]]\nname = "{outputs[0]}"\nkind = "label"\nlabels = ["0", "1"]\n\n'
-            f'[[outputs]]\nname = "{outputs[1]}"\nkind = "probability"\nlabels = ["0", "1"]\n\n'
-            f"[batching]\nmax_batch_size = 64\nqueue_capacity = {capacity}\n\n[example]\n{example}"
-            + ("\n" + baseline(x, y) if repository == "models-drift" else "")
-        )
+        write_repository(repository, name, backend, features, onx, capacity,
+                         "\n" + baseline(x, y) if repository == "models-drift" else "")
     print(name, "features", features, "outputs", outputs)
+
+
+x, y = make_classification(n_samples=20000, n_features=30, n_informative=15, random_state=1)
+x = x.astype(np.float32)
+forest = RandomForestClassifier(n_estimators=200, max_depth=14, random_state=0, n_jobs=2).fit(x, y)
+onx = convert_sklearn(forest, initial_types=[("float_input", FloatTensorType([None, 30]))],
+                      target_opset={"": 17, "ai.onnx.ml": 3}, options={id(forest): {"zipmap": False}})
+for backend in ("onnxruntime", "tract"):
+    write_repository(f"models-forest-{backend}", "forest", backend, 30, onx)
+print("forest", "bytes", len(onx.SerializeToString()))
