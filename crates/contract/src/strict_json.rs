@@ -3,6 +3,7 @@
 //! would be validated as 300 while the client's log shows 30; warden refuses such a body as
 //! malformed instead of guessing which one was meant.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -73,27 +74,65 @@ impl<'de> Visitor<'de> for StrictCheckVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictCheck, A::Error> {
-        // Most objects have a few keys: a list is cheaper than a set until it is not.
-        let mut few: Vec<String> = Vec::new();
-        let mut many: HashSet<String> = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let seen = if many.is_empty() {
-                few.contains(&key)
+        // Most objects have a few keys: a list on the stack is cheaper than a set until it is
+        // not. Keys borrow from the body unless they hold escapes, so a request's keys cost no
+        // allocation.
+        const FEW: usize = 16;
+        let mut few: [Cow<'de, str>; FEW] = Default::default();
+        let mut count = 0;
+        let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let seen = if count <= FEW {
+                few[..count].contains(&key)
             } else {
                 many.contains(&key)
             };
             if seen {
                 return Err(de::Error::custom(format!("duplicate key `{}`", clip(&key))));
             }
-            if many.is_empty() && few.len() < 16 {
-                few.push(key);
+            if count < FEW {
+                few[count] = key;
             } else {
-                many.extend(few.drain(..));
+                if count == FEW {
+                    many.extend(few.iter_mut().map(std::mem::take));
+                }
                 many.insert(key);
             }
+            count += 1;
             map.next_value::<StrictCheck>()?;
         }
         Ok(StrictCheck)
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(key.to_owned())))
+    }
+
+    fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(key)))
     }
 }
 
@@ -180,6 +219,8 @@ mod tests {
     fn duplicate_keys_are_refused_with_their_place() {
         let err = parse_strict(br#"{"instances": [{"age": 30, "age": 300}]}"#).unwrap_err();
         assert_eq!(err.to_string(), "duplicate key `age` at line 1 column 32");
+        let err = check_strict(br#"{"instances": [{"age": 30, "ag\u0065": 300}]}"#).unwrap_err();
+        assert_eq!(err.to_string(), "duplicate key `age` at line 1 column 37");
         assert!(parse_strict(br#"{"a": {"k": 1}, "b": {"k": 2}}"#).is_ok());
     }
 
@@ -193,7 +234,17 @@ mod tests {
     #[test]
     fn checking_agrees_with_parsing() {
         let keys: String = (0..40).map(|i| format!(r#""k{i}": {i}, "#)).collect();
+        let keys_16: String = (0..16).map(|i| format!(r#""k{i}": {i}, "#)).collect();
+        let keys_15: String = (0..15).map(|i| format!(r#""k{i}": {i}, "#)).collect();
         for text in [
+            // A key spelled with an escape is the same key.
+            &br#"{"ab": 1, "a\u0062": 2}"#[..],
+            br#"{"a\u0062": 1, "ab": 2}"#,
+            // Around the 16 keys held on the stack before a set takes over.
+            format!("{{{keys_16}\"k0\": 0}}").as_bytes(),
+            format!("{{{keys_16}\"k15\": 0}}").as_bytes(),
+            format!("{{{keys_15}\"k14\": 0}}").as_bytes(),
+            format!("{{{keys_16}\"new\": 0, \"k3\": 1}}").as_bytes(),
             &br#"{"a": [1, -2, 3.5, "x", null, true, {"b": {}}], "c": 18446744073709551615}"#[..],
             br#"{"instances": [{"age": 30, "age": 300}]}"#,
             br#"{"a": {"k": 1}, "b": {"k": 2}}"#,

@@ -54,10 +54,21 @@ pub(crate) struct BinarySize {
 #[schema(as = InferResponse)]
 pub(crate) struct ResponseHeader<'a> {
     model_name: &'a str,
-    model_version: String,
+    #[schema(value_type = String)]
+    model_version: VersionText,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
     outputs: Vec<ResponseOutput<'a>>,
+}
+
+/// A version number written as the JSON string V2 wants, straight into the output.
+#[derive(Debug)]
+struct VersionText(u64);
+
+impl Serialize for VersionText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
 }
 
 /// An encoded inference response: the JSON part and the binary part after it (empty when no
@@ -95,12 +106,26 @@ pub fn encode_response(
             data,
         });
     }
-    let json = serde_json::to_vec(&ResponseHeader {
-        model_name,
-        model_version: model_version.to_string(),
-        id: request_id,
-        outputs: wire,
-    })?;
+    // Sized for the answer up front (a number takes at most ~16 bytes of JSON, a string its
+    // length and quotes), so the buffer is not regrown as it fills.
+    let inline_bytes: usize = wire
+        .iter()
+        .filter_map(|output| output.data.as_ref())
+        .map(|data| match data.0 {
+            TensorData::String(texts) => texts.iter().map(|t| t.len() + 3).sum(),
+            other => other.len() * 16,
+        })
+        .sum();
+    let mut json = Vec::with_capacity(256 + model_name.len() + 96 * wire.len() + inline_bytes);
+    serde_json::to_writer(
+        &mut json,
+        &ResponseHeader {
+            model_name,
+            model_version: VersionText(model_version),
+            id: request_id,
+            outputs: wire,
+        },
+    )?;
     Ok(EncodedResponse { json, binary })
 }
 
