@@ -610,8 +610,12 @@ fn init_prints_a_summary_and_says_how_to_find_onnx_runtime_when_it_is_missing() 
     let run = |repository: &Path, hide_onnxruntime: bool| {
         // Hidden: no variable, no python3 on PATH, and the binary away from the project's .venv.
         let binary = if hide_onnxruntime {
+            // A hard link where it can: a copy's write descriptor, inherited by a process another
+            // test forks at that moment, makes exec fail with "text file busy" until it closes.
             let copy = repository.join("warden");
-            std::fs::copy(warden_bin(), &copy).unwrap();
+            if std::fs::hard_link(warden_bin(), &copy).is_err() {
+                std::fs::copy(warden_bin(), &copy).unwrap();
+            }
             copy
         } else {
             warden_bin()
@@ -628,7 +632,18 @@ fn init_prints_a_summary_and_says_how_to_find_onnx_runtime_when_it_is_missing() 
                 .env_remove("WARDEN_ONNXRUNTIME_LIB")
                 .env_remove("ORT_DYLIB_PATH");
         }
-        let output = command.output().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let output = loop {
+            match command.output() {
+                Err(err)
+                    if err.kind() == std::io::ErrorKind::ExecutableFileBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => break result.unwrap(),
+            }
+        };
         assert_eq!(
             output.status.code(),
             Some(0),
