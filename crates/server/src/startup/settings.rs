@@ -246,7 +246,7 @@ settings! {
         what: "a number of threads",
     }
     onnxruntime_sessions: OnnxRuntimeSessions {
-        help: "On ONNX Runtime, whether a version's workers share one session and run it in turn (shared: the memory of one copy of the graph, each run using every CPU) or each hold their own and run at once (per-worker: a copy per worker)",
+        help: "On ONNX Runtime, whether a version's workers share one session and run it in turn (shared: the memory of one copy of the graph) or each hold their own and run at once (per-worker: a copy per worker)",
         arg: (long, value_enum, value_name = "MODE"),
         env: ["WARDEN_ONNXRUNTIME_SESSIONS"],
         key: "onnxruntime_sessions",
