@@ -7,8 +7,9 @@
 //! writing to a sink. The access-log line itself is turned off by its target (it writes to
 //! stderr directly, and 7,000 lines would bury the test's output); it is formatted into a buffer
 //! each thread reuses (`outcome::access_log`). The client is this test's own thread on a raw
-//! kept-alive connection, its allocations not counted. Requests go one at a time, so each allocation is counted in the
-//! stage of the one request in flight. Run with `--nocapture` to see the table:
+//! kept-alive connection, its allocations not counted. Requests go one at a time, so each
+//! allocation is counted in the stage of the one request in flight. Run with `--nocapture` to
+//! see the table:
 //!
 //! ```sh
 //! cargo test -p warden-server --release --test allocations -- --nocapture

@@ -404,8 +404,8 @@ pub(crate) fn answered(
     error: Option<&ApiError>,
     elapsed: Duration,
 ) {
-    let status = error.map_or_else(|| "OK".to_owned(), |e| grpc_name(e.code.grpc()));
     stage::enter(Stage::Log);
+    let status = error.map_or_else(|| "OK".to_owned(), |e| grpc_name(e.code.grpc()));
     let violation_types = error.map(ApiError::violation_types).unwrap_or_default();
     record(
         &state.metrics,

@@ -30,7 +30,7 @@ thread_local! {
 
 /// Whether the logging filter lets access-log lines through (checked per line: the filter's
 /// answer is cached per call site, so this is one load when it does not change).
-pub(crate) fn enabled() -> bool {
+fn enabled() -> bool {
     tracing::enabled!(tracing::Level::INFO)
 }
 
@@ -61,7 +61,7 @@ pub(crate) fn write(answered: &Answered<'_>) {
 /// `answered`'s line at time `now`, newline included, appended to `out`. Fields without a
 /// value (no model answered, no error) are left out, as the tracing formatter leaves out a
 /// `None`.
-pub(crate) fn format_line(out: &mut Vec<u8>, answered: &Answered<'_>, now: SystemTime) {
+fn format_line(out: &mut Vec<u8>, answered: &Answered<'_>, now: SystemTime) {
     let served = answered.served;
     let timings = served.and_then(|s| s.timings);
     out.extend_from_slice(b"{\"timestamp\":\"");

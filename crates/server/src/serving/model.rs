@@ -57,23 +57,13 @@ pub enum OnnxRuntimeSessions {
     PerWorker,
 }
 
-impl std::str::FromStr for OnnxRuntimeSessions {
-    type Err = ();
-    fn from_str(text: &str) -> Result<OnnxRuntimeSessions, ()> {
-        match text.to_ascii_lowercase().as_str() {
-            "shared" => Ok(OnnxRuntimeSessions::Shared),
-            "per-worker" => Ok(OnnxRuntimeSessions::PerWorker),
-            _ => Err(()),
-        }
-    }
-}
-
 /// How versions are served: worker threads per version and engine threads per worker.
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {
     pub workers: usize,
     /// Threads one run may use inside the engine.
     pub intra_op_threads: usize,
+    /// Whether the workers share one ONNX Runtime session.
     pub onnxruntime_sessions: OnnxRuntimeSessions,
     /// Refuse versions whose manifest pins no sha256.
     pub require_checksum: bool,

@@ -3,7 +3,6 @@
 //! and SIGHUP. Events are debounced (a copy of a large model is many events) and every rescan
 //! runs on a blocking thread through the one [`Reloader`], which serialises them.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,18 +27,6 @@ pub enum WatchMode {
     Poll,
     /// No watching: reload with SIGHUP or the repository API.
     Off,
-}
-
-impl FromStr for WatchMode {
-    type Err = ();
-    fn from_str(text: &str) -> Result<WatchMode, ()> {
-        match text.to_ascii_lowercase().as_str() {
-            "events" => Ok(WatchMode::Events),
-            "poll" => Ok(WatchMode::Poll),
-            "off" => Ok(WatchMode::Off),
-            _ => Err(()),
-        }
-    }
 }
 
 /// Starts the triggers: SIGHUP always; file events or polling every `poll_interval` as `mode`

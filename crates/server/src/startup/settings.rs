@@ -395,16 +395,21 @@ macro_rules! from_str_values {
     )+};
 }
 
-from_str_values!(
-    u16,
-    u64,
-    usize,
-    IpAddr,
-    PathBuf,
-    GrpcPort,
-    WatchMode,
-    OnnxRuntimeSessions
-);
+from_str_values!(u16, u64, usize, IpAddr, PathBuf, GrpcPort);
+
+/// The settings whose values are a `clap::ValueEnum`: the environment spells them as the flag
+/// does (any case).
+macro_rules! value_enum_values {
+    ($($ty:ty),+) => {$(
+        impl SettingValue for $ty {
+            fn from_env(text: &str) -> Option<Self> {
+                <$ty as clap::ValueEnum>::from_str(text.trim(), true).ok()
+            }
+        }
+    )+};
+}
+
+value_enum_values!(WatchMode, OnnxRuntimeSessions);
 
 impl SettingValue for bool {
     /// As environment variables spell a switch: 1/0, true/false, yes/no, on/off.

@@ -8,16 +8,25 @@ use std::time::{Duration, Instant};
 
 use crate::common::{WardenProcess, examples, repo_root, warden_bin};
 
-#[test]
-fn sigterm_finishes_the_request_in_flight_then_exits_0() {
-    let mut warden = WardenProcess::serve(&examples());
-    let body = br#"{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
-    let (first_half, second_half) = body.split_at(body.len() / 2);
+/// One iris row for the row API.
+const IRIS_ROW: &str = r#"{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
 
-    let mut stream = TcpStream::connect(warden.address).unwrap();
+/// A connection to `warden` whose reads give up after 30 s.
+fn connect(warden: &WardenProcess) -> TcpStream {
+    let stream = TcpStream::connect(warden.address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    stream
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    let mut warden = WardenProcess::serve(&examples());
+    let body = IRIS_ROW.as_bytes();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+
+    let mut stream = connect(&warden);
     write!(
         stream,
         "POST /v1/models/iris:predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -57,18 +66,11 @@ fn sigterm_finishes_the_request_in_flight_then_exits_0() {
 #[test]
 fn the_access_log_has_one_line_per_request_and_the_filter_can_turn_it_off() {
     let requests = |filter: &str| {
-        let mut command = Command::new(warden_bin());
-        command
-            .args(["serve", examples().to_str().unwrap(), "--port", "0"])
-            .env("WARDEN_GRPC_PORT", "off")
-            .env("WARDEN_LOG", filter)
-            .current_dir(repo_root());
+        let mut command = WardenProcess::serve_command(&examples(), &[]);
+        command.env("WARDEN_LOG", filter);
         let mut warden = WardenProcess::spawn(command);
-        let body = r#"{"instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}"#;
-        let mut stream = TcpStream::connect(warden.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
+        let body = IRIS_ROW;
+        let mut stream = connect(&warden);
         write!(
             stream,
             "POST /v1/models/iris:predict?x=%22%0A HTTP/1.1\r\nHost: localhost\r\n\

@@ -201,13 +201,19 @@ impl WardenProcess {
 
     /// As [`WardenProcess::serve`], with extra arguments.
     pub(crate) fn serve_with(path: &Path, extra: &[&str]) -> WardenProcess {
+        WardenProcess::spawn(WardenProcess::serve_command(path, extra))
+    }
+
+    /// The `warden serve PATH --port 0 EXTRA…` command (no gRPC listener) the helpers above
+    /// start, for a test that sets more of its environment before [`WardenProcess::spawn`].
+    pub(crate) fn serve_command(path: &Path, extra: &[&str]) -> Command {
         let mut command = Command::new(warden_bin());
         command
             .args(["serve", path.to_str().unwrap(), "--port", "0"])
             .args(extra)
             .env("WARDEN_GRPC_PORT", "off")
             .current_dir(repo_root());
-        WardenProcess::spawn(command)
+        command
     }
 
     /// Starts a prepared `warden serve` command and waits for its `listening` line.

@@ -13,17 +13,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden_server::serving::Backends;
 
-#[tokio::test]
-async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
-    let repository = crate::common::repository_with(&fixtures(), "echo", |m| {
-        format!("{m}\n[batching]\nmax_batch_size = 64\nmax_queue_delay_ms = 25\n")
-    });
-    let server = TestServer::start(repository.path()).await;
-    let url = server.url("/v1/models/echo:predict");
-    let requests: Vec<_> = (0..48)
+/// Sends `count` one-row requests to the echo model at `url` at once, checks that each is
+/// answered 200 with its own row's probability, and returns the batch size each rode in.
+async fn echo_rows_at_once(url: &str, count: u32, context: &str) -> Vec<usize> {
+    let requests: Vec<_> = (0..count)
         .map(|i| {
-            let url = url.clone();
-            let yes = f64::from(i) / 64.0;
+            let url = url.to_owned();
+            let yes = f64::from(i) / f64::from(count);
             tokio::spawn(async move {
                 let response = reqwest::Client::new()
                     .post(url)
@@ -31,6 +27,7 @@ async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
                     .send()
                     .await
                     .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
                 let batch: usize = response.headers()["x-batch-rows"]
                     .to_str()
                     .unwrap()
@@ -41,7 +38,7 @@ async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
             })
         })
         .collect();
-    let mut largest_batch = 0;
+    let mut batches = Vec::new();
     for request in requests {
         let (yes, batch, body) = request.await.unwrap();
         let got = body["predictions"][0]["probabilities"]["yes"]
@@ -49,12 +46,23 @@ async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
             .unwrap();
         assert!(
             (got - yes).abs() < 1e-6,
-            "a request got another request's row: sent {yes}, got {got}"
+            "{context}: a request got another request's row: sent {yes}, got {got}"
         );
-        largest_batch = largest_batch.max(batch);
+        batches.push(batch);
     }
+    batches
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_batches_and_each_gets_its_own_rows() {
+    let repository = crate::common::repository_with(&fixtures(), "echo", |m| {
+        format!("{m}\n[batching]\nmax_batch_size = 64\nmax_queue_delay_ms = 25\n")
+    });
+    let server = TestServer::start(repository.path()).await;
+    let url = server.url("/v1/models/echo:predict");
+    let batches = echo_rows_at_once(&url, 48, "one worker").await;
     assert!(
-        largest_batch > 1,
+        batches.iter().any(|&rows| rows > 1),
         "48 concurrent requests never shared a batch"
     );
     server.stop().await;
@@ -78,33 +86,8 @@ async fn workers_sharing_one_onnxruntime_session_each_answer_their_own_rows() {
         )
         .await;
         let url = server.url("/v1/models/echo:predict");
-        let requests: Vec<_> = (0..64)
-            .map(|i| {
-                let url = url.clone();
-                let yes = f64::from(i) / 64.0;
-                tokio::spawn(async move {
-                    let response = reqwest::Client::new()
-                        .post(url)
-                        .json(&json!({"instances": [[yes, 1.0 - yes]]}))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(response.status(), StatusCode::OK);
-                    let body: Value = response.json().await.unwrap();
-                    (yes, body)
-                })
-            })
-            .collect();
-        for request in requests {
-            let (yes, body) = request.await.unwrap();
-            let got = body["predictions"][0]["probabilities"]["yes"]
-                .as_f64()
-                .unwrap();
-            assert!(
-                (got - yes).abs() < 1e-6,
-                "{sessions}: a request got another request's row: sent {yes}, got {got}"
-            );
-        }
+        let batches = echo_rows_at_once(&url, 64, sessions).await;
+        assert!(batches.iter().all(|&rows| rows == 1), "{batches:?}");
         server.stop().await;
     }
 }
