@@ -12,6 +12,7 @@ pub mod baseline;
 mod binding;
 mod manifest;
 mod non_finite;
+mod rollout;
 mod strict_json;
 mod validate;
 mod violation;
@@ -22,6 +23,7 @@ pub use manifest::{
     Output, OutputKind, RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
+pub use rollout::{Rollout, RolloutGuard, VersionPolicy};
 pub use strict_json::{check_strict, parse_strict};
 pub use validate::{
     ColumnValues, FeatureColumn, FeatureColumns, RowSource, check_columns, list_names, no_rows,

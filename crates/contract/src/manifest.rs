@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Baseline, BaselineTable};
+use crate::rollout::{Rollout, VersionPolicy};
 
 /// Which engine runs a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -306,9 +307,13 @@ pub struct VersionEntry {
 pub struct Manifest {
     #[serde(default)]
     pub backend: BackendChoice,
-    /// Pins the served version; default: the highest version folder.
+    /// The default version (it answers requests that name none); default: the highest
+    /// version folder loaded, other than a rollout's candidate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// Which other version folders are loaded and reachable by number; default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_policy: Option<VersionPolicy>,
     #[serde(default)]
     pub features: Vec<Feature>,
     #[serde(default)]
@@ -326,6 +331,9 @@ pub struct Manifest {
     /// Training statistics for drift (read by [`Manifest::baseline`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineTable>,
+    /// A candidate version rolled out beside the default one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 /// A manifest that cannot be used, with every problem found.
@@ -355,6 +363,18 @@ impl Manifest {
     /// The manifest as TOML that [`Manifest::from_toml`] reads back to an equal manifest.
     pub fn to_toml(&self) -> Result<String, ManifestError> {
         toml::to_string(self).map_err(|err| ManifestError::Syntax(err.to_string()))
+    }
+
+    /// The manifest without what says which versions are served and how they are rolled out:
+    /// two manifests with equal contracts here serve a loaded version alike, so a change of
+    /// only the default, the policy or the rollout does not reload any graph.
+    pub fn contract_part(&self) -> Manifest {
+        Manifest {
+            version: None,
+            version_policy: None,
+            rollout: None,
+            ..self.clone()
+        }
     }
 
     /// The training baseline, typed; `None` when the manifest has none.
@@ -431,6 +451,12 @@ impl Manifest {
             }
         }
         self.drift.problems(&mut problems);
+        if let Some(VersionPolicy::Latest(0)) = self.version_policy {
+            problems.push("`version_policy` `latest` must be at least 1".to_owned());
+        }
+        if let Some(rollout) = &self.rollout {
+            problems.extend(rollout.problems(self.version));
+        }
         if let Err(baseline) = self.baseline() {
             problems.extend(baseline);
         }
