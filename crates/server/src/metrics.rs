@@ -21,8 +21,56 @@ use prometheus::{
 #[derive(Debug, Clone)]
 pub struct ModelState {
     pub name: String,
-    /// The served version and its queue; `None` when the model is not served.
-    pub served: Option<ServedVersion>,
+    /// The version answering requests that name none; `None` when the model is not served.
+    pub default_version: Option<u64>,
+    /// Every served version and its queue; empty when the model is not served.
+    pub served: Vec<ServedVersion>,
+    /// The rollout of a candidate version, when one is on.
+    pub rollout: Option<RolloutGauges>,
+}
+
+/// A rollout's figures, as a scrape shows them (the serving layer fills them from its report).
+#[derive(Debug, Clone, Default)]
+pub struct RolloutGauges {
+    pub candidate: String,
+    pub canary: f64,
+    pub shadow: f64,
+    /// Rollbacks by the guard since the rollout began.
+    pub rollbacks: u64,
+    /// Shadow runs dropped before running since the rollout began: version, reason, count.
+    pub dropped: Vec<(String, &'static str, u64)>,
+    /// Each version's routed and shadow traffic since the rollout began.
+    pub versions: Vec<RolloutVersionCounts>,
+    /// Each (primary, other) pair's comparison in each window, `since_start` included.
+    pub comparisons: Vec<RolloutComparison>,
+}
+
+/// One version's traffic in a rollout since it began.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutVersionCounts {
+    pub version: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub shadow_runs: u64,
+    pub shadow_errors: u64,
+}
+
+/// One (primary, other) pair's comparison in one window.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutComparison {
+    pub window: String,
+    /// The totals since the rollout began (counters) rather than a sliding window (gauges).
+    pub since_start: bool,
+    pub primary: String,
+    pub other: String,
+    pub rows: u64,
+    pub agreed: u64,
+    pub agreement: Option<f64>,
+    pub psi: Option<f64>,
+    /// Primary label × other label: the labels and the counts.
+    pub confusion: Option<(Vec<String>, Vec<Vec<u64>>)>,
+    /// |Δ| quantiles (0.5, 0.9, 0.99, max) per class ("" for a regressor's value).
+    pub deltas: Vec<(String, [f64; 4])>,
 }
 
 /// The served version of a model, as the gauges show it.
@@ -191,6 +239,17 @@ struct ModelGauges {
     prediction_psi: GaugeVec,
     prediction_status: IntGaugeVec,
     prediction_mean: GaugeVec,
+    rollout_share: GaugeVec,
+    rollout_rows: IntCounterVec,
+    rollout_agreed: IntCounterVec,
+    rollout_confusion: IntCounterVec,
+    rollout_agreement: GaugeVec,
+    rollout_psi: GaugeVec,
+    rollout_delta: GaugeVec,
+    rollout_requests: IntCounterVec,
+    shadow_runs: IntCounterVec,
+    shadow_dropped: IntCounterVec,
+    rollbacks: IntCounterVec,
 }
 
 impl ModelGauges {
@@ -203,6 +262,11 @@ impl ModelGauges {
         };
         let feature = ["model", "version", "feature", "window"];
         let window = ["model", "version", "window"];
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let pair = ["model", "primary", "other"];
+        let pair_window = ["model", "primary", "other", "window"];
         let gauges = ModelGauges {
             registry: Registry::new(),
             queue_depth: gauge(
@@ -260,8 +324,74 @@ impl ModelGauges {
                 "A regressor's mean prediction in the window",
                 &window,
             ),
+            rollout_share: float(
+                "warden_rollout_share",
+                "The share of requests in force for the rollout's candidate: `kind` canary (answers) or shadow (also runs)",
+                &["model", "version", "kind"],
+            ),
+            rollout_rows: counter(
+                "warden_rollout_compared_rows_total",
+                "Rows answered by the primary version and run again on the other (shadow), since the rollout began",
+                &pair,
+            ),
+            rollout_agreed: counter(
+                "warden_rollout_agreed_rows_total",
+                "Compared rows whose labels (classifiers) or values (regressors) are equal",
+                &pair,
+            ),
+            rollout_confusion: counter(
+                "warden_rollout_confusion_total",
+                "Compared rows by the primary version's label and the other's",
+                &["model", "primary", "other", "primary_label", "other_label"],
+            ),
+            rollout_agreement: float(
+                "warden_rollout_agreement_ratio",
+                "Label (or value) agreement of the compared rows in the window",
+                &pair_window,
+            ),
+            rollout_psi: float(
+                "warden_rollout_psi",
+                "PSI of the other version's score distribution against the primary's in the window",
+                &pair_window,
+            ),
+            rollout_delta: float(
+                "warden_rollout_delta",
+                "Quantile of |other - primary| in the window (per class probability for classifiers: `class`; the value for regressors: class empty), as the upper edge of its bin",
+                &["model", "primary", "other", "window", "class", "quantile"],
+            ),
+            rollout_requests: counter(
+                "warden_rollout_requests_total",
+                "Requests the rollout routed to a version (`outcome` ok or error), and shadow runs on it (`kind` shadow)",
+                &["model", "version", "kind", "outcome"],
+            ),
+            shadow_runs: counter(
+                "warden_shadow_runs_total",
+                "Shadow runs made on a version",
+                &["model", "version"],
+            ),
+            shadow_dropped: counter(
+                "warden_shadow_dropped_total",
+                "Shadow runs dropped before running: queue_full, busy (the primary had requests waiting), overloaded (the other version's queue), outputs_not_answered",
+                &["model", "version", "reason"],
+            ),
+            rollbacks: counter(
+                "warden_rollout_rollbacks_total",
+                "Canary rollbacks made by the rollout guard",
+                &["model", "version"],
+            ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 22] = [
+            Box::new(gauges.rollout_share.clone()),
+            Box::new(gauges.rollout_rows.clone()),
+            Box::new(gauges.rollout_agreed.clone()),
+            Box::new(gauges.rollout_confusion.clone()),
+            Box::new(gauges.rollout_agreement.clone()),
+            Box::new(gauges.rollout_psi.clone()),
+            Box::new(gauges.rollout_delta.clone()),
+            Box::new(gauges.rollout_requests.clone()),
+            Box::new(gauges.shadow_runs.clone()),
+            Box::new(gauges.shadow_dropped.clone()),
+            Box::new(gauges.rollbacks.clone()),
             Box::new(gauges.queue_depth.clone()),
             Box::new(gauges.model_ready.clone()),
             Box::new(gauges.loaded_version.clone()),
@@ -285,6 +415,89 @@ impl ModelGauges {
 }
 
 impl ModelGauges {
+    fn rollout(&self, model: &str, rollout: &RolloutGauges) {
+        let candidate = rollout.candidate.as_str();
+        self.rollout_share
+            .with_label_values(&[model, candidate, "canary"])
+            .set(rollout.canary);
+        self.rollout_share
+            .with_label_values(&[model, candidate, "shadow"])
+            .set(rollout.shadow);
+        self.rollbacks
+            .with_label_values(&[model, candidate])
+            .inc_by(rollout.rollbacks);
+        for (version, reason, count) in &rollout.dropped {
+            self.shadow_dropped
+                .with_label_values(&[model, version.as_str(), reason])
+                .inc_by(*count);
+        }
+        for v in &rollout.versions {
+            let labels = |kind, outcome| [model, v.version.as_str(), kind, outcome];
+            let counts = [
+                ("routed", "ok", v.requests.saturating_sub(v.errors)),
+                ("routed", "error", v.errors),
+                (
+                    "shadow",
+                    "ok",
+                    v.shadow_runs.saturating_sub(v.shadow_errors),
+                ),
+                ("shadow", "error", v.shadow_errors),
+            ];
+            for (kind, outcome, count) in counts {
+                self.rollout_requests
+                    .with_label_values(&labels(kind, outcome))
+                    .inc_by(count);
+            }
+            self.shadow_runs
+                .with_label_values(&[model, v.version.as_str()])
+                .inc_by(v.shadow_runs);
+        }
+        for pair in &rollout.comparisons {
+            let (primary, other) = (pair.primary.as_str(), pair.other.as_str());
+            if pair.since_start {
+                self.rollout_rows
+                    .with_label_values(&[model, primary, other])
+                    .inc_by(pair.rows);
+                self.rollout_agreed
+                    .with_label_values(&[model, primary, other])
+                    .inc_by(pair.agreed);
+                if let Some((labels, counts)) = &pair.confusion {
+                    for (i, row) in counts.iter().enumerate() {
+                        for (j, &count) in row.iter().enumerate() {
+                            self.rollout_confusion
+                                .with_label_values(&[
+                                    model,
+                                    primary,
+                                    other,
+                                    labels[i].as_str(),
+                                    labels[j].as_str(),
+                                ])
+                                .inc_by(count);
+                        }
+                    }
+                }
+                continue;
+            }
+            let window = pair.window.as_str();
+            let labels = [model, primary, other, window];
+            if let Some(agreement) = pair.agreement {
+                self.rollout_agreement
+                    .with_label_values(&labels)
+                    .set(agreement);
+            }
+            if let Some(psi) = pair.psi {
+                self.rollout_psi.with_label_values(&labels).set(psi);
+            }
+            for (class, quantiles) in &pair.deltas {
+                for (name, value) in ["0.5", "0.9", "0.99", "1"].into_iter().zip(quantiles) {
+                    self.rollout_delta
+                        .with_label_values(&[model, primary, other, window, class, name])
+                        .set(*value);
+                }
+            }
+        }
+    }
+
     fn drift(&self, model: &str, version: &str, figures: &[DriftFigure]) {
         for figure in figures {
             let window = [model, version, figure.window.as_str()];
@@ -461,7 +674,7 @@ impl Metrics {
         let gauges = ModelGauges::new();
         for model in models {
             let name = model.name.as_str();
-            let Some(served) = &model.served else {
+            let Some(default) = model.default_version else {
                 gauges.model_ready.with_label_values(&[name]).set(0);
                 continue;
             };
@@ -469,13 +682,18 @@ impl Metrics {
             gauges
                 .loaded_version
                 .with_label_values(&[name])
-                .set(i64::try_from(served.version).unwrap_or(i64::MAX));
-            let version = served.version.to_string();
-            gauges
-                .queue_depth
-                .with_label_values(&[name, version.as_str()])
-                .set(i64::try_from(served.queued).unwrap_or(i64::MAX));
-            gauges.drift(name, &version, &served.drift);
+                .set(i64::try_from(default).unwrap_or(i64::MAX));
+            for served in &model.served {
+                let version = served.version.to_string();
+                gauges
+                    .queue_depth
+                    .with_label_values(&[name, version.as_str()])
+                    .set(i64::try_from(served.queued).unwrap_or(i64::MAX));
+                gauges.drift(name, &version, &served.drift);
+            }
+            if let Some(rollout) = &model.rollout {
+                gauges.rollout(name, rollout);
+            }
         }
         let mut text = Vec::new();
         // Encoding into a Vec cannot fail for the text format.

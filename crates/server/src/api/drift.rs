@@ -40,7 +40,7 @@ pub(super) async fn drift(
 /// `GET /v1/models/{model}/versions/{version}/drift`
 #[utoipa::path(get, path = "/v1/models/{model}/versions/{version}/drift", tag = "monitoring",
     params(("model" = String, Path, description = "The model's name"),
-           ("version" = String, Path, description = "A version number; only the served version has figures")),
+           ("version" = String, Path, description = "A loaded version number")),
     responses((status = 200, description = "As `/v1/models/{model}/drift`, for that version", body = Object)))]
 pub(super) async fn drift_version(
     State(state): State<AppState>,

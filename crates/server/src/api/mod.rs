@@ -15,6 +15,7 @@ mod openapi;
 mod operations;
 mod page;
 mod path;
+mod rollout;
 mod v1;
 mod v2;
 mod wire;
@@ -107,6 +108,11 @@ pub fn router(state: AppState) -> Router {
             "/v2/repository/models/{model}/unload",
             post(operations::unload),
         )
+        .route(
+            "/v2/repository/models/{model}/rollout",
+            post(rollout::change),
+        )
+        .route("/v1/models/{model}/rollout", get(rollout::report))
         .route("/v1/models/{model}/drift", get(drift::drift))
         .route(
             "/v1/models/{model}/openapi.json",

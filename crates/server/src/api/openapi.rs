@@ -19,7 +19,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use warden_contract::ViolationType;
 
 use super::path::ApiPath;
-use super::{drift, model_openapi, operations, served, v1, v2};
+use super::{drift, model_openapi, operations, rollout, served, v1, v2};
 use crate::auth::Access;
 use crate::outcome::ServedBy;
 use crate::outcome::error::{ApiError, ErrorCode};
@@ -45,6 +45,8 @@ use crate::state::AppState;
         v1::predict_version,
         drift::drift,
         drift::drift_version,
+        rollout::report,
+        rollout::change,
         model_openapi,
         model_version_openapi,
         operations::metrics,
@@ -74,7 +76,7 @@ pub(super) async fn model_openapi(
 /// `GET /v1/models/{model}/versions/{version}/openapi.json`
 #[utoipa::path(get, path = "/v1/models/{model}/versions/{version}/openapi.json", tag = "rows",
     params(("model" = String, Path, description = "The model's name"),
-           ("version" = String, Path, description = "A version number; only the served version answers")),
+           ("version" = String, Path, description = "A loaded version number (see the manifest's `version_policy`)")),
     responses((status = 200, description = "As `/v1/models/{model}/openapi.json`, for that version", body = Object)))]
 pub(super) async fn model_version_openapi(
     State(state): State<AppState>,
@@ -176,6 +178,9 @@ pub(super) fn errors_of(path: &str) -> Vec<ErrorCode> {
         }
         if path.ends_with("/load") {
             codes.push(ErrorCode::LoadFailed);
+        }
+        if path.ends_with("/rollout") {
+            codes.extend([ErrorCode::InvalidInput, ErrorCode::ModelNotReady]);
         }
     }
     codes

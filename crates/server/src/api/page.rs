@@ -18,7 +18,9 @@ use warden_contract::FeatureType;
 use super::path::ApiPath;
 use crate::metrics::ModelStats;
 use crate::outcome::error::ApiError;
-use crate::serving::{DriftReport, DriftStatus, FeatureReport, ModelEntry, ModelVersion};
+use crate::serving::{
+    DriftReport, DriftStatus, FeatureReport, ModelEntry, ModelVersion, RolloutReport, VersionSet,
+};
 use crate::state::AppState;
 
 /// Text safe inside HTML elements and attribute values.
@@ -224,7 +226,8 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
     for (name, entry) in models.iter() {
         let link = format!("<a href=\"/ui/models/{0}\">{0}</a>", escape(name));
         match entry {
-            ModelEntry::Ready(model) => {
+            ModelEntry::Ready(set) => {
+                let model = set.default_version();
                 let report = model.drift.as_ref().map(|d| d.report());
                 let drift = report.as_ref().map_or_else(
                     || "not monitored".to_owned(),
@@ -242,7 +245,7 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
                     "<tr data-model=\"{}\"><td>{link}</td><td>{}</td><td><code title=\"{}\">{}…</code></td>\
                      <td>{}</td><td class=\"ready\">ready</td>{}<td>{drift}</td></tr>",
                     escape(name),
-                    model.version,
+                    version_cell(set),
                     model.sha256,
                     &model.sha256[..12.min(model.sha256.len())],
                     model.platform,
@@ -253,6 +256,13 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
                     "<h2>{link}: drift</h2>{}",
                     drift_section(report.as_ref(), 1)
                 );
+                if let Some(rollout) = set.rollout() {
+                    let _ = write!(
+                        sections,
+                        "<h2>{link}: rollout</h2>{}",
+                        rollout_section(&rollout.report())
+                    );
+                }
             }
             ModelEntry::Unavailable { reason } | ModelEntry::Rejected { reason } => {
                 let _ = write!(
@@ -392,4 +402,70 @@ pub(super) async fn model_page(
         drift = drift_section(report.as_ref(), windows),
     );
     Ok(html(&format!("warden: {}", model.name), &body))
+}
+
+/// The versions cell: the default one, and the others loaded beside it.
+fn version_cell(set: &VersionSet) -> String {
+    let default = set.default_version().version;
+    let others: Vec<String> = set
+        .versions()
+        .filter(|v| v.version != default)
+        .map(|v| v.version.to_string())
+        .collect();
+    if others.is_empty() {
+        default.to_string()
+    } else {
+        format!("{default} <small>(also {})</small>", others.join(", "))
+    }
+}
+
+/// A rollout's state and, per window, each version's traffic and each comparison's figures.
+fn rollout_section(report: &RolloutReport) -> String {
+    let mut out = format!(
+        "<p class=\"rollout\">default version {} · candidate {} · canary {:.1}%{} · shadow {:.1}% \
+         ({} of {} shadow runs in flight){}</p>",
+        report.default_version,
+        report.candidate,
+        report.canary * 100.0,
+        report
+            .sticky_header
+            .as_ref()
+            .map(|h| format!(" sticky by <code>{}</code>", escape(h)))
+            .unwrap_or_default(),
+        report.shadow * 100.0,
+        report.shadow_in_flight,
+        report.shadow_queue,
+        report
+            .rolled_back
+            .as_ref()
+            .map(|r| format!(" · <span class=\"alert\">rolled back: {}</span>", escape(r)))
+            .unwrap_or_default(),
+    );
+    out.push_str(
+        "<table><tr><th>window</th><th>answered by</th><th>shadowed on</th><th>rows compared</th>\
+         <th>agreement</th><th>PSI</th><th>requests / errors</th><th>p99 ms</th></tr>",
+    );
+    let cell = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    for window in &report.windows {
+        for (pair, version) in window.comparisons.iter().zip(&window.versions) {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{} / {}</td><td>{}</td></tr>",
+                escape(&window.window),
+                pair.primary,
+                pair.other,
+                pair.figures.rows,
+                cell(pair.figures.agreement, 4),
+                cell(pair.figures.psi, 4),
+                version.requests,
+                version.errors,
+                cell(version.latency_ms.map(|l| l.p99), 2),
+            );
+        }
+    }
+    out.push_str("</table>");
+    out
 }

@@ -34,7 +34,7 @@ pub(super) async fn predict(
 /// `POST /v1/models/{model}/versions/{version}:predict`
 #[utoipa::path(post, path = "/v1/models/{model}/versions/{version}:predict", tag = "rows",
     params(("model" = String, Path, description = "The model's name"),
-           ("version" = String, Path, description = "A version number; only the served version answers")),
+           ("version" = String, Path, description = "A loaded version number (see the manifest's `version_policy`)")),
     request_body(content = RowRequest, content_type = "application/json"),
     responses((status = 200, description = "One prediction per row, in order, and the version that made them", body = RowResponse)))]
 pub(super) async fn predict_version(
@@ -75,6 +75,7 @@ async fn answer(
         .door
         .infer(Call {
             protocol: Protocol::Rows,
+            sticky: headers,
             request_id: request_id(headers),
             model: name.to_owned(),
             version: version.map(str::to_owned),

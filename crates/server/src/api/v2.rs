@@ -179,6 +179,7 @@ async fn infer_any(
         .door
         .infer(Call {
             protocol: Protocol::RestV2,
+            sticky: &headers,
             request_id: request_id(&headers),
             model: path.model,
             version: path.version,

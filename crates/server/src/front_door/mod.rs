@@ -39,7 +39,9 @@ use warden_runtime::NamedTensor;
 
 use crate::outcome::error::ApiError;
 use crate::outcome::{ServedBy, predict_error};
-use crate::serving::{Admitted, ModelRegistry, ModelVersion, Timings};
+use crate::serving::{
+    Admitted, Leg, LookupError, ModelRegistry, ModelVersion, Route, StickyKey, Timings,
+};
 use crate::stage::{self, Stage};
 use crate::transport::deadline::Deadline;
 use slot::DecodeSlot;
@@ -57,8 +59,10 @@ pub struct FrontDoor {
 
 /// One inference request, as its protocol hands it to the door.
 #[derive(Debug)]
-pub struct Call<C> {
+pub struct Call<'a, C> {
     pub protocol: Protocol,
+    /// The request's headers (or gRPC metadata), for a rollout's sticky key.
+    pub sticky: &'a (dyn StickyKey + Sync),
     pub request_id: String,
     /// The model's name and the version asked for (`None`: the served one).
     pub model: String,
@@ -113,9 +117,10 @@ impl FrontDoor {
     }
 
     /// Runs one inference request through the pipeline (see the module's documentation).
-    pub async fn infer<C: Codec>(&self, call: Call<C>) -> Result<Served<C::Answer>, ApiError> {
+    pub async fn infer<C: Codec>(&self, call: Call<'_, C>) -> Result<Served<C::Answer>, ApiError> {
         let Call {
             protocol,
+            sticky,
             request_id,
             model,
             version,
@@ -145,8 +150,10 @@ impl FrontDoor {
                 observer.observe(&observed);
             }
         };
-        let (codec, model, admitted) = match self.admit(model, version, deadline, size, codec).await
-        {
+        // Routed before the slot (the sticky key borrows the request); a lookup error is
+        // answered after the body's own check, as before.
+        let route = self.registry.route(&model, version.as_deref(), sticky);
+        let (codec, model, leg, admitted) = match self.admit(route, deadline, size, codec).await {
             Ok(admitted) => admitted,
             Err(refused) => {
                 report(refused.model.as_deref(), None, 0, Err(&refused.error), None);
@@ -156,7 +163,15 @@ impl FrontDoor {
         stage::enter(Stage::Infer);
         let rows = admitted.rows();
         let inputs = self.copy_inputs.then(|| admitted.inputs().to_vec());
-        match model.infer(admitted, deadline.at).await {
+        let budget = deadline.at.saturating_duration_since(deadline.arrived);
+        let shadow = leg
+            .as_ref()
+            .and_then(|leg| leg.prepare_shadow(&admitted, budget));
+        let result = model.infer(admitted, deadline.at).await;
+        if let Some(leg) = leg {
+            leg.finish(result.as_ref(), deadline.arrived.elapsed(), rows, shadow);
+        }
+        match result {
             Ok(answer) => {
                 report(
                     Some(&model),
@@ -184,21 +199,20 @@ impl FrontDoor {
     /// decoded and admitted, the body dropped.
     async fn admit<C: Codec>(
         &self,
-        model: String,
-        version: Option<String>,
+        route: Result<Route, LookupError>,
         deadline: Deadline,
         size: usize,
         mut codec: C,
-    ) -> Result<(C, Arc<ModelVersion>, Admitted), Refused> {
+    ) -> Result<(C, Arc<ModelVersion>, Option<Leg>, Admitted), Refused> {
         let slot = DecodeSlot::acquire(&self.large_bodies, size, deadline).await?;
-        let registry = Arc::clone(&self.registry);
         let admitted = slot
             .run(move || {
                 stage::enter(Stage::Decode);
                 codec.check()?;
-                let model = registry
-                    .get(&model, version.as_deref())
-                    .map_err(ApiError::from)?;
+                let Route {
+                    version: model,
+                    leg,
+                } = route.map_err(ApiError::from)?;
                 let admitted = match codec.decode(&model) {
                     Ok(inputs) => {
                         stage::enter(Stage::Admit);
@@ -211,7 +225,7 @@ impl FrontDoor {
                 };
                 codec.release();
                 match admitted {
-                    Ok(admitted) => Ok((codec, model, admitted)),
+                    Ok(admitted) => Ok((codec, model, leg, admitted)),
                     Err(err) => Err(Refused {
                         error: predict_error(&model, err),
                         model: Some(model),

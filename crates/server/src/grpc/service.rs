@@ -96,12 +96,14 @@ impl Inference {
         request: ModelInferRequest,
         request_id: String,
         deadline: Deadline,
+        sticky: &axum::http::HeaderMap,
     ) -> Result<(ModelInferResponse, Option<ServedBy>), ApiError> {
         let answered = self
             .state
             .door
             .infer(Call {
                 protocol: Protocol::Grpc,
+                sticky,
                 request_id,
                 model: request.model_name.clone(),
                 version: (!request.model_version.is_empty()).then(|| request.model_version.clone()),
@@ -249,7 +251,8 @@ impl GrpcInferenceService for Inference {
                 let deadline = extensions.get::<Deadline>().copied().unwrap_or_else(|| {
                     Deadline::new(Instant::now(), None, self.state.request_timeout)
                 });
-                self.infer(asked, request_id.clone(), deadline).await
+                self.infer(asked, request_id.clone(), deadline, metadata.as_ref())
+                    .await
             },
         )
         .await

@@ -44,6 +44,7 @@ pub(super) fn check_with_example(
         version: 1,
         graph: graph.to_path_buf(),
         manifest: Some(written),
+        default: true,
     };
     let Some(first) = examples.first() else {
         manifest.example = None;

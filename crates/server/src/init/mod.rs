@@ -435,6 +435,8 @@ fn describe(
         manifest: Manifest {
             backend: BackendChoice::Auto,
             version: None,
+            version_policy: None,
+            rollout: None,
             features,
             outputs: outputs(&signature.outputs, classes),
             batching: Batching::default(),

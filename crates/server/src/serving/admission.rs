@@ -39,6 +39,23 @@ impl Admitted {
         &self.inputs
     }
 
+    /// A copy of these inputs for another version (its graph's `signature` and identity
+    /// `version_id`) whose graph takes the same inputs (a rollout's pair, checked when the pair
+    /// is made), asking for all its outputs. `None` when that graph's inputs differ.
+    pub(super) fn copy_for(&self, signature: &Signature, version_id: u64) -> Option<Admitted> {
+        let accepts = self.inputs.iter().all(|tensor| {
+            signature.inputs.iter().any(|spec| {
+                spec.name == tensor.name && spec.data_type == tensor.tensor.data.data_type()
+            })
+        });
+        accepts.then(|| Admitted {
+            inputs: self.inputs.clone(),
+            outputs: Vec::new(),
+            rows: self.rows,
+            admitted_by: version_id,
+        })
+    }
+
     /// The inputs, the outputs asked for and the row count, for the version whose identity is
     /// `version_id`; `None` if another version admitted them (whose contract may differ).
     pub(super) fn into_parts(

@@ -55,6 +55,9 @@ pub enum LoadError {
     /// The engine loaded the graph but could not run it at all (not a matter of the row).
     #[error("the engine loads model `{model}` but cannot run it: {reason}")]
     EngineRun { model: String, reason: String },
+    /// The manifest's rollout cannot be set up on the versions loaded.
+    #[error("the rollout of model `{model}` cannot start: {reason}")]
+    Rollout { model: String, reason: String },
     #[error("cannot start the inference thread of model `{model}`: {source}")]
     Worker {
         model: String,
@@ -90,6 +93,10 @@ impl LoadError {
     /// The fix for this failure, when there is one.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
+        LoadError::Rollout { .. } => "a rollout's candidate must take the same graph inputs and \
+            answer the same outputs as the default version (export both with the same input \
+            types and options), or remove `[rollout]` and reach each version by its URL"
+            .to_owned(),
         LoadError::Read { source, .. } => io_hint(source),
         LoadError::NotOnnx {
             kind: NotOnnx::Pickle | NotOnnx::CompressedJoblib,

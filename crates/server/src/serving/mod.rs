@@ -1,5 +1,6 @@
 //! Where a request is admitted, waits and runs: the contract gate ([`Admitted`] is the only
 //! thing a model version runs), the served model versions (loaded, contract-checked, warmed up),
+//! each model's set of versions and the rollout of a candidate among them,
 //! the scheduler that batches their requests onto worker threads, the output guards, the
 //! registry of what is served, and the repository they come from and are reloaded from.
 //!
@@ -18,7 +19,9 @@ mod predict_error;
 mod registry;
 mod reload;
 mod repository;
+mod rollout;
 mod scheduler;
+mod version_set;
 mod watch;
 
 pub use admission::{Admitted, TensorRequest};
@@ -30,10 +33,14 @@ pub use drift::{
 pub use load_error::LoadError;
 pub use model::{ModelVersion, OnnxRuntimeSessions, Serving, sha256_hex};
 pub use predict_error::PredictError;
-pub use registry::{LookupError, ModelEntry, ModelRegistry};
+pub use registry::{ChangeError, LookupError, ModelEntry, ModelRegistry};
 pub use reload::{IndexEntry, ReloadError, Reloader};
 pub use repository::{
     MANIFEST_FILE, MODEL_FILE, ModelSource, RepositoryError, scan as scan_repository,
 };
+pub use rollout::{
+    ComparisonFigures, Confusion, DeltaQuantiles, Leg, Rollout, RolloutReport, ShadowRun, StickyKey,
+};
 pub use scheduler::{Answer, Counters, InferError, Timings};
+pub use version_set::{RolloutChange, Route, VersionSet};
 pub use watch::{WatchMode, spawn as watch_repository};

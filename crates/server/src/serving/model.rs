@@ -276,6 +276,11 @@ impl ModelVersion {
         opened.serve(source, backend, serving)
     }
 
+    /// The identity that marks inputs this version admitted.
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
     fn gate(&self) -> Gate<'_> {
         Gate {
             name: &self.name,

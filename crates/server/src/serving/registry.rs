@@ -1,5 +1,5 @@
-//! The set of models the server knows and the state of each: which version is served, or why
-//! none is. Readiness is derived from it, never stored beside it.
+//! The set of models the server knows and the state of each: which versions are served (a
+//! [`VersionSet`]), or why none is. Readiness is derived from it, never stored beside it.
 //!
 //! The map sits behind one pointer that is swapped whole (copy on write): a request takes the
 //! current snapshot, finds its version and holds that version's `Arc` until it has answered, so
@@ -12,12 +12,14 @@ use std::sync::{Arc, RwLock};
 
 use crate::metrics::{ModelState, ServedVersion};
 use crate::serving::model::ModelVersion;
+use crate::serving::rollout::StickyKey;
+use crate::serving::version_set::{Route, VersionSet};
 
 /// One model's state.
 #[derive(Debug, Clone)]
 pub enum ModelEntry {
-    /// Loaded, checked and warmed up.
-    Ready(Arc<ModelVersion>),
+    /// Every version loaded, checked and warmed up.
+    Ready(Arc<VersionSet>),
     /// Known but not servable (loading, or failed with the reason given).
     Unavailable { reason: String },
     /// Unloaded through the repository API; not counted against readiness.
@@ -42,6 +44,7 @@ pub enum LookupError {
     #[error("unknown model `{0}`")]
     UnknownModel(String),
     #[error("model `{model}` has no version {requested}; it serves version {served}")]
+    // `served` lists every loaded version: `1, 2`.
     UnknownVersion {
         model: String,
         requested: String,
@@ -49,6 +52,15 @@ pub enum LookupError {
     },
     #[error("model `{model}` is not ready: {reason}")]
     NotReady { model: String, reason: String },
+}
+
+/// Why a change of a model's versions was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Lookup(LookupError),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The models by name.
@@ -66,21 +78,31 @@ impl ModelRegistry {
     pub fn states(&self) -> Vec<ModelState> {
         self.snapshot()
             .iter()
-            .map(|(name, entry)| ModelState {
-                name: name.clone(),
-                served: match entry {
-                    ModelEntry::Ready(model) => Some(ServedVersion {
-                        version: model.version,
-                        queued: model.counters().queued.load(Ordering::Relaxed) as u64,
-                        drift: model
-                            .drift
-                            .as_ref()
-                            .map(|monitor| monitor.report().figures())
-                            .unwrap_or_default(),
-                    }),
-                    ModelEntry::Unavailable { .. }
-                    | ModelEntry::Unloaded
-                    | ModelEntry::Rejected { .. } => None,
+            .map(|(name, entry)| match entry {
+                ModelEntry::Ready(set) => ModelState {
+                    name: name.clone(),
+                    default_version: Some(set.default_version().version),
+                    served: set
+                        .versions()
+                        .map(|model| ServedVersion {
+                            version: model.version,
+                            queued: model.counters().queued.load(Ordering::Relaxed) as u64,
+                            drift: model
+                                .drift
+                                .as_ref()
+                                .map(|monitor| monitor.report().figures())
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                    rollout: set.rollout().map(|rollout| rollout.gauges()),
+                },
+                ModelEntry::Unavailable { .. }
+                | ModelEntry::Unloaded
+                | ModelEntry::Rejected { .. } => ModelState {
+                    name: name.clone(),
+                    default_version: None,
+                    served: Vec::new(),
+                    rollout: None,
                 },
             })
             .collect()
@@ -127,8 +149,34 @@ impl ModelRegistry {
         }
     }
 
-    /// The served version of `name`, checked against the `version` a URL asked for.
-    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, LookupError> {
+    /// Replaces the versions of ready model `name` with `change` of them (a new default or
+    /// rollout), under the write lock so two changes never lose one another.
+    pub fn change(
+        &self,
+        name: &str,
+        change: impl FnOnce(&VersionSet) -> Result<VersionSet, String>,
+    ) -> Result<Arc<VersionSet>, ChangeError> {
+        let mut guard = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let current = match guard.get(name) {
+            Some(ModelEntry::Ready(set)) => Arc::clone(set),
+            _ => {
+                drop(guard);
+                return Err(ChangeError::Lookup(
+                    self.versions(name)
+                        .err()
+                        .unwrap_or_else(|| LookupError::UnknownModel(name.to_owned())),
+                ));
+            }
+        };
+        let changed = Arc::new(change(&current).map_err(ChangeError::Invalid)?);
+        let mut models = Models::clone(&guard);
+        models.insert(name.to_owned(), ModelEntry::Ready(Arc::clone(&changed)));
+        *guard = Arc::new(models);
+        Ok(changed)
+    }
+
+    /// The versions of `name`, when it is ready.
+    pub fn versions(&self, name: &str) -> Result<Arc<VersionSet>, LookupError> {
         match self.snapshot().get(name) {
             None => Err(LookupError::UnknownModel(name.to_owned())),
             Some(ModelEntry::Unavailable { reason } | ModelEntry::Rejected { reason }) => {
@@ -144,16 +192,50 @@ impl ModelRegistry {
                      serves it again"
                 ),
             }),
-            Some(ModelEntry::Ready(model)) => match version {
-                Some(requested) if requested.parse::<u64>().ok() != Some(model.version) => {
-                    Err(LookupError::UnknownVersion {
-                        model: name.to_owned(),
-                        requested: requested.to_owned(),
-                        served: model.version.to_string(),
-                    })
-                }
-                _ => Ok(Arc::clone(model)),
-            },
+            Some(ModelEntry::Ready(set)) => Ok(Arc::clone(set)),
         }
+    }
+
+    /// The version of `name` a URL asked for (`None`: the default one).
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<ModelVersion>, LookupError> {
+        let set = self.versions(name)?;
+        match version {
+            None => Ok(Arc::clone(set.default_version())),
+            Some(requested) => requested
+                .parse::<u64>()
+                .ok()
+                .and_then(|number| set.version(number))
+                .cloned()
+                .ok_or_else(|| unknown_version(name, requested, &set)),
+        }
+    }
+
+    /// Where a request for `name` goes: the `version` it names, or the default one or, under a
+    /// rollout, the canary's pick (sticky by `sticky`'s header).
+    pub fn route(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        sticky: &(dyn StickyKey + Sync),
+    ) -> Result<Route, LookupError> {
+        let set = self.versions(name)?;
+        let number = match version {
+            None => None,
+            Some(requested) => Some(
+                requested
+                    .parse::<u64>()
+                    .map_err(|_| unknown_version(name, requested, &set))?,
+            ),
+        };
+        set.route(number, sticky)
+            .ok_or_else(|| unknown_version(name, version.unwrap_or_default(), &set))
+    }
+}
+
+fn unknown_version(name: &str, requested: &str, set: &VersionSet) -> LookupError {
+    LookupError::UnknownVersion {
+        model: name.to_owned(),
+        requested: warden_contract::clip(requested).into_owned(),
+        served: set.numbers(),
     }
 }

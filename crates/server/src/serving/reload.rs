@@ -1,9 +1,12 @@
 //! Hot reload: bringing what is served in line with the repository on disk, one model at a
 //! time, without dropping a request.
 //!
-//! A changed model's new version is loaded beside the one being served and goes through every
+//! A changed model's new versions are loaded beside the ones being served and go through every
 //! check a start-up load does (file format, checksum, contract against the graph, warm-up,
-//! output guards); only then is it swapped into the [`ModelRegistry`]. Requests in flight keep
+//! output guards); only then is the model's new [`VersionSet`] swapped into the
+//! [`ModelRegistry`]. A version whose graph and contract did not change is kept as it is, not
+//! loaded again: a manifest edit that changes only the default version, the version policy or
+//! the rollout swaps no graph, and a rollout of the same pair keeps its figures. Requests in flight keep
 //! the version they started on; the old one is freed when its last request ends, so memory
 //! during a swap is at most old + new. A version that fails is not served: the previous one
 //! keeps serving, readiness does not change, and the failure is logged and counted; it is not
@@ -21,9 +24,13 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
+use warden_contract::Manifest;
+
 use crate::serving::backends::{Backends, load_to_serve};
+use crate::serving::model::ModelVersion;
 use crate::serving::registry::{ModelEntry, ModelRegistry};
 use crate::serving::repository::{self, MANIFEST_FILE, ModelSource, ScannedModel};
+use crate::serving::version_set::VersionSet;
 
 /// Keeps the registry in line with the repository.
 #[derive(Debug)]
@@ -39,39 +46,54 @@ pub struct Reloader {
 /// What the reloader remembers about one model.
 #[derive(Debug, Default)]
 struct Tracked {
-    /// The files of the version being served.
+    /// The files of the versions being served.
     served: Option<Fingerprint>,
+    /// The contract part of the manifest they were loaded with (see
+    /// [`Manifest::contract_part`]): a version is reused only under the same one.
+    contract: Option<Manifest>,
     /// The last files that failed, and why: not retried until they change.
     failed: Option<(Failed, String)>,
     /// Unloaded through the repository API: rescans leave it alone until it is loaded again.
     unloaded: bool,
 }
 
-/// What identifies a version's files without reading them: the version number and the size and
-/// modification time of the graph and the manifest.
+/// What identifies one version's graph file without reading it: its size and modification time.
+type FileStamp = Option<(u64, SystemTime)>;
+
+/// What identifies a model's files without reading them: each version to load with its graph's
+/// stamp, and the manifest's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fingerprint {
-    version: u64,
-    graph: Option<(u64, SystemTime)>,
-    manifest: Option<(u64, SystemTime)>,
+    versions: Vec<(u64, FileStamp)>,
+    manifest: FileStamp,
+}
+
+fn stamp(path: &Path) -> FileStamp {
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.len(), metadata.modified().ok()?))
 }
 
 impl Fingerprint {
-    fn of(source: &ModelSource) -> Fingerprint {
-        let stat = |path: &Path| {
-            let metadata = std::fs::metadata(path).ok()?;
-            Some((metadata.len(), metadata.modified().ok()?))
-        };
-        let manifest = source
-            .manifest
-            .as_ref()
-            .and_then(|_| source.graph.parent()?.parent())
-            .and_then(|dir| stat(&dir.join(MANIFEST_FILE)));
+    fn of(sources: &[ModelSource]) -> Fingerprint {
+        let manifest = sources
+            .first()
+            .filter(|s| s.manifest.is_some())
+            .and_then(|s| s.graph.parent()?.parent())
+            .and_then(|dir| stamp(&dir.join(MANIFEST_FILE)));
         Fingerprint {
-            version: source.version,
-            graph: stat(&source.graph),
+            versions: sources
+                .iter()
+                .map(|s| (s.version, stamp(&s.graph)))
+                .collect(),
             manifest,
         }
+    }
+
+    fn graph(&self, version: u64) -> Option<&FileStamp> {
+        self.versions
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, stamp)| stamp)
     }
 }
 
@@ -85,7 +107,8 @@ enum Failed {
 /// What a reload did to one model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// A version was loaded and swapped in (`previous` is the one it replaced).
+    /// A new set of versions was swapped in (`version` its default, `previous` the default of
+    /// the set it replaced).
     Loaded { version: u64, previous: Option<u64> },
     /// Nothing to do: the served files did not change, or the same failing files are still there.
     Unchanged,
@@ -135,18 +158,26 @@ impl Reloader {
                 metrics.loads.with_label_values(&[name.as_str()]).inc();
             }
         }
-        let tracked = sources
-            .iter()
-            .map(|source| {
-                let served = matches!(snapshot.get(&source.name), Some(ModelEntry::Ready(_)))
-                    .then(|| Fingerprint::of(source));
-                (
-                    source.name.clone(),
-                    Tracked {
-                        served,
-                        ..Tracked::default()
-                    },
-                )
+        let mut by_model: BTreeMap<String, Vec<ModelSource>> = BTreeMap::new();
+        for source in sources {
+            by_model
+                .entry(source.name.clone())
+                .or_default()
+                .push(source.clone());
+        }
+        let tracked = by_model
+            .into_iter()
+            .map(|(name, sources)| {
+                let ready = matches!(snapshot.get(&name), Some(ModelEntry::Ready(_)));
+                let tracked = Tracked {
+                    served: ready.then(|| Fingerprint::of(&sources)),
+                    contract: sources
+                        .first()
+                        .and_then(|s| s.manifest.as_ref())
+                        .map(Manifest::contract_part),
+                    ..Tracked::default()
+                };
+                (name, tracked)
             })
             .collect();
         Reloader {
@@ -248,7 +279,14 @@ impl Reloader {
             .map(|scanned| {
                 scanned
                     .into_iter()
-                    .map(|m| (m.name, m.source.ok().map(|s| s.version)))
+                    .map(|m| {
+                        let default = m
+                            .source
+                            .ok()
+                            .and_then(|s| s.into_iter().find(|s| s.default))
+                            .map(|s| s.version);
+                        (m.name, default)
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -262,8 +300,8 @@ impl Reloader {
                     .map(|(_, reason)| reason.clone());
                 let disk_version = on_disk.get(name).copied().flatten();
                 let (version, state, reason) = match snapshot.get(name) {
-                    Some(ModelEntry::Ready(model)) => (
-                        Some(model.version),
+                    Some(ModelEntry::Ready(set)) => (
+                        Some(set.default_version().version),
                         "READY",
                         failure
                             .map(|f| format!("a newer version is not served: {f}"))
@@ -294,8 +332,8 @@ impl Reloader {
     /// Brings one model in line with its files; `retry` also retries files that failed before.
     fn refresh(&self, tracked: &mut Tracked, model: ScannedModel, retry: bool) -> Change {
         let name = model.name;
-        let source = match model.source {
-            Ok(source) => source,
+        let sources = match model.source {
+            Ok(sources) => sources,
             Err(err) => {
                 let key = Failed::Scan(err.to_string());
                 if !retry && tracked.failed.as_ref().is_some_and(|(k, _)| *k == key) {
@@ -304,41 +342,103 @@ impl Reloader {
                 return self.failed(tracked, &name, None, key, err.to_string());
             }
         };
-        let fingerprint = Fingerprint::of(&source);
-        let serving = matches!(
-            self.registry.snapshot().get(&name),
-            Some(ModelEntry::Ready(_))
-        );
-        if serving && tracked.served.as_ref() == Some(&fingerprint) {
+        let fingerprint = Fingerprint::of(&sources);
+        let current = match self.registry.snapshot().get(&name) {
+            Some(ModelEntry::Ready(set)) => Some(Arc::clone(set)),
+            _ => None,
+        };
+        if current.is_some() && tracked.served.as_ref() == Some(&fingerprint) {
             return Change::Unchanged;
         }
         let key = Failed::Files(fingerprint.clone());
         if !retry && tracked.failed.as_ref().is_some_and(|(k, _)| *k == key) {
             return Change::Unchanged;
         }
-        match load_to_serve(&source, &self.backends) {
-            Ok(model) => {
-                let version = model.version;
+        let contract = sources
+            .first()
+            .and_then(|s| s.manifest.as_ref())
+            .map(Manifest::contract_part);
+        let default = sources.iter().find(|s| s.default).map_or(0, |s| s.version);
+        match self.assemble(
+            tracked,
+            &sources,
+            &fingerprint,
+            contract.as_ref(),
+            current.as_deref(),
+        ) {
+            Ok(set) => {
+                let version = set.default_version().version;
                 let previous = match self
                     .registry
-                    .update(&name, Some(ModelEntry::Ready(Arc::new(model))))
+                    .update(&name, Some(ModelEntry::Ready(Arc::new(set))))
                 {
-                    Some(ModelEntry::Ready(old)) => Some(old.version),
+                    Some(ModelEntry::Ready(old)) => Some(old.default_version().version),
                     _ => None,
                 };
                 tracked.served = Some(fingerprint);
+                tracked.contract = contract;
                 tracked.failed = None;
                 self.metrics.loads.with_label_values(&[name.as_str()]).inc();
                 tracing::info!(
                     model = %name,
                     version,
+                    versions = ?sources.iter().map(|s| s.version).collect::<Vec<_>>(),
                     previous_version = previous,
-                    "new version swapped in; the previous one finishes its in-flight requests"
+                    "model's versions swapped in; the previous ones finish their in-flight requests"
                 );
                 Change::Loaded { version, previous }
             }
-            Err(err) => self.failed(tracked, &name, Some(source.version), key, err.to_string()),
+            Err((version, err)) => self.failed(tracked, &name, version.or(Some(default)), key, err),
         }
+    }
+
+    /// The model's new set: each version reused from `current` when its graph and the contract
+    /// did not change, else loaded and checked; the first failure (with its version) stops it.
+    fn assemble(
+        &self,
+        tracked: &Tracked,
+        sources: &[ModelSource],
+        fingerprint: &Fingerprint,
+        contract: Option<&Manifest>,
+        current: Option<&VersionSet>,
+    ) -> Result<VersionSet, (Option<u64>, String)> {
+        let same_contract = tracked.contract.as_ref() == contract;
+        let mut versions: Vec<Arc<ModelVersion>> = Vec::with_capacity(sources.len());
+        for source in sources {
+            let unchanged = same_contract
+                && tracked
+                    .served
+                    .as_ref()
+                    .and_then(|served| served.graph(source.version))
+                    == fingerprint.graph(source.version);
+            let kept = current
+                .filter(|_| unchanged)
+                .and_then(|set| set.version(source.version));
+            match kept {
+                Some(version) => versions.push(Arc::clone(version)),
+                None => match load_to_serve(source, &self.backends) {
+                    Ok(model) => versions.push(Arc::new(model)),
+                    Err(err) => return Err((Some(source.version), err.to_string())),
+                },
+            }
+        }
+        let same_versions = current.is_some_and(|set| {
+            set.versions().count() == versions.len()
+                && versions
+                    .iter()
+                    .all(|v| set.version(v.version).is_some_and(|c| Arc::ptr_eq(c, v)))
+        });
+        let default = sources.iter().find(|s| s.default).map_or(0, |s| s.version);
+        let manifest = sources.first().and_then(|s| s.manifest.as_ref());
+        let result = match (current, same_versions) {
+            (Some(set), true) => set.rearranged(
+                default,
+                manifest.and_then(|m| m.rollout.as_ref()),
+                &manifest.map(|m| m.drift.clone()).unwrap_or_default(),
+            ),
+            _ => VersionSet::of_sources(sources, versions),
+        };
+        result.map_err(|err| (None, err.to_string()))
     }
 
     /// `reason` with the repository's own path cut from the paths in it: the index and
@@ -364,7 +464,7 @@ impl Reloader {
         let reason = self.relative(&reason);
         self.metrics.load_failures.with_label_values(&[name]).inc();
         let served = match self.registry.snapshot().get(name) {
-            Some(ModelEntry::Ready(model)) => Some(model.version),
+            Some(ModelEntry::Ready(set)) => Some(set.default_version().version),
             _ => None,
         };
         tracing::error!(

@@ -2,9 +2,11 @@
 //! where its files are. Scanning only reads directory listings and manifests; loading graphs is
 //! the job of `serving::model`.
 //!
-//! Layout (as TF Serving and Triton): `REPO/NAME/warden.toml` and `REPO/NAME/VERSION/model.onnx`,
-//! the highest numeric version served unless the manifest pins one. A single `.onnx` file is a
-//! repository of one model, named after the file, version 1, without a manifest.
+//! Layout (as TF Serving and Triton): `REPO/NAME/warden.toml` and `REPO/NAME/VERSION/model.onnx`.
+//! Which versions are loaded is the manifest's: the default one (pinned by `version`, else the
+//! highest version folder other than a rollout's candidate), the rollout's candidate, and those
+//! its `version_policy` names. A single `.onnx` file is a repository of one model, named after
+//! the file, version 1, without a manifest.
 //!
 //! Only names read from the repository's own listing become paths; a name from a URL is looked
 //! up in that listing, never joined onto a path. An entry that resolves outside the repository
@@ -32,6 +34,8 @@ pub struct ModelSource {
     pub graph: PathBuf,
     /// `None` for a bare `.onnx` file: the contract is then what the graph declares.
     pub manifest: Option<Manifest>,
+    /// Whether this version answers requests that name none.
+    pub default: bool,
 }
 
 impl ModelSource {
@@ -65,12 +69,17 @@ pub enum RepositoryError {
     },
     #[error("model `{model}` has no version folder with a {MODEL_FILE} in {path}")]
     NoVersion { model: String, path: PathBuf },
-    #[error("model `{model}` pins version {version}, but {path} does not exist")]
+    #[error("model `{model}` names version {version} in its manifest, but {path} does not exist")]
     PinnedVersionMissing {
         model: String,
         version: u64,
         path: PathBuf,
     },
+    #[error(
+        "model `{model}` has no version to serve by default in {path}: its only version is the \
+         rollout's candidate; add the version it is compared with, or pin `version`"
+    )]
+    NoDefault { model: String, path: PathBuf },
     #[error("{path} resolves outside the model repository (to {target}); refused")]
     OutsideRepository { path: PathBuf, target: PathBuf },
 }
@@ -85,25 +94,29 @@ impl RepositoryError {
             | RepositoryError::Manifest { path, .. }
             | RepositoryError::NoVersion { path, .. }
             | RepositoryError::PinnedVersionMissing { path, .. }
+            | RepositoryError::NoDefault { path, .. }
             | RepositoryError::OutsideRepository { path, .. } => path,
         }
     }
 }
 
-/// One model folder of a repository: its name (from the listing) and what scanning it found.
+/// One model folder of a repository: its name (from the listing) and what scanning it found:
+/// the versions to load, ascending, one of them the default.
 #[derive(Debug)]
 pub(super) struct ScannedModel {
     pub name: String,
-    pub source: Result<ModelSource, RepositoryError>,
+    pub source: Result<Vec<ModelSource>, RepositoryError>,
 }
 
-/// Finds every model under `path` (a repository folder or one `.onnx` file); the first model
-/// that cannot be served fails the scan.
+/// Finds every model version to load under `path` (a repository folder or one `.onnx` file),
+/// model after model, each model's versions ascending; the first model that cannot be served
+/// fails the scan.
 pub fn scan(path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
-    scan_each(path)?
-        .into_iter()
-        .map(|model| model.source)
-        .collect()
+    let mut sources = Vec::new();
+    for model in scan_each(path)? {
+        sources.extend(model.source?);
+    }
+    Ok(sources)
 }
 
 /// Finds every model under `path`, each with its own outcome, so one broken model folder does
@@ -116,12 +129,13 @@ pub(super) fn scan_each(path: &Path) -> Result<Vec<ScannedModel>, RepositoryErro
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".to_owned());
         return Ok(vec![ScannedModel {
-            source: Ok(ModelSource {
+            source: Ok(vec![ModelSource {
                 name: name.clone(),
                 version: 1,
                 graph: path.to_path_buf(),
                 manifest: None,
-            }),
+                default: true,
+            }]),
             name,
         }]);
     }
@@ -138,11 +152,13 @@ pub(super) fn scan_each(path: &Path) -> Result<Vec<ScannedModel>, RepositoryErro
         let manifest_path = entry.join(MANIFEST_FILE);
         let source = match readable(&entry).and_then(|()| is_file(&manifest_path)) {
             Ok(false) => continue,
-            Ok(true) => scan_model(&entry, &manifest_path).and_then(|source| {
-                for inside in [&entry, &manifest_path, &source.graph] {
-                    confined(&root, inside)?;
+            Ok(true) => scan_model(&entry, &manifest_path).and_then(|sources| {
+                confined(&root, &entry)?;
+                confined(&root, &manifest_path)?;
+                for source in &sources {
+                    confined(&root, &source.graph)?;
                 }
-                Ok(source)
+                Ok(sources)
             }),
             Err(err) => Err(err),
         };
@@ -169,7 +185,7 @@ fn confined(root: &Path, path: &Path) -> Result<(), RepositoryError> {
     }
 }
 
-fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, RepositoryError> {
+fn scan_model(dir: &Path, manifest_path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -180,47 +196,69 @@ fn scan_model(dir: &Path, manifest_path: &Path) -> Result<ModelSource, Repositor
         path: manifest_path.to_path_buf(),
         source,
     })?;
-    let version = match manifest.version {
-        Some(pinned) => {
-            let graph = dir.join(pinned.to_string()).join(MODEL_FILE);
-            if !is_file(&graph)? {
-                return Err(RepositoryError::PinnedVersionMissing {
-                    model: name,
-                    version: pinned,
-                    path: graph,
-                });
-            }
-            pinned
+    // Every version folder holding a graph, ascending.
+    let mut on_disk = Vec::new();
+    for entry in subfolders(dir)? {
+        let Some(version) = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        // An unreadable version folder is an error, not a version to pass over: the next lower
+        // one would be served in its place without a word.
+        readable(&entry)?;
+        if is_file(&entry.join(MODEL_FILE))? {
+            on_disk.push(version);
         }
-        None => {
-            let mut highest = None;
-            for entry in subfolders(dir)? {
-                let Some(version) = entry
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                // An unreadable version folder is an error, not a version to pass over: the
-                // next lower one would be served in its place without a word.
-                readable(&entry)?;
-                if is_file(&entry.join(MODEL_FILE))? && highest < Some(version) {
-                    highest = Some(version);
-                }
-            }
-            highest.ok_or_else(|| RepositoryError::NoVersion {
-                model: name.clone(),
-                path: dir.to_path_buf(),
-            })?
-        }
+    }
+    on_disk.sort_unstable();
+    let candidate = manifest.rollout.as_ref().map(|r| r.candidate);
+    let default = match manifest.version {
+        Some(pinned) => pinned,
+        None => on_disk
+            .iter()
+            .rev()
+            .copied()
+            .find(|&v| Some(v) != candidate)
+            .ok_or_else(|| match on_disk.is_empty() {
+                true => RepositoryError::NoVersion {
+                    model: name.clone(),
+                    path: dir.to_path_buf(),
+                },
+                false => RepositoryError::NoDefault {
+                    model: name.clone(),
+                    path: dir.to_path_buf(),
+                },
+            })?,
     };
-    Ok(ModelSource {
-        graph: dir.join(version.to_string()).join(MODEL_FILE),
-        name,
-        version,
-        manifest: Some(manifest),
-    })
+    let mut wanted = manifest
+        .version_policy
+        .as_ref()
+        .map(|policy| policy.select(&on_disk))
+        .unwrap_or_default();
+    wanted.insert(default);
+    wanted.extend(candidate);
+    let mut sources = Vec::with_capacity(wanted.len());
+    for version in wanted {
+        let graph = dir.join(version.to_string()).join(MODEL_FILE);
+        if !on_disk.contains(&version) {
+            return Err(RepositoryError::PinnedVersionMissing {
+                model: name,
+                version,
+                path: graph,
+            });
+        }
+        sources.push(ModelSource {
+            graph,
+            name: name.clone(),
+            version,
+            manifest: Some(manifest.clone()),
+            default: version == default,
+        });
+    }
+    Ok(sources)
 }
 
 /// Folders that are never model folders: hidden ones (`.git`, the `..data` of a Kubernetes

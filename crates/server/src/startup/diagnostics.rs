@@ -54,6 +54,7 @@ impl StartupError {
                 RepositoryError::NotFound { .. }
                 | RepositoryError::NoVersion { .. }
                 | RepositoryError::PinnedVersionMissing { .. }
+                | RepositoryError::NoDefault { .. }
                 | RepositoryError::Empty { .. } => exit::NO_INPUT,
                 RepositoryError::Manifest { .. } | RepositoryError::OutsideRepository { .. } => {
                     exit::DATA
@@ -99,9 +100,11 @@ impl StartupError {
                 "a repository holds NAME/{MANIFEST_FILE} and NAME/1/{MODEL_FILE} for each model \
                  (`warden init` writes both); or pass a single .onnx file"
             ),
-            StartupError::Repository(RepositoryError::PinnedVersionMissing { .. }) => {
-                "remove `version` from the manifest to serve the highest version, or add that version's folder".to_owned()
-            }
+            StartupError::Repository(
+                RepositoryError::PinnedVersionMissing { .. } | RepositoryError::NoDefault { .. },
+            ) => "add that version's folder, or remove the version from the manifest's `version`, \
+                  `version_policy` or `[rollout] candidate`"
+                .to_owned(),
             StartupError::Repository(RepositoryError::Manifest { .. }) => {
                 "fix the manifest; unknown keys are rejected so a typo never switches a check off"
                     .to_owned()

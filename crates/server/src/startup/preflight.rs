@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::serving;
 use crate::serving::Serving;
-use crate::serving::{Backends, load_to_serve};
+use crate::serving::{Backends, ModelSource, ModelVersion, VersionSet, load_to_serve};
 use crate::serving::{ModelEntry, ModelRegistry};
 use crate::startup;
 use crate::startup::config::{self, EnvSource, Flags, GrpcPort, ServeConfig};
@@ -320,7 +320,12 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
 
     let mut models = BTreeMap::new();
     let mut failures = Vec::new();
+    let mut loaded: BTreeMap<String, Vec<Arc<ModelVersion>>> = BTreeMap::new();
     for source in &sources {
+        if models.contains_key(&source.name) {
+            // An earlier version of this model failed: the model is not served.
+            continue;
+        }
         let check = format!("model {} version {}", source.name, source.version);
         let Some(backends) = &backends else {
             list.skipped(check, "needs an inference engine");
@@ -341,7 +346,10 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
                         &model.sha256[..12]
                     ),
                 );
-                models.insert(source.name.clone(), ModelEntry::Ready(Arc::new(model)));
+                loaded
+                    .entry(source.name.clone())
+                    .or_default()
+                    .push(Arc::new(model));
             }
             Err(err) => {
                 tracing::error!(model = %source.name, error = %err, "model failed to load");
@@ -362,15 +370,63 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
             }
         }
     }
+    // Each model whose versions all loaded is served as one set (its default and rollout).
+    for (name, versions) in loaded {
+        if models.contains_key(&name) {
+            continue;
+        }
+        let of_model: Vec<ModelSource> =
+            sources.iter().filter(|s| s.name == name).cloned().collect();
+        match VersionSet::of_sources(&of_model, versions) {
+            Ok(set) => {
+                if let Some(rollout) = set.rollout() {
+                    let [default, candidate] = rollout.versions();
+                    list.ok(
+                        format!("model {name} rollout"),
+                        format!(
+                            "candidate version {} beside default version {}: canary {}, shadow {}",
+                            candidate.version,
+                            default.version,
+                            rollout.canary_share(),
+                            rollout.shadow_share()
+                        ),
+                    );
+                }
+                models.insert(name, ModelEntry::Ready(Arc::new(set)));
+            }
+            Err(err) => {
+                tracing::error!(model = %name, error = %err, "model failed to load");
+                list.items.push(CheckItem {
+                    check: format!("model {name} rollout"),
+                    status: Status::Failed,
+                    detail: err.to_string(),
+                    problems: Vec::new(),
+                    hint: err.hint(),
+                });
+                models.insert(
+                    name.clone(),
+                    ModelEntry::Unavailable {
+                        reason: format!("failed to load (exit code {})", err.exit_code()),
+                    },
+                );
+                failures.push((name, err));
+            }
+        }
+    }
+    let model_count = sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     if !failures.is_empty() {
-        if config.allow_partial && failures.len() < sources.len() {
+        if config.allow_partial && failures.len() < model_count {
             tracing::warn!(
                 failed = failures.len(),
-                total = sources.len(),
+                total = model_count,
                 "--allow-partial: serving the models that loaded; the others report not ready"
             );
         } else {
-            let total = sources.len();
+            let total = model_count;
             // The per-model lines are already on the list; record the failure without a new line.
             if list.first_failure.is_none() {
                 list.first_failure = Some(StartupError::Models { total, failures });

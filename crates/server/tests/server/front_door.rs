@@ -338,6 +338,7 @@ async fn a_requests_own_deadline_bounds_its_wait_for_a_decode_permit() {
     let server_timeout = Duration::from_secs(30);
     let call = |id: &str, asked: Option<Duration>| Call {
         protocol: Protocol::RestV2,
+        sticky: &(),
         request_id: id.to_owned(),
         model: "iris".into(),
         version: None,
