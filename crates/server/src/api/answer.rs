@@ -1,6 +1,7 @@
 //! An [`ApiError`] as an HTTP answer: its status, its JSON body, and the headers some codes
 //! carry (`Retry-After`, `Connection: close`, `WWW-Authenticate`); extensions tell the access
-//! log the code, the violation types and the model version it is about.
+//! log the code, the violation types and the model version it is about, and when there is one
+//! the answer names that version in the `x-model-*` headers as a success does.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -37,10 +38,11 @@ impl IntoResponse for ApiError {
                 .insert(ViolationTypes(self.violation_types()));
         }
         response.extensions_mut().insert(self.code);
-        if let Some(served) = self.served_by() {
-            response.extensions_mut().insert(served);
+        match self.served_by() {
+            // Like a success, the answer names the version it is about.
+            Some(served) => super::served(served, response),
+            None => response,
         }
-        response
     }
 }
 
