@@ -41,6 +41,11 @@ pub fn spawn(reloader: Arc<Reloader>, hangup: Signal, mode: WatchMode, poll_inte
             None
         }
     };
+    // A change made between the start-up scan and the watcher's own first look (a poll
+    // watcher's baseline) would otherwise go unseen until the next one: look once now.
+    if watcher.is_some() {
+        let _ = events.send(());
+    }
     tokio::spawn(on_hangup(hangup, events));
     tokio::spawn(async move {
         // The watcher stops when dropped: this task owns it for the life of the process.
