@@ -491,7 +491,13 @@ impl Rollout {
     /// The report of every window (and since the rollout began).
     pub fn report(&self) -> RolloutReport {
         let now = self.now();
-        let state = lock(&self.state);
+        let mut state = lock(&self.state);
+        // The last second's counts are judged here too, so a threshold crossed by the final
+        // burst of traffic is not left unjudged until the next request.
+        if now >= state.next_evaluation {
+            state.next_evaluation = now + 1;
+            self.evaluate(&mut state, now);
+        }
         let section = |label: &str, seconds: Option<u64>, slot: &Slot| WindowFigures {
             window: label.to_owned(),
             seconds,
