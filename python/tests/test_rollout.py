@@ -536,3 +536,40 @@ def test_a_manifest_edit_changes_the_rollout_through_hot_reload(tmp_path):
         client.close()
     finally:
         warden.stop()
+
+
+def test_a_hostile_rollout_change_is_refused_whole_with_a_clear_error(tmp_path):
+    repo = repository(tmp_path, "approval", top="version = 1", rollout="[rollout]\ncandidate = 2\ncanary = 0.1\n")
+    warden = Warden([str(repo)])
+    try:
+        client = Client(warden.address)
+        path = "/v2/repository/models/approval/rollout"
+
+        def raw(body, content_type="application/json"):
+            client.connection.request("POST", path, body=body, headers={"content-type": content_type})
+            answer = client.connection.getresponse()
+            return answer.status, json.loads(answer.read())
+
+        # Bounded in bytes: 4 KiB at most, whatever the server's body limit for predictions.
+        status, body = raw(b'{"canary": 0.5, "pad": "' + b"x" * (1 << 20) + b'"}')
+        assert (status, body["code"]) == (413, "payload_too_large"), body
+        assert body["error"] == "a rollout change is at most 4096 bytes"
+        client.close()
+        client = Client(warden.address)
+        for bad, word in [(b"", "EOF"), (b"[]", "object"), (b'{"canary": "half"}', "canary"),
+                          (b'{"canary": 0.5, "weights": [1]}', "weights"), (b'{"canary": -0.1}', "canary"),
+                          (b'{"shadow": 1e308}', "shadow"), (b'{"default_version": 7}', "7"),
+                          (b'{"candidate": 1}', "1"), (b"\xff\xfe", "")]:
+            status, body = raw(bad)
+            assert status == 400 and body["code"] == "invalid_input" and word in body["error"], (bad, body)
+            assert len(body["error"]) < 600
+        status, body = raw(b"{}")
+        assert status == 200 and body["rollout"]["canary"] == 0.1
+        status, _, body = client.call("POST", "/v2/repository/models/nope/rollout", {"canary": 0.1})
+        assert status == 404 and body["code"] == "model_not_found"
+        # Nothing above changed the rollout.
+        rollout = report(warden)["rollout"]
+        assert (rollout["candidate"], rollout["canary"], rollout["shadow"]) == ("2", 0.1, 0.0)
+        client.close()
+    finally:
+        warden.stop()

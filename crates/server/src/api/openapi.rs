@@ -180,7 +180,11 @@ pub(super) fn errors_of(path: &str) -> Vec<ErrorCode> {
             codes.push(ErrorCode::LoadFailed);
         }
         if path.ends_with("/rollout") {
-            codes.extend([ErrorCode::InvalidInput, ErrorCode::ModelNotReady]);
+            codes.extend([
+                ErrorCode::InvalidInput,
+                ErrorCode::ModelNotReady,
+                ErrorCode::PayloadTooLarge,
+            ]);
         }
     }
     codes

@@ -3,10 +3,10 @@
 //! `serving::Rollout` counts them), and `POST /v2/repository/models/{m}/rollout` changes them
 //! without a restart: promote a version to default, start or end a rollout, set the canary or
 //! shadow share. A change lasts until the model's files change on disk (the manifest is then
-//! read again), and is logged.
+//! read again), and is logged. A change's body is at most [`CHANGE_BODY_LIMIT`] bytes.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use serde::Serialize;
 
@@ -50,6 +50,9 @@ pub(super) async fn report(
     Ok(Json(RolloutBody::of(&model, &set)))
 }
 
+/// The largest rollout change body: five small fields fit many times over.
+pub(super) const CHANGE_BODY_LIMIT: usize = 4096;
+
 /// `POST /v2/repository/models/{model}/rollout`
 #[utoipa::path(post, path = "/v2/repository/models/{model}/rollout", tag = "repository",
     params(("model" = String, Path, description = "A served model's name")),
@@ -58,8 +61,23 @@ pub(super) async fn report(
 pub(super) async fn change(
     State(state): State<AppState>,
     ApiPath(model): ApiPath<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<RolloutBody>, ApiError> {
+    let body = to_bytes(body, CHANGE_BODY_LIMIT).await.map_err(|err| {
+        let too_long = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_long {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("a rollout change is at most {CHANGE_BODY_LIMIT} bytes"),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "the body of the rollout change could not be read",
+            )
+        }
+    })?;
     let change: RolloutChange = serde_json::from_slice(&body).map_err(|err| {
         ApiError::new(
             ErrorCode::InvalidInput,

@@ -137,6 +137,12 @@ impl VersionSet {
             if let Some(shadow) = change.shadow {
                 settings.shadow = shadow;
             }
+            if change.candidate == Some(default) {
+                return Err(format!(
+                    "`candidate` {default} is the default version: a rollout needs two versions \
+                     (to promote it, set `default_version`)"
+                ));
+            }
             if settings.candidate == default {
                 // Promoting the candidate ends its rollout.
                 None
