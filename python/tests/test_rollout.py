@@ -160,7 +160,7 @@ def test_shadow_agreement_and_confusion_equal_the_offline_figures_exactly(tmp_pa
         # is exact and equals the offline figure.
         v1 = np.array(APPROVAL["versions"]["1"]["probabilities"], dtype=np.float32).astype(np.float64)
         v2 = np.array(APPROVAL["versions"]["2"]["probabilities"], dtype=np.float32).astype(np.float64)
-        deltas = dict((cls, q) for cls, q in pair["probability_delta"])
+        deltas = pair["probability_delta"]
         for i, cls in enumerate(LABELS):
             assert deltas[cls]["max"] == pytest.approx(np.abs(v2[:, i] - v1[:, i]).max(), abs=1e-7)
         assert pair["psi"] is not None and pair["psi"] > 0
@@ -182,6 +182,21 @@ def test_shadow_agreement_and_confusion_equal_the_offline_figures_exactly(tmp_pa
         dropped = [value for labels, value in samples["warden_shadow_dropped_total"] if labels["model"] == "approval"]
         assert sum(dropped) == 0
         assert sample(samples, "warden_rollout_agreement_ratio", **pair_labels, window="5m") == pytest.approx(0.8145)
+
+        # The page shows the rollout, the agreement under min_agreement marked, and where the
+        # versions disagree.
+        client = Client(warden.address)
+        client.connection.request("GET", "/")
+        page = client.connection.getresponse().read().decode()
+        client.close()
+        assert "approval</a>: rollout</h2>" in page
+        assert "default version 1 · candidate 2 · canary 0.0% · shadow 100.0%" in page
+        assert '<td class="warn">0.8145</td>' in page
+        assert ("<caption>since the rollout began: version 1 label (rows) × version 2 label (columns)</caption>"
+                "<tr><th></th><th>approve</th><th>review</th><th>reject</th></tr>"
+                "<tr><th>approve</th><td>716</td><td>0</td><td>0</td></tr>"
+                "<tr><th>review</th><td>0</td><td>744</td><td>0</td></tr>"
+                '<tr><th>reject</th><td>0</td><td class="warn">371</td><td>169</td></tr></table>') in page
 
         # Agreement under the manifest's min_agreement is one log event per window crossed,
         # judged at most once a second when traffic is counted or the report read.
@@ -501,7 +516,7 @@ def test_an_incompatible_version_is_a_start_up_error_naming_what_differs(tmp_pat
     shutil.copytree(FIXTURES / "price" / "1", repo / "approval" / "5")
     binary = os.environ.get("WARDEN_BIN", str(ROOT / "target" / "debug" / "warden"))
     env = dict(os.environ, WARDEN_ONNXRUNTIME_LIB=onnxruntime_library())
-    checked = subprocess.run([binary, "check", str(repo)], capture_output=True, text=True, timeout=120, env=env)
+    checked = subprocess.run([binary, "check", str(repo), "--port", "0", "--grpc-port", "0"], capture_output=True, text=True, timeout=120, env=env)
     failing = [line for line in checked.stdout.splitlines() if line.startswith("FAIL")]
     assert failing == [
         "FAIL  model approval version 5: the manifest of model `approval` does not match its graph: "

@@ -450,14 +450,19 @@ fn rollout_section(report: &RolloutReport) -> String {
     };
     for window in &report.windows {
         for (pair, version) in window.comparisons.iter().zip(&window.versions) {
+            let below = matches!(
+                (pair.figures.agreement, report.min_agreement),
+                (Some(agreement), Some(min)) if agreement < min
+            );
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td>\
                  <td>{} / {}</td><td>{}</td></tr>",
                 escape(&window.window),
                 pair.primary,
                 pair.other,
                 pair.figures.rows,
+                if below { " class=\"warn\"" } else { "" },
                 cell(pair.figures.agreement, 4),
                 cell(pair.figures.psi, 4),
                 version.requests,
@@ -467,5 +472,40 @@ fn rollout_section(report: &RolloutReport) -> String {
         }
     }
     out.push_str("</table>");
+    // Where the versions disagree: each compared pair's labels since the rollout began.
+    let since_start = report.windows.iter().find(|w| w.seconds.is_none());
+    for pair in since_start.iter().flat_map(|w| &w.comparisons) {
+        let Some(confusion) = pair
+            .figures
+            .confusion
+            .as_ref()
+            .filter(|_| pair.figures.rows > 0)
+        else {
+            continue;
+        };
+        let _ = write!(
+            out,
+            "<table class=\"confusion\"><caption>since the rollout began: version {} label \
+             (rows) × version {} label (columns)</caption><tr><th></th>",
+            pair.primary, pair.other
+        );
+        for label in &confusion.labels {
+            let _ = write!(out, "<th>{}</th>", escape(label));
+        }
+        out.push_str("</tr>");
+        for (i, row) in confusion.counts.iter().enumerate() {
+            let _ = write!(out, "<tr><th>{}</th>", escape(&confusion.labels[i]));
+            for (j, count) in row.iter().enumerate() {
+                let class = if i != j && *count > 0 {
+                    " class=\"warn\""
+                } else {
+                    ""
+                };
+                let _ = write!(out, "<td{class}>{count}</td>");
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</table>");
+    }
     out
 }

@@ -350,8 +350,8 @@ pub struct ComparisonFigures {
     /// Primary label (rows) × other label (columns).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confusion: Option<Confusion>,
-    /// Per class, |Δ probability| quantiles.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Per class, |Δ probability| quantiles (in JSON an object by class, in label order).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "by_class")]
     pub probability_delta: Option<Vec<(String, DeltaQuantiles)>>,
     /// A regressor's |Δ| quantiles.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -361,6 +361,15 @@ pub struct ComparisonFigures {
     pub mean_signed_difference: Option<f64>,
     /// PSI of the other version's score distribution against the primary's.
     pub psi: Option<f64>,
+}
+
+/// Per-class figures as a JSON object keyed by class, in label order.
+fn by_class<S: serde::Serializer>(
+    classes: &Option<Vec<(String, DeltaQuantiles)>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let classes = classes.iter().flatten();
+    serializer.collect_map(classes.map(|(class, quantiles)| (class, quantiles)))
 }
 
 /// The confusion counts: `counts[i][j]` rows the primary labelled `labels[i]` and the other
