@@ -11,9 +11,9 @@
 //! version has requests waiting (the server is saturated), it is dropped and counted.
 //!
 //! Windows are rings of ten slots, as the drift monitor's ([`crate::serving::DriftMonitor`]):
-//! memory is fixed whatever the traffic. At most once a second while requests arrive each
-//! window is judged: an agreement below the manifest's `min_agreement` is logged once per
-//! crossing, and the optional guard rolls the canary back (share to 0) by itself.
+//! memory is fixed whatever the traffic. At most once a second (as requests are counted or the
+//! report is read) each window is judged: an agreement below the manifest's `min_agreement` is
+//! logged once per crossing, and the optional guard rolls the canary back (share to 0) by itself.
 
 mod compare;
 
