@@ -127,8 +127,10 @@ def sample(samples, name, **labels):
     return found[0]
 
 
-def label_of(answer):
-    return answer["label"]
+def settle(warden, model="approval"):
+    """Waits until no shadow run is in flight, so the next request's shadow is never shed for
+    the last one's (the rule that keeps shadow work to idle capacity)."""
+    poll("shadow runs finished", lambda: report(warden, model)["rollout"]["shadow_in_flight"] == 0)
 
 
 def test_shadow_agreement_and_confusion_equal_the_offline_figures_exactly(tmp_path):
@@ -143,6 +145,7 @@ def test_shadow_agreement_and_confusion_equal_the_offline_figures_exactly(tmp_pa
             assert headers["x-model-version"] == "1"
             got = [LABELS.index(p["label"]) for p in body["predictions"]]
             assert got == APPROVAL["versions"]["1"]["label"][start:start + 100]
+            settle(warden)
         client.close()
 
         def compared():
@@ -224,6 +227,7 @@ def test_a_regressor_pair_reports_delta_and_mean_signed_difference(tmp_path):
             status, headers, body = client.predict(PRICE_ROWS[start:start + 50], path="/v1/models/price:predict")
             assert status == 200, body
             assert headers["x-model-version"] == "1"
+            settle(warden, "price")
         client.close()
         pair = poll("every shadow run compared",
                     lambda: (lambda p: p if p["rows"] == len(PRICE_ROWS) else None)(
@@ -337,7 +341,8 @@ def test_a_slow_shadow_leaves_the_primary_latency_and_counts_its_drops(tmp_path)
                    if labels["model"] == "approval" and labels["version"] == "3"}
         # Every shadowed request either ran on version 3 or was dropped, and counted.
         assert runs + sum(dropped.values()) == 300, (runs, dropped)
-        assert dropped["queue_full"] > 0 and runs >= 2, (runs, dropped)
+        # Shed because shadow work was already waiting on version 3 or its queue was full.
+        assert dropped["busy"] + dropped["queue_full"] > 0 and runs >= 2, (runs, dropped)
         assert sample(samples, "warden_shadow_runs_total", model="approval", version="3") == runs
         client.close()
     finally:
@@ -359,6 +364,7 @@ def test_a_failing_shadow_never_changes_an_answer_and_its_errors_are_counted(tmp
             want = APPROVAL["versions"]["1"]["probabilities"][i]
             got = [body["predictions"][0]["probabilities"][c] for c in LABELS]
             assert got == pytest.approx(want, abs=1e-7)
+            settle(warden)
         client.close()
         faulty = sum(1 for i in APPROVAL["faulty_rows"] if i < count)
         assert faulty > 0

@@ -640,7 +640,15 @@ impl Leg {
         }
         let other = self.arm.other();
         let primary = &self.rollout.versions[self.arm as usize];
-        if primary.counters().queued.load(Ordering::Relaxed) > 0 {
+        // Shadow work uses only idle capacity: none while the primary has requests waiting
+        // (the server is saturated) or while shadow (or canary) work is still waiting on the
+        // other version, so shadow runs never pile up into large batches that would hold a
+        // core when the next primary request arrives.
+        let waiting_on_other = self.rollout.versions[other as usize]
+            .counters()
+            .queued
+            .load(Ordering::Relaxed);
+        if primary.counters().queued.load(Ordering::Relaxed) > 0 || waiting_on_other > 0 {
             self.rollout.drop_shadow(other, Drop::Busy);
             return None;
         }
