@@ -341,12 +341,33 @@ def test_a_slow_shadow_leaves_the_primary_latency_and_counts_its_drops(tmp_path)
                    if labels["model"] == "approval" and labels["version"] == "3"}
         # Every shadowed request either ran on version 3 or was dropped, and counted.
         assert runs + sum(dropped.values()) == 300, (runs, dropped)
-        # Shed because shadow work was already waiting on version 3 or its queue was full.
-        assert dropped["busy"] + dropped["queue_full"] > 0 and runs >= 2, (runs, dropped)
+        # Shed because two runs were already in flight, or not finished by the request's deadline.
+        assert dropped["queue_full"] + dropped["deadline"] > 0 and runs >= 2, (runs, dropped)
         assert sample(samples, "warden_shadow_runs_total", model="approval", version="3") == runs
+        # The shadow runs on version 3's idle lane: a thread at Linux's SCHED_IDLE policy, which
+        # the kernel runs only on CPU time no request's thread wants.
+        assert thread_policies(warden.process.pid, "idle-approval") == [SCHED_IDLE]
         client.close()
     finally:
         warden.stop()
+
+
+SCHED_IDLE = 5
+
+
+def thread_policies(pid, name):
+    """The scheduling policy (field 41 of /proc/…/stat) of each of `pid`'s threads named `name`."""
+    policies = []
+    tasks = f"/proc/{pid}/task"
+    for task in os.listdir(tasks):
+        with open(f"{tasks}/{task}/comm") as comm, open(f"{tasks}/{task}/stat") as stat_file:
+            if comm.read().strip() != name:
+                continue
+            stat = stat_file.read()
+            # Fields after the command name, which is in parentheses and may hold spaces.
+            fields = stat[stat.rindex(")") + 2:].split()
+            policies.append(int(fields[41 - 3]))
+    return policies
 
 
 def test_a_failing_shadow_never_changes_an_answer_and_its_errors_are_counted(tmp_path):

@@ -22,7 +22,7 @@ use super::guards::check_outputs;
 use super::load_error::{LoadError, unsupported_operator};
 use super::predict_error::PredictError;
 use super::repository::ModelSource;
-use super::scheduler::{Answer, Counters, Scheduler, SchedulerOptions};
+use super::scheduler::{Answer, Counters, Lane, Scheduler, SchedulerOptions};
 
 /// A loaded, checked, warmed-up model version.
 #[derive(Debug)]
@@ -226,13 +226,17 @@ impl Opened {
                 None => backend.load(&bytes, &source.graph, &options)?,
             });
         }
+        // A copy sharing the loaded graph for the idle lane (shadow runs); none when copies
+        // cannot share one (ONNX Runtime with a session per worker).
+        let spare = model.share();
         models.insert(0, model);
-        let worker = Scheduler::spawn(&source.name, models, scheduler_options).map_err(|err| {
-            LoadError::Worker {
-                model: source.name.clone(),
-                source: err,
-            }
-        })?;
+        let worker =
+            Scheduler::spawn(&source.name, models, spare, scheduler_options).map_err(|err| {
+                LoadError::Worker {
+                    model: source.name.clone(),
+                    source: err,
+                }
+            })?;
         let drift = source.manifest.as_ref().and_then(|manifest| {
             // The manifest was checked when read, its baseline with it.
             let baseline = manifest.baseline().ok().flatten();
@@ -313,6 +317,25 @@ impl ModelVersion {
         admitted: Admitted,
         deadline: Instant,
     ) -> Result<Answer, PredictError> {
+        self.infer_on(Lane::Request, admitted, deadline).await
+    }
+
+    /// As [`ModelVersion::infer`], for work no client waits on (a rollout's shadow run): on the
+    /// scheduler's idle lane, which runs only on CPU time the requests leave idle.
+    pub(super) async fn infer_idle(
+        &self,
+        admitted: Admitted,
+        deadline: Instant,
+    ) -> Result<Answer, PredictError> {
+        self.infer_on(Lane::Idle, admitted, deadline).await
+    }
+
+    async fn infer_on(
+        &self,
+        lane: Lane,
+        admitted: Admitted,
+        deadline: Instant,
+    ) -> Result<Answer, PredictError> {
         let (inputs, outputs, rows) = admitted.into_parts(self.id).ok_or_else(|| {
             PredictError::Encode(format!(
                 "inputs checked against another version were sent to model `{}` version {}",
@@ -322,7 +345,10 @@ impl ModelVersion {
         if let Some(drift) = &self.drift {
             drift.observe_inputs(&inputs, rows);
         }
-        let answer = self.worker.infer(inputs, outputs, rows, deadline).await?;
+        let answer = self
+            .worker
+            .infer(lane, inputs, outputs, rows, deadline)
+            .await?;
         if let Err(problems) = check_outputs(&answer.outputs, &self.contract.outputs) {
             let count = self.invalid_outputs.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(

@@ -16,10 +16,18 @@
 //! gate) and how many the engine runs at once (`max_batch_size`) are different limits: a request
 //! over `max_batch_size` is cut into parts of that size, which go through the same queue (at
 //! most one per worker at a time) and are joined back in order.
+//!
+//! Beside the workers runs an idle lane for work no client waits on (a rollout's shadow runs):
+//! its own queue and one worker thread at the operating system's idle priority (`SCHED_IDLE`
+//! on Linux), started on first use with a shared copy of the model. The kernel runs it only on
+//! CPU time no other thread wants and preempts it the moment a request's worker wakes, so it
+//! uses idle capacity and never delays an answer; under saturation its jobs wait until their
+//! deadline and are dropped. A model whose copies cannot share one loaded graph (ONNX Runtime
+//! with a session per worker) has no idle lane: its idle work goes through the workers' queue.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::time::{Duration, Instant};
@@ -97,6 +105,31 @@ pub(super) struct Scheduler {
     options: SchedulerOptions,
     /// Worker threads: how many parts of one large request are queued at once.
     workers: usize,
+    idle: IdleLane,
+}
+
+/// The idle lane: a model copy kept until the first idle job, then its queue.
+struct IdleLane {
+    name: String,
+    spare: Mutex<Option<Box<dyn LoadedModel>>>,
+    queue: OnceLock<Sender<Job>>,
+}
+
+impl std::fmt::Debug for IdleLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleLane")
+            .field("started", &self.queue.get().is_some())
+            .finish()
+    }
+}
+
+/// Which queue a job goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    /// The workers: a client is waiting.
+    Request,
+    /// The idle lane: no client waits (a shadow run).
+    Idle,
 }
 
 /// What the scheduler has seen, for metrics and tests.
@@ -104,6 +137,8 @@ pub(super) struct Scheduler {
 pub struct Counters {
     /// Requests waiting in the queue now.
     pub queued: AtomicUsize,
+    /// Jobs waiting in the idle lane now.
+    pub idle_queued: AtomicUsize,
     /// Requests whose client went away before their answer.
     pub abandoned: AtomicU64,
 }
@@ -123,10 +158,12 @@ impl Drop for Waiting<'_> {
 }
 
 impl Scheduler {
-    /// Starts one worker thread per loaded model copy.
+    /// Starts one worker thread per loaded model copy; `spare`, a copy sharing the same loaded
+    /// graph, is kept for the idle lane (started on its first job).
     pub(super) fn spawn(
         name: &str,
         models: Vec<Box<dyn LoadedModel>>,
+        spare: Option<Box<dyn LoadedModel>>,
         options: SchedulerOptions,
     ) -> std::io::Result<Scheduler> {
         // Every worker waits on the queue itself (crossbeam's receivers are shared, and spin
@@ -142,7 +179,7 @@ impl Scheduler {
                 .name(format!("infer-{name}-{index}"))
                 .spawn(move || {
                     stage::enter(Stage::Infer);
-                    work(model, &jobs, &counters, options)
+                    work(model, &jobs, &counters.queued, options)
                 })?;
         }
         Ok(Scheduler {
@@ -150,7 +187,49 @@ impl Scheduler {
             counters,
             options,
             workers,
+            idle: IdleLane {
+                name: name.to_owned(),
+                spare: Mutex::new(spare),
+                queue: OnceLock::new(),
+            },
         })
+    }
+
+    /// The idle lane's queue, its worker started on first use; `None` when the model has no
+    /// spare copy (its idle work then goes through the workers' queue).
+    fn idle_queue(&self) -> Result<Option<&Sender<Job>>, InferError> {
+        if let Some(queue) = self.idle.queue.get() {
+            return Ok(Some(queue));
+        }
+        let mut spare = self.idle.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = self.idle.queue.get() {
+            return Ok(Some(queue));
+        }
+        let Some(model) = spare.take() else {
+            return Ok(None);
+        };
+        let (queue, jobs) = crossbeam_channel::bounded::<Job>(self.options.queue_capacity);
+        let counters = Arc::clone(&self.counters);
+        let options = self.options;
+        let name = self.idle.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("idle-{name}"))
+            .spawn(move || {
+                stage::enter(Stage::Infer);
+                if let Err(err) = idle_priority() {
+                    tracing::warn!(
+                        model = %name,
+                        error = %err,
+                        "the idle lane could not lower its priority; shadow runs compete with requests for CPU"
+                    );
+                }
+                work(model, &jobs, &counters.idle_queued, options)
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(model = %self.idle.name, error = %err, "the idle lane's thread could not start");
+            return Err(InferError::WorkerStopped);
+        }
+        Ok(Some(self.idle.queue.get_or_init(|| queue)))
     }
 
     /// The scheduler's counters.
@@ -162,15 +241,26 @@ impl Scheduler {
     /// over `max_batch_size` rows (a graph that batches) is cut into parts of that size, queued
     /// as separate requests, at most one per worker at a time (so one large request never holds
     /// more of the queue than the workers can take), and their outputs joined in order.
+    /// `lane` says whether a client waits on it (the workers) or not (the idle lane).
     pub(super) async fn infer(
         &self,
+        lane: Lane,
         inputs: Vec<NamedTensor>,
         outputs: Vec<String>,
         rows: usize,
         deadline: Instant,
     ) -> Result<Answer, InferError> {
+        let (queue, queued_now, workers) = match lane {
+            Lane::Request => (&self.queue, &self.counters.queued, self.workers),
+            Lane::Idle => match self.idle_queue()? {
+                Some(queue) => (queue, &self.counters.idle_queued, 1),
+                None => (&self.queue, &self.counters.queued, self.workers),
+            },
+        };
+        let enqueue =
+            |inputs, outputs, rows| enqueue(queue, queued_now, inputs, outputs, rows, deadline);
         if !self.options.batchable || rows <= self.options.max_batch_size {
-            let queued = self.enqueue(inputs, outputs, rows, deadline)?;
+            let queued = enqueue(inputs, outputs, rows)?;
             return self.wait(queued, deadline).await;
         }
         let sizes: Vec<usize> = (0..rows)
@@ -183,11 +273,11 @@ impl Scheduler {
         let mut pending = std::collections::VecDeque::new();
         let mut answers = Vec::new();
         loop {
-            while pending.len() < self.workers {
+            while pending.len() < workers {
                 let Some((part, size)) = parts.next() else {
                     break;
                 };
-                pending.push_back(self.enqueue(part, outputs.clone(), size, deadline)?);
+                pending.push_back(enqueue(part, outputs.clone(), size)?);
             }
             let Some(queued) = pending.pop_front() else {
                 break;
@@ -195,36 +285,6 @@ impl Scheduler {
             answers.push(self.wait(queued, deadline).await?);
         }
         join_answers(answers, rows)
-    }
-
-    /// Puts one job of at most `max_batch_size` rows in the queue, or says why not.
-    fn enqueue(
-        &self,
-        inputs: Vec<NamedTensor>,
-        outputs: Vec<String>,
-        rows: usize,
-        deadline: Instant,
-    ) -> Result<Queued, InferError> {
-        let (reply, answer) = oneshot::channel();
-        let enqueued = Instant::now();
-        let job = Job {
-            inputs,
-            outputs,
-            rows,
-            enqueued,
-            deadline,
-            span: tracing::Span::current(),
-            reply,
-        };
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        self.queue.try_send(job).map_err(|err| {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            match err {
-                TrySendError::Full(_) => InferError::Overloaded,
-                TrySendError::Disconnected(_) => InferError::WorkerStopped,
-            }
-        })?;
-        Ok(Queued { answer, enqueued })
     }
 
     /// Waits for a queued job's answer until `deadline`.
@@ -240,6 +300,58 @@ impl Scheduler {
             Ok(Err(_)) => Err(InferError::WorkerStopped),
             Ok(Ok(result)) => result,
         }
+    }
+}
+
+/// Puts one job of at most `max_batch_size` rows in `queue`, or says why not.
+fn enqueue(
+    queue: &Sender<Job>,
+    queued: &AtomicUsize,
+    inputs: Vec<NamedTensor>,
+    outputs: Vec<String>,
+    rows: usize,
+    deadline: Instant,
+) -> Result<Queued, InferError> {
+    let (reply, answer) = oneshot::channel();
+    let enqueued = Instant::now();
+    let job = Job {
+        inputs,
+        outputs,
+        rows,
+        enqueued,
+        deadline,
+        span: tracing::Span::current(),
+        reply,
+    };
+    queued.fetch_add(1, Ordering::Relaxed);
+    queue.try_send(job).map_err(|err| {
+        queued.fetch_sub(1, Ordering::Relaxed);
+        match err {
+            TrySendError::Full(_) => InferError::Overloaded,
+            TrySendError::Disconnected(_) => InferError::WorkerStopped,
+        }
+    })?;
+    Ok(Queued { answer, enqueued })
+}
+
+/// Puts the calling thread at the operating system's idle priority: it runs only on CPU time
+/// no other thread wants. Linux's `SCHED_IDLE`; elsewhere the lowest nice value.
+fn idle_priority() -> Result<(), thread_priority::Error> {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
     }
 }
 
@@ -269,10 +381,10 @@ fn join_answers(answers: Vec<Answer>, rows: usize) -> Result<Answer, InferError>
 fn work(
     mut model: Box<dyn LoadedModel>,
     jobs: &Receiver<Job>,
-    counters: &Counters,
+    queued: &AtomicUsize,
     options: SchedulerOptions,
 ) {
-    while let Some((batch, carry)) = next_batch(jobs, counters, options) {
+    while let Some((batch, carry)) = next_batch(jobs, queued, options) {
         run_batch(model.as_mut(), batch);
         if let Some(job) = carry {
             run_batch(model.as_mut(), vec![job]);
@@ -284,11 +396,11 @@ fn work(
 /// request taken from the queue that did not fit the batch (it runs next, on its own).
 fn next_batch(
     jobs: &Receiver<Job>,
-    counters: &Counters,
+    queued: &AtomicUsize,
     options: SchedulerOptions,
 ) -> Option<(Vec<Job>, Option<Job>)> {
     let taken = || {
-        counters.queued.fetch_sub(1, Ordering::Relaxed);
+        queued.fetch_sub(1, Ordering::Relaxed);
     };
     let mut batch: Vec<Job> = Vec::new();
     let mut rows = 0;

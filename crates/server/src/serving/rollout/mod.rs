@@ -6,9 +6,11 @@
 //! The pair is fixed for the rollout's life: (default, candidate). A request the default
 //! answered is shadowed on the candidate and one the candidate answered on the default, so both
 //! comparison directions are measured. A shadow run starts after the primary's answer is made,
-//! on a copy of the same admitted tensors, on the other version's own workers; it never delays
-//! or fails the primary. It is shed first: when the shadow queue is full, or the primary
-//! version has requests waiting (the server is saturated), it is dropped and counted.
+//! on a copy of the same admitted tensors, on the other version's idle lane (a worker at the
+//! operating system's idle priority, see [`super::scheduler`]): it runs only on CPU time the
+//! requests leave idle, so it never delays or fails the primary. It is shed first: when the
+//! shadow queue is full, or when no idle CPU came before the request's deadline (the server is
+//! saturated), it is dropped and counted.
 //!
 //! Windows are rings of ten slots, as the drift monitor's ([`crate::serving::DriftMonitor`]):
 //! memory is fixed whatever the traffic. At most once a second (as requests are counted or the
@@ -78,8 +80,9 @@ impl StickyKey for () {
 enum Drop {
     /// The shadow queue is full.
     QueueFull,
-    /// The primary version has requests waiting: the server is saturated.
-    Busy,
+    /// The run did not finish before the request's deadline: no idle CPU came in time (the
+    /// server is saturated) or the version is slower than the request's budget.
+    Deadline,
     /// The other version's own queue refused it.
     Overloaded,
     /// The primary's answer lacks an output the comparison reads (the request asked for others).
@@ -87,12 +90,17 @@ enum Drop {
 }
 
 impl Drop {
-    const ALL: [Drop; 4] = [Drop::QueueFull, Drop::Busy, Drop::Overloaded, Drop::Outputs];
+    const ALL: [Drop; 4] = [
+        Drop::QueueFull,
+        Drop::Deadline,
+        Drop::Overloaded,
+        Drop::Outputs,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
             Drop::QueueFull => "queue_full",
-            Drop::Busy => "busy",
+            Drop::Deadline => "deadline",
             Drop::Overloaded => "overloaded",
             Drop::Outputs => "outputs_not_answered",
         }
@@ -633,25 +641,12 @@ impl Leg {
 
     /// When this request is shadowed and may be, the copy of its admitted rows for the other
     /// version, made before the primary consumes them; `budget` bounds the shadow run's time.
-    /// Shed first: a full shadow queue or a primary with requests waiting drops it (counted).
+    /// Shed first: a full shadow queue drops it (counted).
     pub fn prepare_shadow(&self, admitted: &Admitted, budget: Duration) -> Option<ShadowRun> {
         if !self.shadowed {
             return None;
         }
         let other = self.arm.other();
-        let primary = &self.rollout.versions[self.arm as usize];
-        // Shadow work uses only idle capacity: none while the primary has requests waiting
-        // (the server is saturated) or while shadow (or canary) work is still waiting on the
-        // other version, so shadow runs never pile up into large batches that would hold a
-        // core when the next primary request arrives.
-        let waiting_on_other = self.rollout.versions[other as usize]
-            .counters()
-            .queued
-            .load(Ordering::Relaxed);
-        if primary.counters().queued.load(Ordering::Relaxed) > 0 || waiting_on_other > 0 {
-            self.rollout.drop_shadow(other, Drop::Busy);
-            return None;
-        }
         if self.rollout.shadow_slots.available_permits() == 0 {
             self.rollout.drop_shadow(other, Drop::QueueFull);
             return None;
@@ -720,7 +715,7 @@ impl Rollout {
         let other_arm = primary_arm.other();
         let other = &self.versions[other_arm as usize];
         let started = Instant::now();
-        let outcome = other.infer(run.admitted, started + run.budget).await;
+        let outcome = other.infer_idle(run.admitted, started + run.budget).await;
         let elapsed = started.elapsed();
         let answer = match outcome {
             Ok(answer) => self
@@ -729,6 +724,10 @@ impl Rollout {
                 .map_err(|why| why.to_owned()),
             Err(PredictError::Infer(InferError::Overloaded)) => {
                 self.drop_shadow(other_arm, Drop::Overloaded);
+                return;
+            }
+            Err(PredictError::Infer(InferError::DeadlineExceeded(_))) => {
+                self.drop_shadow(other_arm, Drop::Deadline);
                 return;
             }
             Err(err) => Err(err.to_string()),
