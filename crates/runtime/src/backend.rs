@@ -53,4 +53,11 @@ pub trait LoadedModel: Send + Debug {
     fn share(&self) -> Option<Box<dyn LoadedModel>> {
         None
     }
+
+    /// Whether handles from [`LoadedModel::share`] run at the same time (tract) rather than in
+    /// turn behind one lock (a shared ONNX Runtime session): a low-priority thread must not
+    /// hold a lock a request's worker waits on.
+    fn shares_run_at_once(&self) -> bool {
+        false
+    }
 }

@@ -221,6 +221,10 @@ impl LoadedModel for TractModel {
         Some(Box::new(self.clone()))
     }
 
+    fn shares_run_at_once(&self) -> bool {
+        true
+    }
+
     fn run(
         &mut self,
         inputs: Vec<NamedTensor>,

@@ -19,11 +19,13 @@
 //!
 //! Beside the workers runs an idle lane for work no client waits on (a rollout's shadow runs):
 //! its own queue and one worker thread at the operating system's idle priority (`SCHED_IDLE`
-//! on Linux), started on first use with a shared copy of the model. The kernel runs it only on
-//! CPU time no other thread wants and preempts it the moment a request's worker wakes, so it
-//! uses idle capacity and never delays an answer; under saturation its jobs wait until their
-//! deadline and are dropped. A model whose copies cannot share one loaded graph (ONNX Runtime
-//! with a session per worker) has no idle lane: its idle work goes through the workers' queue.
+//! on Linux), started on first use with its own handle on the model (tract's shared plan; on
+//! ONNX Runtime a session of its own, loaded when the manifest has a `[rollout]`, so an
+//! idle-priority run never holds a session lock a request's worker waits on). The kernel runs
+//! it only on CPU time no other thread wants and preempts it the moment a request's worker
+//! wakes, so it uses idle capacity and never delays an answer; under saturation its jobs wait
+//! until their deadline and are dropped. A version without such a handle has no idle lane: its
+//! idle work goes through the workers' queue.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

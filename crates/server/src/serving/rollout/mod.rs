@@ -8,9 +8,10 @@
 //! comparison directions are measured. A shadow run starts after the primary's answer is made,
 //! on a copy of the same admitted tensors, on the other version's idle lane (a worker at the
 //! operating system's idle priority, see [`super::scheduler`]): it runs only on CPU time the
-//! requests leave idle, so it never delays or fails the primary. It is shed first: when the
-//! shadow queue is full, or when no idle CPU came before the request's deadline (the server is
-//! saturated), it is dropped and counted.
+//! requests leave idle, so it never delays or fails the primary. It is shed first: while
+//! requests wait on the primary or a shadow run already waits for idle CPU, when the shadow
+//! queue is full, or when no idle CPU came before the request's deadline, it is dropped and
+//! counted.
 //!
 //! Windows are rings of ten slots, as the drift monitor's ([`crate::serving::DriftMonitor`]):
 //! memory is fixed whatever the traffic. At most once a second (as requests are counted or the
@@ -80,6 +81,8 @@ impl StickyKey for () {
 enum Drop {
     /// The shadow queue is full.
     QueueFull,
+    /// Requests wait on the primary, or a shadow run already waits for idle CPU.
+    Busy,
     /// The run did not finish before the request's deadline: no idle CPU came in time (the
     /// server is saturated) or the version is slower than the request's budget.
     Deadline,
@@ -90,8 +93,9 @@ enum Drop {
 }
 
 impl Drop {
-    const ALL: [Drop; 4] = [
+    const ALL: [Drop; 5] = [
         Drop::QueueFull,
+        Drop::Busy,
         Drop::Deadline,
         Drop::Overloaded,
         Drop::Outputs,
@@ -100,6 +104,7 @@ impl Drop {
     fn as_str(self) -> &'static str {
         match self {
             Drop::QueueFull => "queue_full",
+            Drop::Busy => "busy",
             Drop::Deadline => "deadline",
             Drop::Overloaded => "overloaded",
             Drop::Outputs => "outputs_not_answered",
@@ -235,7 +240,7 @@ pub struct Rollout {
     rollbacks: AtomicU64,
     reader: Reader,
     shadow_slots: Arc<Semaphore>,
-    dropped: [[AtomicU64; 4]; 2],
+    dropped: [[AtomicU64; Drop::ALL.len()]; 2],
     started: Instant,
     state: Mutex<State>,
 }
@@ -641,12 +646,25 @@ impl Leg {
 
     /// When this request is shadowed and may be, the copy of its admitted rows for the other
     /// version, made before the primary consumes them; `budget` bounds the shadow run's time.
-    /// Shed first: a full shadow queue drops it (counted).
+    /// Shed first (counted): while requests wait on the primary or a shadow run already waits
+    /// for idle CPU (`busy`), or when the shadow queue is full.
     pub fn prepare_shadow(&self, admitted: &Admitted, budget: Duration) -> Option<ShadowRun> {
         if !self.shadowed {
             return None;
         }
         let other = self.arm.other();
+        // The idle lane runs only on idle CPU; this keeps it from even starting work when there
+        // is none to spare: a shadow run still costs the primary the cache it evicts and the
+        // copy and comparison made on the request's own thread.
+        let primary = &self.rollout.versions[self.arm as usize];
+        let shadow_waiting = self.rollout.versions[other as usize]
+            .counters()
+            .idle_queued
+            .load(Ordering::Relaxed);
+        if primary.counters().queued.load(Ordering::Relaxed) > 0 || shadow_waiting > 0 {
+            self.rollout.drop_shadow(other, Drop::Busy);
+            return None;
+        }
         if self.rollout.shadow_slots.available_permits() == 0 {
             self.rollout.drop_shadow(other, Drop::QueueFull);
             return None;
