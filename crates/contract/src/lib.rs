@@ -12,6 +12,7 @@ pub mod baseline;
 mod binding;
 mod manifest;
 mod non_finite;
+mod prediction_log;
 mod rollout;
 mod strict_json;
 mod validate;
@@ -23,6 +24,7 @@ pub use manifest::{
     Output, OutputKind, RelaxableGuard, VersionEntry,
 };
 pub use non_finite::{is_bare_token, mark_bare_non_finite, non_finite_spelling};
+pub use prediction_log::{MIN_ROTATE_BYTES, PredictionLog};
 pub use rollout::{Rollout, RolloutGuard, VersionPolicy};
 pub use strict_json::{check_strict, parse_strict};
 pub use validate::{

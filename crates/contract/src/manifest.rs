@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Baseline, BaselineTable};
+use crate::prediction_log::PredictionLog;
 use crate::rollout::{Rollout, VersionPolicy};
 
 /// Which engine runs a model.
@@ -334,6 +335,9 @@ pub struct Manifest {
     /// A candidate version rolled out beside the default one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Which requests the prediction log keeps, and how (the server's defaults otherwise).
+    #[serde(default, skip_serializing_if = "PredictionLog::is_default")]
+    pub prediction_log: PredictionLog,
 }
 
 /// A manifest that cannot be used, with every problem found.
@@ -460,6 +464,8 @@ impl Manifest {
         if let Err(baseline) = self.baseline() {
             problems.extend(baseline);
         }
+        let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
+        self.prediction_log.problems(&names, &mut problems);
         problems
     }
 }

@@ -36,6 +36,7 @@ pub mod grpc;
 mod init;
 mod metrics;
 pub mod outcome;
+pub mod prediction_log;
 mod probe;
 pub mod protocol;
 pub mod serving;
@@ -89,14 +90,21 @@ pub fn run(
                         prepared.config.poll_interval,
                     );
                 }
-                startup::serve(
+                let prediction_log = prepared.state.prediction_log.clone();
+                let grace = prepared.connections.shutdown_grace;
+                let served = startup::serve(
                     prepared.state,
                     listener,
                     prepared.grpc_listener,
                     prepared.connections,
                     shutdown,
                 )
-                .await
+                .await;
+                // The requests are answered: what the log holds is written and published.
+                if let Some(log) = prediction_log {
+                    let _ = tokio::task::spawn_blocking(move || log.close(grace)).await;
+                }
+                served
             })
         }
         Command::Check(args) => {

@@ -73,6 +73,31 @@ pub struct RolloutComparison {
     pub deltas: Vec<(String, [f64; 4])>,
 }
 
+/// The prediction log's figures, as a scrape shows them (the log fills them).
+#[derive(Debug, Clone, Default)]
+pub struct PredictionLogCounts {
+    /// Bytes of records waiting for the writer, and the bound.
+    pub queued_bytes: u64,
+    pub queue_bytes: u64,
+    pub models: Vec<PredictionLogModel>,
+}
+
+/// One model's prediction log since the server started.
+#[derive(Debug, Clone, Default)]
+pub struct PredictionLogModel {
+    pub model: String,
+    /// Per version: records (requests) and rows in published files.
+    pub written: Vec<(String, u64, u64)>,
+    /// Records dropped, by reason.
+    pub dropped: Vec<(&'static str, u64)>,
+    pub files_published: u64,
+    pub bytes_published: u64,
+    pub files_deleted: u64,
+    /// Its published files now, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// The served version of a model, as the gauges show it.
 #[derive(Debug, Clone)]
 pub struct ServedVersion {
@@ -250,6 +275,15 @@ struct ModelGauges {
     shadow_runs: IntCounterVec,
     shadow_dropped: IntCounterVec,
     rollbacks: IntCounterVec,
+    log_records: IntCounterVec,
+    log_rows: IntCounterVec,
+    log_dropped: IntCounterVec,
+    log_files: IntCounterVec,
+    log_bytes: IntCounterVec,
+    log_deleted: IntCounterVec,
+    log_kept_files: IntGaugeVec,
+    log_kept_bytes: IntGaugeVec,
+    log_queue: IntGaugeVec,
 }
 
 impl ModelGauges {
@@ -371,7 +405,7 @@ impl ModelGauges {
             ),
             shadow_dropped: counter(
                 "warden_shadow_dropped_total",
-                "Shadow runs dropped before running: queue_full, busy (the primary had requests waiting), overloaded (the other version's queue), outputs_not_answered",
+                "Shadow runs dropped: busy (requests waited on the primary, or a shadow run waited for idle CPU), queue_full (shadow_queue runs in flight), deadline (not finished by the request's deadline), overloaded (the other version's idle queue), outputs_not_answered",
                 &["model", "version", "reason"],
             ),
             rollbacks: counter(
@@ -379,8 +413,62 @@ impl ModelGauges {
                 "Canary rollbacks made by the rollout guard",
                 &["model", "version"],
             ),
+            log_records: counter(
+                "warden_prediction_log_records_total",
+                "Requests written to published prediction log files",
+                &["model", "version"],
+            ),
+            log_rows: counter(
+                "warden_prediction_log_rows_total",
+                "Rows written to published prediction log files",
+                &["model", "version"],
+            ),
+            log_dropped: counter(
+                "warden_prediction_log_dropped_total",
+                "Sampled requests the prediction log lost: queue_full (its queue was full), write_error (their file could not be written or published)",
+                &["model", "reason"],
+            ),
+            log_files: counter(
+                "warden_prediction_log_files_total",
+                "Prediction log files published",
+                &["model"],
+            ),
+            log_bytes: counter(
+                "warden_prediction_log_bytes_total",
+                "Bytes of prediction log files published",
+                &["model"],
+            ),
+            log_deleted: counter(
+                "warden_prediction_log_files_deleted_total",
+                "Prediction log files deleted by retention",
+                &["model"],
+            ),
+            log_kept_files: gauge(
+                "warden_prediction_log_kept_files",
+                "The model's published prediction log files now",
+                &["model"],
+            ),
+            log_kept_bytes: gauge(
+                "warden_prediction_log_kept_bytes",
+                "Bytes of the model's published prediction log files now",
+                &["model"],
+            ),
+            log_queue: gauge(
+                "warden_prediction_log_queue_bytes",
+                "Bytes of records waiting for the prediction log's writer (`bound`: its limit)",
+                &["kind"],
+            ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 22] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 31] = [
+            Box::new(gauges.log_records.clone()),
+            Box::new(gauges.log_rows.clone()),
+            Box::new(gauges.log_dropped.clone()),
+            Box::new(gauges.log_files.clone()),
+            Box::new(gauges.log_bytes.clone()),
+            Box::new(gauges.log_deleted.clone()),
+            Box::new(gauges.log_kept_files.clone()),
+            Box::new(gauges.log_kept_bytes.clone()),
+            Box::new(gauges.log_queue.clone()),
             Box::new(gauges.rollout_share.clone()),
             Box::new(gauges.rollout_rows.clone()),
             Box::new(gauges.rollout_agreed.clone()),
@@ -415,6 +503,47 @@ impl ModelGauges {
 }
 
 impl ModelGauges {
+    fn prediction_log(&self, log: &PredictionLogCounts) {
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.log_queue
+            .with_label_values(&["queued"])
+            .set(int(log.queued_bytes));
+        self.log_queue
+            .with_label_values(&["bound"])
+            .set(int(log.queue_bytes));
+        for m in &log.models {
+            let model = m.model.as_str();
+            for (version, records, rows) in &m.written {
+                self.log_records
+                    .with_label_values(&[model, version.as_str()])
+                    .inc_by(*records);
+                self.log_rows
+                    .with_label_values(&[model, version.as_str()])
+                    .inc_by(*rows);
+            }
+            for (reason, count) in &m.dropped {
+                self.log_dropped
+                    .with_label_values(&[model, reason])
+                    .inc_by(*count);
+            }
+            self.log_files
+                .with_label_values(&[model])
+                .inc_by(m.files_published);
+            self.log_bytes
+                .with_label_values(&[model])
+                .inc_by(m.bytes_published);
+            self.log_deleted
+                .with_label_values(&[model])
+                .inc_by(m.files_deleted);
+            self.log_kept_files
+                .with_label_values(&[model])
+                .set(int(m.files));
+            self.log_kept_bytes
+                .with_label_values(&[model])
+                .set(int(m.bytes));
+        }
+    }
+
     fn rollout(&self, model: &str, rollout: &RolloutGauges) {
         let candidate = rollout.candidate.as_str();
         self.rollout_share
@@ -669,9 +798,12 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, with the model gauges set from `models`, the
-    /// state of every model at this moment.
-    pub fn render(&self, models: &[ModelState]) -> String {
+    /// state of every model at this moment, and the prediction log's figures when one is kept.
+    pub fn render(&self, models: &[ModelState], log: Option<&PredictionLogCounts>) -> String {
         let gauges = ModelGauges::new();
+        if let Some(log) = log {
+            gauges.prediction_log(log);
+        }
         for model in models {
             let name = model.name.as_str();
             let Some(default) = model.default_version else {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::auth::{Auth, AuthConfig};
 use crate::front_door::{FrontDoor, Observer};
 use crate::metrics::Metrics;
+use crate::prediction_log::PredictionLog;
 use crate::serving::Backends;
 use crate::serving::ModelRegistry;
 use crate::serving::ModelSource;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub reloader: Option<Arc<Reloader>>,
     /// Who may call what; `None`: everyone may call everything.
     pub auth: Option<Arc<Auth>>,
+    /// The prediction log, when one is kept (it also observes the door).
+    pub prediction_log: Option<Arc<PredictionLog>>,
 }
 
 /// How a state is set up beyond its models.
@@ -66,6 +69,8 @@ pub struct StateOptions {
     pub reload: Option<ReloadFrom>,
     /// What sees every served request (see [`crate::front_door::Observer`]).
     pub observers: Vec<Arc<dyn Observer>>,
+    /// The prediction log, when one is kept: added to the observers.
+    pub prediction_log: Option<Arc<PredictionLog>>,
 }
 
 /// Where reloads come from: the repository, the engines that load its models, and the sources
@@ -89,6 +94,7 @@ impl Default for StateOptions {
             auth: None,
             reload: None,
             observers: Vec::new(),
+            prediction_log: None,
         }
     }
 }
@@ -110,12 +116,13 @@ impl AppState {
         metrics
             .body_budget_bytes
             .set(i64::try_from(options.body_budget_bytes).unwrap_or(i64::MAX));
+        let mut observers = options.observers;
+        if let Some(log) = &options.prediction_log {
+            observers.push(Arc::clone(log) as Arc<dyn Observer>);
+        }
         AppState {
-            door: FrontDoor::new(
-                Arc::clone(&registry),
-                options.decode_permits,
-                options.observers,
-            ),
+            door: FrontDoor::new(Arc::clone(&registry), options.decode_permits, observers),
+            prediction_log: options.prediction_log,
             registry,
             request_timeout: options.request_timeout,
             body_timeout: options.body_timeout,

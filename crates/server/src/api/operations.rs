@@ -18,7 +18,8 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format (version 0.0.4)", body = String, content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics.render(&state.registry.states());
+    let log = state.prediction_log.as_ref().map(|log| log.counts());
+    let text = state.metrics.render(&state.registry.states(), log.as_ref());
     (
         [(
             header::CONTENT_TYPE,

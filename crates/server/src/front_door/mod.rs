@@ -53,8 +53,6 @@ pub struct FrontDoor {
     /// Permits to decode a large body or message (one per CPU).
     large_bodies: Arc<Semaphore>,
     observers: Arc<[Arc<dyn Observer>]>,
-    /// Whether any observer asked for the admitted inputs.
-    copy_inputs: bool,
 }
 
 /// One inference request, as its protocol hands it to the door.
@@ -99,19 +97,16 @@ impl FrontDoor {
         decode_permits: usize,
         observers: Vec<Arc<dyn Observer>>,
     ) -> FrontDoor {
-        let copy_inputs = observers.iter().any(|o| o.wants_inputs());
         FrontDoor {
             registry,
             large_bodies: Arc::new(Semaphore::new(decode_permits.max(1))),
             observers: observers.into(),
-            copy_inputs,
         }
     }
 
     /// The same door, with `observers` seeing every request it answers (added to any it has).
     pub fn with_observers(mut self, observers: Vec<Arc<dyn Observer>>) -> FrontDoor {
         let all: Vec<Arc<dyn Observer>> = self.observers.iter().cloned().chain(observers).collect();
-        self.copy_inputs = all.iter().any(|o| o.wants_inputs());
         self.observers = all.into();
         self
     }
@@ -162,7 +157,11 @@ impl FrontDoor {
         };
         stage::enter(Stage::Infer);
         let rows = admitted.rows();
-        let inputs = self.copy_inputs.then(|| admitted.inputs().to_vec());
+        let inputs = self
+            .observers
+            .iter()
+            .any(|o| o.wants_inputs(&request_id, &model))
+            .then(|| admitted.inputs().to_vec());
         let budget = deadline.at.saturating_duration_since(deadline.arrived);
         let shadow = leg
             .as_ref()

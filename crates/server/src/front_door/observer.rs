@@ -60,9 +60,9 @@ pub struct Observed<'a> {
 
 /// Sees every request the front door answers, exactly once.
 pub trait Observer: Send + Sync + std::fmt::Debug {
-    /// Whether it needs the admitted inputs: they are then copied once per request, before
-    /// they go to the engine.
-    fn wants_inputs(&self) -> bool {
+    /// Whether it needs this request's admitted inputs (asked once the version admitted them):
+    /// they are then copied once, before they go to the engine.
+    fn wants_inputs(&self, _request_id: &str, _model: &ModelVersion) -> bool {
         false
     }
 

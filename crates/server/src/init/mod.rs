@@ -444,6 +444,7 @@ fn describe(
             versions: BTreeMap::new(),
             drift: Drift::default(),
             baseline: (!baseline.columns.is_empty()).then_some(baseline),
+            prediction_log: Default::default(),
         },
         examples,
         ignores_unseen,

@@ -25,6 +25,8 @@ pub struct ModelContract {
     pub max_request_rows: usize,
     /// The manifest's example row, when it has one (the docs show it).
     pub example: Option<serde_json::Map<String, Value>>,
+    /// The manifest's `[prediction_log]` (what of this model the log keeps, and how).
+    pub prediction_log: warden_contract::PredictionLog,
 }
 
 /// The manifest's example row, or one synthesised from the contract (the lower bound or zero,
@@ -96,6 +98,7 @@ pub(super) fn resolve_contract(
             // The manifest's default, so the contract's limit and the scheduler's are one.
             max_request_rows: warden_contract::Batching::default_max_request_rows(),
             example: None,
+            prediction_log: Default::default(),
         });
     };
     let binding = bind_features(&manifest.features, &graph_inputs).map_err(contract_error)?;
@@ -128,6 +131,18 @@ pub(super) fn resolve_contract(
             }
         }
     }
+    // With features declared the manifest itself checked these names; without, they name
+    // graph inputs.
+    if manifest.features.is_empty() {
+        let log = &manifest.prediction_log;
+        for name in log.drop.iter().chain(&log.hash) {
+            if signature.input(name).is_none() {
+                problems.push(format!(
+                    "`prediction_log` names `{name}`, which is not a graph input"
+                ));
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(contract_error(problems));
     }
@@ -137,6 +152,7 @@ pub(super) fn resolve_contract(
         declared: true,
         max_request_rows: manifest.batching.max_request_rows,
         example: manifest.example.clone(),
+        prediction_log: manifest.prediction_log.clone(),
     })
 }
 

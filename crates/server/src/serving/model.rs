@@ -226,9 +226,21 @@ impl Opened {
                 None => backend.load(&bytes, &source.graph, &options)?,
             });
         }
-        // A copy sharing the loaded graph for the idle lane (shadow runs); none when copies
-        // cannot share one (ONNX Runtime with a session per worker).
-        let spare = model.share();
+        // A copy for the idle lane (shadow runs): one sharing the loaded graph when shared
+        // handles run at once (tract); else, for a model whose manifest rolls a version out,
+        // a copy of its own, so an idle-priority run never holds a lock a request waits on.
+        // Without either, its shadow runs go through the workers' queue.
+        let spare = match model.share() {
+            Some(shared) if model.shares_run_at_once() => Some(shared),
+            _ if source
+                .manifest
+                .as_ref()
+                .is_some_and(|m| m.rollout.is_some()) =>
+            {
+                Some(backend.load(&bytes, &source.graph, &options)?)
+            }
+            _ => None,
+        };
         models.insert(0, model);
         let worker =
             Scheduler::spawn(&source.name, models, spare, scheduler_options).map_err(|err| {
@@ -280,8 +292,9 @@ impl ModelVersion {
         opened.serve(source, backend, serving)
     }
 
-    /// The identity that marks inputs this version admitted.
-    pub(super) fn id(&self) -> u64 {
+    /// The identity that marks inputs this version admitted: unique in the process, a
+    /// reloaded version has a new one.
+    pub fn id(&self) -> u64 {
         self.id
     }
 

@@ -15,6 +15,7 @@ use warden_runtime::onnxruntime::ExplicitLibrary;
 use super::settings::{self, ConfigFile, Layered, Origin, Set, non_empty};
 pub use super::settings::{EnvSource, Flags, GrpcPort, ProcessEnv};
 pub use crate::auth::AuthConfig;
+use crate::prediction_log::{self, LogConfig};
 pub use crate::serving::{OnnxRuntimeSessions, WatchMode};
 use crate::state::DEFAULT_BODY_LIMIT_BYTES;
 use crate::transport::connections;
@@ -60,6 +61,8 @@ pub struct ServeConfig {
     pub body_budget_bytes: Option<usize>,
     /// How long shutdown waits for requests in flight before cutting them.
     pub shutdown_grace: Duration,
+    /// The prediction log, when one is kept.
+    pub prediction_log: Option<LogConfig>,
 }
 
 /// The polling fallback's default interval.
@@ -89,6 +92,7 @@ impl ServeConfig {
             max_connections: None,
             body_budget_bytes: None,
             shutdown_grace: connections::DEFAULT_SHUTDOWN_GRACE,
+            prediction_log: None,
         }
     }
 }
@@ -180,6 +184,7 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
     config.onnxruntime_sessions = value(&set.onnxruntime_sessions).unwrap_or_default();
     config.require_checksum = value(&set.require_checksum).unwrap_or(false);
     config.watch = value(&set.watch).unwrap_or(WatchMode::Events);
+    config.prediction_log = prediction_log_config(&set, env, &mut problems);
     if let Some(ms) = at_least_one(
         &set.poll_interval_ms,
         "the poll interval",
@@ -279,6 +284,99 @@ pub fn resolve(flags: Flags, env: &dyn EnvSource) -> Result<ServeConfig, Vec<Str
         Err(problems)
     }
 }
+
+/// The prediction log's configuration, when a directory is given; its other settings without
+/// one are a problem (they would do nothing).
+fn prediction_log_config(
+    set: &Layered,
+    env: &dyn EnvSource,
+    problems: &mut Vec<String>,
+) -> Option<LogConfig> {
+    let Some(directory) = value(&set.prediction_log) else {
+        let given: Vec<String> = [
+            set.prediction_log_sample
+                .as_ref()
+                .map(|s| s.origin.to_string()),
+            set.prediction_log_queue_bytes
+                .as_ref()
+                .map(|s| s.origin.to_string()),
+            set.prediction_log_rotate_bytes
+                .as_ref()
+                .map(|s| s.origin.to_string()),
+            set.prediction_log_rotate_seconds
+                .as_ref()
+                .map(|s| s.origin.to_string()),
+            set.prediction_log_retain_bytes
+                .as_ref()
+                .map(|s| s.origin.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !given.is_empty() {
+            problems.push(format!(
+                "prediction log settings are given ({}) but no prediction log directory: set \
+                 --prediction-log, WARDEN_PREDICTION_LOG or `prediction_log`",
+                given.join(", ")
+            ));
+        }
+        return None;
+    };
+    let mut defaults = prediction_log::Settings::default();
+    if let Some(sample) = &set.prediction_log_sample {
+        if (0.0..=1.0).contains(&sample.value) {
+            defaults.sample = sample.value;
+        } else {
+            problems.push(format!(
+                "the prediction log's sample ({}) must be a share between 0 and 1, not {}",
+                sample.origin, sample.value
+            ));
+        }
+    }
+    if let Some(bytes) = &set.prediction_log_rotate_bytes {
+        if bytes.value < warden_contract::MIN_ROTATE_BYTES {
+            problems.push(format!(
+                "the prediction log's rotation size ({}) must be at least {} bytes, not {}",
+                bytes.origin,
+                warden_contract::MIN_ROTATE_BYTES,
+                bytes.value
+            ));
+        }
+        defaults.rotate_bytes = bytes.value;
+    }
+    if let Some(seconds) = at_least_one(
+        &set.prediction_log_rotate_seconds,
+        "the prediction log's rotation age",
+        " second",
+        problems,
+    ) {
+        defaults.rotate_seconds = seconds;
+    }
+    if let Some(bytes) = at_least_one(
+        &set.prediction_log_retain_bytes,
+        "the prediction log's retention",
+        " byte",
+        problems,
+    ) {
+        defaults.retain_bytes = Some(bytes);
+    }
+    let queue_bytes = at_least_one(
+        &set.prediction_log_queue_bytes,
+        "the prediction log's queue",
+        " byte",
+        problems,
+    )
+    .unwrap_or(DEFAULT_PREDICTION_LOG_QUEUE_BYTES);
+    Some(LogConfig {
+        directory,
+        defaults,
+        queue_bytes,
+        key: non_empty(env, prediction_log::KEY_ENV).map(|key| key.into_bytes().into()),
+    })
+}
+
+/// The prediction log's queue bound when none is set.
+pub const DEFAULT_PREDICTION_LOG_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A layered setting's value.
 fn value<T: Clone>(set: &Option<Set<T>>) -> Option<T> {

@@ -36,6 +36,11 @@ pub enum StartupError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot keep the prediction log in {}: {source}", directory.display())]
+    PredictionLog {
+        directory: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Init(#[from] InitError),
     /// `warden health`: the server did not answer ready.
@@ -80,6 +85,12 @@ impl StartupError {
                 | InitError::Check(_) => exit::DATA,
                 InitError::Exists { .. } => exit::CANNOT_CREATE,
                 InitError::Write { source, .. } => io_exit(source),
+            },
+            StartupError::PredictionLog { source, .. } => match source.kind() {
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                    exit::NO_PERMISSION
+                }
+                _ => exit::CANNOT_CREATE,
             },
             StartupError::Unhealthy(_) => exit::UNAVAILABLE,
             StartupError::Internal(_) => exit::SOFTWARE,
@@ -153,6 +164,11 @@ impl StartupError {
                 }
                 _ => return None,
             },
+            StartupError::PredictionLog { .. } => {
+                "give a directory the server's user can create and write (a mounted volume in a \
+                 container), or leave --prediction-log unset to keep no log"
+                    .to_owned()
+            }
             StartupError::Init(InitError::Exists { .. }) => {
                 "pass --force to overwrite it".to_owned()
             }
@@ -171,6 +187,7 @@ impl StartupError {
             StartupError::OnnxRuntime(RuntimeError::LibraryUnusable { path, .. }) => path,
             StartupError::Bind { address, .. } => return Some(address.to_string()),
             StartupError::Init(err) => return err.path().map(|p| p.display().to_string()),
+            StartupError::PredictionLog { directory, .. } => directory,
             _ => return None,
         };
         Some(path.display().to_string())

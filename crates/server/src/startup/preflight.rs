@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::prediction_log::{LogConfig, PredictionLog};
 use crate::serving;
 use crate::serving::Serving;
 use crate::serving::{Backends, ModelSource, ModelVersion, VersionSet, load_to_serve};
@@ -437,6 +438,10 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         }
     }
 
+    let prediction_log = match prediction_log(&mut list, &config, &sources) {
+        Ok(log) => log,
+        Err(()) => return list.finish(None),
+    };
     let Some(listener) = list.bind("address", SocketAddr::new(config.host, config.port)) else {
         return list.finish(None);
     };
@@ -464,6 +469,22 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
             sources,
         }),
         observers: Vec::new(),
+        prediction_log: match (mode, prediction_log) {
+            (Mode::Serve, Some(log)) => match PredictionLog::start(log.clone()) {
+                Ok(log) => Some(Arc::new(log)),
+                Err(source) => {
+                    list.failed(
+                        "prediction log",
+                        StartupError::PredictionLog {
+                            directory: log.directory.clone(),
+                            source,
+                        },
+                    );
+                    return list.finish(None);
+                }
+            },
+            _ => None,
+        },
     };
     let state = AppState::new(ModelRegistry::new(models, config.allow_partial), options);
     let (listener, grpc_listener) = match mode {
@@ -477,6 +498,73 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         listener,
         grpc_listener,
     }))
+}
+
+/// Checks the prediction log's directory and, when a served model hashes features, its key;
+/// `Err` when serve must stop.
+fn prediction_log(
+    list: &mut Checklist,
+    config: &ServeConfig,
+    sources: &[ModelSource],
+) -> Result<Option<LogConfig>, ()> {
+    let Some(log) = &config.prediction_log else {
+        list.skipped("prediction log", "off (no --prediction-log directory)");
+        return Ok(None);
+    };
+    if let Err(source) = crate::prediction_log::check_directory(&log.directory) {
+        let stop = list.failed(
+            "prediction log",
+            StartupError::PredictionLog {
+                directory: log.directory.clone(),
+                source,
+            },
+        );
+        return if stop { Err(()) } else { Ok(None) };
+    }
+    let mut hashing: Vec<&str> = sources
+        .iter()
+        .filter(|s| {
+            s.manifest
+                .as_ref()
+                .is_some_and(|m| !m.prediction_log.hash.is_empty())
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    hashing.dedup();
+    if !hashing.is_empty() && log.key.is_none() {
+        let stop = list.failed(
+            "prediction log",
+            StartupError::Config(vec![format!(
+                "{} hash features in the prediction log (`[prediction_log] hash`) but {} is not \
+                 set: set it to a secret key (the same on every replica)",
+                hashing.join(", "),
+                crate::prediction_log::KEY_ENV
+            )]),
+        );
+        return if stop { Err(()) } else { Ok(None) };
+    }
+    let defaults = &log.defaults;
+    list.ok(
+        "prediction log",
+        format!(
+            "{}: sample {} by request id, refused requests {}, files published at {} or {} s, \
+             {} kept per model, queue {}",
+            log.directory.display(),
+            defaults.sample,
+            if defaults.refused {
+                "logged"
+            } else {
+                "not logged"
+            },
+            human_bytes(defaults.rotate_bytes),
+            defaults.rotate_seconds,
+            defaults
+                .retain_bytes
+                .map_or_else(|| "everything".to_owned(), human_bytes),
+            human_bytes(log.queue_bytes as u64)
+        ),
+    );
+    Ok(Some(log.clone()))
 }
 
 /// The memory budget for request bodies in flight when none is configured: a quarter of the

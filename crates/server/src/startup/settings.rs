@@ -79,6 +79,12 @@ pub const ENVIRONMENT_ONLY: &[(&str, &str)] = &[
         "repository-API tokens inline, comma-separated (the same precedence)",
     ),
     (
+        "WARDEN_PREDICTION_LOG_KEY",
+        "the key of the prediction log's hashed features (a manifest's `[prediction_log] hash`): \
+         HMAC-SHA256 under this key, so the same value always hashes alike and no one without it \
+         can test a guess; required when a served model hashes a feature",
+    ),
+    (
         "WARDEN_LOG",
         "the log filter, as RUST_LOG is written (default `info`; e.g. `warn` or \
          `warden_server=debug`)",
@@ -341,6 +347,54 @@ settings! {
         default: "10000 (well under Kubernetes' 30 s)",
         what: "a number of milliseconds",
     }
+    prediction_log: PathBuf {
+        help: "Keep a prediction log in this directory: sampled requests and their answers as typed Parquet files, one folder per model (a manifest's [prediction_log] tunes its model's)",
+        arg: (long, value_name = "DIR"),
+        env: ["WARDEN_PREDICTION_LOG"],
+        key: "prediction_log",
+        default: "none: no log",
+        what: "a path",
+    }
+    prediction_log_sample: f64 {
+        help: "The share of requests the prediction log keeps, chosen by request id (a manifest's sample wins for its model)",
+        arg: (long, value_name = "SHARE"),
+        env: ["WARDEN_PREDICTION_LOG_SAMPLE"],
+        key: "prediction_log_sample",
+        default: "1.0",
+        what: "a share between 0 and 1",
+    }
+    prediction_log_queue_bytes: usize {
+        help: "Bytes of records waiting for the prediction log's writer at most; beyond, records are dropped and counted (warden_prediction_log_dropped_total)",
+        arg: (long, value_name = "BYTES"),
+        env: ["WARDEN_PREDICTION_LOG_QUEUE_BYTES"],
+        key: "prediction_log_queue_bytes",
+        default: "67108864 (64 MiB)",
+        what: "a number of bytes",
+    }
+    prediction_log_rotate_bytes: u64 {
+        help: "Publish a prediction log file once it holds this many bytes",
+        arg: (long, value_name = "BYTES"),
+        env: ["WARDEN_PREDICTION_LOG_ROTATE_BYTES"],
+        key: "prediction_log_rotate_bytes",
+        default: "134217728 (128 MiB)",
+        what: "a number of bytes, at least 65536",
+    }
+    prediction_log_rotate_seconds: u64 {
+        help: "Publish a prediction log file once it is this old, in seconds",
+        arg: (long, value_name = "SECONDS"),
+        env: ["WARDEN_PREDICTION_LOG_ROTATE_SECONDS"],
+        key: "prediction_log_rotate_seconds",
+        default: "3600",
+        what: "a number of seconds",
+    }
+    prediction_log_retain_bytes: u64 {
+        help: "Delete a model's oldest prediction log files while its files hold more than this many bytes",
+        arg: (long, value_name = "BYTES"),
+        env: ["WARDEN_PREDICTION_LOG_RETAIN_BYTES"],
+        key: "prediction_log_retain_bytes",
+        default: "1073741824 (1 GiB)",
+        what: "a number of bytes",
+    }
 }
 
 /// The declared setting `field`.
@@ -395,7 +449,7 @@ macro_rules! from_str_values {
     )+};
 }
 
-from_str_values!(u16, u64, usize, IpAddr, PathBuf, GrpcPort);
+from_str_values!(u16, u64, usize, f64, IpAddr, PathBuf, GrpcPort);
 
 /// The settings whose values are a `clap::ValueEnum`: the environment spells them as the flag
 /// does (any case).

@@ -810,7 +810,7 @@ async fn concurrent_scrapes_each_see_every_model_gauge() {
             std::thread::spawn(move || {
                 (0..300)
                     .filter(|_| {
-                        let text = metrics.render(&registry.states());
+                        let text = metrics.render(&registry.states(), None);
                         ["credit", "iris"].iter().any(|model| {
                             !text.contains(&format!("warden_model_ready{{model=\"{model}\"}} 1"))
                                 || !text.contains(&format!(

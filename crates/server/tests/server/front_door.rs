@@ -36,7 +36,7 @@ struct Recorder {
 }
 
 impl Observer for Recorder {
-    fn wants_inputs(&self) -> bool {
+    fn wants_inputs(&self, _request_id: &str, _model: &ModelVersion) -> bool {
         true
     }
 
