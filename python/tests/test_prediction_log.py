@@ -284,9 +284,18 @@ def test_rotation_and_retention_hold_their_limits(tmp_path):
                 status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
                 assert status == 200, raw
             assert len(published()) <= 3, published()
-        client.close()
         samples = metrics(warden)
-        assert sample(samples, "warden_prediction_log_kept_files", model="credit") <= 3
+        kept = sample(samples, "warden_prediction_log_kept_files", model="credit")
+        assert 1 <= kept <= 3
+        # The page shows the model's log: where, what it keeps, what it wrote and dropped.
+        status, raw = client.call("GET", "/")
+        page = raw.decode()
+        assert status == 200 and "credit</a>: prediction log" in page, page[-2000:]
+        assert f"in {log_dir}/credit · sample 1" in page
+        assert "dropped: queue_full 0, write_error 0" in page
+        deleted = int(sample(samples, "warden_prediction_log_files_deleted_total", model="credit"))
+        assert f"{deleted} deleted by retention" in page or f"{deleted + 1} deleted by retention" in page
+        client.close()
         for path in published():
             assert pq.read_metadata(path).num_rows > 0
     finally:

@@ -405,7 +405,7 @@ impl ModelGauges {
             ),
             shadow_dropped: counter(
                 "warden_shadow_dropped_total",
-                "Shadow runs dropped: busy (requests waited on the primary, or a shadow run waited for idle CPU), queue_full (shadow_queue runs in flight), deadline (not finished by the request's deadline), overloaded (the other version's idle queue), outputs_not_answered",
+                "Shadow runs dropped: busy (a shadow run already waited for idle CPU), queue_full (shadow_queue runs in flight), deadline (not finished by the request's deadline), overloaded (the other version's idle queue), outputs_not_answered",
                 &["model", "version", "reason"],
             ),
             rollbacks: counter(

@@ -18,6 +18,7 @@ use warden_contract::FeatureType;
 use super::path::ApiPath;
 use crate::metrics::ModelStats;
 use crate::outcome::error::ApiError;
+use crate::prediction_log::{DropReason, PredictionLog};
 use crate::serving::{
     DriftReport, DriftStatus, FeatureReport, ModelEntry, ModelVersion, RolloutReport, VersionSet,
 };
@@ -263,6 +264,13 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
                         rollout_section(&rollout.report())
                     );
                 }
+                if let Some(log) = &state.prediction_log {
+                    let _ = write!(
+                        sections,
+                        "<h2>{link}: prediction log</h2>{}",
+                        log_section(log, &model)
+                    );
+                }
             }
             ModelEntry::Unavailable { reason } | ModelEntry::Rejected { reason } => {
                 let _ = write!(
@@ -417,6 +425,58 @@ fn version_cell(set: &VersionSet) -> String {
     } else {
         format!("{default} <small>(also {})</small>", others.join(", "))
     }
+}
+
+/// What the prediction log keeps of a model, what it wrote, dropped and last failed at.
+fn log_section(log: &PredictionLog, model: &ModelVersion) -> String {
+    let settings = log.settings_of(model);
+    let figures = log.figures();
+    let stats = figures.models.get(&model.name).cloned().unwrap_or_default();
+    let records: u64 = stats.records.values().sum();
+    let rows: u64 = stats.rows.values().sum();
+    let dropped = DropReason::ALL
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.as_str(),
+                stats.dropped.get(r).copied().unwrap_or(0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let redacted = if settings.drop.is_empty() && settings.hash.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " · dropped features: {} · hashed: {}",
+            escape(&settings.drop.join(", ")),
+            escape(&settings.hash.join(", "))
+        )
+    };
+    let error = stats.last_error.map_or_else(String::new, |(why, at)| {
+        format!(
+            "<p class=\"log-error\">last failure (unix time {at}): {}</p>",
+            escape(&why)
+        )
+    });
+    format!(
+        "<p class=\"prediction-log\">in {}/{} · sample {}{} · {} requests ({} rows) in published \
+         files · {} files kept ({} bytes) · {} deleted by retention · dropped: {} · queue {} of {} \
+         bytes</p>{error}",
+        escape(&figures.directory.display().to_string()),
+        escape(&model.name),
+        settings.sample,
+        redacted,
+        records,
+        rows,
+        stats.files,
+        stats.bytes,
+        stats.files_deleted,
+        dropped,
+        figures.queued_bytes,
+        figures.queue_bytes
+    )
 }
 
 /// A rollout's state and, per window, each version's traffic and each comparison's figures.

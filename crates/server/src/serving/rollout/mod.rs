@@ -8,10 +8,9 @@
 //! comparison directions are measured. A shadow run starts after the primary's answer is made,
 //! on a copy of the same admitted tensors, on the other version's idle lane (a worker at the
 //! operating system's idle priority, see [`super::scheduler`]): it runs only on CPU time the
-//! requests leave idle, so it never delays or fails the primary. It is shed first: while
-//! requests wait on the primary or a shadow run already waits for idle CPU, when the shadow
-//! queue is full, or when no idle CPU came before the request's deadline, it is dropped and
-//! counted.
+//! requests leave idle, so it never waits for it and never fails it. It is shed first: while
+//! a shadow run already waits for idle CPU, when the shadow queue is full, or when no idle CPU
+//! came before the request's deadline, it is dropped and counted.
 //!
 //! Windows are rings of ten slots, as the drift monitor's ([`crate::serving::DriftMonitor`]):
 //! memory is fixed whatever the traffic. At most once a second (as requests are counted or the
@@ -81,7 +80,7 @@ impl StickyKey for () {
 enum Drop {
     /// The shadow queue is full.
     QueueFull,
-    /// Requests wait on the primary, or a shadow run already waits for idle CPU.
+    /// A shadow run already waits for idle CPU.
     Busy,
     /// The run did not finish before the request's deadline: no idle CPU came in time (the
     /// server is saturated) or the version is slower than the request's budget.
@@ -646,22 +645,21 @@ impl Leg {
 
     /// When this request is shadowed and may be, the copy of its admitted rows for the other
     /// version, made before the primary consumes them; `budget` bounds the shadow run's time.
-    /// Shed first (counted): while requests wait on the primary or a shadow run already waits
-    /// for idle CPU (`busy`), or when the shadow queue is full.
+    /// Shed first (counted): while a shadow run already waits for idle CPU (`busy`), or when
+    /// the shadow queue is full.
     pub fn prepare_shadow(&self, admitted: &Admitted, budget: Duration) -> Option<ShadowRun> {
         if !self.shadowed {
             return None;
         }
         let other = self.arm.other();
-        // The idle lane runs only on idle CPU; this keeps it from even starting work when there
-        // is none to spare: a shadow run still costs the primary the cache it evicts and the
-        // copy and comparison made on the request's own thread.
-        let primary = &self.rollout.versions[self.arm as usize];
+        // The idle lane runs only on CPU time the requests leave idle: a run waiting there
+        // means there is none to spare now, so this one is not even copied (its copy and
+        // comparison would run on the request's own thread, at the request's priority).
         let shadow_waiting = self.rollout.versions[other as usize]
             .counters()
             .idle_queued
             .load(Ordering::Relaxed);
-        if primary.counters().queued.load(Ordering::Relaxed) > 0 || shadow_waiting > 0 {
+        if shadow_waiting > 0 {
             self.rollout.drop_shadow(other, Drop::Busy);
             return None;
         }
