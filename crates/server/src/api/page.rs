@@ -268,7 +268,7 @@ pub(super) async fn index(State(state): State<AppState>) -> Response {
                     let _ = write!(
                         sections,
                         "<h2>{link}: prediction log</h2>{}",
-                        log_section(log, &model)
+                        log_section(log, model)
                     );
                 }
             }
