@@ -124,7 +124,7 @@ impl FrontDoor {
             codec,
         } = call;
         let report = |model: Option<&ModelVersion>,
-                      inputs: Option<&[NamedTensor]>,
+                      inputs: Option<&Arc<[NamedTensor]>>,
                       rows: usize,
                       outcome: Result<&[NamedTensor], &ApiError>,
                       timings: Option<Timings>| {
@@ -161,7 +161,7 @@ impl FrontDoor {
             .observers
             .iter()
             .any(|o| o.wants_inputs(&request_id, &model))
-            .then(|| admitted.inputs().to_vec());
+            .then(|| Arc::<[NamedTensor]>::from(admitted.inputs()));
         let budget = deadline.at.saturating_duration_since(deadline.arrived);
         let shadow = leg
             .as_ref()
@@ -174,7 +174,7 @@ impl FrontDoor {
             Ok(answer) => {
                 report(
                     Some(&model),
-                    inputs.as_deref(),
+                    inputs.as_ref(),
                     rows,
                     Ok(&answer.outputs),
                     Some(answer.timings),
@@ -188,7 +188,7 @@ impl FrontDoor {
             }
             Err(err) => {
                 let error = predict_error(&model, err);
-                report(Some(&model), inputs.as_deref(), rows, Err(&error), None);
+                report(Some(&model), inputs.as_ref(), rows, Err(&error), None);
                 Err(error)
             }
         }

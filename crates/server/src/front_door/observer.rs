@@ -8,6 +8,7 @@
 //! request whose client went away before its answer (its task dropped) is not answered, and not
 //! observed; the scheduler counts it as abandoned.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use warden_runtime::NamedTensor;
@@ -46,8 +47,8 @@ pub struct Observed<'a> {
     /// the request was refused before it (a malformed body, no decode permit in time).
     pub model: Option<&'a ModelVersion>,
     /// The admitted inputs, when an observer asked for them ([`Observer::wants_inputs`]) and
-    /// the request was admitted.
-    pub inputs: Option<&'a [NamedTensor]>,
+    /// the request was admitted; shared, so an observer keeps them without a copy.
+    pub inputs: Option<&'a Arc<[NamedTensor]>>,
     /// The rows admitted (0 if none were).
     pub rows: usize,
     /// The outputs the model gave (through the guards), or the error the client gets.

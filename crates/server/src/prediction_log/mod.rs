@@ -21,7 +21,7 @@ pub use writer::{DropReason, MAX_QUEUED_RECORDS, ModelLogStats, Stats, Writer};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use warden_contract::PredictionLog as ManifestLog;
@@ -105,7 +105,7 @@ pub fn check_directory(directory: &Path) -> std::io::Result<()> {
 pub struct PredictionLog {
     config: LogConfig,
     /// Each logged version's columns, by its process-unique id.
-    versions: Mutex<HashMap<u64, Arc<VersionLog>>>,
+    versions: RwLock<HashMap<u64, Arc<VersionLog>>>,
     writer: Writer,
     stats: Arc<Stats>,
 }
@@ -130,7 +130,7 @@ impl PredictionLog {
         )?;
         Ok(PredictionLog {
             config,
-            versions: Mutex::new(HashMap::new()),
+            versions: RwLock::new(HashMap::new()),
             writer,
             stats,
         })
@@ -143,7 +143,16 @@ impl PredictionLog {
 
     /// The columns `model` is logged with (made on its first record).
     fn version_log(&self, model: &ModelVersion) -> Arc<VersionLog> {
-        let mut versions = lock(&self.versions);
+        let found = self
+            .versions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&model.id())
+            .cloned();
+        if let Some(log) = found {
+            return log;
+        }
+        let mut versions = self.versions.write().unwrap_or_else(|p| p.into_inner());
         if let Some(log) = versions.get(&model.id()) {
             return Arc::clone(log);
         }
@@ -258,7 +267,7 @@ impl Observer for PredictionLog {
                 (Vec::new(), Some((err.code.as_str(), json)))
             }
         };
-        let inputs = request.inputs.map(<[_]>::to_vec).unwrap_or_default();
+        let inputs = request.inputs.cloned().unwrap_or_else(|| Arc::from([]));
         let rows = if inputs.is_empty() { 0 } else { request.rows };
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -20,7 +20,7 @@ use arrow_array::builder::{
     StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{ArrowError, DataType as ArrowType, Field, Schema, TimeUnit};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -64,7 +64,8 @@ pub struct Record {
     pub role: Role,
     /// The rows answered (0 for a refused request, logged as one row).
     pub rows: usize,
-    pub inputs: Vec<NamedTensor>,
+    /// The admitted inputs, shared with any other observer of the request.
+    pub inputs: Arc<[NamedTensor]>,
     pub outputs: Vec<NamedTensor>,
     /// The error's code and JSON body, for a request that was not answered.
     pub error: Option<(&'static str, String)>,
@@ -78,7 +79,7 @@ impl Record {
         let tensors: usize = self
             .inputs
             .iter()
-            .chain(&self.outputs)
+            .chain(self.outputs.iter())
             .map(|t| tensor_bytes(&t.tensor.data))
             .sum();
         256 + self.request_id.len()
@@ -400,12 +401,10 @@ impl VersionLog {
         let mut request_id = StringBuilder::with_capacity(rows, rows * 36);
         let mut row = Int32Builder::with_capacity(rows);
         let mut time = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
-        let mut model = StringDictionaryBuilder::<Int32Type>::new();
         let mut version = Int64Builder::with_capacity(rows);
-        let mut sha = StringDictionaryBuilder::<Int32Type>::new();
-        let mut protocol = StringDictionaryBuilder::<Int32Type>::new();
-        let mut role = StringDictionaryBuilder::<Int32Type>::new();
-        let mut status = StringDictionaryBuilder::<Int32Type>::new();
+        let mut protocol = SmallDictionary::default();
+        let mut role = SmallDictionary::default();
+        let mut status = SmallDictionary::default();
         let mut error = StringBuilder::new();
         let mut latency = Int64Builder::with_capacity(rows);
         let mut weight = Float64Builder::with_capacity(rows);
@@ -421,18 +420,16 @@ impl VersionLog {
                     row.append_value(i32::try_from(r).unwrap_or(i32::MAX));
                 }
                 time.append_value(record.timestamp_us);
-                model.append_value(&self.model);
                 version.append_value(i64::try_from(self.version).unwrap_or(i64::MAX));
-                sha.append_value(&self.sha256);
-                protocol.append_value(record.protocol);
-                role.append_value(record.role.as_str());
+                protocol.push(record.protocol);
+                role.push(record.role.as_str());
                 match &record.error {
                     Some((code, json)) => {
-                        status.append_value(code);
+                        status.push(code);
                         error.append_value(json);
                     }
                     None => {
-                        status.append_value("ok");
+                        status.push("ok");
                         error.append_null();
                     }
                 }
@@ -453,12 +450,12 @@ impl VersionLog {
         arrays.push(Arc::new(request_id.finish()));
         arrays.push(Arc::new(row.finish()));
         arrays.push(Arc::new(time.finish()));
-        arrays.push(Arc::new(model.finish()));
+        arrays.push(constant(&self.model, rows)?);
         arrays.push(Arc::new(version.finish()));
-        arrays.push(Arc::new(sha.finish()));
-        arrays.push(Arc::new(protocol.finish()));
-        arrays.push(Arc::new(role.finish()));
-        arrays.push(Arc::new(status.finish()));
+        arrays.push(constant(&self.sha256, rows)?);
+        arrays.push(protocol.finish()?);
+        arrays.push(role.finish()?);
+        arrays.push(status.finish()?);
         arrays.push(Arc::new(error.finish()));
         arrays.push(Arc::new(latency.finish()));
         arrays.push(Arc::new(weight.finish()));
@@ -594,15 +591,57 @@ fn source_of<'r>(source: &Source, record: &'r Record) -> Option<(&'r TensorData,
             tensor,
             column,
             width,
-        } => (&record.inputs, tensor, *column, *width),
+        } => (&record.inputs[..], tensor, *column, *width),
         Source::Output {
             tensor,
             column,
             width,
-        } => (&record.outputs, tensor, *column, *width),
+        } => (&record.outputs[..], tensor, *column, *width),
     };
     let found = tensors.iter().find(|t| &t.name == name)?;
     Some((&found.tensor.data, column, width))
+}
+
+/// A dictionary column holding `value` in every one of `rows` rows.
+fn constant(value: &str, rows: usize) -> Result<ArrayRef, ArrowError> {
+    let keys = Int32Array::from(vec![0; rows]);
+    let values: ArrayRef = Arc::new(StringArray::from(vec![value]));
+    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+        keys, values,
+    )?))
+}
+
+/// A dictionary column of a few distinct `&'static str` values (protocol, role, status),
+/// built without hashing each row.
+#[derive(Default)]
+struct SmallDictionary {
+    values: Vec<&'static str>,
+    keys: Vec<i32>,
+}
+
+impl SmallDictionary {
+    fn push(&mut self, value: &'static str) {
+        let key = match self
+            .values
+            .iter()
+            .position(|v| std::ptr::eq(*v, value) || *v == value)
+        {
+            Some(key) => key,
+            None => {
+                self.values.push(value);
+                self.values.len() - 1
+            }
+        };
+        self.keys.push(i32::try_from(key).unwrap_or(i32::MAX));
+    }
+
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        let values: ArrayRef = Arc::new(StringArray::from(self.values));
+        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+            Int32Array::from(self.keys),
+            values,
+        )?))
+    }
 }
 
 /// One value of a tensor.

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::schema::{Record, VersionLog};
 
@@ -442,7 +443,18 @@ impl Files {
         let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
         let published = folder.join(&name);
         let file = File::create(&temporary).map_err(|e| format!("{}: {e}", temporary.display()))?;
-        let properties = WriterProperties::builder()
+        // Dictionary pages only for the dictionary columns (ids, labels, categories): trying
+        // them on every float column costs the writer more than it saves.
+        let mut properties = WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::Chunk);
+        for field in log.schema.fields() {
+            if matches!(field.data_type(), arrow_schema::DataType::Dictionary(..)) {
+                properties = properties
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+            }
+        }
+        let properties = properties
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
