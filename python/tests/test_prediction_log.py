@@ -383,3 +383,52 @@ def test_a_hashed_feature_without_a_key_stops_the_start(tmp_path):
         env=env, capture_output=True, text=True, timeout=60)
     assert served.returncode == 78, served.stderr
     assert "WARDEN_PREDICTION_LOG_KEY" in served.stderr
+
+
+def test_a_shadow_run_is_logged_as_a_row_of_its_own_with_the_agreement(tmp_path):
+    # The rollout fixtures: approval versions 1 and 2 differ where amount > 800.
+    fixtures = ROOT / "tests" / "rollout"
+    expected = json.loads((fixtures / "approval" / "expected.json").read_text())
+    approval_rows = json.loads((fixtures / "approval" / "rows.json").read_text())
+    root = tmp_path / "repo"
+    shutil.copytree(fixtures / "approval", root / "approval")
+    for extra in ("3", "4"):
+        shutil.rmtree(root / "approval" / extra, ignore_errors=True)
+    manifest = root / "approval" / "warden.toml"
+    manifest.write_text("version = 1\n" + manifest.read_text() + "\n[rollout]\ncandidate = 2\nshadow = 1.0\n")
+    log_dir = tmp_path / "log"
+    warden = Warden([str(root), "--prediction-log", str(log_dir)])
+    count = 150
+    try:
+        client = Client(warden.address)
+        for i in range(count):
+            status, raw = client.call("POST", "/v1/models/approval:predict", {"instances": [approval_rows[i]]},
+                                      {"x-request-id": f"req-{i}"})
+            assert status == 200, raw
+
+            def settled():
+                status, raw = client.call("GET", "/v1/models/approval/rollout")
+                return json.loads(raw)["rollout"]["shadow_in_flight"] == 0
+
+            poll("the shadow run finished", settled)
+        runs = sample(metrics(warden), "warden_shadow_runs_total", model="approval", version="2")
+        client.close()
+    finally:
+        warden.stop()
+    table, _ = read_log(log_dir, "approval")
+    primary = table[table["role"] == "primary"].set_index("request_id")
+    shadow = table[table["role"] == "shadow"].set_index("request_id")
+    assert len(primary) == count and set(primary["version"]) == {1}
+    # Every shadow run that was made is a row: version 2's answer, beside version 1's.
+    assert len(shadow) == runs > 0
+    assert set(shadow["version"]) == {2} and set(shadow["other_version"]) == {1}
+    labels = expected["labels"]
+    for rid, row in shadow.iterrows():
+        i = int(rid.split("-")[1])
+        v1, v2 = expected["versions"]["1"]["label"][i], expected["versions"]["2"]["label"][i]
+        assert row["label"] == labels[v2] and primary.loc[rid, "label"] == labels[v1]
+        assert row["agreed"] == (v1 == v2), (rid, row["agreed"], v1, v2)
+        # The features are on the primary's row of the same request.
+        assert pd.isna(row["amount"]) and primary.loc[rid, "amount"] == np.float32(approval_rows[i]["amount"])
+    disagreed = sum(1 for agreed in shadow["agreed"] if not agreed)
+    assert disagreed > 0, "the known slice (amount > 800) disagrees"

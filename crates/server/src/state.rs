@@ -17,6 +17,7 @@ use crate::serving::Backends;
 use crate::serving::ModelRegistry;
 use crate::serving::ModelSource;
 use crate::serving::Reloader;
+use crate::serving::ShadowSink;
 use crate::transport::budget::BodyBudget;
 
 /// The deadline of a request that sets none.
@@ -120,8 +121,12 @@ impl AppState {
         if let Some(log) = &options.prediction_log {
             observers.push(Arc::clone(log) as Arc<dyn Observer>);
         }
+        let mut door = FrontDoor::new(Arc::clone(&registry), options.decode_permits, observers);
+        if let Some(log) = &options.prediction_log {
+            door = door.with_shadow_sink(Arc::clone(log) as Arc<dyn ShadowSink>);
+        }
         AppState {
-            door: FrontDoor::new(Arc::clone(&registry), options.decode_permits, observers),
+            door,
             prediction_log: options.prediction_log,
             registry,
             request_timeout: options.request_timeout,

@@ -40,7 +40,7 @@ use warden_runtime::NamedTensor;
 use crate::outcome::error::ApiError;
 use crate::outcome::{ServedBy, predict_error};
 use crate::serving::{
-    Admitted, Leg, LookupError, ModelRegistry, ModelVersion, Route, StickyKey, Timings,
+    Admitted, Leg, LookupError, ModelRegistry, ModelVersion, Route, ShadowSink, StickyKey, Timings,
 };
 use crate::stage::{self, Stage};
 use crate::transport::deadline::Deadline;
@@ -53,6 +53,8 @@ pub struct FrontDoor {
     /// Permits to decode a large body or message (one per CPU).
     large_bodies: Arc<Semaphore>,
     observers: Arc<[Arc<dyn Observer>]>,
+    /// Where shadow runs' answers go besides the rollout's comparison (the prediction log).
+    shadow_sink: Option<Arc<dyn ShadowSink>>,
 }
 
 /// One inference request, as its protocol hands it to the door.
@@ -101,6 +103,7 @@ impl FrontDoor {
             registry,
             large_bodies: Arc::new(Semaphore::new(decode_permits.max(1))),
             observers: observers.into(),
+            shadow_sink: None,
         }
     }
 
@@ -108,6 +111,12 @@ impl FrontDoor {
     pub fn with_observers(mut self, observers: Vec<Arc<dyn Observer>>) -> FrontDoor {
         let all: Vec<Arc<dyn Observer>> = self.observers.iter().cloned().chain(observers).collect();
         self.observers = all.into();
+        self
+    }
+
+    /// The same door, telling `sink` each shadow run's answer.
+    pub fn with_shadow_sink(mut self, sink: Arc<dyn ShadowSink>) -> FrontDoor {
+        self.shadow_sink = Some(sink);
         self
     }
 
@@ -165,7 +174,11 @@ impl FrontDoor {
         let budget = deadline.at.saturating_duration_since(deadline.arrived);
         let shadow = leg
             .as_ref()
-            .and_then(|leg| leg.prepare_shadow(&admitted, budget));
+            .and_then(|leg| leg.prepare_shadow(&admitted, budget))
+            .map(|run| match &self.shadow_sink {
+                Some(sink) => run.tell(Arc::clone(sink), &request_id, protocol.as_str()),
+                None => run,
+            });
         let result = model.infer(admitted, deadline.at).await;
         if let Some(leg) = leg {
             leg.finish(result.as_ref(), deadline.arrived.elapsed(), rows, shadow);

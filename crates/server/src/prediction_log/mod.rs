@@ -28,7 +28,7 @@ use warden_contract::PredictionLog as ManifestLog;
 
 use crate::front_door::{Observed, Observer};
 use crate::metrics::{PredictionLogCounts, PredictionLogModel};
-use crate::serving::ModelVersion;
+use crate::serving::{ModelVersion, ShadowAnswer, ShadowSink};
 
 /// The environment variable holding the key of hashed features.
 pub const KEY_ENV: &str = "WARDEN_PREDICTION_LOG_KEY";
@@ -285,6 +285,29 @@ impl Observer for PredictionLog {
             outputs,
             error,
             compared: None,
+        });
+    }
+}
+
+impl ShadowSink for PredictionLog {
+    fn shadow(&self, answer: ShadowAnswer<'_>) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.record(answer.version, answer.request_id, |log| Record {
+            log,
+            request_id: answer.request_id.to_owned(),
+            timestamp_us: i64::try_from(now.saturating_sub(answer.latency).as_micros())
+                .unwrap_or(i64::MAX),
+            latency_us: i64::try_from(answer.latency.as_micros()).unwrap_or(i64::MAX),
+            protocol: answer.protocol,
+            role: Role::Shadow,
+            rows: answer.rows,
+            // The features are on the primary's rows of the same request id.
+            inputs: Arc::from([]),
+            outputs: answer.outputs.to_vec(),
+            error: None,
+            compared: Some((answer.primary_version, answer.agreed)),
         });
     }
 }

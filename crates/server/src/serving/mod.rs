@@ -39,7 +39,8 @@ pub use repository::{
     MANIFEST_FILE, MODEL_FILE, ModelSource, RepositoryError, scan as scan_repository,
 };
 pub use rollout::{
-    ComparisonFigures, Confusion, DeltaQuantiles, Leg, Rollout, RolloutReport, ShadowRun, StickyKey,
+    ComparisonFigures, Confusion, DeltaQuantiles, Leg, Rollout, RolloutReport, ShadowAnswer,
+    ShadowRun, ShadowSink, StickyKey,
 };
 pub use scheduler::{Answer, Counters, InferError, Timings};
 pub use version_set::{RolloutChange, Route, VersionSet};

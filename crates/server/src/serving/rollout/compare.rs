@@ -218,6 +218,29 @@ impl PairCounts {
         }
     }
 
+    /// Whether each row's answers agree, as [`PairCounts::compare`] counts them: equal labels
+    /// (a classifier) or equal values (a regressor).
+    pub(super) fn agreements(
+        reader: &Reader,
+        primary: &Predictions,
+        other: &Predictions,
+    ) -> Vec<bool> {
+        match reader {
+            Reader::Classes { .. } => primary
+                .labels
+                .iter()
+                .zip(&other.labels)
+                .map(|(p, o)| p.is_some() && p == o)
+                .collect(),
+            Reader::Value { .. } => primary
+                .values
+                .iter()
+                .zip(&other.values)
+                .map(|(p, o)| p == o)
+                .collect(),
+        }
+    }
+
     /// Counts the comparison of `primary`'s answers with `other`'s on the same rows.
     pub(super) fn compare(&mut self, reader: &Reader, primary: &Predictions, other: &Predictions) {
         match reader {

@@ -35,6 +35,7 @@ use super::predict_error::PredictError;
 use super::scheduler::{Answer, InferError};
 use crate::metrics::{RolloutComparison, RolloutGauges, RolloutVersionCounts};
 use compare::{PairCounts, Predictions, Reader};
+use warden_runtime::NamedTensor;
 
 /// Slots per window.
 const SLOTS: u64 = 10;
@@ -55,6 +56,29 @@ impl Arm {
             Arm::Candidate => Arm::Default,
         }
     }
+}
+
+/// Where a shadow run's answer goes besides the comparison (the prediction log keeps it as a
+/// row of its own): told once per shadow run that answered, on the shadow's task.
+pub trait ShadowSink: Send + Sync + std::fmt::Debug {
+    fn shadow(&self, answer: ShadowAnswer<'_>);
+}
+
+/// A shadow run's answer, for a [`ShadowSink`].
+#[derive(Debug)]
+pub struct ShadowAnswer<'a> {
+    /// The request it shadowed.
+    pub request_id: &'a str,
+    /// The protocol the request came by (`rows`, `rest_v2`, `grpc`).
+    pub protocol: &'static str,
+    /// The version that ran the shadow, and the version that answered the client.
+    pub version: &'a ModelVersion,
+    pub primary_version: u64,
+    pub outputs: &'a [NamedTensor],
+    pub rows: usize,
+    /// Per row, whether the two versions' answers agree.
+    pub agreed: Vec<bool>,
+    pub latency: Duration,
 }
 
 /// Reads a request header (HTTP) or metadata entry (gRPC) for a sticky key.
@@ -257,6 +281,21 @@ pub struct Leg {
 pub struct ShadowRun {
     admitted: Admitted,
     budget: Duration,
+    /// Who else sees its answer, and what it needs to say which request it was.
+    sink: Option<(Arc<dyn ShadowSink>, String, &'static str)>,
+}
+
+impl ShadowRun {
+    /// Its answer also goes to `sink`, as the shadow of request `request_id` (by `protocol`).
+    pub fn tell(
+        mut self,
+        sink: Arc<dyn ShadowSink>,
+        request_id: &str,
+        protocol: &'static str,
+    ) -> ShadowRun {
+        self.sink = Some((sink, request_id.to_owned(), protocol));
+        self
+    }
 }
 
 /// Why a pair of versions cannot be rolled out together.
@@ -671,7 +710,11 @@ impl Leg {
             let shadow = &self.rollout.versions[other as usize];
             admitted.copy_for(&shadow.signature, shadow.id())?
         };
-        Some(ShadowRun { admitted, budget })
+        Some(ShadowRun {
+            admitted,
+            budget,
+            sink: None,
+        })
     }
 
     /// Counts the primary's outcome and, after a successful answer, starts the shadow run.
@@ -733,7 +776,7 @@ impl Rollout {
         let started = Instant::now();
         let outcome = other.infer_idle(run.admitted, started + run.budget).await;
         let elapsed = started.elapsed();
-        let answer = match outcome {
+        let answer = match &outcome {
             Ok(answer) => self
                 .reader
                 .read(&answer.outputs, rows)
@@ -751,11 +794,25 @@ impl Rollout {
         let bin = latency_bin(elapsed);
         let o = other_arm as usize;
         match answer {
-            Ok(answer) => self.count(self.now(), |slot| {
-                slot.arms[o].shadow_runs += 1;
-                slot.arms[o].shadow_latency[bin] += 1;
-                slot.pairs[primary_arm as usize].compare(&self.reader, &primary, &answer);
-            }),
+            Ok(answer) => {
+                self.count(self.now(), |slot| {
+                    slot.arms[o].shadow_runs += 1;
+                    slot.arms[o].shadow_latency[bin] += 1;
+                    slot.pairs[primary_arm as usize].compare(&self.reader, &primary, &answer);
+                });
+                if let (Some((sink, request_id, protocol)), Ok(outputs)) = (&run.sink, &outcome) {
+                    sink.shadow(ShadowAnswer {
+                        request_id,
+                        protocol,
+                        version: other,
+                        primary_version: self.versions[primary_arm as usize].version,
+                        outputs: &outputs.outputs,
+                        rows,
+                        agreed: PairCounts::agreements(&self.reader, &primary, &answer),
+                        latency: elapsed,
+                    });
+                }
+            }
             Err(error) => {
                 tracing::debug!(
                     model = %self.model,
