@@ -432,3 +432,81 @@ def test_a_shadow_run_is_logged_as_a_row_of_its_own_with_the_agreement(tmp_path)
         assert pd.isna(row["amount"]) and primary.loc[rid, "amount"] == np.float32(approval_rows[i]["amount"])
     disagreed = sum(1 for agreed in shadow["agreed"] if not agreed)
     assert disagreed > 0, "the known slice (amount > 800) disagrees"
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_published_files_are_uploaded_to_s3_compatible_storage(tmp_path):
+    import boto3
+
+    port = free_port()
+    moto = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true"}
+    try:
+        s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT"], region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+
+        def bucket_made():
+            try:
+                s3.create_bucket(Bucket="logs")
+                return True
+            except Exception:  # the server is still starting
+                return False
+
+        poll("moto's S3 server answers", bucket_made)
+        log_dir = tmp_path / "log"
+        repo = credit_repository(tmp_path, "[prediction_log]\nrotate_seconds = 1\n")
+        warden = Warden([str(repo), "--prediction-log", str(log_dir), "--prediction-log-upload", "s3://logs/warden/test"],
+                        env=aws)
+        try:
+            client = Client(warden.address)
+            batch = rows(10)
+            for n in range(40):
+                status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch}, {"x-request-id": f"u-{n}"})
+                assert status == 200, raw
+            client.close()
+        finally:
+            warden.stop()  # publishes the open file and uploads what waits
+        local = {os.path.basename(p): open(p, "rb").read() for p in glob.glob(str(log_dir / "credit" / "*.parquet"))}
+        assert local
+        listed = s3.list_objects_v2(Bucket="logs", Prefix="warden/test/credit/").get("Contents", [])
+        remote = {o["Key"].rsplit("/", 1)[1]: s3.get_object(Bucket="logs", Key=o["Key"])["Body"].read() for o in listed}
+        # Every published file is in the bucket, byte for byte, and reads as the same table.
+        assert remote == local
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)
+
+
+def test_an_unreachable_bucket_counts_failures_and_keeps_the_files(tmp_path):
+    port = free_port()  # nothing listens there
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true"}
+    log_dir = tmp_path / "log"
+    repo = credit_repository(tmp_path, "[prediction_log]\nrotate_seconds = 1\n")
+    warden = Warden([str(repo), "--prediction-log", str(log_dir), "--prediction-log-upload", "s3://logs"], env=aws)
+    try:
+        client = Client(warden.address)
+        batch = rows(5)
+
+        def failed():
+            for _ in range(10):
+                status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
+                assert status == 200, raw
+            return sample(metrics(warden), "warden_prediction_log_uploads_total", model="credit", outcome="failed") > 0
+
+        poll("an upload failure counted", failed, within=60)
+        poll("the failure logged", lambda: any("prediction log upload failed; the file stays on disk" in line
+                                               for line in list(warden.lines.queue)))
+        client.close()
+    finally:
+        warden.process.send_signal(signal.SIGKILL)  # its retries would outlast the grace period
+        warden.process.wait()
+    assert glob.glob(str(log_dir / "credit" / "*.parquet")), "the files stay on disk"

@@ -96,6 +96,10 @@ pub struct PredictionLogModel {
     /// Its published files now, and their bytes.
     pub files: u64,
     pub bytes: u64,
+    /// Files uploaded to object storage and their bytes, and files that could not be.
+    pub uploaded_files: u64,
+    pub uploaded_bytes: u64,
+    pub upload_failures: u64,
 }
 
 /// The served version of a model, as the gauges show it.
@@ -284,6 +288,8 @@ struct ModelGauges {
     log_kept_files: IntGaugeVec,
     log_kept_bytes: IntGaugeVec,
     log_queue: IntGaugeVec,
+    log_uploads: IntCounterVec,
+    log_uploaded_bytes: IntCounterVec,
 }
 
 impl ModelGauges {
@@ -458,8 +464,20 @@ impl ModelGauges {
                 "Bytes of records waiting for the prediction log's writer (`bound`: its limit)",
                 &["kind"],
             ),
+            log_uploads: counter(
+                "warden_prediction_log_uploads_total",
+                "Prediction log files uploaded to object storage (outcome ok), or not (failed: after retries, or the upload queue was full; the file stays on disk)",
+                &["model", "outcome"],
+            ),
+            log_uploaded_bytes: counter(
+                "warden_prediction_log_uploaded_bytes_total",
+                "Bytes of prediction log files uploaded to object storage",
+                &["model"],
+            ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 31] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 33] = [
+            Box::new(gauges.log_uploads.clone()),
+            Box::new(gauges.log_uploaded_bytes.clone()),
             Box::new(gauges.log_records.clone()),
             Box::new(gauges.log_rows.clone()),
             Box::new(gauges.log_dropped.clone()),
@@ -541,6 +559,17 @@ impl ModelGauges {
             self.log_kept_bytes
                 .with_label_values(&[model])
                 .set(int(m.bytes));
+            if m.uploaded_files + m.upload_failures > 0 {
+                self.log_uploads
+                    .with_label_values(&[model, "ok"])
+                    .inc_by(m.uploaded_files);
+                self.log_uploads
+                    .with_label_values(&[model, "failed"])
+                    .inc_by(m.upload_failures);
+                self.log_uploaded_bytes
+                    .with_label_values(&[model])
+                    .inc_by(m.uploaded_bytes);
+            }
         }
     }
 

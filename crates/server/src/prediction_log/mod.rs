@@ -14,10 +14,14 @@
 //! The directory is the server's: `<dir>/<model>/<UTC start>-v<version>-<instance>-<n>.parquet`.
 
 mod schema;
+mod stats;
+mod upload;
 mod writer;
 
 pub use schema::{Record, Role, SCHEMA_VERSION, VersionLog};
-pub use writer::{DropReason, MAX_QUEUED_RECORDS, ModelLogStats, Stats, Writer};
+pub use stats::{DropReason, ModelLogStats, Stats};
+pub use upload::{UploadTarget, Uploader};
+pub use writer::{MAX_QUEUED_RECORDS, Writer};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,6 +93,8 @@ pub struct LogConfig {
     pub queue_bytes: usize,
     /// The key of hashed features (from [`KEY_ENV`]).
     pub key: Option<Arc<[u8]>>,
+    /// Where published files are uploaded, when they are.
+    pub upload: Option<UploadTarget>,
 }
 
 /// Checks that `directory` can hold the log: it exists (or is created) and a file can be
@@ -107,6 +113,7 @@ pub struct PredictionLog {
     /// Each logged version's columns, by its process-unique id.
     versions: RwLock<HashMap<u64, Arc<VersionLog>>>,
     writer: Writer,
+    uploader: Option<Arc<Uploader>>,
     stats: Arc<Stats>,
 }
 
@@ -123,15 +130,24 @@ impl PredictionLog {
     /// Starts the log's writer over `config.directory` (checked by start-up).
     pub fn start(config: LogConfig) -> std::io::Result<PredictionLog> {
         let stats = Arc::new(Stats::default());
+        let uploader = match &config.upload {
+            Some(target) => Some(Arc::new(
+                Uploader::start(target.clone(), Arc::clone(&stats))
+                    .map_err(std::io::Error::other)?,
+            )),
+            None => None,
+        };
         let writer = Writer::start(
             config.directory.clone(),
             config.queue_bytes,
             Arc::clone(&stats),
+            uploader.clone(),
         )?;
         Ok(PredictionLog {
             config,
             versions: RwLock::new(HashMap::new()),
             writer,
+            uploader,
             stats,
         })
     }
@@ -179,9 +195,13 @@ impl PredictionLog {
         self.writer.flush(timeout)
     }
 
-    /// Writes what is queued and publishes every open file (shutdown).
+    /// Writes what is queued, publishes every open file and uploads what waits (shutdown).
     pub fn close(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
         self.writer.close(timeout);
+        if let Some(uploader) = &self.uploader {
+            uploader.close(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
     }
 
     /// The log's figures now.
@@ -225,6 +245,9 @@ impl PredictionLog {
                     files_deleted: stats.files_deleted,
                     files: stats.files,
                     bytes: stats.bytes,
+                    uploaded_files: stats.uploaded_files,
+                    uploaded_bytes: stats.uploaded_bytes,
+                    upload_failures: stats.upload_failures,
                 })
                 .collect(),
         }

@@ -19,10 +19,10 @@
 //! - **Never woken by a request**: the writer drains the queue every 20 ms instead of waiting
 //!   on it, so handing a record over costs a request no wake-up and no context switch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,6 +34,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::schema::{Record, VersionLog};
+use super::stats::{DropReason, Stats};
+use super::upload::Uploader;
 
 /// Records in the queue at most, whatever their size.
 pub const MAX_QUEUED_RECORDS: usize = 65_536;
@@ -49,62 +51,6 @@ const DRAIN_EVERY: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(250);
 /// One failure line per model at most this often (the rest are counted).
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// Why a record was not written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum DropReason {
-    /// The queue was full.
-    QueueFull,
-    /// The file it was in could not be written or published.
-    WriteError,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::QueueFull, DropReason::WriteError];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::WriteError => "write_error",
-        }
-    }
-}
-
-/// What the log did for one model, for the metrics and the page.
-#[derive(Debug, Clone, Default)]
-pub struct ModelLogStats {
-    /// Records (requests) and rows in published files, by version.
-    pub records: BTreeMap<u64, u64>,
-    pub rows: BTreeMap<u64, u64>,
-    pub dropped: BTreeMap<DropReason, u64>,
-    pub files_published: u64,
-    pub bytes_published: u64,
-    pub files_deleted: u64,
-    /// The model's published files now, and their bytes.
-    pub files: u64,
-    pub bytes: u64,
-    /// The last failure, and when (seconds since the Unix epoch).
-    pub last_error: Option<(String, u64)>,
-}
-
-/// Shared between the request path (drops), the writer and the readers of the figures.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub models: Mutex<BTreeMap<String, ModelLogStats>>,
-    pub queued_bytes: AtomicUsize,
-}
-
-impl Stats {
-    pub fn dropped(&self, model: &str, reason: DropReason, records: u64) {
-        let mut models = lock(&self.models);
-        *models
-            .entry(model.to_owned())
-            .or_default()
-            .dropped
-            .entry(reason)
-            .or_default() += records;
-    }
-}
 
 enum Message {
     Record(Box<Record>),
@@ -127,6 +73,7 @@ impl Writer {
         directory: PathBuf,
         capacity_bytes: usize,
         stats: Arc<Stats>,
+        uploader: Option<Arc<Uploader>>,
     ) -> std::io::Result<Writer> {
         remove_stale_temporaries(&directory);
         let (sender, receiver) = crossbeam_channel::bounded(MAX_QUEUED_RECORDS);
@@ -141,6 +88,7 @@ impl Writer {
                     open: HashMap::new(),
                     stats: thread_stats,
                     last_error_log: HashMap::new(),
+                    uploader,
                 };
                 files.run(&receiver);
             })?;
@@ -232,6 +180,8 @@ struct Files {
     open: HashMap<usize, OpenFile>,
     stats: Arc<Stats>,
     last_error_log: HashMap<String, Instant>,
+    /// Where published files go next, when they are uploaded.
+    uploader: Option<Arc<Uploader>>,
 }
 
 impl Files {
@@ -397,6 +347,9 @@ impl Files {
             stats.bytes_published += bytes;
         }
         tracing::debug!(model = %log.model, version = log.version, file = %published.display(), records, rows, bytes, "prediction log file published");
+        if let Some(uploader) = &self.uploader {
+            uploader.publish(published.clone(), &log.model);
+        }
         self.retain(&log);
     }
 

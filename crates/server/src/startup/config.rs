@@ -367,10 +367,21 @@ fn prediction_log_config(
         problems,
     )
     .unwrap_or(DEFAULT_PREDICTION_LOG_QUEUE_BYTES);
+    let upload = set.prediction_log_upload.as_ref().and_then(|url| {
+        prediction_log::UploadTarget::parse(&url.value)
+            .map_err(|why| {
+                problems.push(format!(
+                    "the prediction log's upload ({}): {why}",
+                    url.origin
+                ))
+            })
+            .ok()
+    });
     Some(LogConfig {
         directory,
         defaults,
         queue_bytes,
+        upload,
         key: non_empty(env, prediction_log::KEY_ENV).map(|key| key.into_bytes().into()),
     })
 }

@@ -548,7 +548,7 @@ fn prediction_log(
         "prediction log",
         format!(
             "{}: sample {} by request id, refused requests {}, files published at {} or {} s, \
-             {} kept per model, queue {}",
+             {} kept per model, queue {}{}",
             log.directory.display(),
             defaults.sample,
             if defaults.refused {
@@ -561,7 +561,10 @@ fn prediction_log(
             defaults
                 .retain_bytes
                 .map_or_else(|| "everything".to_owned(), human_bytes),
-            human_bytes(log.queue_bytes as u64)
+            human_bytes(log.queue_bytes as u64),
+            log.upload
+                .as_ref()
+                .map_or_else(String::new, |target| format!(", uploaded to {target}"))
         ),
     );
     Ok(Some(log.clone()))

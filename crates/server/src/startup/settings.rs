@@ -387,6 +387,14 @@ settings! {
         default: "3600",
         what: "a number of seconds",
     }
+    prediction_log_upload: String {
+        help: "Also upload each published prediction log file to S3-compatible object storage at this s3://bucket/prefix (credentials, region and endpoint from the standard AWS_* variables)",
+        arg: (long, value_name = "URL"),
+        env: ["WARDEN_PREDICTION_LOG_UPLOAD"],
+        key: "prediction_log_upload",
+        default: "none: files stay on disk",
+        what: "an s3://bucket/prefix address",
+    }
     prediction_log_retain_bytes: u64 {
         help: "Delete a model's oldest prediction log files while its files hold more than this many bytes",
         arg: (long, value_name = "BYTES"),
@@ -449,7 +457,7 @@ macro_rules! from_str_values {
     )+};
 }
 
-from_str_values!(u16, u64, usize, f64, IpAddr, PathBuf, GrpcPort);
+from_str_values!(u16, u64, usize, f64, String, IpAddr, PathBuf, GrpcPort);
 
 /// The settings whose values are a `clap::ValueEnum`: the environment spells them as the flag
 /// does (any case).
