@@ -10,8 +10,8 @@
 //!   never sees a partial `.parquet` file. Temporary files left by a dead process are removed at
 //!   start (their records were never published).
 //! - **Rotated and retained** per model: a file is published once it holds `rotate_bytes` or is
-//!   `rotate_seconds` old; after each publication the model's oldest files are deleted while
-//!   there are more than `retain_files` or they hold more than `retain_bytes`.
+//!   `rotate_seconds` old; before each publication the model's oldest files are deleted until
+//!   the new one fits `retain_files` and `retain_bytes`, so the limits hold at every moment.
 //! - **Failures are counted, never fatal**: a full disk or a vanished directory loses the
 //!   records of the file being written (counted as `write_error`, logged), and the next record
 //!   starts a new file; serving goes on.
@@ -324,7 +324,11 @@ impl Files {
                 use std::io::Write;
                 inner.flush().map_err(|e| e.to_string())?;
                 inner.sync_all().map_err(|e| e.to_string())?;
-                Ok(())
+                Ok(inner.metadata().map_or(0, |m| m.len()))
+            })
+            .map(|incoming| {
+                // Room first, so the retention holds at every moment a reader looks.
+                self.make_room(&log, incoming);
             })
             .and_then(|()| std::fs::rename(&temporary, &published).map_err(|e| e.to_string()))
             .and_then(|()| sync_directory(published.parent()).map_err(|e| e.to_string()));
@@ -345,16 +349,18 @@ impl Files {
             *stats.rows.entry(log.version).or_default() += rows;
             stats.files_published += 1;
             stats.bytes_published += bytes;
+            stats.files += 1;
+            stats.bytes += bytes;
         }
         tracing::debug!(model = %log.model, version = log.version, file = %published.display(), records, rows, bytes, "prediction log file published");
         if let Some(uploader) = &self.uploader {
             uploader.publish(published.clone(), &log.model);
         }
-        self.retain(&log);
     }
 
-    /// Deletes the model's oldest published files beyond its retention.
-    fn retain(&mut self, log: &VersionLog) {
+    /// Deletes the model's oldest published files until one more of `incoming` bytes fits its
+    /// retention (a file larger than `retain_bytes` alone is still published).
+    fn make_room(&mut self, log: &VersionLog, incoming: u64) {
         let folder = self.directory.join(&log.model);
         let mut files: Vec<(String, u64)> = match std::fs::read_dir(&folder) {
             Ok(entries) => entries
@@ -373,9 +379,12 @@ impl Files {
         let mut total: u64 = files.iter().map(|(_, b)| b).sum();
         let mut deleted = 0;
         for (name, bytes) in &files {
-            let over_count = log.settings.retain_files.is_some_and(|max| count > max);
-            let over_bytes = log.settings.retain_bytes.is_some_and(|max| total > max);
-            if !over_count && !over_bytes || count <= 1 {
+            let over_count = log.settings.retain_files.is_some_and(|max| count + 1 > max);
+            let over_bytes = log
+                .settings
+                .retain_bytes
+                .is_some_and(|max| total + incoming > max);
+            if !over_count && !over_bytes {
                 break;
             }
             if std::fs::remove_file(folder.join(name)).is_ok() {
