@@ -356,10 +356,25 @@ pub fn sampled(share: f64, request_id: &str) -> bool {
     ((hash >> 11) as f64 / (1u64 << 53) as f64) < share
 }
 
+/// A poisoned lock still holds whole values here (counters, a sender): use them.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits for a background thread to end, at most `timeout`; false when it did not (it is left
+/// running, detached).
+fn join_within(thread: std::thread::JoinHandle<()>, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while !thread.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+    let _ = thread.join();
+    true
 }
 
 #[cfg(test)]

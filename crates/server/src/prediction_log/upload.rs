@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use object_store::aws::AmazonS3Builder;
@@ -22,6 +22,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 
 use super::stats::Stats;
+use super::{join_within, lock};
 
 /// Files waiting for upload at most; beyond, a published file is counted and left on disk.
 const QUEUED_FILES: usize = 1024;
@@ -133,17 +134,11 @@ impl Uploader {
         let Some(thread) = lock(&self.thread).take() else {
             return;
         };
-        let deadline = Instant::now() + timeout;
-        while !thread.is_finished() {
-            if Instant::now() >= deadline {
-                tracing::error!(
-                    "prediction log uploads did not finish before the shutdown deadline; the files stay on disk"
-                );
-                return;
-            }
-            std::thread::park_timeout(Duration::from_millis(10));
+        if !join_within(thread, timeout) {
+            tracing::error!(
+                "prediction log uploads did not finish before the shutdown deadline; the files stay on disk"
+            );
         }
-        let _ = thread.join();
     }
 }
 
@@ -201,12 +196,6 @@ async fn run(
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use parquet::schema::types::ColumnPath;
 use super::schema::{Record, VersionLog};
 use super::stats::{DropReason, Stats};
 use super::upload::Uploader;
+use super::{join_within, lock};
 
 /// Records in the queue at most, whatever their size.
 pub const MAX_QUEUED_RECORDS: usize = 65_536;
@@ -140,19 +141,13 @@ impl Writer {
         let Some(thread) = lock(&self.thread).take() else {
             return;
         };
-        let deadline = Instant::now() + timeout;
-        while !thread.is_finished() {
-            if Instant::now() >= deadline {
-                tracing::error!(
-                    timeout_ms = timeout.as_millis() as u64,
-                    "the prediction log did not finish writing before the shutdown deadline; \
-                     its open files stay unpublished"
-                );
-                return;
-            }
-            std::thread::park_timeout(Duration::from_millis(5));
+        if !join_within(thread, timeout) {
+            tracing::error!(
+                timeout_ms = timeout.as_millis() as u64,
+                "the prediction log did not finish writing before the shutdown deadline; \
+                 its open files stay unpublished"
+            );
         }
-        let _ = thread.join();
     }
 }
 
@@ -552,12 +547,6 @@ fn sync_directory(folder: Option<&Path>) -> std::io::Result<()> {
         Some(folder) => File::open(folder)?.sync_all(),
         None => Ok(()),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
