@@ -54,6 +54,13 @@ def rows(count, seed=7):
     ]
 
 
+def predict_credit(client, batch, times):
+    """Sends `batch` to the credit model `times` times; every answer must be a 200."""
+    for _ in range(times):
+        status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
+        assert status == 200, raw
+
+
 class Client:
     """One keep-alive HTTP connection."""
 
@@ -280,9 +287,7 @@ def test_rotation_and_retention_hold_their_limits(tmp_path):
         deadline = time.monotonic() + 60
         while sample(metrics(warden), "warden_prediction_log_files_deleted_total", model="credit") < 3:
             assert time.monotonic() < deadline, "retention never deleted a file"
-            for _ in range(20):
-                status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
-                assert status == 200, raw
+            predict_credit(client, batch, 20)
             assert len(published()) <= 3, published()
         samples = metrics(warden)
         kept = sample(samples, "warden_prediction_log_kept_files", model="credit")
@@ -311,9 +316,7 @@ def test_kill_9_mid_write_leaves_only_complete_files(tmp_path):
     batch = rows(20)
 
     def write_some():
-        for _ in range(30):
-            status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
-            assert status == 200, raw
+        predict_credit(client, batch, 30)
 
     # Files published, and one open (written to, not yet published) when the process dies.
     poll("a published file", lambda: write_some() or glob.glob(str(log_dir / "credit" / "*.parquet")))
@@ -342,9 +345,7 @@ def test_a_vanished_directory_is_counted_and_serving_goes_on(tmp_path):
         batch = rows(5)
 
         def write_some():
-            for _ in range(10):
-                status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
-                assert status == 200, raw
+            predict_credit(client, batch, 10)
 
         poll("an open file", lambda: write_some() or glob.glob(str(log_dir / "credit" / ".*.tmp")))
         shutil.rmtree(log_dir)
@@ -441,14 +442,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def s3_env(port):
+    """The standard AWS variables for an S3 server on 127.0.0.1:`port`, over plain HTTP."""
+    return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true"}
+
+
 def test_published_files_are_uploaded_to_s3_compatible_storage(tmp_path):
     import boto3
 
     port = free_port()
     moto = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true"}
+    aws = s3_env(port)
     try:
         s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT"], region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
@@ -487,8 +493,7 @@ def test_published_files_are_uploaded_to_s3_compatible_storage(tmp_path):
 
 def test_an_unreachable_bucket_counts_failures_and_keeps_the_files(tmp_path):
     port = free_port()  # nothing listens there
-    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true"}
+    aws = s3_env(port)
     log_dir = tmp_path / "log"
     repo = credit_repository(tmp_path, "[prediction_log]\nrotate_seconds = 1\n")
     warden = Warden([str(repo), "--prediction-log", str(log_dir), "--prediction-log-upload", "s3://logs"], env=aws)
@@ -497,9 +502,7 @@ def test_an_unreachable_bucket_counts_failures_and_keeps_the_files(tmp_path):
         batch = rows(5)
 
         def failed():
-            for _ in range(10):
-                status, raw = client.call("POST", "/v1/models/credit:predict", {"instances": batch})
-                assert status == 200, raw
+            predict_credit(client, batch, 10)
             return sample(metrics(warden), "warden_prediction_log_uploads_total", model="credit", outcome="failed") > 0
 
         poll("an upload failure counted", failed, within=60)
