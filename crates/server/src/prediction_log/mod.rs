@@ -190,11 +190,6 @@ impl PredictionLog {
         log
     }
 
-    /// Publishes every open file now; false when the writer did not answer within `timeout`.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        self.writer.flush(timeout)
-    }
-
     /// Writes what is queued, publishes every open file and uploads what waits (shutdown).
     pub fn close(&self, timeout: Duration) {
         let deadline = std::time::Instant::now() + timeout;

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -53,15 +53,13 @@ const TICK: Duration = Duration::from_millis(250);
 /// One failure line per model at most this often (the rest are counted).
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 
-enum Message {
-    Record(Box<Record>),
-    Flush(std::sync::mpsc::Sender<()>),
-}
+/// A queued record and its size as counted in the queue's bytes.
+type Queued = (Box<Record>, usize);
 
 /// The queue's sending side and the writer thread.
 #[derive(Debug)]
 pub struct Writer {
-    sender: Mutex<Option<Sender<Message>>>,
+    sender: Mutex<Option<Sender<Queued>>>,
     capacity_bytes: usize,
     stats: Arc<Stats>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -104,34 +102,23 @@ impl Writer {
     /// Hands a record to the writer, or drops it (counted) when the queue is full. Never waits.
     pub fn push(&self, record: Record) {
         let size = record.size();
-        let model = record.log.model.clone();
         let queued = &self.stats.queued_bytes;
-        if queued.fetch_add(size, Ordering::Relaxed) + size > self.capacity_bytes {
-            queued.fetch_sub(size, Ordering::Relaxed);
-            self.stats.dropped(&model, DropReason::QueueFull, 1);
-            return;
-        }
-        let sent = match lock(&self.sender).as_ref() {
-            Some(sender) => match sender.try_send(Message::Record(Box::new(record))) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
-            None => false,
+        let refused = if queued.fetch_add(size, Ordering::Relaxed) + size > self.capacity_bytes {
+            Some(record)
+        } else {
+            match lock(&self.sender).as_ref() {
+                Some(sender) => sender
+                    .try_send((Box::new(record), size))
+                    .err()
+                    .map(|refused| *refused.into_inner().0),
+                None => Some(record),
+            }
         };
-        if !sent {
+        if let Some(record) = refused {
             queued.fetch_sub(size, Ordering::Relaxed);
-            self.stats.dropped(&model, DropReason::QueueFull, 1);
+            self.stats
+                .dropped(&record.log.model, DropReason::QueueFull, 1);
         }
-    }
-
-    /// Publishes every open file now (what was queued before the call included); waits at
-    /// most `timeout`.
-    pub fn flush(&self, timeout: Duration) -> bool {
-        let (ack, done) = std::sync::mpsc::channel();
-        let sent = lock(&self.sender)
-            .as_ref()
-            .is_some_and(|sender| sender.send_timeout(Message::Flush(ack), timeout).is_ok());
-        sent && done.recv_timeout(timeout).is_ok()
     }
 
     /// Stops taking records, writes what is queued, publishes every open file and waits for
@@ -182,21 +169,15 @@ struct Files {
 impl Files {
     /// Wakes every [`DRAIN_EVERY`] and takes what the queue holds: a request's thread never
     /// wakes the writer (one wake-up per record would cost a context switch per request).
-    fn run(&mut self, receiver: &Receiver<Message>) {
+    fn run(&mut self, receiver: &Receiver<Queued>) {
         let mut next_tick = Instant::now() + TICK;
         loop {
             std::thread::sleep(DRAIN_EVERY);
             loop {
                 match receiver.try_recv() {
-                    Ok(Message::Record(record)) => {
-                        self.stats
-                            .queued_bytes
-                            .fetch_sub(record.size(), Ordering::Relaxed);
+                    Ok((record, size)) => {
+                        self.stats.queued_bytes.fetch_sub(size, Ordering::Relaxed);
                         self.add(*record);
-                    }
-                    Ok(Message::Flush(ack)) => {
-                        self.publish_all();
-                        let _ = ack.send(());
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
