@@ -10,6 +10,7 @@
 
 pub mod baseline;
 mod binding;
+mod explain;
 mod manifest;
 mod non_finite;
 mod prediction_log;
@@ -19,6 +20,11 @@ mod validate;
 mod violation;
 
 pub use binding::{Binding, GraphElement, GraphInput, bind_features, features_from_graph};
+pub use explain::{
+    DEFAULT_BACKGROUND_ROWS, DEFAULT_EXPLAIN_MAX_EVALUATIONS, DEFAULT_EXPLAIN_MAX_EXACT_FEATURES,
+    DEFAULT_EXPLAIN_MAX_ROWS, DEFAULT_EXPLAIN_QUEUE_CAPACITY, DEFAULT_EXPLAIN_TIMEOUT_MS, Explain,
+    MAX_BACKGROUND_ROWS,
+};
 pub use manifest::{
     BackendChoice, Batching, Drift, Feature, FeatureType, HandleUnknown, Manifest, ManifestError,
     Output, OutputKind, RelaxableGuard, VersionEntry,

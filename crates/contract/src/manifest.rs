@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{Baseline, BaselineTable};
+use crate::explain::Explain;
 use crate::prediction_log::PredictionLog;
 use crate::rollout::{Rollout, VersionPolicy};
 
@@ -338,6 +339,9 @@ pub struct Manifest {
     /// Which requests the prediction log keeps, and how (the server's defaults otherwise).
     #[serde(default, skip_serializing_if = "PredictionLog::is_default")]
     pub prediction_log: PredictionLog,
+    /// The background set explanations are computed against, and their limits.
+    #[serde(default, skip_serializing_if = "Explain::is_default")]
+    pub explain: Explain,
 }
 
 /// A manifest that cannot be used, with every problem found.
@@ -466,6 +470,7 @@ impl Manifest {
         }
         let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
         self.prediction_log.problems(&names, &mut problems);
+        self.explain.problems(&mut problems);
         problems
     }
 }

@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "tract")]
+pub mod attribution;
 mod backend;
 mod error;
 pub mod graph_facts;

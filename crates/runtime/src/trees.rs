@@ -39,13 +39,34 @@ pub(crate) fn register(registry: &mut OnnxOpRegister) {
 
 /// A split (`kind` one of the comparisons) or a leaf (`kind` [`LEAF`], votes `yes..no`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Node {
-    feature: u32,
+pub(crate) struct Node {
+    pub(crate) feature: u32,
     threshold: f32,
-    yes: u32,
-    no: u32,
+    pub(crate) yes: u32,
+    pub(crate) no: u32,
     kind: u8,
     nan_goes_yes: bool,
+}
+
+impl Node {
+    pub(crate) fn is_leaf(&self) -> bool {
+        self.kind == LEAF
+    }
+
+    /// Whether a split sends the value `x` to its true branch (a NaN where the node says).
+    #[inline]
+    pub(crate) fn goes_yes(&self, x: f32) -> bool {
+        let t = self.threshold;
+        let yes = match self.kind {
+            LESS_EQUAL => x <= t,
+            LESS => x < t,
+            GREATER_EQUAL => x >= t,
+            GREATER => x > t,
+            EQUAL => x == t,
+            _ => x != t,
+        };
+        yes || self.nan_goes_yes && x.is_nan()
+    }
 }
 
 const LEAF: u8 = 0;
@@ -71,14 +92,14 @@ fn node_kind(mode: &str) -> TractResult<u8> {
 
 /// One class's or target's share of a leaf.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Vote {
-    column: u32,
-    weight: f32,
+pub(crate) struct Vote {
+    pub(crate) column: u32,
+    pub(crate) weight: f32,
 }
 
 /// How the trees' votes for a column combine (`aggregate_function`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Aggregate {
+pub(crate) enum Aggregate {
     Sum,
     Average,
     Min,
@@ -87,15 +108,15 @@ enum Aggregate {
 
 /// A forest in the layout the evaluator walks.
 #[derive(Debug, Clone, PartialEq)]
-struct Forest {
-    nodes: Vec<Node>,
-    roots: Vec<u32>,
-    votes: Vec<Vote>,
+pub(crate) struct Forest {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) roots: Vec<u32>,
+    pub(crate) votes: Vec<Vote>,
     /// Classes or targets.
-    columns: usize,
+    pub(crate) columns: usize,
     /// Features a row must have (the highest feature a split uses, plus one).
-    features: usize,
-    aggregate: Aggregate,
+    pub(crate) features: usize,
+    pub(crate) aggregate: Aggregate,
     /// Every split is `BRANCH_LEQ` without missing-value tracking (what scikit-learn, XGBoost
     /// and LightGBM mostly export): walked by a loop with one comparison and no mode dispatch.
     uniform_leq: bool,
@@ -237,24 +258,20 @@ impl Forest {
         })
     }
 
+    /// The votes of a leaf node.
+    pub(crate) fn leaf_votes(&self, node: &Node) -> &[Vote] {
+        &self.votes[node.yes as usize..node.no as usize]
+    }
+
     /// The votes of the leaf `row` reaches in the tree rooted at `root`.
     #[inline]
-    fn leaf(&self, root: u32, row: &[f32]) -> &[Vote] {
+    pub(crate) fn leaf(&self, root: u32, row: &[f32]) -> &[Vote] {
         if self.uniform_leq {
             return self.leaf_leq(root, row);
         }
         let mut node = self.nodes[root as usize];
         while node.kind != LEAF {
-            let x = row[node.feature as usize];
-            let t = node.threshold;
-            let yes = match node.kind {
-                LESS_EQUAL => x <= t,
-                LESS => x < t,
-                GREATER_EQUAL => x >= t,
-                GREATER => x > t,
-                EQUAL => x == t,
-                _ => x != t,
-            } || node.nan_goes_yes && x.is_nan();
+            let yes = node.goes_yes(row[node.feature as usize]);
             node = self.nodes[if yes { node.yes } else { node.no } as usize];
         }
         &self.votes[node.yes as usize..node.no as usize]
@@ -342,16 +359,33 @@ fn check_acyclic(nodes: &[Node], roots: &[u32]) -> TractResult<()> {
 
 /// A `TreeEnsembleRegressor`: `[rows, targets]` out.
 #[derive(Debug, Clone, PartialEq)]
-struct Regressor {
-    forest: Forest,
-    base_values: Vec<f32>,
-    post_transform: PostTransform,
+pub(crate) struct Regressor {
+    pub(crate) forest: Forest,
+    pub(crate) base_values: Vec<f32>,
+    pub(crate) post_transform: PostTransform,
+}
+
+/// The ensemble a `TreeEnsembleClassifier` or `TreeEnsembleRegressor` node holds, as warden's
+/// operator reads it (explanations walk the same trees).
+pub(crate) fn parse_ensemble(node: &NodeProto) -> TractResult<Ensemble> {
+    match node.op_type.as_str() {
+        "TreeEnsembleClassifier" => classifier(node).map(Ensemble::Classifier),
+        "TreeEnsembleRegressor" => regressor(node).map(Ensemble::Regressor),
+        other => bail!("{other} is not a tree ensemble"),
+    }
 }
 
 fn parse_regressor(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((
+        expand_operator(Ensemble::Regressor(regressor(node)?)),
+        vec![],
+    ))
+}
+
+fn regressor(node: &NodeProto) -> TractResult<Regressor> {
     let targets: i64 = node.get_attr_opt("n_targets")?.unwrap_or(1);
     node.expect(targets > 0, "n_targets > 0")?;
     let aggregate = match node
@@ -366,12 +400,11 @@ fn parse_regressor(
     };
     let forest = Forest::parse(node, "target", targets as usize, aggregate)?;
     let base_values: Vec<f32> = node.get_attr_opt_vec("base_values")?.unwrap_or_default();
-    let regressor = Regressor {
+    Ok(Regressor {
         forest,
         base_values,
         post_transform: PostTransform::parse(node)?,
-    };
-    Ok((expand_operator(Ensemble::Regressor(regressor)), vec![]))
+    })
 }
 
 impl Regressor {
@@ -409,21 +442,28 @@ impl Regressor {
 
 /// A `TreeEnsembleClassifier`: labels and `[rows, classes]` scores out.
 #[derive(Debug, Clone, PartialEq)]
-struct Classifier {
-    forest: Forest,
+pub(crate) struct Classifier {
+    pub(crate) forest: Forest,
     labels: Labels,
     /// Empty, or one per class; two classes also take one.
-    base_values: Vec<f32>,
-    post_transform: PostTransform,
+    pub(crate) base_values: Vec<f32>,
+    pub(crate) post_transform: PostTransform,
     /// Two classes whose leaves all vote for the same one (what XGBoost and LightGBM export).
-    binary: bool,
-    weights_all_positive: bool,
+    pub(crate) binary: bool,
+    pub(crate) weights_all_positive: bool,
 }
 
 fn parse_classifier(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((
+        expand_operator(Ensemble::Classifier(classifier(node)?)),
+        vec![],
+    ))
+}
+
+fn classifier(node: &NodeProto) -> TractResult<Classifier> {
     let labels = Labels::parse(node, "classlabels_int64s")?;
     let classes = labels.len();
     node.expect(classes >= 2, "at least two class labels")?;
@@ -438,15 +478,14 @@ fn parse_classifier(
     let voted: std::collections::BTreeSet<i64> =
         node.get_attr_vec::<i64>("class_ids")?.into_iter().collect();
     let weights: Vec<f32> = node.get_attr_vec("class_weights")?;
-    let classifier = Classifier {
+    Ok(Classifier {
         binary: classes == 2 && voted.len() == 1,
         weights_all_positive: weights.iter().all(|&w| w >= 0.0),
         forest,
         labels,
         base_values,
         post_transform: PostTransform::parse(node)?,
-    };
-    Ok((expand_operator(Ensemble::Classifier(classifier)), vec![]))
+    })
 }
 
 impl Classifier {
@@ -577,13 +616,13 @@ impl Classifier {
 
 /// Either operator, as the graph's op holds it.
 #[derive(Debug, Clone, PartialEq)]
-enum Ensemble {
+pub(crate) enum Ensemble {
     Classifier(Classifier),
     Regressor(Regressor),
 }
 
 impl Ensemble {
-    fn forest(&self) -> &Forest {
+    pub(crate) fn forest(&self) -> &Forest {
         match self {
             Ensemble::Classifier(c) => &c.forest,
             Ensemble::Regressor(r) => &r.forest,

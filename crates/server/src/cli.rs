@@ -67,6 +67,11 @@ pub struct InitArgs {
     /// Overwrite an existing manifest.
     #[arg(long)]
     pub force: bool,
+    /// Training rows to store as the background set explanations are computed against
+    /// (background.jsonl, pinned in `[explain]`); 0 stores none.
+    #[arg(long, value_name = "N", default_value_t = warden_contract::DEFAULT_BACKGROUND_ROWS as u64,
+          requires = "data", value_parser = clap::value_parser!(u64).range(0..=5000))]
+    pub background_rows: u64,
     /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
     #[arg(long, value_name = "FILE")]
     pub onnxruntime_lib: Option<PathBuf>,

@@ -154,6 +154,7 @@ pub fn run(
                 data: args.data,
                 target: args.target,
                 force: args.force,
+                background_rows: args.background_rows as usize,
             };
             let written = init::init(&request, &backends)?;
             write!(out, "{}", written.summary(&request.repository))

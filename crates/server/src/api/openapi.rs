@@ -43,6 +43,8 @@ use crate::state::AppState;
         v2::infer_version,
         v1::predict,
         v1::predict_version,
+        v1::explain,
+        v1::explain_version,
         drift::drift,
         drift::drift_version,
         rollout::report,

@@ -1,5 +1,6 @@
 //! The row API, in TF Serving's REST convention, for people coming from Flask:
-//! `POST /v1/models/{m}[/versions/{v}]:predict` with `{"instances": [{...}, ...]}`.
+//! `POST /v1/models/{m}[/versions/{v}]:predict` with `{"instances": [{...}, ...]}`, and
+//! KServe's V1 `:explain` verb on the same rows (the same path, another action).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,12 +10,15 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::body::RowsJson;
-use super::wire::{ModelIdentity, RowRequest, RowResponse};
+use super::wire::{ExplainRequest, ExplainResponse, ModelIdentity, RowRequest, RowResponse};
 use super::{request_id, served};
 use crate::front_door::{Call, Protocol};
+use crate::outcome::ServedBy;
 use crate::outcome::error::{ApiError, ErrorCode};
+use crate::protocol::explain::ExplainCodec;
 use crate::protocol::rows::RowsCodec;
 use crate::state::AppState;
+use crate::transport::deadline::Deadline;
 
 /// `POST /v1/models/{model}:predict`
 #[utoipa::path(post, path = "/v1/models/{model}:predict", tag = "rows",
@@ -27,8 +31,8 @@ pub(super) async fn predict(
     headers: HeaderMap,
     body: RowsJson,
 ) -> Result<Response, ApiError> {
-    let model = predict_action(&model_action)?;
-    answer(state, model, None, &headers, body).await
+    let (model, action) = row_action(&model_action)?;
+    answer(state, model, None, action, &headers, body).await
 }
 
 /// `POST /v1/models/{model}/versions/{version}:predict`
@@ -43,17 +47,45 @@ pub(super) async fn predict_version(
     headers: HeaderMap,
     body: RowsJson,
 ) -> Result<Response, ApiError> {
-    let version = predict_action(&version_action)?;
-    answer(state, &model, Some(version), &headers, body).await
+    let (version, action) = row_action(&version_action)?;
+    answer(state, &model, Some(version), action, &headers, body).await
 }
 
-/// Splits `name:predict`; any other action is not a route.
-fn predict_action(segment: &str) -> Result<&str, ApiError> {
+/// `POST /v1/models/{model}:explain` (documentation only: the route is [`predict`]'s, the
+/// action tells them apart).
+#[utoipa::path(post, path = "/v1/models/{model}:explain", tag = "rows",
+    params(("model" = String, Path, description = "The model's name")),
+    request_body(content = ExplainRequest, content_type = "application/json"),
+    responses((status = 200, description = "Per row: the prediction, the base value and one exact Shapley attribution per feature against the model's background set", body = ExplainResponse),
+              (status = 409, description = "`explain_unavailable`: the model has no background set"),
+              (status = 422, description = "`explain_too_costly`: over the model's `[explain]` limits")))]
+#[allow(dead_code)]
+pub(super) async fn explain() {}
+
+/// `POST /v1/models/{model}/versions/{version}:explain` (documentation only, as [`explain`]).
+#[utoipa::path(post, path = "/v1/models/{model}/versions/{version}:explain", tag = "rows",
+    params(("model" = String, Path, description = "The model's name"),
+           ("version" = String, Path, description = "A loaded version number")),
+    request_body(content = ExplainRequest, content_type = "application/json"),
+    responses((status = 200, description = "As `:explain` on the model", body = ExplainResponse)))]
+#[allow(dead_code)]
+pub(super) async fn explain_version() {}
+
+/// The verb after the colon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowAction {
+    Predict,
+    Explain,
+}
+
+/// Splits `name:predict` or `name:explain`; any other action is not a route.
+fn row_action(segment: &str) -> Result<(&str, RowAction), ApiError> {
     match segment.rsplit_once(':') {
-        Some((name, "predict")) => Ok(name),
+        Some((name, "predict")) => Ok((name, RowAction::Predict)),
+        Some((name, "explain")) => Ok((name, RowAction::Explain)),
         _ => Err(ApiError::new(
             ErrorCode::NotFound,
-            "no such route; the row API is POST /v1/models/{model}[/versions/{version}]:predict",
+            "no such route; the row API is POST /v1/models/{model}[/versions/{version}]:predict (or :explain)",
         )),
     }
 }
@@ -62,6 +94,7 @@ async fn answer(
     state: AppState,
     name: &str,
     version: Option<&str>,
+    action: RowAction,
     headers: &HeaderMap,
     body: RowsJson,
 ) -> Result<Response, ApiError> {
@@ -71,28 +104,66 @@ async fn answer(
         deadline,
         budget: _budget,
     } = body;
-    let answered = state
-        .door
-        .infer(Call {
+    let size = body.len();
+    let call = CallParts {
+        headers,
+        name,
+        version,
+        deadline,
+        size,
+    };
+    match action {
+        RowAction::Predict => {
+            let answered = state.door.infer(call.with(RowsCodec::new(body))).await?;
+            let by = answered.by;
+            let response = Json(RowResponse {
+                predictions: answered.answer,
+                model: identity(&by),
+            })
+            .into_response();
+            Ok(served(by, response))
+        }
+        RowAction::Explain => {
+            let answered = state.door.infer(call.with(ExplainCodec::new(body))).await?;
+            let by = answered.by;
+            let response = Json(ExplainResponse {
+                model: identity(&by),
+                explanation: answered.answer,
+            })
+            .into_response();
+            Ok(served(by, response))
+        }
+    }
+}
+
+/// What a row call is made of besides its codec.
+struct CallParts<'a> {
+    headers: &'a HeaderMap,
+    name: &'a str,
+    version: Option<&'a str>,
+    deadline: Deadline,
+    size: usize,
+}
+
+impl<'a> CallParts<'a> {
+    fn with<C>(self, codec: C) -> Call<'a, C> {
+        Call {
             protocol: Protocol::Rows,
-            sticky: headers,
-            request_id: request_id(headers),
-            model: name.to_owned(),
-            version: version.map(str::to_owned),
-            deadline,
-            size: body.len(),
-            codec: RowsCodec::new(body),
-        })
-        .await?;
-    let by = answered.by;
-    let response = Json(RowResponse {
-        predictions: answered.answer,
-        model: ModelIdentity {
-            name: &by.model.name,
-            version: by.model.version_label.clone(),
-            sha256: &by.model.sha256,
-        },
-    })
-    .into_response();
-    Ok(served(by, response))
+            sticky: self.headers,
+            request_id: request_id(self.headers),
+            model: self.name.to_owned(),
+            version: self.version.map(str::to_owned),
+            deadline: self.deadline,
+            size: self.size,
+            codec,
+        }
+    }
+}
+
+fn identity(by: &ServedBy) -> ModelIdentity<'_> {
+    ModelIdentity {
+        name: &by.model.name,
+        version: by.model.version_label.clone(),
+        sha256: &by.model.sha256,
+    }
 }

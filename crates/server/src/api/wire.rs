@@ -59,6 +59,31 @@ pub(super) struct RowRequest {
     pub instances: Vec<Map<String, Value>>,
 }
 
+/// `POST /v1/models/{model}:explain`: the rows to explain, as `:predict` takes them.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // the handler reads the body as JSON; this type documents it
+#[schema(example = json!({"instances": [{"age": 42, "income": 52000, "debt_ratio": 0.3, "country": "US", "employment": "salaried"}], "top_k": 3}))]
+pub(super) struct ExplainRequest {
+    #[schema(value_type = Vec<Object>)]
+    pub instances: Vec<Map<String, Value>>,
+    /// The strongest reasons to list per row, by magnitude (0 to 1000); default: none.
+    pub top_k: Option<u32>,
+    /// The class to explain (a label); default: the second of two classes, else each row's
+    /// predicted class.
+    pub class: Option<String>,
+    /// `auto` (default: from the model's structure where it allows, else exact enumeration),
+    /// `tree`, `linear` or `exact`.
+    pub method: Option<String>,
+}
+
+/// The answer of `:explain`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ExplainResponse<'a> {
+    pub model: ModelIdentity<'a>,
+    #[serde(flatten)]
+    pub explanation: crate::protocol::explain::ExplainAnswer,
+}
+
 /// The model version that answered.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ModelIdentity<'a> {

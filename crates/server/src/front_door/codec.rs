@@ -7,7 +7,7 @@ use warden_contract::RowSource;
 use warden_runtime::NamedTensor;
 
 use crate::outcome::error::ApiError;
-use crate::serving::{ModelVersion, PredictError, TensorRequest};
+use crate::serving::{ExplainAsk, Explanation, ModelVersion, PredictError, TensorRequest};
 
 /// A request's inputs as its protocol decoded them, before the contract gate.
 pub enum Inputs<'a> {
@@ -46,6 +46,16 @@ pub trait Codec: Send + 'static {
     /// Drops the request's body once its inputs are admitted: the answer may take a while and
     /// the body's bytes are no longer needed.
     fn release(&mut self);
+
+    /// What the request asks to have explained (the `:explain` verb, V2's `contributions`
+    /// output), known once the body is checked and decoded; `None` for a plain prediction.
+    fn explain(&self) -> Option<&ExplainAsk> {
+        None
+    }
+
+    /// The explanation of the rows, handed over before [`Codec::encode`] when
+    /// [`Codec::explain`] asked for one.
+    fn attach(&mut self, _explanation: Explanation) {}
 
     /// The answer to `rows` rows whose `outputs` `model` gave (already through the guards).
     fn encode(

@@ -38,7 +38,7 @@ use tokio::sync::Semaphore;
 use warden_runtime::NamedTensor;
 
 use crate::outcome::error::ApiError;
-use crate::outcome::{ServedBy, predict_error};
+use crate::outcome::{ServedBy, explain_error, explain_unavailable, predict_error};
 use crate::serving::{
     Admitted, Leg, LookupError, ModelRegistry, ModelVersion, Route, ShadowSink, StickyKey, Timings,
 };
@@ -157,15 +157,33 @@ impl FrontDoor {
         // Routed before the slot (the sticky key borrows the request); a lookup error is
         // answered after the body's own check, as before.
         let route = self.registry.route(&model, version.as_deref(), sticky);
-        let (codec, model, leg, admitted) = match self.admit(route, deadline, size, codec).await {
+        let (mut codec, model, leg, admitted) = match self.admit(route, deadline, size, codec).await
+        {
             Ok(admitted) => admitted,
             Err(refused) => {
                 report(refused.model.as_deref(), None, 0, Err(&refused.error), None);
                 return Err(refused.error);
             }
         };
-        stage::enter(Stage::Infer);
         let rows = admitted.rows();
+        // An explanation is refused before the prediction runs when it cannot be given.
+        let explain = match codec.explain().cloned() {
+            None => None,
+            Some(ask) => {
+                let checked = match model.explainer() {
+                    None => Err(explain_unavailable(&model)),
+                    Some(explainer) => explainer
+                        .admit(&ask, rows)
+                        .map_err(|err| explain_error(&model, err)),
+                };
+                if let Err(error) = checked {
+                    report(Some(&model), None, rows, Err(&error), None);
+                    return Err(error);
+                }
+                Some((ask, admitted.inputs().to_vec()))
+            }
+        };
+        stage::enter(Stage::Infer);
         let inputs = self
             .observers
             .iter()
@@ -192,6 +210,15 @@ impl FrontDoor {
                     Ok(&answer.outputs),
                     Some(answer.timings),
                 );
+                if let Some((ask, inputs)) = explain
+                    && let Some(explainer) = model.explainer()
+                {
+                    let explanation = explainer
+                        .explain(inputs, &answer.outputs, rows, &ask, deadline.at)
+                        .await
+                        .map_err(|err| explain_error(&model, err))?;
+                    codec.attach(explanation);
+                }
                 stage::enter(Stage::Encode);
                 let encoded = codec.encode(&model, answer.outputs, rows)?;
                 Ok(Served {

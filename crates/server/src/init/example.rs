@@ -244,7 +244,7 @@ pub(super) fn example_candidates(table: &Table, features: &[Feature]) -> Vec<Exa
         .collect()
 }
 
-fn example_value(feature: &Feature, cell: &str) -> Value {
+pub(super) fn example_value(feature: &Feature, cell: &str) -> Value {
     match feature.kind {
         FeatureType::Float => cell.parse::<f64>().map_or(Value::Null, Value::from),
         FeatureType::Int => cell

@@ -24,6 +24,7 @@
 //! `render` writes the manifest's text and `staging` is the transaction that puts the folder
 //! in place.
 
+mod background;
 mod example;
 mod features;
 mod profile;
@@ -60,6 +61,8 @@ pub(crate) struct InitRequest {
     pub target: Option<String>,
     /// Overwrite an existing manifest.
     pub force: bool,
+    /// Training rows to store as the background set for explanations (0: none).
+    pub background_rows: usize,
 }
 
 /// Why `warden init` wrote nothing.
@@ -210,6 +213,7 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<Written
         mut manifest,
         examples,
         ignores_unseen,
+        background,
     } = describe(
         &signature,
         &bytes,
@@ -227,6 +231,11 @@ pub(crate) fn init(request: &InitRequest, backends: &Backends) -> Result<Written
     let graph_path = staging.path.join("1").join(MODEL_FILE);
     std::fs::create_dir(staging.path.join("1")).map_err(write_error(&staging.path))?;
     std::fs::write(&graph_path, &bytes).map_err(write_error(&graph_path))?;
+    if let Some((text, explain)) = background {
+        let path = staging.path.join(background::BACKGROUND_FILE);
+        std::fs::write(&path, text).map_err(write_error(&path))?;
+        manifest.explain = explain;
+    }
     let (text, written) = check_with_example(request, backends, &graph_path, manifest, &examples)?;
     let staged_manifest = staging.path.join(MANIFEST_FILE);
     std::fs::write(&staged_manifest, text).map_err(write_error(&staged_manifest))?;
@@ -343,6 +352,8 @@ struct Description {
     /// The category features whose graph ignores values it was not fitted on (reported; the
     /// manifest still refuses them unless the user says `handle_unknown = "pass"`).
     ignores_unseen: Vec<String>,
+    /// The background set's text and its `[explain]` table (`--data`).
+    background: Option<(String, warden_contract::Explain)>,
 }
 
 /// The manifest for `signature`, profiled from `table` when there is one (rows with a blank
@@ -425,6 +436,7 @@ fn describe(
         });
     }
     let examples = table.map_or_else(Vec::new, |t| example_candidates(t, &features));
+    let background = table.and_then(|t| background::sample(t, &features, request.background_rows));
     let ignores_unseen = features
         .iter()
         .zip(&ignores_unseen)
@@ -445,8 +457,10 @@ fn describe(
             drift: Drift::default(),
             baseline: (!baseline.columns.is_empty()).then_some(baseline),
             prediction_log: Default::default(),
+            explain: Default::default(),
         },
         examples,
         ignores_unseen,
+        background,
     })
 }

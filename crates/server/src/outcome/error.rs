@@ -83,6 +83,10 @@ error_codes! {
         "the request line and headers are over 64 KiB (HTTP/1) or 16 KiB (HTTP/2); the connection is closed";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, InvalidArgument,
         "the content type is not JSON, or the body is compressed (`Content-Encoding` other than `identity`; a gRPC message with `grpc-encoding` or its compressed flag)";
+    ExplainUnavailable = "explain_unavailable", CONFLICT, FailedPrecondition,
+        "an explanation was asked of a model with no background set (`warden init --data` stores one)";
+    ExplainTooCostly = "explain_too_costly", UNPROCESSABLE_ENTITY, ResourceExhausted,
+        "exact Shapley values by enumeration would cost more than the model's `[explain]` limits (`max_exact_features`, `max_evaluations`)";
     InvalidOutput = "invalid_output", INTERNAL_SERVER_ERROR, Internal,
         "the model answered NaN, a broken probability or an unknown label; the values are withheld";
     Internal = "internal", INTERNAL_SERVER_ERROR, Internal,

@@ -4,7 +4,7 @@
 
 use crate::auth::Denied;
 use crate::outcome::error::{ApiError, ErrorCode};
-use crate::serving::{InferError, LookupError, ModelVersion, PredictError};
+use crate::serving::{ExplainError, InferError, LookupError, ModelVersion, PredictError};
 use crate::transport::body::BodyRefusal;
 
 /// A body (HTTP, `what` = "the request body") or message (gRPC, "the message") the transport
@@ -62,6 +62,52 @@ impl From<LookupError> for ApiError {
         };
         ApiError::new(code, err.to_string())
     }
+}
+
+/// Maps an explanation's failure for `model` to its answer, logging what the client is not told.
+pub(crate) fn explain_error(model: &std::sync::Arc<ModelVersion>, err: ExplainError) -> ApiError {
+    let name = &model.name;
+    let error = match err {
+        ExplainError::Unavailable(_) => {
+            ApiError::new(ErrorCode::ExplainUnavailable, err.to_string())
+        }
+        ExplainError::TooCostly(_) => ApiError::new(ErrorCode::ExplainTooCostly, err.to_string()),
+        ExplainError::Invalid(_) => ApiError::new(ErrorCode::InvalidInput, err.to_string()),
+        ExplainError::TooManyRows { .. } => {
+            ApiError::new(ErrorCode::BatchTooLarge, err.to_string())
+        }
+        ExplainError::Overloaded => ApiError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "model `{name}`'s explanation queue (`queue_capacity` under [explain] in its \
+                 warden.toml) is full; retry after the Retry-After delay"
+            ),
+        ),
+        ExplainError::Deadline(_) => ApiError::new(
+            ErrorCode::DeadlineExceeded,
+            format!(
+                "the explanation of model `{name}` did not finish within its deadline (the \
+                 request's, or `timeout_ms` under [explain]); send fewer rows"
+            ),
+        ),
+        ExplainError::Engine(cause) => {
+            ApiError::internal(&format!("explaining model `{name}`: {cause}"))
+        }
+    };
+    error.about(model)
+}
+
+/// A model with no background set, asked for an explanation.
+pub(crate) fn explain_unavailable(model: &std::sync::Arc<ModelVersion>) -> ApiError {
+    explain_error(
+        model,
+        ExplainError::Unavailable(format!(
+            "model `{}` version {} has no background set to explain against; store one with \
+             `warden init MODEL.onnx --name {} --repository DIR --data TRAIN.csv` (it writes \
+             background.jsonl and `[explain]` in warden.toml) and reload",
+            model.name, model.version, model.name
+        )),
+    )
 }
 
 /// Maps a prediction failure of `model` to its answer, logging what the client is not told.

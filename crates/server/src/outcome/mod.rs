@@ -13,4 +13,4 @@ mod failure;
 pub(crate) use accounting::record;
 pub(crate) use answered::Answered;
 pub use answered::ServedBy;
-pub(crate) use failure::{body_refusal, predict_error};
+pub(crate) use failure::{body_refusal, explain_error, explain_unavailable, predict_error};

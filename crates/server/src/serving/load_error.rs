@@ -58,6 +58,13 @@ pub enum LoadError {
     /// The manifest's rollout cannot be set up on the versions loaded.
     #[error("the rollout of model `{model}` cannot start: {reason}")]
     Rollout { model: String, reason: String },
+    /// The manifest's `[explain]` background set cannot be used.
+    #[error("the background set of model `{model}` ({path}) cannot be used: {reason}")]
+    Background {
+        model: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("cannot start the inference thread of model `{model}`: {source}")]
     Worker {
         model: String,
@@ -98,6 +105,11 @@ impl LoadError {
             types and options), or remove `[rollout]` and reach each version by its URL"
             .to_owned(),
         LoadError::Read { source, .. } => io_hint(source),
+        LoadError::Background { .. } => "write the background set again from the training data \
+            with `warden init MODEL.onnx --name NAME --repository DIR --data TRAIN.csv --force` \
+            (it stores the rows and pins their sha256), or remove `[explain]` to serve without \
+            explanations"
+            .to_owned(),
         LoadError::NotOnnx {
             kind: NotOnnx::Pickle | NotOnnx::CompressedJoblib,
             ..

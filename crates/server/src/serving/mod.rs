@@ -12,6 +12,7 @@ mod backends;
 mod binding;
 mod contract;
 mod drift;
+mod explain;
 mod guards;
 mod load_error;
 mod model;
@@ -29,6 +30,9 @@ pub use backends::{Backends, ExampleTrial, Refusal, load_to_serve};
 pub use contract::{ModelContract, graph_inputs};
 pub use drift::{
     DriftMonitor, DriftReport, DriftStatus, FeatureReport, PredictionReport, WindowReport,
+};
+pub use explain::{
+    ExplainAsk, ExplainCounters, ExplainError, Explainer, Explanation, MethodChoice, RowExplanation,
 };
 pub use load_error::LoadError;
 pub use model::{ModelVersion, OnnxRuntimeSessions, Serving, sha256_hex};

@@ -18,6 +18,7 @@ use warden_runtime::{Backend, LoadOptions, LoadedModel, Signature, TensorSpec};
 use super::admission::{Admitted, Gate, TensorRequest};
 use super::contract::{ModelContract, example_row, resolve_contract};
 use super::drift::{DriftMonitor, monitor};
+use super::explain::Explainer;
 use super::guards::check_outputs;
 use super::load_error::{LoadError, unsupported_operator};
 use super::predict_error::PredictError;
@@ -41,6 +42,8 @@ pub struct ModelVersion {
     pub invalid_outputs: AtomicU64,
     /// Inputs and predictions against the manifest's `[baseline]`; `None` without one.
     pub drift: Option<DriftMonitor>,
+    /// Explanations against the manifest's background set; `None` without one.
+    explainer: Option<Explainer>,
     worker: Scheduler,
 }
 
@@ -241,7 +244,30 @@ impl Opened {
             }
             _ => None,
         };
+        // The explain thread's own handle: shared where shared handles run at once (tract),
+        // else a copy, so an explanation's engine runs never hold a lock a request waits on.
+        let explains = source
+            .manifest
+            .as_ref()
+            .is_some_and(|m| m.explain.background.is_some());
+        let explain_model = match model.share() {
+            Some(shared) if explains && model.shares_run_at_once() => Some(shared),
+            _ if explains => Some(backend.load(&bytes, &source.graph, &options)?),
+            _ => None,
+        };
         models.insert(0, model);
+        let gate = Gate {
+            name: &source.name,
+            id,
+            contract: &contract,
+            signature: &signature,
+        };
+        let explainer = Explainer::start(source, &gate, &bytes, || {
+            explain_model.ok_or_else(|| LoadError::EngineRun {
+                model: source.name.clone(),
+                reason: "no handle for the explain thread".into(),
+            })
+        })?;
         let worker =
             Scheduler::spawn(&source.name, models, spare, scheduler_options).map_err(|err| {
                 LoadError::Worker {
@@ -272,6 +298,7 @@ impl Opened {
             signature,
             contract,
             invalid_outputs: AtomicU64::new(0),
+            explainer,
             worker,
         })
     }
@@ -317,6 +344,11 @@ impl ModelVersion {
     /// Admits decoded tensors: checked against the signature and the features' value rules.
     pub fn admit_tensors(&self, request: TensorRequest) -> Result<Admitted, PredictError> {
         self.gate().tensors(request)
+    }
+
+    /// The version's explainer, when its manifest has a background set.
+    pub fn explainer(&self) -> Option<&Explainer> {
+        self.explainer.as_ref()
     }
 
     /// The scheduler's counters (queue depth, abandoned requests).

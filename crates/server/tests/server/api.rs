@@ -429,7 +429,7 @@ async fn request_level_errors_have_exact_json() {
         StatusCode::NOT_FOUND,
         json!({"code": "not_found", "error": "no such route; see the README for the API"}),
     );
-    let (status, body) = post(&server, "/v1/models/iris:explain", &json!({})).await;
+    let (status, body) = post(&server, "/v1/models/iris:classify", &json!({})).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))

@@ -423,7 +423,8 @@ pub(crate) async fn eventually(what: &str, limit: Duration, condition: impl Fn()
     }
 }
 
-/// A copy of `source/model` (graph and manifest) in a fresh repository, its manifest edited.
+/// A copy of `source/model` (graph, manifest and background set, if any) in a fresh
+/// repository, its manifest edited.
 pub(crate) fn repository_with(
     source: &Path,
     model: &str,
@@ -439,6 +440,10 @@ pub(crate) fn repository_with(
     .unwrap();
     let manifest = std::fs::read_to_string(source.join(model).join("warden.toml")).unwrap();
     std::fs::write(dir.join("warden.toml"), edit(manifest)).unwrap();
+    let background = source.join(model).join("background.jsonl");
+    if background.exists() {
+        std::fs::copy(background, dir.join("background.jsonl")).unwrap();
+    }
     repository
 }
 

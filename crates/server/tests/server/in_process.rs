@@ -64,6 +64,11 @@ fn iris_repository() -> tempfile::TempDir {
     let source = examples().join("iris");
     std::fs::copy(source.join("1/model.onnx"), dir.join("1/model.onnx")).unwrap();
     std::fs::copy(source.join("warden.toml"), dir.join("warden.toml")).unwrap();
+    std::fs::copy(
+        source.join("background.jsonl"),
+        dir.join("background.jsonl"),
+    )
+    .unwrap();
     repository
 }
 

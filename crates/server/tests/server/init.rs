@@ -109,6 +109,13 @@ fn init_reproduces_the_bundled_manifests_from_their_training_data() {
             written, bundled,
             "examples/models/{model}/warden.toml is not what `warden init` writes"
         );
+        let background =
+            std::fs::read(repository.path().join(model).join("background.jsonl")).unwrap();
+        assert_eq!(
+            background,
+            std::fs::read(examples().join(model).join("background.jsonl")).unwrap(),
+            "examples/models/{model}/background.jsonl is not what `warden init` writes"
+        );
         let copied = std::fs::read(repository.path().join(model).join("1/model.onnx")).unwrap();
         assert_eq!(
             copied,
@@ -544,7 +551,13 @@ fn force_replaces_the_whole_model_folder_so_no_other_version_survives() {
     );
     assert_eq!(
         tree(repository.path()),
-        ["iris/", "iris/1/", "iris/1/model.onnx", "iris/warden.toml"],
+        [
+            "iris/",
+            "iris/1/",
+            "iris/1/model.onnx",
+            "iris/background.jsonl",
+            "iris/warden.toml"
+        ],
         "no other version and nothing hidden is left behind"
     );
     let manifest = std::fs::read_to_string(folder.join("warden.toml")).unwrap();

@@ -203,7 +203,7 @@ async fn sighup_rescans_and_the_repository_api_loads_and_unloads() {
     for model in ["iris", "credit"] {
         let dir = repository.path().join(model);
         std::fs::create_dir_all(dir.join("1")).unwrap();
-        for file in ["warden.toml", "1/model.onnx"] {
+        for file in ["warden.toml", "background.jsonl", "1/model.onnx"] {
             std::fs::copy(examples().join(model).join(file), dir.join(file)).unwrap();
         }
     }

@@ -1,0 +1,206 @@
+//! Interventional TreeSHAP over warden's own tree layout: the exact Shapley values of a tree
+//! ensemble's raw score against a background set, computed from the graph's trees.
+//!
+//! For an explained row `x` and one background row `z`, a tree's value on the hybrid row that
+//! takes the features of a coalition `S` from `x` and the rest from `z` is the leaf reached by
+//! following `x` where the split's feature is in `S` and `z` elsewhere. Walking the tree once
+//! per `(x, z)`, both branches are taken where `x` and `z` part, remembering for each feature
+//! on the path which side it took (a feature met again follows the side it already took). A
+//! leaf reached with `a` features on `x`'s side and `b` on `z`'s is the tree's value exactly
+//! for the coalitions holding those `a` and none of those `b`, so its value `v` adds
+//! `v (a-1)! b! / (a+b)!` to each of the `a` and takes `v a! (b-1)! / (a+b)!` from each of
+//! the `b` (the Shapley weights summed over those coalitions). Averaged over the background
+//! rows, this is shap's `TreeExplainer(feature_perturbation="interventional")`, without its
+//! sampling of coalitions and in time linear in the background set.
+//!
+//! The scale is the ensemble's raw score before its post-transform: probability for a forest
+//! of class shares (scikit-learn's random forests), margin for boosted classifiers (XGBoost,
+//! LightGBM, gradient boosting), value for regressors.
+
+use super::shapley::weight;
+use super::{Attribution, Scale};
+use crate::onnx_ml::PostTransform;
+use crate::trees::{Aggregate, Ensemble, Forest};
+
+/// A tree ensemble whose raw score warden can state per class.
+#[derive(Debug, Clone)]
+pub(super) struct TreeModel {
+    forest: Forest,
+    /// Added to each column's score.
+    base_values: Vec<f64>,
+    /// Each vote's weight is multiplied by this (`1/trees` for an average).
+    vote_scale: f64,
+    /// Two classes scored by one column (`score` for the second class, `-score` for the first).
+    single_binary: bool,
+    scale: Scale,
+}
+
+impl TreeModel {
+    /// The model of an ensemble, or `None` when its answer is not a sum of per-tree values
+    /// (a `MIN`/`MAX` aggregate, a probit, a two-class quirk of ONNX Runtime's).
+    pub(super) fn of(ensemble: Ensemble) -> Option<TreeModel> {
+        let (forest, base, post, binary, all_positive) = match ensemble {
+            Ensemble::Classifier(c) => (
+                c.forest,
+                c.base_values,
+                c.post_transform,
+                c.binary,
+                c.weights_all_positive,
+            ),
+            Ensemble::Regressor(r) => {
+                if r.forest.columns != 1 || r.post_transform != PostTransform::None {
+                    return None;
+                }
+                (r.forest, r.base_values, PostTransform::None, false, true)
+            }
+        };
+        let vote_scale = match forest.aggregate {
+            Aggregate::Sum => 1.0,
+            Aggregate::Average => 1.0 / forest.roots.len().max(1) as f64,
+            Aggregate::Min | Aggregate::Max => return None,
+        };
+        let columns = forest.columns;
+        let regressor = columns == 1;
+        let single_binary = binary && forest.votes.iter().all(|v| v.column == 0);
+        if binary && !single_binary {
+            return None;
+        }
+        let scale = match post {
+            _ if regressor => Scale::Value,
+            PostTransform::None if all_positive => Scale::Probability,
+            PostTransform::Logistic | PostTransform::Softmax => Scale::Margin,
+            _ => return None,
+        };
+        let base_values: Vec<f64> = match base.len() {
+            0 => vec![0.0; columns],
+            1 if regressor || single_binary => {
+                let mut values = vec![0.0; columns];
+                values[0] = f64::from(base[0]);
+                values
+            }
+            // Two classes with base values follow a rule of ONNX Runtime's of their own.
+            n if n == columns && columns > 2 => base.iter().map(|&b| f64::from(b)).collect(),
+            _ => return None,
+        };
+        Some(TreeModel {
+            forest,
+            base_values,
+            vote_scale,
+            single_binary,
+            scale,
+        })
+    }
+
+    pub(super) fn scale(&self) -> Scale {
+        self.scale
+    }
+
+    /// The forest's column and sign that score class `class`.
+    fn column(&self, class: usize) -> (usize, f64) {
+        match self.single_binary {
+            true if class == 0 => (0, -1.0),
+            true => (0, 1.0),
+            false => (class.min(self.forest.columns - 1), 1.0),
+        }
+    }
+
+    /// Every column's raw score for `row`.
+    fn scores(&self, row: &[f32]) -> Vec<f64> {
+        let mut scores = self.base_values.clone();
+        for &root in &self.forest.roots {
+            for vote in self.forest.leaf(root, row) {
+                scores[vote.column as usize] += self.vote_scale * f64::from(vote.weight);
+            }
+        }
+        scores
+    }
+
+    /// Each column's mean score over `background` (`[rows, width]`): the base values.
+    pub(super) fn base(&self, background: &[f32], width: usize) -> Vec<f64> {
+        let rows = background.len() / width.max(1);
+        let mut sums = vec![0.0; self.forest.columns];
+        for z in background.chunks(width) {
+            for (sum, score) in sums.iter_mut().zip(self.scores(z)) {
+                *sum += score;
+            }
+        }
+        sums.iter().map(|s| s / rows.max(1) as f64).collect()
+    }
+
+    /// The attribution of `row` for class `class` against `background` (`[rows, width]`),
+    /// whose [`TreeModel::base`] is `base`.
+    pub(super) fn explain(
+        &self,
+        row: &[f32],
+        background: &[f32],
+        width: usize,
+        base: &[f64],
+        class: usize,
+    ) -> Attribution {
+        let (column, sign) = self.column(class);
+        let columns = self.forest.columns;
+        let mut phi = vec![0.0f64; width * columns];
+        let mut path: Vec<(u32, bool)> = Vec::with_capacity(64);
+        let rows = background.len() / width.max(1);
+        for z in background.chunks(width) {
+            for &root in &self.forest.roots {
+                self.walk(root, row, z, &mut path, &mut phi);
+            }
+        }
+        let scale = sign * self.vote_scale / rows.max(1) as f64;
+        let values = (0..width)
+            .map(|f| scale * phi[f * columns + column])
+            .collect();
+        Attribution {
+            base: sign * base[column],
+            values,
+            output: sign * self.scores(row)[column],
+        }
+    }
+
+    /// Adds the attributions of one tree for `(x, z)` into `phi` (`[features, columns]`,
+    /// unscaled votes), from node `at` with the features met so far on `path`.
+    fn walk(&self, at: u32, x: &[f32], z: &[f32], path: &mut Vec<(u32, bool)>, phi: &mut [f64]) {
+        let node = self.forest.nodes[at as usize];
+        let columns = self.forest.columns;
+        if node.is_leaf() {
+            let a = path.iter().filter(|(_, from_x)| *from_x).count();
+            let b = path.len() - a;
+            if a + b == 0 {
+                return;
+            }
+            // (a-1)! b! / (a+b)! is the weight of a coalition of a-1 of a+b features.
+            let to_x = if a > 0 { weight(a - 1, a + b) } else { 0.0 };
+            let to_z = if b > 0 { weight(b - 1, a + b) } else { 0.0 };
+            for vote in self.forest.leaf_votes(&node) {
+                let v = f64::from(vote.weight);
+                for &(feature, from_x) in path.iter() {
+                    let at = feature as usize * columns + vote.column as usize;
+                    phi[at] += if from_x { v * to_x } else { -v * to_z };
+                }
+            }
+            return;
+        }
+        let feature = node.feature;
+        let (x_yes, z_yes) = (
+            node.goes_yes(x[feature as usize]),
+            node.goes_yes(z[feature as usize]),
+        );
+        let child = |yes: bool| if yes { node.yes } else { node.no };
+        if x_yes == z_yes {
+            return self.walk(child(x_yes), x, z, path, phi);
+        }
+        match path.iter().find(|(f, _)| *f == feature) {
+            Some(&(_, true)) => self.walk(child(x_yes), x, z, path, phi),
+            Some(&(_, false)) => self.walk(child(z_yes), x, z, path, phi),
+            None => {
+                path.push((feature, true));
+                self.walk(child(x_yes), x, z, path, phi);
+                path.pop();
+                path.push((feature, false));
+                self.walk(child(z_yes), x, z, path, phi);
+                path.pop();
+            }
+        }
+    }
+}
