@@ -110,6 +110,27 @@ pub struct ServedVersion {
     pub queued: u64,
     /// Its drift figures, one per window and column (empty when it is not monitored).
     pub drift: Vec<DriftFigure>,
+    /// Its explanations' counts, when it has a background set.
+    pub explain: Option<ExplainFigures>,
+}
+
+/// What a version's explanations have cost since it was loaded.
+#[derive(Debug, Clone, Default)]
+pub struct ExplainFigures {
+    /// Explain requests waiting or running now.
+    pub in_flight: u64,
+    /// Explain requests answered.
+    pub requests: u64,
+    /// Rows explained.
+    pub rows: u64,
+    /// Rows the engine scored for the coalition method.
+    pub evaluations: u64,
+    /// Time the explain thread spent, in seconds.
+    pub busy_seconds: f64,
+    /// Refused because the queue was full.
+    pub refused_overloaded: u64,
+    /// Not finished within the deadline.
+    pub refused_deadline: u64,
 }
 
 /// One column's drift in one window: a feature, or the prediction (`prediction` true).
@@ -290,6 +311,12 @@ struct ModelGauges {
     log_queue: IntGaugeVec,
     log_uploads: IntCounterVec,
     log_uploaded_bytes: IntCounterVec,
+    explain_in_flight: IntGaugeVec,
+    explain_requests: IntCounterVec,
+    explain_rows: IntCounterVec,
+    explain_evaluations: IntCounterVec,
+    explain_seconds: prometheus::CounterVec,
+    explain_refused: IntCounterVec,
 }
 
 impl ModelGauges {
@@ -307,8 +334,38 @@ impl ModelGauges {
         };
         let pair = ["model", "primary", "other"];
         let pair_window = ["model", "primary", "other", "window"];
+        let version = ["model", "version"];
         let gauges = ModelGauges {
             registry: Registry::new(),
+            explain_in_flight: gauge(
+                "warden_explain_in_flight",
+                "Explain requests waiting in the version's explanation queue or running",
+                &version,
+            ),
+            explain_requests: counter(
+                "warden_explain_requests_total",
+                "Explain requests answered (V1 :explain and V2 `contributions`)",
+                &version,
+            ),
+            explain_rows: counter("warden_explain_rows_total", "Rows explained", &version),
+            explain_evaluations: counter(
+                "warden_explain_evaluations_total",
+                "Rows the engine scored for explanations by coalition enumeration (their cost)",
+                &version,
+            ),
+            explain_seconds: prometheus::CounterVec::new(
+                Opts::new(
+                    "warden_explain_seconds_total",
+                    "Time the version's explain thread spent explaining",
+                ),
+                &version,
+            )
+            .expect("valid metric"),
+            explain_refused: counter(
+                "warden_explain_refused_total",
+                "Explain requests refused: `overloaded` (the explanation queue was full) or `deadline` (not finished in time)",
+                &["model", "version", "reason"],
+            ),
             queue_depth: gauge(
                 "warden_queue_depth",
                 "Requests waiting in the model's queue",
@@ -475,7 +532,7 @@ impl ModelGauges {
                 &["model"],
             ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 33] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 39] = [
             Box::new(gauges.log_uploads.clone()),
             Box::new(gauges.log_uploaded_bytes.clone()),
             Box::new(gauges.log_records.clone()),
@@ -499,6 +556,12 @@ impl ModelGauges {
             Box::new(gauges.shadow_dropped.clone()),
             Box::new(gauges.rollbacks.clone()),
             Box::new(gauges.queue_depth.clone()),
+            Box::new(gauges.explain_in_flight.clone()),
+            Box::new(gauges.explain_requests.clone()),
+            Box::new(gauges.explain_rows.clone()),
+            Box::new(gauges.explain_evaluations.clone()),
+            Box::new(gauges.explain_seconds.clone()),
+            Box::new(gauges.explain_refused.clone()),
             Box::new(gauges.model_ready.clone()),
             Box::new(gauges.loaded_version.clone()),
             Box::new(gauges.drift_psi.clone()),
@@ -521,6 +584,34 @@ impl ModelGauges {
 }
 
 impl ModelGauges {
+    fn explain(&self, model: &str, version: &str, figures: &ExplainFigures) {
+        let labels = [model, version];
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.explain_in_flight
+            .with_label_values(&labels)
+            .set(int(figures.in_flight));
+        self.explain_requests
+            .with_label_values(&labels)
+            .inc_by(figures.requests);
+        self.explain_rows
+            .with_label_values(&labels)
+            .inc_by(figures.rows);
+        self.explain_evaluations
+            .with_label_values(&labels)
+            .inc_by(figures.evaluations);
+        self.explain_seconds
+            .with_label_values(&labels)
+            .inc_by(figures.busy_seconds);
+        for (reason, count) in [
+            ("overloaded", figures.refused_overloaded),
+            ("deadline", figures.refused_deadline),
+        ] {
+            self.explain_refused
+                .with_label_values(&[model, version, reason])
+                .inc_by(count);
+        }
+    }
+
     fn prediction_log(&self, log: &PredictionLogCounts) {
         let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.log_queue
@@ -851,6 +942,9 @@ impl Metrics {
                     .with_label_values(&[name, version.as_str()])
                     .set(i64::try_from(served.queued).unwrap_or(i64::MAX));
                 gauges.drift(name, &version, &served.drift);
+                if let Some(explain) = &served.explain {
+                    gauges.explain(name, &version, explain);
+                }
             }
             if let Some(rollout) = &model.rollout {
                 gauges.rollout(name, rollout);

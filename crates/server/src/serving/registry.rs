@@ -92,6 +92,7 @@ impl ModelRegistry {
                                 .as_ref()
                                 .map(|monitor| monitor.report().figures())
                                 .unwrap_or_default(),
+                            explain: model.explainer().map(|e| e.figures()),
                         })
                         .collect(),
                     rollout: set.rollout().map(|rollout| rollout.gauges()),

@@ -358,6 +358,46 @@ fn an_operator_the_engine_cannot_run_is_named_with_its_node() {
 }
 
 #[test]
+fn a_background_set_that_changed_or_breaks_the_contract_exits_65_naming_it() {
+    let manifest = format!(
+        "{}\n[explain]\nbackground = \"background.jsonl\"\nbackground_sha256 = \"{}\"\n",
+        iris_manifest().trim_end(),
+        "0".repeat(64)
+    );
+    let repo = repository("iris", &iris_graph(), &manifest);
+    let background = repo.path().join("iris/background.jsonl");
+    std::fs::write(&background, "{\"sepal_length\": 5.1, \"sepal_width\": 3.5, \"petal_length\": 1.4, \"petal_width\": 0.2}\n").unwrap();
+    expect(
+        "background changed",
+        &serve_args(repo.path()),
+        65,
+        &[
+            "the background set of model `iris`",
+            "background.jsonl",
+            "but the manifest pins 0000000000000000000000000000000000000000000000000000000000000000: the file changed",
+            "warden init",
+        ],
+    );
+    let unpinned = manifest.replace(&format!("background_sha256 = \"{}\"\n", "0".repeat(64)), "");
+    let repo = repository("iris", &iris_graph(), &unpinned);
+    std::fs::write(
+        repo.path().join("iris/background.jsonl"),
+        "{\"sepal_length\": \"long\", \"sepal_width\": 3.5, \"petal_length\": 1.4, \"petal_width\": 0.2}\n",
+    )
+    .unwrap();
+    expect(
+        "background breaks the contract",
+        &serve_args(repo.path()),
+        65,
+        &[
+            "the background set of model `iris`",
+            "a row breaks the contract",
+            "sepal_length",
+        ],
+    );
+}
+
+#[test]
 fn manifest_problems_exit_65_naming_each_one() {
     let manifest = iris_manifest();
     let cases: Vec<(&str, String, Vec<&str>)> = vec![

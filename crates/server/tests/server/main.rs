@@ -11,6 +11,7 @@ mod cases;
 mod catalogue;
 mod common;
 mod errors;
+mod explain;
 mod front_door;
 mod fuzz_decoders;
 mod grpc;

@@ -9,6 +9,7 @@
 //! data and gRPC contents, as Triton's clients send it. Infinity is refused here; whether a
 //! missing value may be sent at all is the contract gate's to decide (nullable features only).
 
+use super::contributions::CONTRIBUTIONS;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -112,6 +113,9 @@ pub struct InferRequest {
     pub inputs: Vec<NamedTensor>,
     /// Requested outputs in order; empty means every graph output.
     pub outputs: Vec<String>,
+    /// Whether `contributions` (explanations) is among them, and whether any output was listed.
+    pub contributions: bool,
+    pub listed_any: bool,
     /// The batch dimension (first dim) shared by the inputs.
     pub rows: usize,
     /// Which outputs the client asked to receive as binary (the binary tensor extension).
@@ -256,7 +260,9 @@ pub fn decode_request(
     Ok(InferRequest {
         id: request.id,
         inputs,
-        outputs,
+        outputs: outputs.names,
+        contributions: outputs.contributions,
+        listed_any: outputs.listed_any,
         rows,
         binary_outputs,
     })
@@ -393,10 +399,15 @@ pub(super) fn requested_outputs<'a>(
     requested: impl Iterator<Item = &'a str>,
     signature: &Signature,
     violations: &mut Violations,
-) -> Vec<String> {
+) -> RequestedOutputs {
     let mut outputs: Vec<String> = Vec::new();
+    let mut contributions = false;
+    let mut listed_any = false;
     for (index, name) in requested.enumerate() {
-        if signature.output(name).is_none() {
+        listed_any = true;
+        if name == CONTRIBUTIONS && signature.output(name).is_none() {
+            contributions = true;
+        } else if signature.output(name).is_none() {
             violations.push(Violation::new(
                 vec!["outputs".into(), index.into(), "name".into()],
                 ViolationType::ExtraForbidden,
@@ -410,7 +421,21 @@ pub(super) fn requested_outputs<'a>(
             outputs.push(name.to_owned());
         }
     }
-    outputs
+    RequestedOutputs {
+        names: outputs,
+        contributions,
+        listed_any,
+    }
+}
+
+/// The outputs a request names: graph outputs, and whether it asks for `contributions`.
+#[derive(Debug, Default)]
+pub(super) struct RequestedOutputs {
+    /// Graph outputs in order, without repeats (empty: every output).
+    pub names: Vec<String>,
+    pub contributions: bool,
+    /// Whether the request listed any output at all.
+    pub listed_any: bool,
 }
 
 /// The batch dimension the decoded inputs share (1 for none); when they differ, a violation.

@@ -2,6 +2,7 @@
 //! the tensor metadata of the model metadata route.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 use warden_runtime::{NamedTensor, TensorData, TensorSpec};
 
 use super::decode::BinaryOutputs;
@@ -37,16 +38,22 @@ pub(crate) struct ResponseOutput<'a> {
     datatype: &'static str,
     shape: &'a [usize],
     #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<BinarySize>,
+    parameters: Option<OutputParameters<'a>>,
     /// The values, flat in row-major order; absent when sent as binary.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Value>>)]
     data: Option<FlatData<'a>>,
 }
 
+/// An output's parameters: its byte count when sent as binary, and what an output warden adds
+/// says of itself (`contributions`: the feature names, the method, the scale).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct BinarySize {
-    binary_data_size: usize,
+pub(crate) struct OutputParameters<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binary_data_size: Option<usize>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    described: Option<&'a Map<String, Value>>,
 }
 
 /// A KServe V2 inference response (its JSON part).
@@ -79,25 +86,34 @@ pub struct EncodedResponse {
     pub binary: Vec<u8>,
 }
 
-/// Encodes an inference response, each output as JSON or binary as the request asked.
+/// Encodes an inference response, each output as JSON or binary as the request asked;
+/// `described` gives one output's parameters (`contributions`'s).
 pub fn encode_response(
     model_name: &str,
     model_version: u64,
     request_id: Option<&str>,
     outputs: &[NamedTensor],
     binary_outputs: &BinaryOutputs,
+    described: Option<(&str, &Map<String, Value>)>,
 ) -> Result<EncodedResponse, serde_json::Error> {
     let mut binary = Vec::new();
     let mut wire = Vec::with_capacity(outputs.len());
     for output in outputs {
-        let (parameters, data) = if binary_outputs.wants(&output.name) {
+        let described = described
+            .filter(|(name, _)| *name == output.name)
+            .map(|(_, parameters)| parameters);
+        let (binary_data_size, data) = if binary_outputs.wants(&output.name) {
             let before = binary.len();
             append_binary(&output.tensor.data, &mut binary);
-            let binary_data_size = binary.len() - before;
-            (Some(BinarySize { binary_data_size }), None)
+            (Some(binary.len() - before), None)
         } else {
             (None, Some(FlatData(&output.tensor.data)))
         };
+        let parameters =
+            (binary_data_size.is_some() || described.is_some()).then_some(OutputParameters {
+                binary_data_size,
+                described,
+            });
         wire.push(ResponseOutput {
             name: &output.name,
             datatype: output.tensor.data_type().protocol_name(),

@@ -8,16 +8,20 @@ use prost::bytes::Bytes;
 use warden_contract::{LocSegment, Violation, ViolationType, Violations, clip};
 use warden_runtime::{NamedTensor, Signature, TensorData};
 
+use super::contributions::{CONTRIBUTIONS, ContributionsAsk};
 use super::decode::{
-    DecodeError, Payload, TypedContents, WireInput, batch_rows, check_batch, decode_inputs,
-    requested_outputs,
+    DecodeError, Payload, RequestedOutputs, TypedContents, WireInput, batch_rows, check_batch,
+    decode_inputs, requested_outputs,
 };
 use super::encode::append_binary;
+use super::inference::infer_parameter::ParameterChoice;
 use super::inference::model_infer_response::InferOutputTensor;
-use super::inference::{InferTensorContents, ModelInferRequest, ModelInferResponse};
+use super::inference::{
+    InferParameter, InferTensorContents, ModelInferRequest, ModelInferResponse,
+};
 use crate::front_door::{Codec, Inputs};
 use crate::outcome::error::ApiError;
-use crate::serving::{ModelVersion, PredictError, TensorRequest};
+use crate::serving::{ExplainAsk, Explanation, ModelVersion, PredictError, TensorRequest};
 
 /// One gRPC `ModelInfer` call.
 #[derive(Debug)]
@@ -26,6 +30,7 @@ pub struct GrpcCodec {
     /// Whether the inputs came as `raw_input_contents` (the outputs then go out raw too).
     raw: bool,
     id: String,
+    contributions: ContributionsAsk,
 }
 
 impl GrpcCodec {
@@ -34,6 +39,7 @@ impl GrpcCodec {
             raw: !request.raw_input_contents.is_empty(),
             id: request.id.clone(),
             request,
+            contributions: ContributionsAsk::default(),
         }
     }
 }
@@ -42,17 +48,31 @@ impl Codec for GrpcCodec {
     type Answer = ModelInferResponse;
 
     fn decode(&mut self, model: &ModelVersion) -> Result<Inputs<'_>, PredictError> {
-        decode(
+        let (mut request, requested) = decode(
             &self.request,
             &model.signature,
             model.contract.max_request_rows,
         )
-        .map(Inputs::Tensors)
-        .map_err(|err| err.for_model(&model.name))
+        .map_err(|err| err.for_model(&model.name))?;
+        request.outputs = self.contributions.engine_outputs(
+            model,
+            request.outputs,
+            requested.contributions,
+            requested.listed_any,
+        );
+        Ok(Inputs::Tensors(request))
     }
 
     fn release(&mut self) {
         self.request = ModelInferRequest::default();
+    }
+
+    fn explain(&self) -> Option<&ExplainAsk> {
+        self.contributions.ask.as_ref()
+    }
+
+    fn attach(&mut self, explanation: Explanation) {
+        self.contributions.explanation = Some(explanation);
     }
 
     fn encode(
@@ -61,22 +81,48 @@ impl Codec for GrpcCodec {
         outputs: Vec<NamedTensor>,
         _rows: usize,
     ) -> Result<ModelInferResponse, ApiError> {
-        Ok(encode(
-            &model.name,
-            model.version,
-            self.id,
-            outputs,
-            self.raw,
-        ))
+        let (outputs, described) = self.contributions.finish(outputs);
+        let mut response = encode(&model.name, model.version, self.id, outputs, self.raw);
+        if let Some(described) = described
+            && let Some(output) = response
+                .outputs
+                .iter_mut()
+                .find(|o| o.name == CONTRIBUTIONS)
+        {
+            output.parameters = described
+                .into_iter()
+                .map(|(key, value)| {
+                    // A list is sent as its JSON text (a parameter holds no list).
+                    let choice = match value {
+                        serde_json::Value::String(text) => ParameterChoice::StringParam(text),
+                        serde_json::Value::Number(n) if n.is_i64() => {
+                            ParameterChoice::Int64Param(n.as_i64().unwrap_or_default())
+                        }
+                        serde_json::Value::Number(n) => {
+                            ParameterChoice::DoubleParam(n.as_f64().unwrap_or_default())
+                        }
+                        other => ParameterChoice::StringParam(other.to_string()),
+                    };
+                    (
+                        key,
+                        InferParameter {
+                            parameter_choice: Some(choice),
+                        },
+                    )
+                })
+                .collect();
+        }
+        Ok(response)
     }
 }
 
-/// Decodes and checks a request's tensors against `signature` and `max_rows`.
+/// Decodes and checks a request's tensors against `signature` and `max_rows`; also what it
+/// asked of the outputs.
 fn decode(
     request: &ModelInferRequest,
     signature: &Signature,
     max_rows: usize,
-) -> Result<TensorRequest, DecodeError> {
+) -> Result<(TensorRequest, RequestedOutputs), DecodeError> {
     check_batch(
         request.inputs.iter().map(|input| input.shape.as_slice()),
         max_rows,
@@ -134,7 +180,7 @@ fn decode(
         })
         .collect();
     let inputs = decode_inputs(&wire, signature, &mut violations);
-    let outputs = requested_outputs(
+    let mut outputs = requested_outputs(
         request.outputs.iter().map(|output| output.name.as_str()),
         signature,
         &mut violations,
@@ -143,11 +189,15 @@ fn decode(
     if !violations.is_empty() {
         return Err(DecodeError::Invalid(violations));
     }
-    Ok(TensorRequest {
-        inputs,
+    let names = std::mem::take(&mut outputs.names);
+    Ok((
+        TensorRequest {
+            inputs,
+            outputs: names,
+            rows,
+        },
         outputs,
-        rows,
-    })
+    ))
 }
 
 fn typed(contents: &InferTensorContents) -> TypedContents<'_> {
@@ -254,7 +304,9 @@ mod tests {
         }
     }
 
-    fn violations(result: Result<TensorRequest, DecodeError>) -> Vec<(String, String)> {
+    fn violations(
+        result: Result<(TensorRequest, RequestedOutputs), DecodeError>,
+    ) -> Vec<(String, String)> {
         match result {
             Err(DecodeError::Invalid(violations)) => violations
                 .listed()
@@ -285,8 +337,8 @@ mod tests {
             )],
             ..Default::default()
         };
-        let typed = decode(&typed, &signature(), 64).unwrap();
-        let raw = decode(&raw, &signature(), 64).unwrap();
+        let typed = decode(&typed, &signature(), 64).unwrap().0;
+        let raw = decode(&raw, &signature(), 64).unwrap().0;
         assert_eq!(typed.inputs, raw.inputs);
         assert_eq!(typed.rows, 2);
         assert_eq!(

@@ -13,6 +13,7 @@
 //! `proto/open_inference_grpc.proto` by `scripts/grpc-codegen` (checked in: the build needs no
 //! `protoc`).
 
+mod contributions;
 mod decode;
 mod encode;
 mod grpc;
@@ -31,6 +32,7 @@ pub mod inference;
 /// The encoded `FileDescriptorSet` of the inference service, for reflection.
 pub const INFERENCE_DESCRIPTOR: &[u8] = include_bytes!("generated/inference_descriptor.bin");
 
+pub use contributions::CONTRIBUTIONS;
 pub(crate) use decode::RequestBody;
 pub use decode::{BinaryOutputs, DecodeError, InferRequest, decode_request};
 pub(crate) use encode::ResponseHeader;

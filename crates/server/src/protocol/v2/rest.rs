@@ -4,12 +4,13 @@
 use bytes::Bytes;
 use warden_runtime::NamedTensor;
 
+use super::contributions::{CONTRIBUTIONS, ContributionsAsk};
 use super::decode::{BinaryOutputs, decode_request};
 use super::encode::{EncodedResponse, encode_response};
 use crate::front_door::{Codec, Inputs};
 use crate::outcome::error::ApiError;
 use crate::protocol::json::strict_text;
-use crate::serving::{ModelVersion, PredictError, TensorRequest};
+use crate::serving::{ExplainAsk, Explanation, ModelVersion, PredictError, TensorRequest};
 
 /// One V2 REST inference request.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub struct RestCodec {
     binary: Bytes,
     id: Option<String>,
     binary_outputs: BinaryOutputs,
+    contributions: ContributionsAsk,
 }
 
 impl RestCodec {
@@ -30,6 +32,7 @@ impl RestCodec {
             binary,
             id: None,
             binary_outputs: BinaryOutputs::default(),
+            contributions: ContributionsAsk::default(),
         }
     }
 }
@@ -52,9 +55,15 @@ impl Codec for RestCodec {
         .map_err(|err| err.for_model(&model.name))?;
         self.id = request.id;
         self.binary_outputs = request.binary_outputs;
+        let outputs = self.contributions.engine_outputs(
+            model,
+            request.outputs,
+            request.contributions,
+            request.listed_any,
+        );
         Ok(Inputs::Tensors(TensorRequest {
             inputs: request.inputs,
-            outputs: request.outputs,
+            outputs,
             rows: request.rows,
         }))
     }
@@ -64,18 +73,28 @@ impl Codec for RestCodec {
         self.binary = Bytes::new();
     }
 
+    fn explain(&self) -> Option<&ExplainAsk> {
+        self.contributions.ask.as_ref()
+    }
+
+    fn attach(&mut self, explanation: Explanation) {
+        self.contributions.explanation = Some(explanation);
+    }
+
     fn encode(
         self,
         model: &ModelVersion,
         outputs: Vec<NamedTensor>,
         _rows: usize,
     ) -> Result<EncodedResponse, ApiError> {
+        let (outputs, described) = self.contributions.finish(outputs);
         encode_response(
             &model.name,
             model.version,
             self.id.as_deref(),
             &outputs,
             &self.binary_outputs,
+            described.as_ref().map(|p| (CONTRIBUTIONS, p)),
         )
         .map_err(|err| ApiError::internal(&err))
     }

@@ -271,8 +271,19 @@ impl Explainer {
         self.shared.limits.max_rows()
     }
 
-    pub fn counters(&self) -> &ExplainCounters {
-        &self.shared.counters
+    /// What its explanations have cost, for a metrics scrape.
+    pub fn figures(&self) -> crate::metrics::ExplainFigures {
+        let c = &self.shared.counters;
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        crate::metrics::ExplainFigures {
+            in_flight: c.in_flight.load(Ordering::Relaxed) as u64,
+            requests: load(&c.requests),
+            rows: load(&c.rows),
+            evaluations: load(&c.evaluations),
+            busy_seconds: load(&c.busy_micros) as f64 / 1e6,
+            refused_overloaded: load(&c.refused_overloaded),
+            refused_deadline: load(&c.refused_deadline),
+        }
     }
 
     /// The method an answer would state for `choice`.
@@ -285,6 +296,11 @@ impl Explainer {
                 .map_or("exact_shapley", |s| s.method()),
             _ => "exact_shapley",
         }
+    }
+
+    /// The graph output explanations read the class and the answered score from.
+    pub fn score_output(&self) -> &str {
+        &self.shared.score.name
     }
 
     /// The feature names, in order.
