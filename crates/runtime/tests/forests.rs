@@ -265,3 +265,93 @@ fn random_forests_answer_as_onnxruntime_does() {
         assert_same_answers(&expected, &got, tolerance, &context);
     }
 }
+
+/// warden's TreeSHAP against the definition: on random forests whose raw score can be read
+/// from their answer (no link: probabilities of forests of class shares, regressors' values;
+/// a logistic link inverted), each row's attributions equal the exact Shapley values computed
+/// by enumerating every coalition of features, each coalition's value the mean of tract's
+/// answers on the hybrid rows against the background; the base value and the output too.
+#[test]
+fn treeshap_equals_coalition_enumeration_on_random_forests() {
+    use warden_runtime::attribution::{
+        InputFeatures, Scale, Structural, coalition_rows, shapley_values,
+    };
+    let mut rng = Rng(0x5eed_5a4b_0000_0001);
+    let tensor = |rows: usize, features: usize, data: Vec<f32>| NamedTensor {
+        name: "x".into(),
+        tensor: Tensor::new(vec![rows, features], TensorData::F32(data)).unwrap(),
+    };
+    let mut checked = 0;
+    for case in 0..600 {
+        let (graph, features, thresholds, describe) = random_graph(&mut rng);
+        let background_rows = 1 + rng.below(6);
+        let background = rows(&mut rng, features, &thresholds, background_rows);
+        let row = rows(&mut rng, features, &thresholds, 1);
+        let Some(explainer) = Structural::of(&graph, "x", features, background.clone()) else {
+            continue;
+        };
+        // A margin is read back through the logistic link; a softmax's cannot be.
+        let logistic = describe.ends_with("LOGISTIC");
+        if explainer.scale() == Scale::Margin && !logistic {
+            continue;
+        }
+        let raw = |p: f32| {
+            let p = f64::from(p);
+            if explainer.scale() == Scale::Margin {
+                (p / (1.0 - p)).ln()
+            } else {
+                p
+            }
+        };
+        let tolerance = if logistic { 1e-3 } else { 1e-4 };
+        let masks: Vec<u64> = (0..1u64 << features).collect();
+        let inputs = [InputFeatures {
+            name: "x".into(),
+            features: (0..features).collect(),
+        }];
+        let hybrid = coalition_rows(
+            &inputs,
+            &[tensor(1, features, row.clone())],
+            &[tensor(background_rows, features, background.clone())],
+            &masks,
+        )
+        .unwrap();
+        let outputs = answer(&Tract, &graph, &hybrid[0]);
+        let TensorData::F32(scores) = &outputs.last().unwrap().tensor.data else {
+            panic!("case {case}: scores are not f32");
+        };
+        let width = scores.len() / (masks.len() * background_rows);
+        for class in 0..width {
+            let values: Vec<f64> = masks
+                .iter()
+                .enumerate()
+                .map(|(k, _)| {
+                    (0..background_rows)
+                        .map(|b| raw(scores[(k * background_rows + b) * width + class]))
+                        .sum::<f64>()
+                        / background_rows as f64
+                })
+                .collect();
+            // A logistic saturated in f32 (p of 0 or 1) has no margin to read back.
+            if values.iter().any(|v| !v.is_finite()) {
+                continue;
+            }
+            let expected = shapley_values(&values, features);
+            let got = explainer.explain(&row, class);
+            let context = format!("case {case} ({describe}), class {class}, row {row:?}");
+            for (g, e) in got.values.iter().zip(&expected) {
+                assert!(
+                    (g - e).abs() < tolerance,
+                    "{context}: {:?} vs {expected:?}",
+                    got.values
+                );
+            }
+            assert!((got.base - values[0]).abs() < tolerance, "{context}: base");
+            let output = values[values.len() - 1];
+            assert!((got.output - output).abs() < tolerance, "{context}: output");
+            assert!(got.additivity_error() < 1e-9, "{context}: additivity");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} forests were checked");
+}
