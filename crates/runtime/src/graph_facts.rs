@@ -2,7 +2,7 @@
 //! file is an ONNX model at all (and if not, what it looks like instead: a Python pickle, a
 //! PyTorch checkpoint, a Keras file, a truncated or empty file), the operators of its nodes
 //! (to name the one an engine cannot run), and the class labels a classifier node carries
-//! (`classlabels_strings` / `classlabels_int64s`, set by skl2onnx, onnxmltools and friends),
+//! (`classlabels_strings` / `classlabels_int64s` / `classlabels_ints`, set by skl2onnx, onnxmltools and friends),
 //! used by `warden init` to name probability columns; and which input columns the graph can take
 //! a missing value for (an `Imputer`, or trees that track missing values), from which `warden
 //! init` decides a feature's `nullable`.
@@ -126,8 +126,9 @@ pub fn class_labels(model: &[u8]) -> Option<Vec<String>> {
     None
 }
 
-/// An AttributeProto named `classlabels_strings` (strings, field 9) or `classlabels_int64s`
-/// (ints, field 8, packed or not), as text; `None` for any other attribute, or no labels.
+/// An AttributeProto named `classlabels_strings` (strings, field 9), or `classlabels_int64s`
+/// (tree ensembles, ZipMap) or `classlabels_ints` (linear and SVM classifiers) (ints, field 8,
+/// packed or not), as text; `None` for any other attribute, or no labels.
 pub(crate) fn labels_attribute(attribute: &[u8]) -> Option<Vec<String>> {
     const NAME: u64 = 1;
     const INTS: u64 = 8;
@@ -148,7 +149,7 @@ pub(crate) fn labels_attribute(attribute: &[u8]) -> Option<Vec<String>> {
                 }
             }
         }
-        "classlabels_int64s" => {
+        "classlabels_int64s" | "classlabels_ints" => {
             for (number, value) in &fields {
                 if let (&INTS, Field::Varint(_) | Field::Bytes(_)) = (number, value) {
                     labels.extend(varints(value)?.iter().map(i64::to_string));

@@ -151,10 +151,18 @@ impl TreeModel {
         let values = (0..width)
             .map(|f| scale * phi[f * columns + column])
             .collect();
+        let (base, output) = (base[column], self.scores(row)[column]);
+        // One column scoring the second of two classes: the first's margin is its negation,
+        // its probability the complement.
+        let other = |score: f64| match (sign < 0.0, self.scale) {
+            (true, Scale::Probability) => 1.0 - score,
+            (true, _) => -score,
+            (false, _) => score,
+        };
         Attribution {
-            base: sign * base[column],
+            base: other(base),
             values,
-            output: sign * self.scores(row)[column],
+            output: other(output),
         }
     }
 

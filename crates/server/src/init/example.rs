@@ -92,6 +92,13 @@ pub(super) fn check_with_example(
                     .to_owned(),
             ));
         }
+        // The trials run the warm-up only; a background set is checked (read, admitted, its
+        // method chosen) by the load `warden serve` makes.
+        if written.explain.background.is_some() {
+            backends
+                .load(&source(written.clone()))
+                .map_err(|err| would_not_serve(request, &err))?;
+        }
         return Ok((text, written));
     }
     let mut details: Vec<String> = failures

@@ -37,7 +37,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use warden_contract::baseline::{BaselineTable, ColumnStats};
-use warden_contract::{BackendChoice, Batching, Drift, FeatureType, Manifest, VersionEntry};
+use warden_contract::{
+    BackendChoice, Batching, Drift, FeatureType, Manifest, OutputKind, VersionEntry,
+};
 use warden_runtime::graph_facts::{class_labels, has_float64_input, inspect};
 use warden_runtime::{RuntimeError, Signature};
 
@@ -436,7 +438,16 @@ fn describe(
         });
     }
     let examples = table.map_or_else(Vec::new, |t| example_candidates(t, &features));
-    let background = table.and_then(|t| background::sample(t, &features, request.background_rows));
+    let outputs = outputs(&signature.outputs, classes);
+    // Explanations read a probability (with its labels) or a value output.
+    let explainable = outputs.iter().any(|o| match o.kind {
+        OutputKind::Probability => o.labels.is_some(),
+        OutputKind::Value => true,
+        _ => false,
+    });
+    let background = table
+        .filter(|_| explainable && !features.is_empty())
+        .and_then(|t| background::sample(t, &features, request.background_rows));
     let ignores_unseen = features
         .iter()
         .zip(&ignores_unseen)
@@ -450,7 +461,7 @@ fn describe(
             version_policy: None,
             rollout: None,
             features,
-            outputs: outputs(&signature.outputs, classes),
+            outputs,
             batching: Batching::default(),
             example: None,
             versions: BTreeMap::new(),
