@@ -142,10 +142,14 @@ impl TreeModel {
         let mut phi = vec![0.0f64; width * columns];
         let mut path: Vec<(u32, bool)> = Vec::with_capacity(64);
         let rows = background.len() / width.max(1);
-        for z in background.chunks(width) {
-            for &root in &self.forest.roots {
-                self.walk(root, row, z, &mut path, &mut phi);
-            }
+        let mut members: Vec<u32> = (0..rows as u32).collect();
+        let walk = Walk {
+            x: row,
+            background,
+            width,
+        };
+        for &root in &self.forest.roots {
+            self.walk(&walk, root, &mut members, &mut path, &mut phi);
         }
         let scale = sign * self.vote_scale / rows.max(1) as f64;
         let values = (0..width)
@@ -166,9 +170,23 @@ impl TreeModel {
         }
     }
 
-    /// Adds the attributions of one tree for `(x, z)` into `phi` (`[features, columns]`,
-    /// unscaled votes), from node `at` with the features met so far on `path`.
-    fn walk(&self, at: u32, x: &[f32], z: &[f32], path: &mut Vec<(u32, bool)>, phi: &mut [f64]) {
+    /// Adds the attributions of one tree for `x` against the background rows `members` into
+    /// `phi` (`[features, columns]`, unscaled votes summed over the rows), from node `at` with
+    /// the features met so far on `path`. The rows that share a walk's state (the same node,
+    /// the same features on each side) are carried together, so a subtree is walked once for
+    /// all of them rather than once per background row; `members` is reordered in place to
+    /// split them where they part.
+    fn walk(
+        &self,
+        walk: &Walk<'_>,
+        at: u32,
+        members: &mut [u32],
+        path: &mut Vec<(u32, bool)>,
+        phi: &mut [f64],
+    ) {
+        if members.is_empty() {
+            return;
+        }
         let node = self.forest.nodes[at as usize];
         let columns = self.forest.columns;
         if node.is_leaf() {
@@ -178,8 +196,17 @@ impl TreeModel {
                 return;
             }
             // (a-1)! b! / (a+b)! is the weight of a coalition of a-1 of a+b features.
-            let to_x = if a > 0 { weight(a - 1, a + b) } else { 0.0 };
-            let to_z = if b > 0 { weight(b - 1, a + b) } else { 0.0 };
+            let count = members.len() as f64;
+            let to_x = if a > 0 {
+                count * weight(a - 1, a + b)
+            } else {
+                0.0
+            };
+            let to_z = if b > 0 {
+                count * weight(b - 1, a + b)
+            } else {
+                0.0
+            };
             for vote in self.forest.leaf_votes(&node) {
                 let v = f64::from(vote.weight);
                 for &(feature, from_x) in path.iter() {
@@ -190,25 +217,60 @@ impl TreeModel {
             return;
         }
         let feature = node.feature;
-        let (x_yes, z_yes) = (
-            node.goes_yes(x[feature as usize]),
-            node.goes_yes(z[feature as usize]),
-        );
+        let x_yes = node.goes_yes(walk.x[feature as usize]);
         let child = |yes: bool| if yes { node.yes } else { node.no };
-        if x_yes == z_yes {
-            return self.walk(child(x_yes), x, z, path, phi);
-        }
         match path.iter().find(|(f, _)| *f == feature) {
-            Some(&(_, true)) => self.walk(child(x_yes), x, z, path, phi),
-            Some(&(_, false)) => self.walk(child(z_yes), x, z, path, phi),
+            // The feature already takes x's value on this walk: every row follows x.
+            Some(&(_, true)) => self.walk(walk, child(x_yes), members, path, phi),
+            // It already takes the background's: each row follows its own value.
+            Some(&(_, false)) => {
+                let split = partition(members, |r| node.goes_yes(walk.z(r, feature)));
+                let (yes, no) = members.split_at_mut(split);
+                self.walk(walk, node.yes, yes, path, phi);
+                self.walk(walk, node.no, no, path, phi);
+            }
+            // New on this walk: rows that go x's way need no choice; the others walk on twice,
+            // once with the feature from x and once from the background.
             None => {
-                path.push((feature, true));
-                self.walk(child(x_yes), x, z, path, phi);
-                path.pop();
-                path.push((feature, false));
-                self.walk(child(z_yes), x, z, path, phi);
-                path.pop();
+                let split = partition(members, |r| node.goes_yes(walk.z(r, feature)) == x_yes);
+                let (same, parted) = members.split_at_mut(split);
+                self.walk(walk, child(x_yes), same, path, phi);
+                if !parted.is_empty() {
+                    path.push((feature, true));
+                    self.walk(walk, child(x_yes), parted, path, phi);
+                    path.pop();
+                    path.push((feature, false));
+                    self.walk(walk, child(!x_yes), parted, path, phi);
+                    path.pop();
+                }
             }
         }
     }
+}
+
+/// The row explained and the background it is walked against.
+struct Walk<'a> {
+    x: &'a [f32],
+    background: &'a [f32],
+    width: usize,
+}
+
+impl Walk<'_> {
+    /// Background row `row`'s value of `feature`.
+    #[inline]
+    fn z(&self, row: u32, feature: u32) -> f32 {
+        self.background[row as usize * self.width + feature as usize]
+    }
+}
+
+/// Moves the rows for which `first` holds to the front; how many there are.
+fn partition(rows: &mut [u32], first: impl Fn(u32) -> bool) -> usize {
+    let mut split = 0;
+    for i in 0..rows.len() {
+        if first(rows[i]) {
+            rows.swap(split, i);
+            split += 1;
+        }
+    }
+    split
 }
