@@ -699,7 +699,7 @@ def test_wrong_method_is_405(server, method, path):
     ("GET", "/nope"),
     ("POST", "/v3/models/iris/infer"),
     ("GET", "/v2/models/iris/infer/extra"),
-    ("POST", "/v1/models/iris:explain"),
+    ("POST", "/v1/models/iris:classify"),
     ("GET", "/v2/health"),
     ("GET", "/" + "z" * 2000),
 ])

@@ -158,7 +158,8 @@ pub(super) fn errors_of(path: &str) -> Vec<ErrorCode> {
     if model_route {
         codes.extend([ErrorCode::ModelNotFound, ErrorCode::ModelNotReady]);
     }
-    if path.ends_with("/infer") || path.ends_with(":predict") {
+    let rows = path.ends_with(":predict") || path.ends_with(":explain");
+    if path.ends_with("/infer") || rows {
         codes.extend([
             ErrorCode::MalformedJson,
             ErrorCode::InvalidInput,
@@ -170,8 +171,12 @@ pub(super) fn errors_of(path: &str) -> Vec<ErrorCode> {
             ErrorCode::DeadlineExceeded,
         ]);
     }
-    if path.ends_with(":predict") {
+    if rows {
         codes.push(ErrorCode::NotFound);
+    }
+    // V2 explains when asked for the output `contributions`.
+    if path.ends_with("/infer") || path.ends_with(":explain") {
+        codes.extend([ErrorCode::ExplainUnavailable, ErrorCode::ExplainTooCostly]);
     }
     if Access::of(path) == Access::Admin {
         codes.extend([ErrorCode::Forbidden, ErrorCode::NotFound]);

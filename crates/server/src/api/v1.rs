@@ -56,9 +56,7 @@ pub(super) async fn predict_version(
 #[utoipa::path(post, path = "/v1/models/{model}:explain", tag = "rows",
     params(("model" = String, Path, description = "The model's name")),
     request_body(content = ExplainRequest, content_type = "application/json"),
-    responses((status = 200, description = "Per row: the prediction, the base value and one exact Shapley attribution per feature against the model's background set", body = ExplainResponse),
-              (status = 409, description = "`explain_unavailable`: the model has no background set"),
-              (status = 422, description = "`explain_too_costly`: over the model's `[explain]` limits")))]
+    responses((status = 200, description = "Per row: the prediction, the base value and one exact Shapley attribution per feature against the model's background set", body = ExplainResponse)))]
 #[allow(dead_code)]
 pub(super) async fn explain() {}
 

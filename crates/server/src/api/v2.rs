@@ -121,7 +121,7 @@ pub(super) async fn model_version_ready(
 
 #[utoipa::path(post, path = "/v2/models/{model}/infer", tag = "inference", params(ModelParam),
     request_body(content = RequestBody, description = "JSON, or with the binary tensor extension a JSON header of `Inference-Header-Content-Length` bytes followed by the tensor bytes"),
-    responses((status = 200, description = "The outputs, each checked by the output guards", body = ResponseHeader)))]
+    responses((status = 200, description = "The outputs, each checked by the output guards; with the output `contributions` asked for, also each row's exact Shapley attributions and base value, `[N, F + 1]` FP64 (see the README's Explanations)", body = ResponseHeader)))]
 pub(super) async fn infer(
     state: State<AppState>,
     path: ApiPath<ModelPath>,
