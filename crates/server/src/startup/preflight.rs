@@ -18,7 +18,9 @@ use serde::Serialize;
 use crate::prediction_log::{LogConfig, PredictionLog};
 use crate::serving;
 use crate::serving::Serving;
-use crate::serving::{Backends, ModelSource, ModelVersion, VersionSet, load_to_serve};
+use crate::serving::{
+    Backends, MethodChoice, ModelSource, ModelVersion, VersionSet, load_to_serve,
+};
 use crate::serving::{ModelEntry, ModelRegistry};
 use crate::startup;
 use crate::startup::config::{self, EnvSource, Flags, GrpcPort, ServeConfig};
@@ -334,10 +336,17 @@ pub fn assemble(flags: Flags, env: &dyn EnvSource, mode: Mode, engines: Engines)
         };
         match load_to_serve(source, backends) {
             Ok(model) => {
+                let explains = model.explainer().map_or_else(String::new, |e| {
+                    format!(
+                        ", explained by {} against {} background rows",
+                        e.method_name(MethodChoice::Auto),
+                        e.background_rows()
+                    )
+                });
                 list.ok(
                     check,
                     format!(
-                        "{}, {} contract, warm-up passed, sha256 {}",
+                        "{}, {} contract, warm-up passed, sha256 {}{explains}",
                         model.platform,
                         if model.contract.declared {
                             "declared"

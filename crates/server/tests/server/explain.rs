@@ -317,3 +317,54 @@ async fn v2_answers_contributions_beside_the_outputs_asked_for() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn v2_contributions_take_a_class_and_a_method_as_the_output_parameters() {
+    let server = TestServer::start(&examples()).await;
+    let input = json!([{"name": "float_input", "shape": [1, 4], "datatype": "FP32",
+                        "data": [5.1, 3.5, 1.4, 0.2]}]);
+    let (status, body) = post(
+        &server,
+        "/v2/models/iris/infer",
+        &json!({"inputs": input, "outputs": [{"name": "contributions",
+                "parameters": {"class": "virginica", "method": "exact"}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let parameters = &body["outputs"][0]["parameters"];
+    assert_eq!(parameters["classes"], json!(["virginica"]));
+    assert_eq!(parameters["method"], "exact_shapley");
+    assert_eq!(parameters["scale"], "probability");
+    let (_, v1) = post(
+        &server,
+        "/v1/models/iris:explain",
+        &json!({"instances": [[5.1, 3.5, 1.4, 0.2]], "class": "virginica", "method": "exact"}),
+    )
+    .await;
+    let row = &v1["explanations"][0];
+    let mut expected: Vec<Value> = row["attributions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect();
+    expected.push(row["base_value"].clone());
+    assert_eq!(body["outputs"][0]["data"], json!(expected));
+
+    let (status, body) = post(
+        &server,
+        "/v2/models/iris/infer",
+        &json!({"inputs": input, "outputs": [{"name": "label"}, {"name": "contributions",
+                "parameters": {"class": 2, "method": "kernel"}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"code": "invalid_input", "error": "2 problems in the request", "details": [
+            {"loc": ["outputs", 1, "parameters", "class"], "msg": "expected a class label as a string", "type": "type_error"},
+            {"loc": ["outputs", 1, "parameters", "method"], "msg": "expected one of auto, tree, linear, exact (a string)", "type": "type_error"}
+        ]})
+    );
+    server.stop().await;
+}

@@ -25,19 +25,19 @@ pub(crate) struct ContributionsAsk {
 
 impl ContributionsAsk {
     /// The outputs the engine computes for a request that named `named` outputs besides
-    /// `contributions` (`asked`): those, plus the score output explanations check their
+    /// `contributions` (`asked`, with its options): those, plus the score output explanations check their
     /// class and answer against; every output when the client named none.
     pub(crate) fn engine_outputs(
         &mut self,
         model: &ModelVersion,
         named: Vec<String>,
-        asked: bool,
+        asked: Option<ExplainAsk>,
         listed_any: bool,
     ) -> Vec<String> {
-        if !asked {
+        if asked.is_none() {
             return named;
         }
-        self.ask = Some(ExplainAsk::default());
+        self.ask = asked;
         if !listed_any {
             return named;
         }

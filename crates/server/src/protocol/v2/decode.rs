@@ -20,7 +20,7 @@ use warden_contract::{
 };
 use warden_runtime::{DataType, NamedTensor, Signature, Tensor, TensorData, TensorSpec};
 
-use crate::serving::PredictError;
+use crate::serving::{ExplainAsk, MethodChoice, PredictError};
 
 /// Bad elements reported per input before the rest are summarised, so a huge tensor of
 /// garbage yields a readable answer.
@@ -113,8 +113,9 @@ pub struct InferRequest {
     pub inputs: Vec<NamedTensor>,
     /// Requested outputs in order; empty means every graph output.
     pub outputs: Vec<String>,
-    /// Whether `contributions` (explanations) is among them, and whether any output was listed.
-    pub contributions: bool,
+    /// Explanations, when `contributions` is among them (with its options), and whether any
+    /// output was listed.
+    pub contributions: Option<ExplainAsk>,
     pub listed_any: bool,
     /// The batch dimension (first dim) shared by the inputs.
     pub rows: usize,
@@ -229,8 +230,13 @@ pub fn decode_request(
         });
     }
     let inputs = decode_inputs(&wire, signature, &mut violations);
+    let listed = request.outputs.as_deref().unwrap_or_default();
     let outputs = requested_outputs(
-        request.outputs.iter().flatten().map(|o| o.name.as_str()),
+        listed.iter().map(|o| o.name.as_str()),
+        |index, key| {
+            let value = listed[index].parameters.as_ref()?.get(key)?;
+            Some(value.as_str().map(str::to_owned))
+        },
         signature,
         &mut violations,
     );
@@ -394,19 +400,21 @@ pub(super) fn decode_inputs(
 }
 
 /// The outputs a client asked for, each known to the graph, in order and without repeats
-/// (empty: every output).
+/// (empty: every output); `parameter(i, key)` reads output `i`'s parameter `key` as text
+/// (`Some(None)`: there, but not a string), for `contributions`' options.
 pub(super) fn requested_outputs<'a>(
     requested: impl Iterator<Item = &'a str>,
+    parameter: impl Fn(usize, &str) -> Option<Option<String>>,
     signature: &Signature,
     violations: &mut Violations,
 ) -> RequestedOutputs {
     let mut outputs: Vec<String> = Vec::new();
-    let mut contributions = false;
+    let mut contributions = None;
     let mut listed_any = false;
     for (index, name) in requested.enumerate() {
         listed_any = true;
         if name == CONTRIBUTIONS && signature.output(name).is_none() {
-            contributions = true;
+            contributions = Some(contributions_options(index, &parameter, violations));
         } else if signature.output(name).is_none() {
             violations.push(Violation::new(
                 vec!["outputs".into(), index.into(), "name".into()],
@@ -428,12 +436,48 @@ pub(super) fn requested_outputs<'a>(
     }
 }
 
-/// The outputs a request names: graph outputs, and whether it asks for `contributions`.
+/// The `class` and `method` parameters of the `contributions` output (output `index`).
+fn contributions_options(
+    index: usize,
+    parameter: &impl Fn(usize, &str) -> Option<Option<String>>,
+    violations: &mut Violations,
+) -> ExplainAsk {
+    let mut ask = ExplainAsk::default();
+    let mut refuse = |key: &str, msg: String| {
+        violations.push(Violation::new(
+            vec![
+                "outputs".into(),
+                index.into(),
+                "parameters".into(),
+                key.into(),
+            ],
+            ViolationType::TypeError,
+            msg,
+        ));
+    };
+    match parameter(index, "class") {
+        None => {}
+        Some(Some(class)) => ask.class = Some(class),
+        Some(None) => refuse("class", "expected a class label as a string".to_owned()),
+    }
+    match parameter(index, "method").map(|m| m.as_deref().and_then(MethodChoice::parse)) {
+        None => {}
+        Some(Some(method)) => ask.method = method,
+        Some(None) => refuse(
+            "method",
+            "expected one of auto, tree, linear, exact (a string)".to_owned(),
+        ),
+    }
+    ask
+}
+
+/// The outputs a request names: graph outputs, and what it asks of `contributions`.
 #[derive(Debug, Default)]
 pub(super) struct RequestedOutputs {
     /// Graph outputs in order, without repeats (empty: every output).
     pub names: Vec<String>,
-    pub contributions: bool,
+    /// Explanations, when `contributions` is named, with its options.
+    pub contributions: Option<ExplainAsk>,
     /// Whether the request listed any output at all.
     pub listed_any: bool,
 }

@@ -182,6 +182,13 @@ fn decode(
     let inputs = decode_inputs(&wire, signature, &mut violations);
     let mut outputs = requested_outputs(
         request.outputs.iter().map(|output| output.name.as_str()),
+        |index, key| {
+            let value = request.outputs[index].parameters.get(key)?;
+            Some(match &value.parameter_choice {
+                Some(ParameterChoice::StringParam(text)) => Some(text.clone()),
+                _ => None,
+            })
+        },
         signature,
         &mut violations,
     );

@@ -303,6 +303,11 @@ impl Explainer {
         &self.shared.score.name
     }
 
+    /// Rows of its background set.
+    pub fn background_rows(&self) -> usize {
+        self.shared.background_rows
+    }
+
     /// The feature names, in order.
     pub fn features(&self) -> &Arc<[String]> {
         &self.shared.features
