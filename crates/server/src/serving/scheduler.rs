@@ -357,6 +357,33 @@ fn idle_priority() -> Result<(), thread_priority::Error> {
     }
 }
 
+/// Puts the calling thread below the request workers, for work a client waits on that must
+/// not slow predictions (explanations): Linux's `SCHED_BATCH` at nice 10, about a tenth of a
+/// worker's share of a CPU they compete for, and all of a CPU nobody else wants.
+pub(super) fn batch_priority() -> Result<(), thread_priority::Error> {
+    // thread-priority maps 0..=99 onto nice 19..=-20 (39 steps, rounded down): 22 is nice 10.
+    let nice_10 = thread_priority::ThreadPriority::Crossplatform(
+        22u8.try_into()
+            .map_err(|_| thread_priority::Error::Priority("out of range"))?,
+    );
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            nice_10,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        thread_priority::set_current_thread_priority(nice_10)
+    }
+}
+
 /// A job in the queue: where its answer will come, and when it was queued.
 struct Queued {
     answer: oneshot::Receiver<Result<Answer, InferError>>,

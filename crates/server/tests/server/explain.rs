@@ -368,3 +368,42 @@ async fn v2_contributions_take_a_class_and_a_method_as_the_output_parameters() {
     );
     server.stop().await;
 }
+
+/// The explain threads run below the request workers: Linux's SCHED_BATCH at nice 10.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_explain_thread_runs_below_the_request_workers() {
+    let server = TestServer::start(&examples()).await;
+    // Its first job has certainly run on it: the priority is set before the thread takes one.
+    let (status, _) = post(
+        &server,
+        "/v1/models/credit:explain",
+        &json!({"instances": [credit_row()]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim() != "explain-credit" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // The fields after the command's closing parenthesis: state is the first, nice the
+        // 17th, the scheduling policy the 39th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        assert_eq!(fields[16], "10", "nice of {task:?}: {stat}");
+        assert_eq!(fields[38], "3", "SCHED_BATCH for {task:?}: {stat}");
+        seen += 1;
+    }
+    assert!(seen >= 1, "no explain-credit thread");
+    server.stop().await;
+}

@@ -9,8 +9,8 @@
 //! `max_exact_features` features and `max_evaluations` engine rows per request.
 //!
 //! Explanations never take a prediction's place: each version with a background set has its
-//! own bounded queue (`queue_capacity`, full: `overloaded`) and one thread with its own handle
-//! on the graph (shared with the workers only where the engine runs shared handles at once),
+//! own bounded queue (`queue_capacity`, full: `overloaded`) and one thread, below the request
+//! workers' priority (`SCHED_BATCH`, nice 10), with its own handle on the graph (shared with the workers only where the engine runs shared handles at once),
 //! so an explanation's engine runs never wait in, or hold, the workers' queue or lock. Each
 //! request has its own deadline (`timeout_ms`, within the request's own), checked between
 //! engine runs, and a row limit (`max_rows`).
@@ -34,6 +34,7 @@ use super::admission::Gate;
 use super::contract::ModelContract;
 use super::load_error::LoadError;
 use super::repository::ModelSource;
+use super::scheduler::batch_priority;
 use crate::stage::{self, Stage};
 
 /// Engine rows per run of the coalition method: large enough to amortise a run, small enough
@@ -250,6 +251,12 @@ impl Explainer {
             .stack_size(16 << 20)
             .spawn(move || {
                 stage::enter(Stage::Infer);
+                if let Err(err) = batch_priority() {
+                    tracing::warn!(
+                        error = %err,
+                        "the explain thread could not lower its priority; explanations compete with requests for CPU"
+                    );
+                }
                 work(&thread_shared, model.as_mut(), &jobs)
             })
             .map_err(|err| LoadError::Worker {
