@@ -28,6 +28,11 @@ pub enum Command {
     /// Write a model folder (NAME/warden.toml + NAME/1/model.onnx) from a graph and its
     /// training data; the folder serves without edits.
     Init(InitArgs),
+    /// Score a file offline (CSV or JSON Lines) with the same model, contract, engine and output
+    /// guards as `serve`: the answers as Parquet in the prediction log's schema, the refused rows
+    /// with the server's error in a rejects file. Exit 65 with --fail-on-reject when any row was
+    /// refused; 130 when interrupted (nothing is written).
+    Predict(PredictArgs),
     /// Ask a warden running on this machine whether it is ready (GET /v2/health/ready): exit 0
     /// when it answers 200, 69 otherwise. For container health checks in images without curl.
     Health(HealthArgs),
@@ -72,6 +77,30 @@ pub struct InitArgs {
     #[arg(long, value_name = "N", default_value_t = warden_contract::DEFAULT_BACKGROUND_ROWS as u64,
           requires = "data", value_parser = clap::value_parser!(u64).range(0..=5000))]
     pub background_rows: u64,
+    /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
+    #[arg(long, value_name = "FILE")]
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model: its folder (holding warden.toml), a repository holding one model, or a .onnx.
+    pub model: PathBuf,
+    /// The rows to score: .csv (a header row naming the features) or .jsonl (one object per line).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The scored rows, as Parquet (written under a temporary name, renamed when complete).
+    #[arg(long, value_name = "FILE.parquet")]
+    pub output: PathBuf,
+    /// The refused rows, as JSON Lines [default: OUTPUT's name with .rejects.jsonl]
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub rejects: Option<PathBuf>,
+    /// Exit 65 when any row was refused (the files are written all the same).
+    #[arg(long)]
+    pub fail_on_reject: bool,
+    /// Rows read and scored at a time (at most the model's `max_request_rows`).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub batch_rows: usize,
     /// The ONNX Runtime shared library (libonnxruntime.so) [env: WARDEN_ONNXRUNTIME_LIB]
     #[arg(long, value_name = "FILE")]
     pub onnxruntime_lib: Option<PathBuf>,

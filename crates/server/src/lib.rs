@@ -36,6 +36,7 @@ pub mod grpc;
 mod init;
 mod metrics;
 pub mod outcome;
+pub mod predict;
 pub mod prediction_log;
 mod probe;
 pub mod protocol;
@@ -142,6 +143,23 @@ pub fn run(
             let timeout = std::time::Duration::from_millis(args.timeout_ms);
             probe::ready(host, port, &args.path, timeout).map_err(StartupError::Unhealthy)?;
             writeln!(out, "ready")
+                .map_err(|err| StartupError::Internal(format!("cannot print: {err}")))
+        }
+        Command::Predict(args) => {
+            let explicit = config::onnxruntime_libraries(args.onnxruntime_lib, env);
+            let backends = startup::backends(&explicit)?;
+            let request = predict::PredictRequest {
+                model: args.model,
+                input: args.input,
+                output: args.output,
+                rejects: args.rejects,
+                fail_on_reject: args.fail_on_reject,
+                batch_rows: args.batch_rows,
+            };
+            let summary = predict::predict(&request, &backends)?;
+            summary
+                .write(out)
+                .and_then(|()| out.flush())
                 .map_err(|err| StartupError::Internal(format!("cannot print: {err}")))
         }
         Command::Init(args) => {

@@ -21,7 +21,7 @@ mod writer;
 pub use schema::{Record, Role, SCHEMA_VERSION, VersionLog};
 pub use stats::{DropReason, ModelLogStats, Stats};
 pub use upload::{UploadTarget, Uploader};
-pub use writer::{MAX_QUEUED_RECORDS, Writer};
+pub use writer::{MAX_QUEUED_RECORDS, Writer, parquet_properties};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -390,23 +390,7 @@ impl Files {
         let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
         let published = folder.join(&name);
         let file = File::create(&temporary).map_err(|e| format!("{}: {e}", temporary.display()))?;
-        // Dictionary pages only for the dictionary columns (ids, labels, categories): trying
-        // them on every float column costs the writer more than it saves.
-        let mut properties = WriterProperties::builder()
-            .set_dictionary_enabled(false)
-            .set_statistics_enabled(EnabledStatistics::Chunk);
-        for field in log.schema.fields() {
-            if matches!(field.data_type(), arrow_schema::DataType::Dictionary(..)) {
-                properties = properties
-                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
-            }
-        }
-        let properties = properties
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-            .set_created_by(format!("warden {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let properties = parquet_properties(&log.schema);
         let writer = ArrowWriter::try_new(file, Arc::clone(&log.schema), Some(properties))
             .map_err(|e| e.to_string())?;
         Ok(OpenFile {
@@ -528,6 +512,27 @@ fn sync_directory(folder: Option<&Path>) -> std::io::Result<()> {
         Some(folder) => File::open(folder)?.sync_all(),
         None => Ok(()),
     }
+}
+
+/// How the log's files are written (and `warden predict`'s): snappy, dictionary pages only for
+/// the dictionary columns (ids, labels, categories: trying them on every float column costs
+/// the writer more than it saves), chunk statistics, row groups of at most 65,536 rows or 8 MiB.
+pub fn parquet_properties(schema: &arrow_schema::Schema) -> WriterProperties {
+    let mut properties = WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    for field in schema.fields() {
+        if matches!(field.data_type(), arrow_schema::DataType::Dictionary(..)) {
+            properties = properties
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+    }
+    properties
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        .set_created_by(format!("warden {}", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ pub use registry::{ChangeError, LookupError, ModelEntry, ModelRegistry};
 pub use reload::{IndexEntry, ReloadError, Reloader};
 pub use repository::{
     MANIFEST_FILE, MODEL_FILE, ModelSource, RepositoryError, scan as scan_repository,
+    scan_model_folder,
 };
 pub use rollout::{
     ComparisonFigures, Confusion, DeltaQuantiles, Leg, Rollout, RolloutReport, ShadowAnswer,

@@ -185,6 +185,12 @@ fn confined(root: &Path, path: &Path) -> Result<(), RepositoryError> {
     }
 }
 
+/// The versions of the one model in `dir` (a folder holding `warden.toml`), as `scan` finds
+/// them in a repository: for commands given a model folder (`warden predict`).
+pub fn scan_model_folder(dir: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
+    scan_model(dir, &dir.join(MANIFEST_FILE))
+}
+
 fn scan_model(dir: &Path, manifest_path: &Path) -> Result<Vec<ModelSource>, RepositoryError> {
     let name = dir
         .file_name()

@@ -43,6 +43,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Init(#[from] InitError),
+    #[error(transparent)]
+    Predict(#[from] crate::predict::PredictFailure),
     /// `warden health`: the server did not answer ready.
     #[error("not ready: {0}")]
     Unhealthy(String),
@@ -93,6 +95,7 @@ impl StartupError {
                 _ => exit::CANNOT_CREATE,
             },
             StartupError::Unhealthy(_) => exit::UNAVAILABLE,
+            StartupError::Predict(err) => err.exit_code(),
             StartupError::Internal(_) => exit::SOFTWARE,
         }
     }

@@ -17,6 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "init",
             "metrics",
             "outcome",
+            "predict",
             "prediction_log",
             "protocol",
             "serving",
@@ -26,6 +27,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("init", &["exit", "init", "serving"]),
+    (
+        "predict",
+        &["exit", "outcome", "predict", "prediction_log", "serving"],
+    ),
     (
         "api",
         &[

@@ -19,6 +19,7 @@ mod guards;
 mod in_process;
 mod init;
 mod layers;
+mod predict;
 mod reload;
 mod scheduler;
 mod zoo;

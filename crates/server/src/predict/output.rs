@@ -1,0 +1,225 @@
+//! What `warden predict` writes: the scored rows as Parquet in the prediction log's schema (so
+//! logged and batch-scored data concatenate) plus `input_row`, each row's number in the input
+//! file; and the refused rows as JSON Lines, each with its number and the error body the server
+//! answers for it. Both are written under a temporary name beside their destination and renamed
+//! into place only when the whole file was scored, so an interrupted run never leaves a file that
+//! looks finished.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+
+use crate::prediction_log::{Record, VersionLog, parquet_properties};
+
+/// A file being written under a temporary name.
+struct Pending {
+    temporary: PathBuf,
+    destination: PathBuf,
+}
+
+impl Pending {
+    fn new(destination: &Path) -> Pending {
+        let name = destination
+            .file_name()
+            .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+        let temporary =
+            destination.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+        Pending {
+            temporary,
+            destination: destination.to_path_buf(),
+        }
+    }
+
+    fn publish(self) -> std::io::Result<()> {
+        std::fs::rename(&self.temporary, &self.destination)
+    }
+
+    fn discard(&self) {
+        let _ = std::fs::remove_file(&self.temporary);
+    }
+}
+
+/// Why an output could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {reason}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub reason: String,
+    pub io: Option<std::io::ErrorKind>,
+}
+
+fn failed(path: &Path, reason: impl ToString, io: Option<std::io::ErrorKind>) -> WriteError {
+    WriteError {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+        io,
+    }
+}
+
+/// The scored rows' Parquet file.
+pub(super) struct ScoredFile {
+    file: Pending,
+    writer: Option<ArrowWriter<File>>,
+    schema: Arc<Schema>,
+}
+
+impl ScoredFile {
+    pub(super) fn create(destination: &Path, log: &VersionLog) -> Result<ScoredFile, WriteError> {
+        let file = Pending::new(destination);
+        let mut fields: Vec<Field> = log
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("input_row", DataType::Int64, false));
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            log.schema.metadata().clone(),
+        ));
+        let handle = File::create(&file.temporary)
+            .map_err(|err| failed(&file.temporary, &err, Some(err.kind())))?;
+        let writer = ArrowWriter::try_new(
+            handle,
+            Arc::clone(&schema),
+            Some(parquet_properties(&schema)),
+        )
+        .map_err(|err| failed(destination, err, None))?;
+        Ok(ScoredFile {
+            file,
+            writer: Some(writer),
+            schema,
+        })
+    }
+
+    /// Appends a scored batch (`record`, through `log`), whose rows are `numbers` of the input.
+    pub(super) fn write(
+        &mut self,
+        log: &VersionLog,
+        record: &Record,
+        numbers: &[u64],
+    ) -> Result<(), WriteError> {
+        let destination = self.file.destination.clone();
+        let batch = log
+            .batch(std::slice::from_ref(record))
+            .map_err(|err| failed(&destination, err, None))?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            numbers
+                .iter()
+                .map(|&n| i64::try_from(n).unwrap_or(i64::MAX)),
+        )));
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|err| failed(&destination, err, None))?;
+        if let Some(writer) = self.writer.as_mut() {
+            writer
+                .write(&batch)
+                .map_err(|err| failed(&destination, err, None))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file and renames it into place.
+    pub(super) fn publish(mut self) -> Result<(), WriteError> {
+        let destination = self.file.destination.clone();
+        if let Some(writer) = self.writer.take() {
+            writer
+                .close()
+                .map_err(|err| failed(&destination, err, None))?;
+        }
+        let file = std::mem::replace(
+            &mut self.file,
+            Pending {
+                temporary: PathBuf::new(),
+                destination: PathBuf::new(),
+            },
+        );
+        file.publish()
+            .map_err(|err| failed(&destination, &err, Some(err.kind())))
+    }
+}
+
+impl Drop for ScoredFile {
+    /// A file not published (an error, Ctrl-C) leaves nothing behind.
+    fn drop(&mut self) {
+        if !self.file.temporary.as_os_str().is_empty() {
+            self.writer.take();
+            self.file.discard();
+        }
+    }
+}
+
+/// The refused rows' JSON Lines file.
+pub(super) struct RejectsFile {
+    file: Pending,
+    writer: Option<BufWriter<File>>,
+    pub count: u64,
+}
+
+impl RejectsFile {
+    pub(super) fn create(destination: &Path) -> Result<RejectsFile, WriteError> {
+        let file = Pending::new(destination);
+        let handle = File::create(&file.temporary)
+            .map_err(|err| failed(&file.temporary, &err, Some(err.kind())))?;
+        Ok(RejectsFile {
+            file,
+            writer: Some(BufWriter::new(handle)),
+            count: 0,
+        })
+    }
+
+    /// Appends input row `number`'s refusal: `{"input_row": n, "code", "error", "details"}`.
+    pub(super) fn write(
+        &mut self,
+        number: u64,
+        error: &serde_json::Value,
+    ) -> Result<(), WriteError> {
+        let mut line = serde_json::Map::new();
+        line.insert("input_row".into(), number.into());
+        if let serde_json::Value::Object(body) = error {
+            line.extend(body.clone());
+        }
+        let destination = self.file.destination.clone();
+        if let Some(writer) = self.writer.as_mut() {
+            serde_json::to_writer(&mut *writer, &line)
+                .map_err(|err| failed(&destination, err, None))?;
+            writer
+                .write_all(b"\n")
+                .map_err(|err| failed(&destination, &err, Some(err.kind())))?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    pub(super) fn publish(mut self) -> Result<(), WriteError> {
+        let destination = self.file.destination.clone();
+        if let Some(mut writer) = self.writer.take() {
+            writer
+                .flush()
+                .map_err(|err| failed(&destination, &err, Some(err.kind())))?;
+        }
+        let file = std::mem::replace(
+            &mut self.file,
+            Pending {
+                temporary: PathBuf::new(),
+                destination: PathBuf::new(),
+            },
+        );
+        file.publish()
+            .map_err(|err| failed(&destination, &err, Some(err.kind())))
+    }
+}
+
+impl Drop for RejectsFile {
+    fn drop(&mut self) {
+        if !self.file.temporary.as_os_str().is_empty() {
+            self.writer.take();
+            self.file.discard();
+        }
+    }
+}
