@@ -98,6 +98,9 @@ pub struct PredictArgs {
     /// Exit 65 when any row was refused (the files are written all the same).
     #[arg(long)]
     pub fail_on_reject: bool,
+    /// An input column written beside each answer (and in its reject), as text: an id. Repeatable.
+    #[arg(long, value_name = "COLUMN")]
+    pub carry: Vec<String>,
     /// Rows read and scored at a time (at most the model's `max_request_rows`).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub batch_rows: usize,

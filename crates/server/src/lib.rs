@@ -155,6 +155,7 @@ pub fn run(
                 rejects: args.rejects,
                 fail_on_reject: args.fail_on_reject,
                 batch_rows: args.batch_rows,
+                carry: args.carry,
             };
             let summary = predict::predict(&request, &backends)?;
             summary

@@ -18,6 +18,8 @@ pub(super) struct InputRow {
     pub number: u64,
     /// The row as a request's row, or why the line could not be read as one.
     pub row: Result<Value, String>,
+    /// The carried columns' values, as text (`None`: empty or absent).
+    pub carried: Vec<Option<String>>,
 }
 
 /// Why the file cannot be read at all.
@@ -43,20 +45,28 @@ pub(super) enum Rows {
         reader: csv::Reader<File>,
         /// Each feature's column in the file.
         columns: Vec<(Feature, usize)>,
+        /// Each carried column's place in the file.
+        carried: Vec<usize>,
         next: u64,
     },
     JsonLines {
         path: PathBuf,
         lines: std::io::Lines<BufReader<File>>,
         features: Vec<Feature>,
+        carried: Vec<String>,
         next: u64,
         line: u64,
     },
 }
 
 impl Rows {
-    /// Opens `path` (by its extension: `.csv`, or `.jsonl`/`.ndjson`) for `features`.
-    pub(super) fn open(path: &Path, features: &[Feature]) -> Result<Rows, InputError> {
+    /// Opens `path` (by its extension: `.csv`, or `.jsonl`/`.ndjson`) for `features`, with the
+    /// columns `carry` carried through to the output.
+    pub(super) fn open(
+        path: &Path,
+        features: &[Feature],
+        carry: &[String],
+    ) -> Result<Rows, InputError> {
         let read = |source| InputError::Read {
             path: path.to_path_buf(),
             source,
@@ -87,6 +97,22 @@ impl Rows {
                         None => missing.push(feature.name.as_str()),
                     }
                 }
+                let mut carried = Vec::new();
+                for name in carry {
+                    match headers.iter().position(|h| h == name) {
+                        Some(index) => carried.push(index),
+                        None => {
+                            return Err(InputError::Format {
+                                path: path.to_path_buf(),
+                                line: Some(1),
+                                reason: format!(
+                                    "--carry names `{name}`, which the header does not have (its columns are: {})",
+                                    headers.join(", ")
+                                ),
+                            });
+                        }
+                    }
+                }
                 if !missing.is_empty() {
                     return Err(InputError::Format {
                         path: path.to_path_buf(),
@@ -103,6 +129,7 @@ impl Rows {
                     path: path.to_path_buf(),
                     reader,
                     columns,
+                    carried,
                     next: 1,
                 })
             }
@@ -112,6 +139,7 @@ impl Rows {
                     path: path.to_path_buf(),
                     lines: BufReader::new(file).lines(),
                     features: features.to_vec(),
+                    carried: carry.to_vec(),
                     next: 1,
                     line: 0,
                 })
@@ -135,6 +163,7 @@ impl Rows {
                 path,
                 reader,
                 columns,
+                carried,
                 next,
             } => {
                 let mut record = csv::StringRecord::new();
@@ -157,9 +186,20 @@ impl Rows {
                             (feature.name.clone(), typed(feature, cell))
                         })
                         .collect();
+                    let carried = carried
+                        .iter()
+                        .map(|&i| {
+                            record
+                                .get(i)
+                                .map(str::trim)
+                                .filter(|c| !c.is_empty())
+                                .map(str::to_owned)
+                        })
+                        .collect();
                     rows.push(InputRow {
                         number: *next,
                         row: Ok(Value::Object(row)),
+                        carried,
                     });
                     *next += 1;
                 }
@@ -168,6 +208,7 @@ impl Rows {
                 path,
                 lines,
                 features,
+                carried,
                 next,
                 line,
             } => {
@@ -183,8 +224,16 @@ impl Rows {
                     if text.trim().is_empty() {
                         continue;
                     }
+                    let mut values = vec![None; carried.len()];
                     let row = match warden_contract::parse_strict(text.as_bytes()) {
                         Ok(Value::Object(mut object)) => {
+                            for (value, name) in values.iter_mut().zip(carried.iter()) {
+                                *value = object.get(name).and_then(|v| match v {
+                                    Value::Null => None,
+                                    Value::String(text) => Some(text.clone()),
+                                    other => Some(other.to_string()),
+                                });
+                            }
                             // Columns that are not features (an id, the label) stay out.
                             object.retain(|key, _| features.iter().any(|f| f.name == *key));
                             Ok(Value::Object(object))
@@ -192,7 +241,11 @@ impl Rows {
                         Ok(_) => Err(format!("line {line}: not a JSON object")),
                         Err(err) => Err(format!("line {line}: not valid JSON: {err}")),
                     };
-                    rows.push(InputRow { number: *next, row });
+                    rows.push(InputRow {
+                        number: *next,
+                        row,
+                        carried: values,
+                    });
                     *next += 1;
                 }
             }

@@ -43,6 +43,8 @@ pub(crate) struct PredictRequest {
     pub rejects: Option<PathBuf>,
     pub fail_on_reject: bool,
     pub batch_rows: usize,
+    /// Input columns written beside each answer (an id).
+    pub carry: Vec<String>,
 }
 
 /// Why `warden predict` did not finish, or finished with rejects it was told to fail on.
@@ -208,7 +210,7 @@ pub(crate) fn predict(
             model.name
         )));
     };
-    let mut rows = Rows::open(&request.input, &features)?;
+    let mut rows = Rows::open(&request.input, &features, &request.carry)?;
     let log = Arc::new(VersionLog::of(&model, Settings::default(), None));
     let rejects_path = request
         .rejects
@@ -230,7 +232,7 @@ pub(crate) fn predict(
     let (scored, rejects) = runtime.block_on(async {
         // Listening before anything is written: an interrupt at any point leaves nothing.
         let mut stop = Stop::listen()?;
-        let mut scored = ScoredFile::create(&request.output, &log)?;
+        let mut scored = ScoredFile::create(&request.output, &log, &request.carry)?;
         let mut rejects = RejectsFile::create(&rejects_path)?;
         let mut reported = Instant::now();
         loop {
@@ -238,7 +240,15 @@ pub(crate) fn predict(
             if batch.is_empty() {
                 return Ok::<_, PredictFailure>((scored, rejects));
             }
-            let scoring = score(&model, &log, &input_name, batch, &mut scored, &mut rejects);
+            let scoring = score(
+                &model,
+                &log,
+                &input_name,
+                &request.carry,
+                batch,
+                &mut scored,
+                &mut rejects,
+            );
             tokio::select! {
                 done = scoring => {
                     let (read, ok) = done?;
@@ -282,6 +292,13 @@ pub(crate) fn predict(
     })
 }
 
+/// A readable row waiting to be scored.
+struct Waiting {
+    number: u64,
+    value: Value,
+    carried: Vec<Option<String>>,
+}
+
 /// Scores one batch: its readable rows admitted and run together; when the gate refuses some,
 /// each is admitted alone to tell the refused from the rest; when an answer fails a guard,
 /// each row is run alone. How many rows were read and scored.
@@ -289,88 +306,87 @@ async fn score(
     model: &Arc<ModelVersion>,
     log: &Arc<VersionLog>,
     input_name: &str,
+    carry: &[String],
     batch: Vec<InputRow>,
     scored: &mut ScoredFile,
     rejects: &mut RejectsFile,
 ) -> Result<(u64, u64), PredictFailure> {
     let read = batch.len() as u64;
-    let mut numbers = Vec::with_capacity(batch.len());
-    let mut values = Vec::with_capacity(batch.len());
+    let named = |carried: &[Option<String>]| -> Vec<(String, Option<String>)> {
+        carry.iter().cloned().zip(carried.iter().cloned()).collect()
+    };
+    let mut waiting = Vec::with_capacity(batch.len());
     for row in batch {
         match row.row {
-            Ok(value) => {
-                numbers.push(row.number);
-                values.push(value);
-            }
+            Ok(value) => waiting.push(Waiting {
+                number: row.number,
+                value,
+                carried: row.carried,
+            }),
             Err(reason) => rejects.write(
                 row.number,
+                &named(&row.carried),
                 &serde_json::json!({"code": "malformed_json", "error": reason}),
             )?,
         }
     }
-    if values.is_empty() {
-        return Ok((read, 0));
-    }
+    let values = |waiting: &[Waiting]| waiting.iter().map(|w| w.value.clone()).collect::<Vec<_>>();
     // The gate first: rows it refuses are set aside one by one.
-    if let Err(PredictError::Invalid(_)) = model.admit_rows(&values) {
-        let mut kept = (Vec::new(), Vec::new());
-        for (number, value) in numbers.into_iter().zip(values) {
-            let one = vec![value];
-            match model.admit_rows(&one) {
-                Ok(_) => {
-                    kept.0.push(number);
-                    kept.1.extend(one);
-                }
-                Err(err) => rejects.write(number, &body(&predict_error(model, err)))?,
+    if !waiting.is_empty()
+        && let Err(PredictError::Invalid(_)) = model.admit_rows(&values(&waiting))
+    {
+        let mut kept = Vec::with_capacity(waiting.len());
+        for row in waiting {
+            match model.admit_rows(&vec![row.value.clone()]) {
+                Ok(_) => kept.push(row),
+                Err(err) => rejects.write(
+                    row.number,
+                    &named(&row.carried),
+                    &body(&predict_error(model, err)),
+                )?,
             }
         }
-        (numbers, values) = kept;
+        waiting = kept;
     }
-    if values.is_empty() {
+    if waiting.is_empty() {
         return Ok((read, 0));
     }
-    match run(model, &values).await {
-        Ok((inputs, outputs, started)) => {
-            write(
-                model, log, input_name, scored, inputs, outputs, &numbers, started,
-            )?;
-            Ok((read, numbers.len() as u64))
+    match run(model, &values(&waiting)).await {
+        Ok(answer) => {
+            write(log, input_name, scored, answer, &waiting)?;
+            Ok((read, waiting.len() as u64))
         }
-        Err(_) if values.len() > 1 => {
+        Err(_) if waiting.len() > 1 => {
             // Some row's answer failed a guard (or the batch failed): each row alone.
             let mut ok = 0;
-            for (number, value) in numbers.into_iter().zip(values) {
-                match run(model, std::slice::from_ref(&value)).await {
-                    Ok((inputs, outputs, started)) => {
-                        write(
-                            model,
-                            log,
-                            input_name,
-                            scored,
-                            inputs,
-                            outputs,
-                            &[number],
-                            started,
-                        )?;
+            for row in waiting {
+                match run(model, std::slice::from_ref(&row.value)).await {
+                    Ok(answer) => {
+                        write(log, input_name, scored, answer, std::slice::from_ref(&row))?;
                         ok += 1;
                     }
-                    Err(error) => rejects.write(number, &body(&error))?,
+                    Err(error) => rejects.write(row.number, &named(&row.carried), &body(&error))?,
                 }
             }
             Ok((read, ok))
         }
         Err(error) => {
-            rejects.write(numbers[0], &body(&error))?;
+            let row = &waiting[0];
+            rejects.write(row.number, &named(&row.carried), &body(&error))?;
             Ok((read, 0))
         }
     }
 }
 
-/// Admits and runs `values` as one request: its inputs, outputs and when it started.
-async fn run(
-    model: &Arc<ModelVersion>,
-    values: &[Value],
-) -> Result<(Vec<NamedTensor>, Vec<NamedTensor>, SystemTime), ApiError> {
+/// A request's inputs, outputs and when it started.
+struct Answered {
+    inputs: Vec<NamedTensor>,
+    outputs: Vec<NamedTensor>,
+    started: SystemTime,
+}
+
+/// Admits and runs `values` as one request.
+async fn run(model: &Arc<ModelVersion>, values: &[Value]) -> Result<Answered, ApiError> {
     let started = SystemTime::now();
     let admitted = model
         .admit_rows(&values.to_vec())
@@ -382,39 +398,42 @@ async fn run(
         .infer(admitted, deadline)
         .await
         .map_err(|err| predict_error(model, err))?;
-    Ok((inputs, answer.outputs, started))
+    Ok(Answered {
+        inputs,
+        outputs: answer.outputs,
+        started,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes the answer to `rows` as one record of the log's schema.
 fn write(
-    model: &ModelVersion,
     log: &Arc<VersionLog>,
     input_name: &str,
     scored: &mut ScoredFile,
-    inputs: Vec<NamedTensor>,
-    outputs: Vec<NamedTensor>,
-    numbers: &[u64],
-    started: SystemTime,
+    answer: Answered,
+    rows: &[Waiting],
 ) -> Result<(), WriteError> {
-    let since_epoch = started
+    let since_epoch = answer
+        .started
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
+    let numbers: Vec<u64> = rows.iter().map(|r| r.number).collect();
+    let carried: Vec<Vec<Option<String>>> = rows.iter().map(|r| r.carried.clone()).collect();
     let record = Record {
         log: Arc::clone(log),
         request_id: format!("{input_name}:{}", numbers.first().copied().unwrap_or(0)),
         timestamp_us: i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX),
-        latency_us: i64::try_from(started.elapsed().unwrap_or_default().as_micros())
+        latency_us: i64::try_from(answer.started.elapsed().unwrap_or_default().as_micros())
             .unwrap_or(i64::MAX),
         protocol: "batch",
         role: Role::Primary,
-        rows: numbers.len(),
-        inputs: inputs.into(),
-        outputs,
+        rows: rows.len(),
+        inputs: answer.inputs.into(),
+        outputs: answer.outputs,
         error: None,
         compared: None,
     };
-    let _ = model;
-    scored.write(log, &record, numbers)
+    scored.write(log, &record, &numbers, &carried)
 }
 
 /// An error's JSON body, as the server answers it.

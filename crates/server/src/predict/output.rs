@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 
@@ -69,7 +69,13 @@ pub(super) struct ScoredFile {
 }
 
 impl ScoredFile {
-    pub(super) fn create(destination: &Path, log: &VersionLog) -> Result<ScoredFile, WriteError> {
+    /// The file for `log`'s columns, `input_row` and the `carry` columns (as text; a name the
+    /// log's columns already use is written `input.<name>`).
+    pub(super) fn create(
+        destination: &Path,
+        log: &VersionLog,
+        carry: &[String],
+    ) -> Result<ScoredFile, WriteError> {
         let file = Pending::new(destination);
         let mut fields: Vec<Field> = log
             .schema
@@ -78,6 +84,15 @@ impl ScoredFile {
             .map(|f| f.as_ref().clone())
             .collect();
         fields.push(Field::new("input_row", DataType::Int64, false));
+        for name in carry {
+            let taken = fields.iter().any(|f| f.name() == name);
+            let name = if taken {
+                format!("input.{name}")
+            } else {
+                name.clone()
+            };
+            fields.push(Field::new(name, DataType::Utf8, true));
+        }
         let schema = Arc::new(Schema::new_with_metadata(
             fields,
             log.schema.metadata().clone(),
@@ -97,12 +112,14 @@ impl ScoredFile {
         })
     }
 
-    /// Appends a scored batch (`record`, through `log`), whose rows are `numbers` of the input.
+    /// Appends a scored batch (`record`, through `log`), whose rows are `numbers` of the input
+    /// with `carried` values.
     pub(super) fn write(
         &mut self,
         log: &VersionLog,
         record: &Record,
         numbers: &[u64],
+        carried: &[Vec<Option<String>>],
     ) -> Result<(), WriteError> {
         let destination = self.file.destination.clone();
         let batch = log
@@ -114,6 +131,12 @@ impl ScoredFile {
                 .iter()
                 .map(|&n| i64::try_from(n).unwrap_or(i64::MAX)),
         )));
+        let carry = self.schema.fields().len() - columns.len();
+        for c in 0..carry {
+            columns.push(Arc::new(StringArray::from_iter(
+                carried.iter().map(|row| row.get(c).cloned().flatten()),
+            )));
+        }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|err| failed(&destination, err, None))?;
         if let Some(writer) = self.writer.as_mut() {
@@ -173,14 +196,26 @@ impl RejectsFile {
         })
     }
 
-    /// Appends input row `number`'s refusal: `{"input_row": n, "code", "error", "details"}`.
+    /// Appends input row `number`'s refusal: `{"input_row": n, "carried": {...}, "code",
+    /// "error", "details"}` (`carried` with `--carry`).
     pub(super) fn write(
         &mut self,
         number: u64,
+        carried: &[(String, Option<String>)],
         error: &serde_json::Value,
     ) -> Result<(), WriteError> {
         let mut line = serde_json::Map::new();
         line.insert("input_row".into(), number.into());
+        if !carried.is_empty() {
+            let values = carried
+                .iter()
+                .map(|(name, value)| {
+                    let value = value.clone().map_or(serde_json::Value::Null, Into::into);
+                    (name.clone(), value)
+                })
+                .collect();
+            line.insert("carried".into(), serde_json::Value::Object(values));
+        }
         if let serde_json::Value::Object(body) = error {
             line.extend(body.clone());
         }

@@ -45,6 +45,20 @@ fn scored(path: &Path) -> Vec<(i64, String, f32)> {
     rows
 }
 
+/// The carried `id` column.
+fn carried_ids(path: &Path) -> Vec<String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    reader
+        .flat_map(|batch| {
+            let batch = batch.unwrap();
+            arrow_schema_cast_string(batch.column(batch.schema().index_of("id").unwrap()))
+        })
+        .collect()
+}
+
 /// A label column (dictionary-encoded or plain) as strings.
 fn arrow_schema_cast_string(array: &arrow_array::ArrayRef) -> Vec<String> {
     if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
@@ -98,6 +112,8 @@ async fn scored_rows_equal_the_servers_answers_and_rejects_carry_its_errors() {
         output.to_str().unwrap(),
         "--batch-rows",
         "4",
+        "--carry",
+        "id",
     ]);
     assert_eq!(
         done.status.code(),
@@ -127,6 +143,11 @@ async fn scored_rows_equal_the_servers_answers_and_rejects_carry_its_errors() {
         got.iter().map(|r| r.0).collect::<Vec<_>>(),
         [1, 2, 4, 6],
         "input order kept"
+    );
+    assert_eq!(
+        carried_ids(&output),
+        ["a", "b", "d", "f"],
+        "the id carried beside each answer"
     );
     // A batch's admitted rows run as one request: the server, sent the same rows together,
     // answers the same bits (an engine's sums may differ in the last bit between batch sizes,
@@ -167,7 +188,8 @@ async fn scored_rows_equal_the_servers_answers_and_rejects_carry_its_errors() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        let mut expected = json!({"input_row": number});
+        let id = lines[number as usize - 1].split(',').next().unwrap();
+        let mut expected = json!({"input_row": number, "carried": {"id": id}});
         expected
             .as_object_mut()
             .unwrap()
@@ -197,6 +219,8 @@ async fn scored_rows_equal_the_servers_answers_and_rejects_carry_its_errors() {
         "--fail-on-reject",
         "--batch-rows",
         "4",
+        "--carry",
+        "id",
     ]);
     assert_eq!(
         done.status.code(),
