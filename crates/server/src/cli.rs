@@ -28,7 +28,7 @@ pub enum Command {
     /// Write a model folder (NAME/warden.toml + NAME/1/model.onnx) from a graph and its
     /// training data; the folder serves without edits.
     Init(InitArgs),
-    /// Score a file offline (CSV or JSON Lines) with the same model, contract, engine and output
+    /// Score a file offline (CSV, JSON Lines or Parquet) with the same model, contract, engine and output
     /// guards as `serve`: the answers as Parquet in the prediction log's schema, the refused rows
     /// with the server's error in a rejects file. Exit 65 with --fail-on-reject when any row was
     /// refused; 130 when interrupted (nothing is written).
@@ -86,7 +86,8 @@ pub struct InitArgs {
 pub struct PredictArgs {
     /// The model: its folder (holding warden.toml), a repository holding one model, or a .onnx.
     pub model: PathBuf,
-    /// The rows to score: .csv (a header row naming the features) or .jsonl (one object per line).
+    /// The rows to score: .csv (a header row naming the features), .jsonl (one object per line)
+    /// or .parquet.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     /// The scored rows, as Parquet (written under a temporary name, renamed when complete).

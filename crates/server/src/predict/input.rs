@@ -1,5 +1,5 @@
 //! The rows of an input file, read a batch at a time (never the whole file): CSV with a header
-//! row, or JSON Lines of objects. Each row becomes the JSON object a client would send for it,
+//! row, JSON Lines of objects, or Parquet (a record batch at a time). Each row becomes the JSON object a client would send for it,
 //! typed as the contract types its features (a CSV cell of a float feature that is not a
 //! number stays text, and the contract refuses it as it would a client's string; an empty cell
 //! is `null`), so the contract gate checks it exactly as the server checks a request. Columns
@@ -9,6 +9,16 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType as ArrowType;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde_json::{Map, Value};
 use warden_contract::{Feature, FeatureType};
 
@@ -40,6 +50,16 @@ pub enum InputError {
 
 /// A file's rows, a batch at a time.
 pub(super) enum Rows {
+    Parquet {
+        path: PathBuf,
+        reader: ParquetRecordBatchReader,
+        /// Each feature's column in the file.
+        columns: Vec<(Feature, usize)>,
+        carried: Vec<usize>,
+        /// The record batch being read, and the next row of it.
+        current: Option<(RecordBatch, usize)>,
+        next: u64,
+    },
     Csv {
         path: PathBuf,
         reader: csv::Reader<File>,
@@ -133,6 +153,66 @@ impl Rows {
                     next: 1,
                 })
             }
+            "parquet" | "pq" => {
+                let file = File::open(path).map_err(read)?;
+                let format = |reason: String| InputError::Format {
+                    path: path.to_path_buf(),
+                    line: None,
+                    reason,
+                };
+                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|err| format(format!("not a readable Parquet file: {err}")))?;
+                let schema = Arc::clone(builder.schema());
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let mut columns = Vec::new();
+                let mut missing = Vec::new();
+                for feature in features {
+                    match names.iter().position(|n| *n == feature.name) {
+                        Some(index) => columns.push((feature.clone(), index)),
+                        None => missing.push(feature.name.as_str()),
+                    }
+                }
+                if !missing.is_empty() {
+                    return Err(format(format!(
+                        "it has no column for the feature{} {} (its columns are: {})",
+                        if missing.len() == 1 { "" } else { "s" },
+                        missing.join(", "),
+                        names.join(", ")
+                    )));
+                }
+                let mut carried = Vec::new();
+                for name in carry {
+                    let index = names.iter().position(|n| n == name).ok_or_else(|| {
+                        format(format!(
+                            "--carry names `{name}`, which it does not have (its columns are: {})",
+                            names.join(", ")
+                        ))
+                    })?;
+                    carried.push(index);
+                }
+                for &(ref feature, index) in &columns {
+                    let kind = schema.field(index).data_type();
+                    if !readable(kind) {
+                        return Err(format(format!(
+                            "column `{}` is {kind}, which warden predict does not read (numbers, \
+                             booleans and strings, dictionary-encoded or not)",
+                            feature.name
+                        )));
+                    }
+                }
+                let reader = builder
+                    .with_batch_size(4096)
+                    .build()
+                    .map_err(|err| format(format!("not a readable Parquet file: {err}")))?;
+                Ok(Rows::Parquet {
+                    path: path.to_path_buf(),
+                    reader,
+                    columns,
+                    carried,
+                    current: None,
+                    next: 1,
+                })
+            }
             "jsonl" | "ndjson" => {
                 let file = File::open(path).map_err(read)?;
                 Ok(Rows::JsonLines {
@@ -149,7 +229,7 @@ impl Rows {
                 line: None,
                 reason: format!(
                     "the extension {other:?} is not one warden predict reads: use .csv (with a \
-                     header row) or .jsonl (one JSON object per line)"
+                     header row), .jsonl (one JSON object per line) or .parquet"
                 ),
             }),
         }
@@ -159,6 +239,58 @@ impl Rows {
     pub(super) fn batch(&mut self, count: usize) -> Result<Vec<InputRow>, InputError> {
         let mut rows = Vec::with_capacity(count);
         match self {
+            Rows::Parquet {
+                path,
+                reader,
+                columns,
+                carried,
+                current,
+                next,
+            } => {
+                while rows.len() < count {
+                    let (batch, at) = match current.take() {
+                        Some((batch, at)) if at < batch.num_rows() => (batch, at),
+                        _ => match reader.next() {
+                            None => break,
+                            Some(Ok(batch)) => (batch, 0),
+                            Some(Err(err)) => {
+                                return Err(InputError::Format {
+                                    path: path.clone(),
+                                    line: None,
+                                    reason: format!(
+                                        "row {} and after cannot be read: {err}",
+                                        *next
+                                    ),
+                                });
+                            }
+                        },
+                    };
+                    let end = batch.num_rows().min(at + count - rows.len());
+                    for r in at..end {
+                        let row: Map<String, Value> = columns
+                            .iter()
+                            .map(|(feature, index)| {
+                                (feature.name.clone(), cell(batch.column(*index), r))
+                            })
+                            .collect();
+                        let carried = carried
+                            .iter()
+                            .map(|&i| match cell(batch.column(i), r) {
+                                Value::Null => None,
+                                Value::String(text) => Some(text),
+                                other => Some(other.to_string()),
+                            })
+                            .collect();
+                        rows.push(InputRow {
+                            number: *next,
+                            row: Ok(Value::Object(row)),
+                            carried,
+                        });
+                        *next += 1;
+                    }
+                    *current = Some((batch, end));
+                }
+            }
             Rows::Csv {
                 path,
                 reader,
@@ -251,6 +383,69 @@ impl Rows {
             }
         }
         Ok(rows)
+    }
+}
+
+/// Whether `kind` is a column type whose cells become JSON values a row can hold.
+fn readable(kind: &ArrowType) -> bool {
+    match kind {
+        ArrowType::Dictionary(_, value) => readable(value),
+        other => matches!(
+            other,
+            ArrowType::Boolean
+                | ArrowType::Utf8
+                | ArrowType::LargeUtf8
+                | ArrowType::Utf8View
+                | ArrowType::Float32
+                | ArrowType::Float64
+                | ArrowType::Int8
+                | ArrowType::Int16
+                | ArrowType::Int32
+                | ArrowType::Int64
+                | ArrowType::UInt8
+                | ArrowType::UInt16
+                | ArrowType::UInt32
+                | ArrowType::UInt64
+        ),
+    }
+}
+
+/// Row `r` of a Parquet column as the JSON value a client would send (a float NaN as the text
+/// `NaN`, which the contract refuses as it refuses a client's).
+fn cell(array: &ArrayRef, r: usize) -> Value {
+    if array.is_null(r) {
+        return Value::Null;
+    }
+    let float = |x: f64| {
+        serde_json::Number::from_f64(x).map_or_else(|| Value::from(x.to_string()), Value::Number)
+    };
+    match array.data_type() {
+        ArrowType::Float64 => float(array.as_primitive::<Float64Type>().value(r)),
+        ArrowType::Float32 => {
+            // The shortest decimal that reads back as the same f32.
+            let x = array.as_primitive::<Float32Type>().value(r);
+            x.to_string().parse::<f64>().map_or(Value::Null, float)
+        }
+        ArrowType::Boolean => Value::Bool(array.as_boolean().value(r)),
+        ArrowType::Utf8 => Value::from(array.as_string::<i32>().value(r)),
+        ArrowType::LargeUtf8 => Value::from(array.as_string::<i64>().value(r)),
+        ArrowType::Utf8View => Value::from(array.as_string_view().value(r)),
+        ArrowType::Dictionary(..) => {
+            let Some(dictionary) = array.as_any_dictionary_opt() else {
+                return Value::Null;
+            };
+            let key = dictionary.normalized_keys()[r];
+            cell(dictionary.values(), key)
+        }
+        ArrowType::Int8 => Value::from(array.as_primitive::<Int8Type>().value(r)),
+        ArrowType::Int16 => Value::from(array.as_primitive::<Int16Type>().value(r)),
+        ArrowType::Int32 => Value::from(array.as_primitive::<Int32Type>().value(r)),
+        ArrowType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(r)),
+        ArrowType::UInt8 => Value::from(array.as_primitive::<UInt8Type>().value(r)),
+        ArrowType::UInt16 => Value::from(array.as_primitive::<UInt16Type>().value(r)),
+        ArrowType::UInt32 => Value::from(array.as_primitive::<UInt32Type>().value(r)),
+        ArrowType::UInt64 => Value::from(array.as_primitive::<UInt64Type>().value(r)),
+        _ => Value::Null,
     }
 }
 

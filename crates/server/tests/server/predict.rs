@@ -345,3 +345,58 @@ fn an_interrupted_run_leaves_no_output() {
         .collect();
     assert_eq!(left, ["many.csv"], "nothing but the input is left");
 }
+
+#[test]
+fn a_scored_file_read_back_as_parquet_scores_the_same_and_a_truncated_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("applicants.csv");
+    std::fs::write(&input, CSV).unwrap();
+    let first = dir.path().join("first.parquet");
+    let model = examples().join("credit");
+    let run = |input: &Path, output: &Path, batch: &str| {
+        predict(&[
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--batch-rows",
+            batch,
+        ])
+    };
+    assert_eq!(run(&input, &first, "4").status.code(), Some(0));
+    // The scored file holds the features as the model took them (float32, dictionary-encoded
+    // categories): scored again in the same groups of rows, the answers are the same bits.
+    let again = dir.path().join("again.parquet");
+    let done = run(&first, &again, "3");
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let answers = |path: &Path| {
+        scored(path)
+            .into_iter()
+            .map(|r| (r.1, r.2.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(answers(&again), answers(&first));
+    assert_eq!(
+        scored(&again).iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4],
+        "input_row numbers the rows of this input"
+    );
+
+    let bytes = std::fs::read(&first).unwrap();
+    let truncated = dir.path().join("truncated.parquet");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let done = run(&truncated, &dir.path().join("never.parquet"), "4");
+    assert_eq!(done.status.code(), Some(65));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains("truncated.parquet") && stderr.contains("not a readable Parquet file"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("never.parquet").exists());
+}
