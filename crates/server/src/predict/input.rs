@@ -53,6 +53,8 @@ pub(super) enum Rows {
     Parquet {
         path: PathBuf,
         reader: ParquetRecordBatchReader,
+        /// Rows in the file (its metadata's count).
+        total: u64,
         /// Each feature's column in the file.
         columns: Vec<(Feature, usize)>,
         carried: Vec<usize>,
@@ -63,6 +65,8 @@ pub(super) enum Rows {
     Csv {
         path: PathBuf,
         reader: csv::Reader<File>,
+        /// The file's size.
+        size: u64,
         /// Each feature's column in the file.
         columns: Vec<(Feature, usize)>,
         /// Each carried column's place in the file.
@@ -72,6 +76,8 @@ pub(super) enum Rows {
     JsonLines {
         path: PathBuf,
         lines: std::io::Lines<BufReader<File>>,
+        /// Bytes read so far, and the file's size.
+        bytes: (u64, u64),
         features: Vec<Feature>,
         carried: Vec<String>,
         next: u64,
@@ -98,6 +104,7 @@ impl Rows {
         match extension.as_str() {
             "csv" => {
                 let file = File::open(path).map_err(read)?;
+                let size = file.metadata().map_or(0, |m| m.len());
                 let mut reader = csv::Reader::from_reader(file);
                 let headers: Vec<String> = reader
                     .headers()
@@ -148,6 +155,7 @@ impl Rows {
                 Ok(Rows::Csv {
                     path: path.to_path_buf(),
                     reader,
+                    size,
                     columns,
                     carried,
                     next: 1,
@@ -200,6 +208,8 @@ impl Rows {
                         )));
                     }
                 }
+                let total =
+                    u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
                 let reader = builder
                     .with_batch_size(4096)
                     .build()
@@ -207,6 +217,7 @@ impl Rows {
                 Ok(Rows::Parquet {
                     path: path.to_path_buf(),
                     reader,
+                    total,
                     columns,
                     carried,
                     current: None,
@@ -215,9 +226,11 @@ impl Rows {
             }
             "jsonl" | "ndjson" => {
                 let file = File::open(path).map_err(read)?;
+                let size = file.metadata().map_or(0, |m| m.len());
                 Ok(Rows::JsonLines {
                     path: path.to_path_buf(),
                     lines: BufReader::new(file).lines(),
+                    bytes: (0, size),
                     features: features.to_vec(),
                     carried: carry.to_vec(),
                     next: 1,
@@ -235,6 +248,15 @@ impl Rows {
         }
     }
 
+    /// How far the reading is: done and total, in bytes (CSV, JSON Lines) or rows (Parquet).
+    pub(super) fn progress(&self) -> (u64, u64) {
+        match self {
+            Rows::Parquet { total, next, .. } => (next.saturating_sub(1), *total),
+            Rows::Csv { reader, size, .. } => (reader.position().byte(), *size),
+            Rows::JsonLines { bytes, .. } => *bytes,
+        }
+    }
+
     /// Up to `count` more rows; empty at the end of the file.
     pub(super) fn batch(&mut self, count: usize) -> Result<Vec<InputRow>, InputError> {
         let mut rows = Vec::with_capacity(count);
@@ -242,6 +264,7 @@ impl Rows {
             Rows::Parquet {
                 path,
                 reader,
+                total: _,
                 columns,
                 carried,
                 current,
@@ -294,6 +317,7 @@ impl Rows {
             Rows::Csv {
                 path,
                 reader,
+                size: _,
                 columns,
                 carried,
                 next,
@@ -339,6 +363,7 @@ impl Rows {
             Rows::JsonLines {
                 path,
                 lines,
+                bytes,
                 features,
                 carried,
                 next,
@@ -353,6 +378,7 @@ impl Rows {
                         path: path.clone(),
                         source,
                     })?;
+                    bytes.0 += text.len() as u64 + 1;
                     if text.trim().is_empty() {
                         continue;
                     }

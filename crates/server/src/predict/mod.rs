@@ -147,6 +147,22 @@ fn model_source(path: &Path) -> Result<ModelSource, PredictFailure> {
         .ok_or_else(|| PredictFailure::Usage(format!("{} holds no model version", path.display())))
 }
 
+/// A progress bar on stderr when it is a terminal (otherwise a log line every 5 s): how far
+/// through the input (`total` bytes or rows), rows/s and the ETA.
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || total == 0 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% {msg}, ETA {eta}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
 /// SIGINT (Ctrl-C) and SIGTERM, which stop a run before anything is published.
 struct Stop {
     interrupt: tokio::signal::unix::Signal,
@@ -235,9 +251,13 @@ pub(crate) fn predict(
         let mut scored = ScoredFile::create(&request.output, &log, &request.carry)?;
         let mut rejects = RejectsFile::create(&rejects_path)?;
         let mut reported = Instant::now();
+        let bar = progress_bar(rows.progress().1);
         loop {
             let batch = rows.batch(batch_rows)?;
             if batch.is_empty() {
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
                 return Ok::<_, PredictFailure>((scored, rejects));
             }
             let scoring = score(
@@ -260,7 +280,16 @@ pub(crate) fn predict(
             if stop.is_signalled() {
                 return Err(PredictFailure::Interrupted);
             }
-            if reported.elapsed() >= Duration::from_secs(5) {
+            if let Some(bar) = &bar {
+                let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_position(rows.progress().0);
+                bar.set_message(format!(
+                    "{} rows, {:.0} rows/s, {} refused",
+                    totals.0,
+                    totals.0 as f64 / seconds,
+                    rejects.count
+                ));
+            } else if reported.elapsed() >= Duration::from_secs(5) {
                 reported = Instant::now();
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(

@@ -400,3 +400,51 @@ fn a_scored_file_read_back_as_parquet_scores_the_same_and_a_truncated_one_is_nam
     );
     assert!(!dir.path().join("never.parquet").exists());
 }
+
+/// Peak resident memory of `warden predict` on `rows` generated rows, in KiB.
+#[allow(unsafe_code)] // wait4: the peak memory of this one child, which std does not report
+#[allow(clippy::zombie_processes)] // reaped by wait4 below
+fn peak_kib(dir: &Path, rows: usize) -> i64 {
+    let input = dir.join(format!("rows-{rows}.csv"));
+    let mut text = String::from("age,income,debt_ratio,country,employment\n");
+    for i in 0..rows {
+        text.push_str(&format!(
+            "{},{},0.{},{},salaried\n",
+            20 + i % 60,
+            20000 + i % 50000,
+            i % 10,
+            ["US", "DE", "FR"][i % 3]
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let child = Command::new(warden_bin())
+        .arg("predict")
+        .arg(examples().join("credit"))
+        .args(["--input", input.to_str().unwrap(), "--output"])
+        .arg(dir.join(format!("rows-{rows}.parquet")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // This child's own resource use (not every child's of the test process).
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled by the kernel; the pid is this test's own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(waited, child.id() as i32);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    usage.ru_maxrss
+}
+
+#[test]
+fn memory_stays_bounded_whatever_the_input_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = peak_kib(dir.path(), 15_000);
+    let large = peak_kib(dir.path(), 150_000);
+    // Ten times the rows (6 MB of CSV, 150,000 rows that as JSON values alone would take
+    // over 60 MiB): the reader holds a batch, the writer a row group of at most 8 MiB.
+    assert!(
+        large - small < 25 * 1024,
+        "peak {small} KiB for 15,000 rows, {large} KiB for 150,000"
+    );
+}
