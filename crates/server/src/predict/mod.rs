@@ -25,7 +25,7 @@ use crate::outcome::error::ApiError;
 use crate::outcome::predict_error;
 use crate::prediction_log::{Record, Role, Settings, VersionLog};
 use crate::serving::{
-    Backends, LoadError, MANIFEST_FILE, ModelSource, ModelVersion, PredictError, RepositoryError,
+    Admitted, Backends, LoadError, MANIFEST_FILE, ModelSource, ModelVersion, RepositoryError,
     load_to_serve, scan_model_folder, scan_repository,
 };
 
@@ -321,16 +321,15 @@ pub(crate) fn predict(
     })
 }
 
-/// A readable row waiting to be scored.
-struct Waiting {
+/// A readable row's place in the input: its number and carried values.
+struct Place {
     number: u64,
-    value: Value,
     carried: Vec<Option<String>>,
 }
 
-/// Scores one batch: its readable rows admitted and run together; when the gate refuses some,
-/// each is admitted alone to tell the refused from the rest; when an answer fails a guard,
-/// each row is run alone. How many rows were read and scored.
+/// Scores one batch: its readable rows admitted once and run together; when the gate refuses
+/// some, each is admitted alone to tell the refused from the rest; when an answer fails a
+/// guard, each row is run alone. How many rows were read and scored.
 async fn score(
     model: &Arc<ModelVersion>,
     log: &Arc<VersionLog>,
@@ -344,14 +343,17 @@ async fn score(
     let named = |carried: &[Option<String>]| -> Vec<(String, Option<String>)> {
         carry.iter().cloned().zip(carried.iter().cloned()).collect()
     };
-    let mut waiting = Vec::with_capacity(batch.len());
+    let mut places = Vec::with_capacity(batch.len());
+    let mut values = Vec::with_capacity(batch.len());
     for row in batch {
         match row.row {
-            Ok(value) => waiting.push(Waiting {
-                number: row.number,
-                value,
-                carried: row.carried,
-            }),
+            Ok(value) => {
+                places.push(Place {
+                    number: row.number,
+                    carried: row.carried,
+                });
+                values.push(value);
+            }
             Err(reason) => rejects.write(
                 row.number,
                 &named(&row.carried),
@@ -359,49 +361,81 @@ async fn score(
             )?,
         }
     }
-    let values = |waiting: &[Waiting]| waiting.iter().map(|w| w.value.clone()).collect::<Vec<_>>();
-    // The gate first: rows it refuses are set aside one by one.
-    if !waiting.is_empty()
-        && let Err(PredictError::Invalid(_)) = model.admit_rows(&values(&waiting))
-    {
-        let mut kept = Vec::with_capacity(waiting.len());
-        for row in waiting {
-            match model.admit_rows(&vec![row.value.clone()]) {
-                Ok(_) => kept.push(row),
-                Err(err) => rejects.write(
-                    row.number,
-                    &named(&row.carried),
-                    &body(&predict_error(model, err)),
-                )?,
-            }
-        }
-        waiting = kept;
-    }
-    if waiting.is_empty() {
+    if values.is_empty() {
         return Ok((read, 0));
     }
-    match run(model, &values(&waiting)).await {
-        Ok(answer) => {
-            write(log, input_name, scored, answer, &waiting)?;
-            Ok((read, waiting.len() as u64))
+    let admitted = match model.admit_rows(&values) {
+        Ok(admitted) => admitted,
+        Err(_) => {
+            // The rows the gate refuses, set aside one by one; the rest admitted together.
+            let mut kept = (
+                Vec::with_capacity(places.len()),
+                Vec::with_capacity(places.len()),
+            );
+            for (place, value) in places.into_iter().zip(values) {
+                let mut one = vec![value];
+                match model.admit_rows(&one) {
+                    Ok(_) => {
+                        kept.0.push(place);
+                        kept.1.extend(one.pop());
+                    }
+                    Err(err) => rejects.write(
+                        place.number,
+                        &named(&place.carried),
+                        &body(&predict_error(model, err)),
+                    )?,
+                }
+            }
+            (places, values) = kept;
+            if values.is_empty() {
+                return Ok((read, 0));
+            }
+            match model.admit_rows(&values) {
+                Ok(admitted) => admitted,
+                Err(err) => {
+                    let error = body(&predict_error(model, err));
+                    for place in &places {
+                        rejects.write(place.number, &named(&place.carried), &error)?;
+                    }
+                    return Ok((read, 0));
+                }
+            }
         }
-        Err(_) if waiting.len() > 1 => {
+    };
+    match infer(model, admitted).await {
+        Ok(answer) => {
+            write(log, input_name, scored, answer, &places)?;
+            Ok((read, places.len() as u64))
+        }
+        Err(_) if values.len() > 1 => {
             // Some row's answer failed a guard (or the batch failed): each row alone.
             let mut ok = 0;
-            for row in waiting {
-                match run(model, std::slice::from_ref(&row.value)).await {
+            for (place, value) in places.into_iter().zip(values) {
+                let answered = match model.admit_rows(&vec![value]) {
+                    Ok(admitted) => infer(model, admitted).await,
+                    Err(err) => Err(predict_error(model, err)),
+                };
+                match answered {
                     Ok(answer) => {
-                        write(log, input_name, scored, answer, std::slice::from_ref(&row))?;
+                        write(
+                            log,
+                            input_name,
+                            scored,
+                            answer,
+                            std::slice::from_ref(&place),
+                        )?;
                         ok += 1;
                     }
-                    Err(error) => rejects.write(row.number, &named(&row.carried), &body(&error))?,
+                    Err(error) => {
+                        rejects.write(place.number, &named(&place.carried), &body(&error))?;
+                    }
                 }
             }
             Ok((read, ok))
         }
         Err(error) => {
-            let row = &waiting[0];
-            rejects.write(row.number, &named(&row.carried), &body(&error))?;
+            let place = &places[0];
+            rejects.write(place.number, &named(&place.carried), &body(&error))?;
             Ok((read, 0))
         }
     }
@@ -414,12 +448,9 @@ struct Answered {
     started: SystemTime,
 }
 
-/// Admits and runs `values` as one request.
-async fn run(model: &Arc<ModelVersion>, values: &[Value]) -> Result<Answered, ApiError> {
+/// Runs admitted rows as one request.
+async fn infer(model: &Arc<ModelVersion>, admitted: Admitted) -> Result<Answered, ApiError> {
     let started = SystemTime::now();
-    let admitted = model
-        .admit_rows(&values.to_vec())
-        .map_err(|err| predict_error(model, err))?;
     let inputs = admitted.inputs().to_vec();
     // A batch job has no client deadline; a day bounds a hung engine.
     let deadline = Instant::now() + Duration::from_secs(24 * 3600);
@@ -440,7 +471,7 @@ fn write(
     input_name: &str,
     scored: &mut ScoredFile,
     answer: Answered,
-    rows: &[Waiting],
+    rows: &[Place],
 ) -> Result<(), WriteError> {
     let since_epoch = answer
         .started
