@@ -16,31 +16,45 @@ use parquet::arrow::ArrowWriter;
 
 use crate::prediction_log::{Record, VersionLog, parquet_properties};
 
-/// A file being written under a temporary name.
+/// A file being written under a temporary name: renamed into place by [`Pending::publish`],
+/// removed when dropped unpublished (an error, Ctrl-C), so nothing is left that looks finished.
 struct Pending {
     temporary: PathBuf,
     destination: PathBuf,
+    published: bool,
 }
 
 impl Pending {
-    fn new(destination: &Path) -> Pending {
+    /// Creates the temporary file beside `destination`.
+    fn create(destination: &Path) -> Result<(Pending, File), WriteError> {
         let name = destination
             .file_name()
             .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
         let temporary =
             destination.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-        Pending {
+        let handle =
+            File::create(&temporary).map_err(|err| failed(&temporary, &err, Some(err.kind())))?;
+        let pending = Pending {
             temporary,
             destination: destination.to_path_buf(),
-        }
+            published: false,
+        };
+        Ok((pending, handle))
     }
 
-    fn publish(self) -> std::io::Result<()> {
+    fn publish(mut self) -> Result<(), WriteError> {
         std::fs::rename(&self.temporary, &self.destination)
+            .map_err(|err| failed(&self.destination, &err, Some(err.kind())))?;
+        self.published = true;
+        Ok(())
     }
+}
 
-    fn discard(&self) {
-        let _ = std::fs::remove_file(&self.temporary);
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_file(&self.temporary);
+        }
     }
 }
 
@@ -63,9 +77,9 @@ fn failed(path: &Path, reason: impl ToString, io: Option<std::io::ErrorKind>) ->
 
 /// The scored rows' Parquet file.
 pub(super) struct ScoredFile {
-    file: Pending,
-    writer: Option<ArrowWriter<File>>,
+    writer: ArrowWriter<File>,
     schema: Arc<Schema>,
+    file: Pending,
 }
 
 impl ScoredFile {
@@ -76,7 +90,6 @@ impl ScoredFile {
         log: &VersionLog,
         carry: &[String],
     ) -> Result<ScoredFile, WriteError> {
-        let file = Pending::new(destination);
         let mut fields: Vec<Field> = log
             .schema
             .fields()
@@ -97,8 +110,7 @@ impl ScoredFile {
             fields,
             log.schema.metadata().clone(),
         ));
-        let handle = File::create(&file.temporary)
-            .map_err(|err| failed(&file.temporary, &err, Some(err.kind())))?;
+        let (file, handle) = Pending::create(destination)?;
         let writer = ArrowWriter::try_new(
             handle,
             Arc::clone(&schema),
@@ -106,9 +118,9 @@ impl ScoredFile {
         )
         .map_err(|err| failed(destination, err, None))?;
         Ok(ScoredFile {
-            file,
-            writer: Some(writer),
+            writer,
             schema,
+            file,
         })
     }
 
@@ -121,10 +133,10 @@ impl ScoredFile {
         numbers: &[u64],
         carried: &[Vec<Option<String>>],
     ) -> Result<(), WriteError> {
-        let destination = self.file.destination.clone();
+        let destination = &self.file.destination;
         let batch = log
             .batch(std::slice::from_ref(record))
-            .map_err(|err| failed(&destination, err, None))?;
+            .map_err(|err| failed(destination, err, None))?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns.push(Arc::new(Int64Array::from_iter_values(
             numbers
@@ -138,60 +150,35 @@ impl ScoredFile {
             )));
         }
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
-            .map_err(|err| failed(&destination, err, None))?;
-        if let Some(writer) = self.writer.as_mut() {
-            writer
-                .write(&batch)
-                .map_err(|err| failed(&destination, err, None))?;
-        }
-        Ok(())
+            .map_err(|err| failed(destination, err, None))?;
+        self.writer
+            .write(&batch)
+            .map_err(|err| failed(destination, err, None))
     }
 
     /// Closes the file and renames it into place.
-    pub(super) fn publish(mut self) -> Result<(), WriteError> {
-        let destination = self.file.destination.clone();
-        if let Some(writer) = self.writer.take() {
-            writer
-                .close()
-                .map_err(|err| failed(&destination, err, None))?;
-        }
-        let file = std::mem::replace(
-            &mut self.file,
-            Pending {
-                temporary: PathBuf::new(),
-                destination: PathBuf::new(),
-            },
-        );
+    pub(super) fn publish(self) -> Result<(), WriteError> {
+        let ScoredFile { writer, file, .. } = self;
+        writer
+            .close()
+            .map_err(|err| failed(&file.destination, err, None))?;
         file.publish()
-            .map_err(|err| failed(&destination, &err, Some(err.kind())))
-    }
-}
-
-impl Drop for ScoredFile {
-    /// A file not published (an error, Ctrl-C) leaves nothing behind.
-    fn drop(&mut self) {
-        if !self.file.temporary.as_os_str().is_empty() {
-            self.writer.take();
-            self.file.discard();
-        }
     }
 }
 
 /// The refused rows' JSON Lines file.
 pub(super) struct RejectsFile {
+    writer: BufWriter<File>,
     file: Pending,
-    writer: Option<BufWriter<File>>,
     pub count: u64,
 }
 
 impl RejectsFile {
     pub(super) fn create(destination: &Path) -> Result<RejectsFile, WriteError> {
-        let file = Pending::new(destination);
-        let handle = File::create(&file.temporary)
-            .map_err(|err| failed(&file.temporary, &err, Some(err.kind())))?;
+        let (file, handle) = Pending::create(destination)?;
         Ok(RejectsFile {
+            writer: BufWriter::new(handle),
             file,
-            writer: Some(BufWriter::new(handle)),
             count: 0,
         })
     }
@@ -219,42 +206,25 @@ impl RejectsFile {
         if let serde_json::Value::Object(body) = error {
             line.extend(body.clone());
         }
-        let destination = self.file.destination.clone();
-        if let Some(writer) = self.writer.as_mut() {
-            serde_json::to_writer(&mut *writer, &line)
-                .map_err(|err| failed(&destination, err, None))?;
-            writer
-                .write_all(b"\n")
-                .map_err(|err| failed(&destination, &err, Some(err.kind())))?;
-        }
+        let destination = &self.file.destination;
+        serde_json::to_writer(&mut self.writer, &line)
+            .map_err(|err| failed(destination, err, None))?;
+        self.writer
+            .write_all(b"\n")
+            .map_err(|err| failed(destination, &err, Some(err.kind())))?;
         self.count += 1;
         Ok(())
     }
 
-    pub(super) fn publish(mut self) -> Result<(), WriteError> {
-        let destination = self.file.destination.clone();
-        if let Some(mut writer) = self.writer.take() {
-            writer
-                .flush()
-                .map_err(|err| failed(&destination, &err, Some(err.kind())))?;
-        }
-        let file = std::mem::replace(
-            &mut self.file,
-            Pending {
-                temporary: PathBuf::new(),
-                destination: PathBuf::new(),
-            },
-        );
+    /// Flushes the file and renames it into place.
+    pub(super) fn publish(self) -> Result<(), WriteError> {
+        let RejectsFile {
+            mut writer, file, ..
+        } = self;
+        writer
+            .flush()
+            .map_err(|err| failed(&file.destination, &err, Some(err.kind())))?;
+        drop(writer);
         file.publish()
-            .map_err(|err| failed(&destination, &err, Some(err.kind())))
-    }
-}
-
-impl Drop for RejectsFile {
-    fn drop(&mut self) {
-        if !self.file.temporary.as_os_str().is_empty() {
-            self.writer.take();
-            self.file.discard();
-        }
     }
 }
