@@ -624,7 +624,10 @@ fn concat(parts: &[&Tensor]) -> Option<Tensor> {
 
 /// Each tensor cut into consecutive runs of `rows` rows, in order: a batch's outputs back into
 /// each request's, a large request's inputs into its parts.
-fn split_rows(tensors: Vec<NamedTensor>, rows: &[usize]) -> Result<Vec<Vec<NamedTensor>>, String> {
+pub(super) fn split_rows(
+    tensors: Vec<NamedTensor>,
+    rows: &[usize],
+) -> Result<Vec<Vec<NamedTensor>>, String> {
     let total: usize = rows.iter().sum();
     let mut per_job: Vec<Vec<NamedTensor>> = rows.iter().map(|_| Vec::new()).collect();
     for named in tensors {

@@ -34,7 +34,7 @@ use super::admission::Gate;
 use super::contract::ModelContract;
 use super::load_error::LoadError;
 use super::repository::ModelSource;
-use super::scheduler::batch_priority;
+use super::scheduler::{batch_priority, split_rows};
 use crate::stage::{self, Stage};
 
 /// Engine rows per run of the coalition method: large enough to amortise a run, small enough
@@ -355,11 +355,13 @@ impl Explainer {
     ) -> Result<Explanation, ExplainError> {
         let shared = &self.shared;
         let method = self.check(ask, rows)?;
-        let classes = self.classes(ask, outputs, rows)?;
+        // The answer's scores: each row's class when none is asked, and what its output is
+        // held to.
         let answered = outputs
             .iter()
             .find(|o| o.name == shared.score.name)
             .and_then(|o| f64s(&o.tensor));
+        let classes = self.classes(ask, answered.as_deref(), rows)?;
         let started = Instant::now();
         let deadline = deadline.min(started + Duration::from_millis(shared.limits.timeout_ms()));
         let (reply, answer) = oneshot::channel();
@@ -448,7 +450,7 @@ impl Explainer {
     fn classes(
         &self,
         ask: &ExplainAsk,
-        outputs: &[NamedTensor],
+        answered: Option<&[f64]>,
         rows: usize,
     ) -> Result<Vec<usize>, ExplainError> {
         let labels = &self.shared.score.labels;
@@ -473,10 +475,7 @@ impl Explainer {
         if labels.len() == 2 {
             return Ok(vec![1; rows]);
         }
-        let scores = outputs
-            .iter()
-            .find(|o| o.name == self.shared.score.name)
-            .and_then(|o| f64s(&o.tensor))
+        let scores = answered
             .ok_or_else(|| ExplainError::Engine("no probabilities in the prediction".into()))?;
         let width = labels.len();
         Ok((0..rows)
@@ -555,12 +554,14 @@ fn run(
         ),
         _ => None,
     };
-    for r in 0..job.rows {
+    // One-row inputs, cut as the scheduler cuts a large request into runs.
+    let singles =
+        split_rows(job.inputs.clone(), &vec![1; job.rows]).map_err(ExplainError::Engine)?;
+    for (r, row) in singles.into_iter().enumerate() {
         if Instant::now() >= job.deadline {
             return Err(ExplainError::Deadline(0));
         }
         let class = job.classes[r];
-        let row = row_of(&job.inputs, r, job.rows);
         let attribution = match (&packed, &shared.structural) {
             (Some(packed), Some(structural)) => {
                 structural.explain(&packed[r * features..(r + 1) * features], class)
@@ -674,39 +675,6 @@ fn exact(
         },
         evaluations,
     ))
-}
-
-/// Row `r` of `rows`-row inputs, as one-row inputs.
-fn row_of(inputs: &[NamedTensor], r: usize, rows: usize) -> Vec<NamedTensor> {
-    inputs
-        .iter()
-        .map(|input| {
-            let width = input.tensor.data.len() / rows.max(1);
-            let range = r * width..(r + 1) * width;
-            let data = match &input.tensor.data {
-                TensorData::Bool(v) => TensorData::Bool(v[range].to_vec()),
-                TensorData::U8(v) => TensorData::U8(v[range].to_vec()),
-                TensorData::U16(v) => TensorData::U16(v[range].to_vec()),
-                TensorData::U32(v) => TensorData::U32(v[range].to_vec()),
-                TensorData::U64(v) => TensorData::U64(v[range].to_vec()),
-                TensorData::I8(v) => TensorData::I8(v[range].to_vec()),
-                TensorData::I16(v) => TensorData::I16(v[range].to_vec()),
-                TensorData::I32(v) => TensorData::I32(v[range].to_vec()),
-                TensorData::I64(v) => TensorData::I64(v[range].to_vec()),
-                TensorData::F32(v) => TensorData::F32(v[range].to_vec()),
-                TensorData::F64(v) => TensorData::F64(v[range].to_vec()),
-                TensorData::String(v) => TensorData::String(v[range].to_vec()),
-            };
-            let mut shape = input.tensor.shape.clone();
-            if let Some(first) = shape.first_mut() {
-                *first = 1;
-            }
-            NamedTensor {
-                name: input.name.clone(),
-                tensor: Tensor { shape, data },
-            }
-        })
-        .collect()
 }
 
 /// Each feature's value in a one-row input, as JSON.
